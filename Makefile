@@ -1,0 +1,56 @@
+# ML Service — every entry point. `make run` and `make test` work on a fresh
+# machine: they fetch what is missing first. See README.md.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+ORT_VERSION ?= 1.24.4
+# The ONNX Runtime library comes from the pinned `onnxruntime` wheel on PyPI,
+# unpacked into .cache/ (git-ignored). Set ONNXRUNTIME_SHARED_LIBRARY_PATH to
+# use another copy.
+ONNXRUNTIME_SHARED_LIBRARY_PATH ?= $(CURDIR)/.cache/onnxruntime/$(ORT_VERSION)/libonnxruntime.so
+export ONNXRUNTIME_SHARED_LIBRARY_PATH
+export CGO_ENABLED := 1
+
+GO ?= go
+FUZZTIME ?= 10s
+
+include notebooks/notebooks.mk
+
+.PHONY: help run build test test-go fuzz-short bench deps ort clean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+$(CURDIR)/.cache/onnxruntime/%/libonnxruntime.so:
+	ORT_VERSION=$* scripts/onnxruntime.sh >/dev/null
+
+ort: $(ONNXRUNTIME_SHARED_LIBRARY_PATH) ## fetch the ONNX Runtime shared library
+
+deps: ort ## fetch Go modules and the ONNX Runtime library
+	$(GO) mod download
+
+run: deps ## serve the embedded default model on :8000
+	$(GO) run ./serve
+
+build: deps ## build bin/serve
+	$(GO) build -o bin/serve ./serve
+
+test: deps notebooks-env ## set up everything and run every test
+	$(GO) vet ./...
+	$(GO) test -race -count=1 ./...
+	$(MAKE) --no-print-directory fuzz-short
+	$(MAKE) --no-print-directory notebooks-test
+
+test-go: deps ## only the Go tests
+	$(GO) test -race -count=1 ./...
+
+fuzz-short: deps ## a short run of every fuzz target
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeApplication$$' -fuzztime=$(FUZZTIME) ./schemas
+	$(GO) test -run='^$$' -fuzz='^FuzzPredict$$' -fuzztime=$(FUZZTIME) ./serve/api
+
+bench: deps ## benchmarks; writes BENCHMARKS.md
+	bench/run.sh
+
+clean: ## remove build output and caches of this checkout
+	rm -rf bin .cache notebooks/.venv

@@ -1,0 +1,118 @@
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+)
+
+// Local is the registry over a directory tree in the layout of artifacts/:
+//
+//	<model>/registry.json             aliases, tags and version notes
+//	<model>/versions/<version>/...    one MLflow model directory per version
+//
+// It lets the server run with no MLflow at all. Local is safe for concurrent use.
+type Local struct {
+	// FS holds the tree; the server passes the artifacts embedded in its binary.
+	FS fs.FS
+	// Name describes the tree for /ready ("embedded artifacts", a path).
+	Name string
+}
+
+var _ Source = (*Local)(nil)
+
+// LocalRegistry is the content of <model>/registry.json.
+type LocalRegistry struct {
+	Name     string            `json:"name"`
+	Aliases  map[string]string `json:"aliases"`
+	Tags     map[string]string `json:"tags"`
+	Versions []LocalVersion    `json:"versions"`
+}
+
+// LocalVersion is one version's notes in registry.json.
+type LocalVersion struct {
+	Version     string             `json:"version"`
+	Description string             `json:"description"`
+	RunID       string             `json:"run_id,omitempty"`
+	Metrics     map[string]float64 `json:"metrics,omitempty"`
+	Features    []string           `json:"features,omitempty"`
+}
+
+// Key implements Source.
+func (l *Local) Key() string { return "artifacts" }
+
+// Kind implements Source.
+func (l *Local) Kind() string { return "artifacts" }
+
+// Describe implements Source.
+func (l *Local) Describe() string { return l.Name }
+
+// Registry reads <model>/registry.json.
+func (l *Local) Registry(model string) (LocalRegistry, error) {
+	var r LocalRegistry
+	raw, err := fs.ReadFile(l.FS, path.Join(model, "registry.json"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return r, fmt.Errorf("%w: model %q in %s", ErrNotFound, model, l.Name)
+	}
+	if err != nil {
+		return r, fmt.Errorf("registry: %s: %w", l.Name, err)
+	}
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return r, fmt.Errorf("registry: %s/%s/registry.json: %w", l.Name, model, err)
+	}
+	return r, nil
+}
+
+// State implements Source.
+func (l *Local) State(_ context.Context, model string) (State, error) {
+	r, err := l.Registry(model)
+	if err != nil {
+		return State{}, err
+	}
+	return State{Aliases: r.Aliases, Tags: r.Tags}, nil
+}
+
+// Download implements Source by copying the version's files.
+func (l *Local) Download(_ context.Context, model, version, dir string) error {
+	root := path.Join(model, "versions", version)
+	if !fs.ValidPath(root) {
+		return fmt.Errorf("%w: version %q", ErrNotFound, version)
+	}
+	if _, err := fs.Stat(l.FS, root); err != nil {
+		return fmt.Errorf("%w: %s version %s in %s", ErrNotFound, model, version, l.Name)
+	}
+	return fs.WalkDir(l.FS, root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel := p[len(root):]
+		target := filepath.Join(dir, filepath.FromSlash(rel))
+		if d.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		return copyFile(l.FS, p, target)
+	})
+}
+
+func copyFile(fsys fs.FS, name, target string) error {
+	in, err := fsys.Open(name)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.Create(target)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}

@@ -1,0 +1,104 @@
+package api
+
+import (
+	"encoding/json"
+	"strconv"
+	"unicode/utf8"
+
+	"mlservice/serve/routing"
+)
+
+// The decision responses are written by hand: they are the hot path, and
+// reflection-based encoding would cost more than the model run itself.
+// encode_test.go checks the output against encoding/json.
+
+func appendDecision(b []byte, applicationID string, approve bool, p float32, model string, r *routing.Route, requestID string) []byte {
+	b = append(b, '{')
+	if applicationID != "" {
+		b = append(b, `"application_id":`...)
+		b = appendString(b, applicationID)
+		b = append(b, ',')
+	}
+	b = appendOutcome(b, approve, p, model, r)
+	b = append(b, `,"request_id":`...)
+	b = appendString(b, requestID)
+	return append(b, '}')
+}
+
+func appendBatchDecision(b []byte, index int, applicationID string, approve bool, p float32, model string, r *routing.Route) []byte {
+	b = append(b, `{"index":`...)
+	b = appendInt(b, index)
+	if applicationID != "" {
+		b = append(b, `,"application_id":`...)
+		b = appendString(b, applicationID)
+	}
+	b = append(b, ',')
+	b = appendOutcome(b, approve, p, model, r)
+	return append(b, '}')
+}
+
+func appendOutcome(b []byte, approve bool, p float32, model string, r *routing.Route) []byte {
+	b = append(b, `"approve":`...)
+	b = strconv.AppendBool(b, approve)
+	b = append(b, `,"probability":`...)
+	b = strconv.AppendFloat(b, float64(p), 'g', -1, 32)
+	b = append(b, `,"model":{"name":`...)
+	b = appendString(b, model)
+	b = append(b, `,"version":`...)
+	b = appendString(b, r.Version.Version)
+	b = append(b, `,"variant":`...)
+	b = appendString(b, string(r.Variant))
+	return append(b, '}')
+}
+
+// appendItemError writes one batch item's error; rare, so encoding/json does it.
+func appendItemError(b []byte, index int, applicationID string, err error) []byte {
+	e := asAPIError(err)
+	item := struct {
+		Index         int    `json:"index"`
+		ApplicationID string `json:"application_id,omitempty"`
+		Error         struct {
+			Code    string            `json:"code"`
+			Message string            `json:"message"`
+			Fields  map[string]string `json:"fields,omitempty"`
+		} `json:"error"`
+	}{Index: index, ApplicationID: applicationID}
+	item.Error.Code, item.Error.Message, item.Error.Fields = e.Code, e.Message, e.Fields
+	raw, _ := json.Marshal(item)
+	return append(b, raw...)
+}
+
+func appendInt(b []byte, n int) []byte { return strconv.AppendInt(b, int64(n), 10) }
+
+// appendString writes s as a JSON string, escaping what JSON requires and
+// replacing invalid UTF-8, as encoding/json does.
+func appendString(b []byte, s string) []byte {
+	const hexDigits = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c < 0x20 || c == '<' || c == '>' || c == '&':
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			default:
+				b = append(b, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+		default:
+			b = append(b, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(b, '"')
+}

@@ -1,0 +1,106 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/gofiber/fiber/v2"
+
+	"mlservice/schemas"
+)
+
+// Error is an error with its HTTP status and the code clients switch on.
+// Handlers return it; errorHandler writes it in the one error shape.
+type Error struct {
+	Status  int
+	Code    string
+	Message string
+	Fields  map[string]string
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// The error codes of the API (schemas/error.schema.json lists the same).
+const (
+	CodeMalformedJSON        = "malformed_json"
+	CodeBodyTooLarge         = "body_too_large"
+	CodeUnsupportedMediaType = "unsupported_media_type"
+	CodeValidationFailed     = "validation_failed"
+	CodeUnauthorized         = "unauthorized"
+	CodeForbidden            = "forbidden"
+	CodeNotFound             = "not_found"
+	CodeMethodNotAllowed     = "method_not_allowed"
+	CodeNotReady             = "not_ready"
+	CodeConflict             = "conflict"
+	CodeInternal             = "internal"
+	CodeAdminDisabled        = "admin_disabled"
+)
+
+// errorBody is the one error shape of every route.
+type errorBody struct {
+	Error struct {
+		Code    string            `json:"code"`
+		Message string            `json:"message"`
+		Fields  map[string]string `json:"fields,omitempty"`
+	} `json:"error"`
+	RequestID string `json:"request_id,omitempty"`
+}
+
+// asAPIError maps any error to an *Error. Unknown errors become a 500 that
+// says nothing about internals; the caller logs the original.
+func asAPIError(err error) *Error {
+	var (
+		apiErr    *Error
+		fields    schemas.FieldErrors
+		malformed *schemas.MalformedError
+		fiberErr  *fiber.Error
+	)
+	switch {
+	case errors.As(err, &apiErr):
+		return apiErr
+	case errors.As(err, &fields):
+		return &Error{Status: http.StatusUnprocessableEntity, Code: CodeValidationFailed,
+			Message: "the application has invalid fields", Fields: fields}
+	case errors.As(err, &malformed):
+		return &Error{Status: http.StatusBadRequest, Code: CodeMalformedJSON, Message: malformed.Error()}
+	case errors.As(err, &fiberErr):
+		return fromFiber(fiberErr)
+	}
+	return &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error"}
+}
+
+// fromFiber maps the errors Fiber and fasthttp raise before a handler runs.
+func fromFiber(e *fiber.Error) *Error {
+	switch e.Code {
+	case http.StatusNotFound:
+		return &Error{Status: e.Code, Code: CodeNotFound, Message: "no such route"}
+	case http.StatusMethodNotAllowed:
+		return &Error{Status: e.Code, Code: CodeMethodNotAllowed, Message: "method not allowed on this route"}
+	case http.StatusRequestEntityTooLarge:
+		return &Error{Status: e.Code, Code: CodeBodyTooLarge, Message: "the request body is too large"}
+	case http.StatusUnsupportedMediaType:
+		return &Error{Status: e.Code, Code: CodeUnsupportedMediaType, Message: e.Message}
+	}
+	if e.Code >= 400 && e.Code < 500 {
+		return &Error{Status: e.Code, Code: CodeMalformedJSON, Message: "bad request"}
+	}
+	return &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error"}
+}
+
+// writeError writes err in the one error shape and logs server faults.
+func (s *Server) writeError(c *fiber.Ctx, err error) error {
+	e := asAPIError(err)
+	if e.Status >= 500 && e.Code == CodeInternal {
+		s.log.Error("request failed", "method", c.Method(), "path", c.Path(),
+			"request_id", requestID(c), "error", err)
+	}
+	var body errorBody
+	body.Error.Code = e.Code
+	body.Error.Message = e.Message
+	body.Error.Fields = e.Fields
+	body.RequestID = requestID(c)
+	if e.Status == http.StatusUnauthorized {
+		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="mlservice-admin"`)
+	}
+	return c.Status(e.Status).JSON(body)
+}

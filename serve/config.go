@@ -1,0 +1,145 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// config is the server's configuration: environment variables, each mirrored
+// by a flag that wins over it. See the README's configuration table.
+type config struct {
+	Addr            string
+	Model           string
+	TrackingURI     string
+	PollInterval    time.Duration
+	AdminToken      string
+	WebhookSecret   string
+	CacheDir        string
+	ArtifactsDir    string
+	ORTLibrary      string
+	InferThreads    int
+	ShutdownTimeout time.Duration
+	LogLevel        string
+}
+
+// setting is one configuration entry: its variable, flag, default and meaning.
+type setting struct {
+	env, flag, def, usage string
+	parse                 func(string) error
+}
+
+func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+	var c config
+	cacheDefault := ""
+	if dir, err := os.UserCacheDir(); err == nil {
+		cacheDefault = filepath.Join(dir, "mlservice")
+	}
+	str := func(dst *string) func(string) error { return func(v string) error { *dst = v; return nil } }
+	duration := func(dst *time.Duration, min time.Duration) func(string) error {
+		return func(v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				return fmt.Errorf("not a duration (write e.g. 10s or 500ms)")
+			}
+			if d < min {
+				return fmt.Errorf("must be at least %s", min)
+			}
+			*dst = d
+			return nil
+		}
+	}
+	settings := []setting{
+		{"SERVE_ADDR", "addr", ":8000", "listen address", str(&c.Addr)},
+		{"SERVE_MODEL", "model", "loan-approval", "registered model name", func(v string) error {
+			if strings.TrimSpace(v) == "" {
+				return errors.New("must not be empty")
+			}
+			c.Model = v
+			return nil
+		}},
+		{"MLFLOW_TRACKING_URI", "mlflow", "", "MLflow server URL; unset serves the local registry over artifacts/", func(v string) error {
+			if v == "" {
+				return nil
+			}
+			u, err := url.Parse(v)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return errors.New("must be an http(s) URL such as http://127.0.0.1:5000")
+			}
+			c.TrackingURI = strings.TrimRight(v, "/")
+			return nil
+		}},
+		{"SERVE_POLL_INTERVAL", "poll-interval", "10s", "registry reconciliation period", duration(&c.PollInterval, 100*time.Millisecond)},
+		{"SERVE_ADMIN_TOKEN", "admin-token", "", "bearer token for /admin; unset disables /admin", func(v string) error {
+			if v != "" && len(v) < 16 {
+				return errors.New("must be at least 16 characters")
+			}
+			c.AdminToken = v
+			return nil
+		}},
+		{"SERVE_WEBHOOK_SECRET", "webhook-secret", "", "HMAC secret for MLflow webhooks; unset disables /hooks/mlflow", str(&c.WebhookSecret)},
+		{"SERVE_CACHE_DIR", "cache-dir", cacheDefault, "verified artifact cache and local state", func(v string) error {
+			if v == "" {
+				return errors.New("must not be empty (no user cache directory to default to)")
+			}
+			c.CacheDir = v
+			return nil
+		}},
+		{"SERVE_ARTIFACTS_DIR", "artifacts-dir", "", "serve the local registry from this directory instead of the embedded artifacts/", func(v string) error {
+			if v != "" {
+				if st, err := os.Stat(v); err != nil || !st.IsDir() {
+					return errors.New("must be an existing directory")
+				}
+			}
+			c.ArtifactsDir = v
+			return nil
+		}},
+		{"ONNXRUNTIME_SHARED_LIBRARY_PATH", "onnxruntime", "", "path to libonnxruntime.so", str(&c.ORTLibrary)},
+		{"SERVE_INFERENCE_THREADS", "inference-threads", "1", "ONNX Runtime threads per model run", func(v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 64 {
+				return errors.New("must be a whole number from 1 to 64")
+			}
+			c.InferThreads = n
+			return nil
+		}},
+		{"SERVE_SHUTDOWN_TIMEOUT", "shutdown-timeout", "20s", "how long in-flight requests get to finish on SIGTERM", duration(&c.ShutdownTimeout, 0)},
+		{"SERVE_LOG_LEVEL", "log-level", "info", "debug, info, warn or error", func(v string) error {
+			switch v {
+			case "debug", "info", "warn", "error":
+				c.LogLevel = v
+				return nil
+			}
+			return errors.New("must be debug, info, warn or error")
+		}},
+	}
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	values := make([]*string, len(settings))
+	for i, s := range settings {
+		v := s.def
+		if env := getenv(s.env); env != "" {
+			v = env
+		}
+		values[i] = fs.String(s.flag, v, s.usage+" (env "+s.env+")")
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	for i, s := range settings {
+		if err := s.parse(*values[i]); err != nil {
+			return c, fmt.Errorf("%s=%q: %w", s.env, *values[i], err)
+		}
+	}
+	return c, nil
+}

@@ -1,0 +1,308 @@
+// Package inference is the one package that talks to ONNX Runtime (through cgo).
+// It opens a loan model's ONNX file and scores rows of float32 features; what
+// the columns mean is the caller's business (see serve/models).
+//
+// A model must take one float32 input of shape [N, F] and produce "label"
+// (int64 [N]) and "probabilities" (float32 [N, 2], column 1 = approve), which
+// is what skl2onnx writes for a classifier converted with zipmap disabled.
+package inference
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+
+	ort "github.com/yalue/onnxruntime_go"
+)
+
+// Output names the models must have.
+const (
+	LabelOutput         = "label"
+	ProbabilitiesOutput = "probabilities"
+)
+
+var (
+	// ErrNotInitialized means Init has not run.
+	ErrNotInitialized = errors.New("inference: ONNX Runtime is not initialized")
+	// ErrUnsupportedModel means the ONNX graph does not have the inputs and
+	// outputs a loan model must have.
+	ErrUnsupportedModel = errors.New("inference: unsupported model")
+)
+
+var initOnce struct {
+	sync.Mutex
+	done bool
+	err  error
+}
+
+// Init loads the ONNX Runtime shared library and creates the process-wide
+// environment. It is safe to call more than once; only the first call's
+// library path counts.
+func Init(libraryPath string) error {
+	initOnce.Lock()
+	defer initOnce.Unlock()
+	if initOnce.done {
+		return initOnce.err
+	}
+	initOnce.done = true
+	if libraryPath == "" {
+		initOnce.err = errors.New("no ONNX Runtime library configured: set ONNXRUNTIME_SHARED_LIBRARY_PATH or run `make run`, which fetches it")
+		return initOnce.err
+	}
+	if _, err := os.Stat(libraryPath); err != nil {
+		initOnce.err = fmt.Errorf("ONNX Runtime library %s: %w (set ONNXRUNTIME_SHARED_LIBRARY_PATH or run scripts/onnxruntime.sh)", libraryPath, err)
+		return initOnce.err
+	}
+	ort.SetSharedLibraryPath(libraryPath)
+	if err := ort.InitializeEnvironment(ort.WithLogLevelError()); err != nil {
+		initOnce.err = fmt.Errorf("ONNX Runtime library %s: %w", libraryPath, err)
+		return initOnce.err
+	}
+	_ = ort.DisableTelemetry()
+	return nil
+}
+
+// Version reports the loaded ONNX Runtime version.
+func Version() string {
+	if !ort.IsInitialized() {
+		return ""
+	}
+	return ort.GetVersion()
+}
+
+// Options are the session settings. They are chosen for a server that runs
+// many small requests concurrently on few cores: parallelism comes from
+// concurrent requests, so one intra-op thread per run and no spinning threads
+// that would steal the CPU from the HTTP server.
+type Options struct {
+	// IntraOpThreads is the number of threads one run may use (default 1).
+	IntraOpThreads int
+	// FreeRunners caps how many idle one-row runners a session keeps (default 64).
+	FreeRunners int
+}
+
+// Session scores rows with one ONNX model. It is safe for concurrent use.
+type Session struct {
+	ort     *ort.DynamicAdvancedSession
+	columns int
+	// free holds idle one-row runners whose ORT tensors are created once and
+	// reused, so the common single-application request allocates no native
+	// memory. A channel, not a sync.Pool: a pool may drop runners without
+	// releasing their native values.
+	free chan *runner
+	// batchBuffers recycles the Go-side output slices of batch runs.
+	batchBuffers sync.Pool
+}
+
+// runner is one set of pre-created tensors for a one-row run.
+type runner struct {
+	input  *ort.Tensor[float32]
+	labels *ort.Tensor[int64]
+	probs  *ort.Tensor[float32]
+	ins    []ort.Value
+	outs   []ort.Value
+}
+
+func (r *runner) destroy() {
+	r.input.Destroy()
+	r.labels.Destroy()
+	r.probs.Destroy()
+}
+
+type batchOutputs struct {
+	labels []int64
+	probs  []float32
+}
+
+// Open loads the model at path and checks its inputs and outputs.
+func Open(path string, opts Options) (*Session, error) {
+	if !ort.IsInitialized() {
+		return nil, ErrNotInitialized
+	}
+	if opts.IntraOpThreads <= 0 {
+		opts.IntraOpThreads = 1
+	}
+	if opts.FreeRunners <= 0 {
+		opts.FreeRunners = 64
+	}
+	inputs, outputs, err := ort.GetInputOutputInfo(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: reading %s: %v", ErrUnsupportedModel, path, err)
+	}
+	columns, err := checkIO(inputs, outputs)
+	if err != nil {
+		return nil, err
+	}
+	so, err := ort.NewSessionOptions()
+	if err != nil {
+		return nil, fmt.Errorf("inference: session options: %w", err)
+	}
+	defer so.Destroy()
+	for _, set := range []func() error{
+		func() error { return so.SetIntraOpNumThreads(opts.IntraOpThreads) },
+		func() error { return so.SetInterOpNumThreads(1) },
+		func() error { return so.SetExecutionMode(ort.ExecutionModeSequential) },
+		func() error { return so.SetGraphOptimizationLevel(ort.GraphOptimizationLevelEnableAll) },
+		func() error { return so.AddSessionConfigEntry("session.intra_op.allow_spinning", "0") },
+	} {
+		if err := set(); err != nil {
+			return nil, fmt.Errorf("inference: session options: %w", err)
+		}
+	}
+	s, err := ort.NewDynamicAdvancedSession(path, []string{inputs[0].Name},
+		[]string{LabelOutput, ProbabilitiesOutput}, so)
+	if err != nil {
+		return nil, fmt.Errorf("%w: opening %s: %v", ErrUnsupportedModel, path, err)
+	}
+	return &Session{ort: s, columns: columns, free: make(chan *runner, opts.FreeRunners)}, nil
+}
+
+// checkIO returns the number of feature columns the model takes, or why the
+// model cannot serve loan applications.
+func checkIO(inputs, outputs []ort.InputOutputInfo) (int, error) {
+	if len(inputs) != 1 {
+		return 0, fmt.Errorf("%w: want one input tensor, model has %d", ErrUnsupportedModel, len(inputs))
+	}
+	in := inputs[0]
+	if in.OrtValueType != ort.ONNXTypeTensor || in.DataType != ort.TensorElementDataTypeFloat || len(in.Dimensions) != 2 {
+		return 0, fmt.Errorf("%w: input %s, want a float32 tensor [N, F]", ErrUnsupportedModel, in.String())
+	}
+	columns := int(in.Dimensions[1])
+	if columns <= 0 {
+		return 0, fmt.Errorf("%w: input %s has no fixed feature count", ErrUnsupportedModel, in.String())
+	}
+	want := map[string]ort.TensorElementDataType{
+		LabelOutput:         ort.TensorElementDataTypeInt64,
+		ProbabilitiesOutput: ort.TensorElementDataTypeFloat,
+	}
+	for _, out := range outputs {
+		if dt, ok := want[out.Name]; ok {
+			if out.OrtValueType != ort.ONNXTypeTensor || out.DataType != dt {
+				return 0, fmt.Errorf("%w: output %s has the wrong type (ZipMap not disabled?)", ErrUnsupportedModel, out.String())
+			}
+			delete(want, out.Name)
+		}
+	}
+	for name := range want {
+		return 0, fmt.Errorf("%w: no output named %q", ErrUnsupportedModel, name)
+	}
+	return columns, nil
+}
+
+// Columns is the number of features per row.
+func (s *Session) Columns() int { return s.columns }
+
+// Score scores len(probs) rows of x (row-major, Columns() wide). It writes the
+// probability of approval and the model's decision for each row.
+func (s *Session) Score(x []float32, probs []float32, approve []bool) error {
+	rows := len(probs)
+	if rows == 0 || len(x) != rows*s.columns || len(approve) != rows {
+		return fmt.Errorf("inference: %d values for %d rows of %d columns", len(x), rows, s.columns)
+	}
+	if rows == 1 {
+		return s.scoreOne(x, probs, approve)
+	}
+	return s.scoreBatch(x, probs, approve)
+}
+
+func (s *Session) scoreOne(x []float32, probs []float32, approve []bool) error {
+	r, err := s.getRunner()
+	if err != nil {
+		return err
+	}
+	copy(r.input.GetData(), x)
+	if err := s.ort.Run(r.ins, r.outs); err != nil {
+		r.destroy()
+		return fmt.Errorf("inference: run: %w", err)
+	}
+	probs[0] = r.probs.GetData()[1]
+	approve[0] = r.labels.GetData()[0] == 1
+	s.putRunner(r)
+	return nil
+}
+
+func (s *Session) getRunner() (*runner, error) {
+	select {
+	case r := <-s.free:
+		return r, nil
+	default:
+	}
+	r := &runner{}
+	var err error
+	if r.input, err = ort.NewEmptyTensor[float32](ort.NewShape(1, int64(s.columns))); err != nil {
+		return nil, fmt.Errorf("inference: %w", err)
+	}
+	if r.labels, err = ort.NewEmptyTensor[int64](ort.NewShape(1)); err != nil {
+		r.input.Destroy()
+		return nil, fmt.Errorf("inference: %w", err)
+	}
+	if r.probs, err = ort.NewEmptyTensor[float32](ort.NewShape(1, 2)); err != nil {
+		r.input.Destroy()
+		r.labels.Destroy()
+		return nil, fmt.Errorf("inference: %w", err)
+	}
+	r.ins = []ort.Value{r.input}
+	r.outs = []ort.Value{r.labels, r.probs}
+	return r, nil
+}
+
+func (s *Session) putRunner(r *runner) {
+	select {
+	case s.free <- r:
+	default:
+		r.destroy()
+	}
+}
+
+// scoreBatch wraps the caller's rows in an input tensor (no copy) and reuses
+// Go-side output buffers; the three ORT values are released before returning.
+func (s *Session) scoreBatch(x []float32, probs []float32, approve []bool) error {
+	rows := len(probs)
+	out, _ := s.batchBuffers.Get().(*batchOutputs)
+	if out == nil {
+		out = &batchOutputs{}
+	}
+	defer s.batchBuffers.Put(out)
+	if cap(out.labels) < rows {
+		out.labels = make([]int64, rows)
+		out.probs = make([]float32, 2*rows)
+	}
+	in, err := ort.NewTensor(ort.NewShape(int64(rows), int64(s.columns)), x)
+	if err != nil {
+		return fmt.Errorf("inference: %w", err)
+	}
+	defer in.Destroy()
+	labels, err := ort.NewTensor(ort.NewShape(int64(rows)), out.labels[:rows])
+	if err != nil {
+		return fmt.Errorf("inference: %w", err)
+	}
+	defer labels.Destroy()
+	p, err := ort.NewTensor(ort.NewShape(int64(rows), 2), out.probs[:2*rows])
+	if err != nil {
+		return fmt.Errorf("inference: %w", err)
+	}
+	defer p.Destroy()
+	if err := s.ort.Run([]ort.Value{in}, []ort.Value{labels, p}); err != nil {
+		return fmt.Errorf("inference: run: %w", err)
+	}
+	pd, ld := p.GetData(), labels.GetData()
+	for i := range rows {
+		probs[i] = pd[2*i+1]
+		approve[i] = ld[i] == 1
+	}
+	return nil
+}
+
+// Close releases the session and its idle runners. The caller makes sure no
+// Score call is in flight (serve/models counts references for that).
+func (s *Session) Close() error {
+	for {
+		select {
+		case r := <-s.free:
+			r.destroy()
+		default:
+			return s.ort.Destroy()
+		}
+	}
+}

@@ -1,0 +1,155 @@
+// Command serve is the ML Service model server: it serves the loan-approval
+// model versions that the registry's aliases point at on POST /v1/predict.
+//
+// main only turns an error into an exit code; run wires the parts.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"mlservice/artifacts"
+	"mlservice/registry"
+	"mlservice/serve/api"
+	"mlservice/serve/inference"
+	"mlservice/serve/metrics"
+	"mlservice/serve/models"
+	"mlservice/serve/rollout"
+	"mlservice/serve/routing"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		// First signal: graceful shutdown. Restoring the default handlers
+		// makes a second signal stop the process at once.
+		<-ctx.Done()
+		stop()
+	}()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stderr); err != nil {
+		fmt.Fprintf(os.Stderr, "mlservice: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	cfg, err := loadConfig(args, getenv, stderr)
+	if err != nil {
+		return fmt.Errorf("start-up failed: %w", err)
+	}
+	log := newLogger(stderr, cfg.LogLevel)
+
+	if err := inference.Init(cfg.ORTLibrary); err != nil {
+		return fmt.Errorf("start-up failed: %w", err)
+	}
+	local, err := localRegistry(cfg)
+	if err != nil {
+		return fmt.Errorf("start-up failed: %w", err)
+	}
+	var source registry.Source = local
+	var fallback registry.Source
+	if cfg.TrackingURI != "" {
+		return fmt.Errorf("start-up failed: MLFLOW_TRACKING_URI=%q: the MLflow registry is not supported yet; unset it to serve artifacts/", cfg.TrackingURI)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	modelMetrics := metrics.New(reg)
+	router := &routing.Router{}
+	loader := &models.Loader{
+		Cache: &registry.Cache{Dir: cfg.CacheDir},
+		Open: func(path string) (models.Scorer, error) {
+			return inference.Open(path, inference.Options{IntraOpThreads: cfg.InferThreads})
+		},
+	}
+	controller := rollout.New(rollout.Config{
+		Model: cfg.Model, Source: source, Fallback: fallback, Loader: loader, Router: router,
+		Metrics: modelMetrics, Log: log, Interval: cfg.PollInterval,
+	})
+	ctrlCtx, stopController := context.WithCancel(context.WithoutCancel(ctx))
+	controllerDone := make(chan struct{})
+	go func() {
+		defer close(controllerDone)
+		controller.Run(ctrlCtx)
+	}()
+	defer func() {
+		stopController()
+		<-controllerDone
+	}()
+	if err := controller.Sync(ctx); err != nil && router.Current() == nil && cfg.TrackingURI == "" {
+		return fmt.Errorf("start-up failed: SERVE_MODEL=%q: %w", cfg.Model, err)
+	}
+
+	app, _, err := api.New(api.Config{Model: cfg.Model}, api.Deps{
+		Router: router, Status: controller.Status, Registry: reg, Log: log, Build: buildInfo(),
+	})
+	if err != nil {
+		return fmt.Errorf("start-up failed: %w", err)
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("start-up failed: SERVE_ADDR=%q: %w", cfg.Addr, err)
+	}
+	log.Info("serving", "addr", ln.Addr().String(), "model", cfg.Model, "registry", source.Describe(),
+		"status", controller.Status().Source, "onnxruntime", inference.Version())
+
+	served := make(chan error, 1)
+	go func() { served <- app.Listener(ln) }()
+	select {
+	case err := <-served:
+		return fmt.Errorf("server stopped: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing in-flight requests", "timeout", cfg.ShutdownTimeout.String())
+	if err := app.ShutdownWithTimeout(cfg.ShutdownTimeout); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// localRegistry is the registry over artifacts/: the copy embedded in the
+// binary, or a directory given by SERVE_ARTIFACTS_DIR.
+func localRegistry(cfg config) (*registry.Local, error) {
+	if cfg.ArtifactsDir != "" {
+		return &registry.Local{FS: os.DirFS(cfg.ArtifactsDir), Name: cfg.ArtifactsDir}, nil
+	}
+	if _, err := fs.Stat(artifacts.FS, cfg.Model); err != nil {
+		return nil, fmt.Errorf("SERVE_MODEL=%q: no such model in the embedded artifacts", cfg.Model)
+	}
+	return &registry.Local{FS: artifacts.FS, Name: "embedded artifacts"}, nil
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+func buildInfo() map[string]string {
+	info := map[string]string{"started": time.Now().UTC().Format(time.RFC3339)}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		info["go"] = bi.GoVersion
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" || s.Key == "vcs.modified" {
+				info[s.Key] = s.Value
+			}
+		}
+	}
+	if v := inference.Version(); v != "" {
+		info["onnxruntime"] = v
+	}
+	return info
+}
