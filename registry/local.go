@@ -2,6 +2,8 @@ package registry
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +12,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"sync"
 )
 
 // Local is the registry over a directory tree in the layout of artifacts/:
@@ -17,12 +20,16 @@ import (
 //	<model>/registry.json             aliases, tags and version notes
 //	<model>/versions/<version>/...    one MLflow model directory per version
 //
-// It lets the server run with no MLflow at all. Local is safe for concurrent use.
+// It lets the server run with no MLflow at all. The tree must not change
+// while the server runs. Local is safe for concurrent use.
 type Local struct {
 	// FS holds the tree; the server passes the artifacts embedded in its binary.
 	FS fs.FS
 	// Name describes the tree for /ready ("embedded artifacts", a path).
 	Name string
+
+	keyOnce sync.Once
+	key     string
 }
 
 var _ Source = (*Local)(nil)
@@ -44,8 +51,31 @@ type LocalVersion struct {
 	Features    []string           `json:"features,omitempty"`
 }
 
-// Key implements Source.
-func (l *Local) Key() string { return "artifacts" }
+// Key implements Source. It names the tree by its content, so a rebuilt
+// binary whose "version 2" differs never reuses the cached copy of the old one.
+func (l *Local) Key() string {
+	l.keyOnce.Do(func() {
+		h := sha256.New()
+		err := fs.WalkDir(l.FS, ".", func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			f, err := l.FS.Open(p)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			fmt.Fprintf(h, "%s\x00", p)
+			_, err = io.Copy(h, f)
+			return err
+		})
+		if err != nil {
+			fmt.Fprintf(h, "unreadable: %v", err)
+		}
+		l.key = "artifacts-" + hex.EncodeToString(h.Sum(nil))[:16]
+	})
+	return l.key
+}
 
 // Kind implements Source.
 func (l *Local) Kind() string { return "artifacts" }

@@ -69,10 +69,10 @@ func (s *Server) predict(c *fiber.Ctx) error {
 	buf := bufPool.Get().(*[]byte)
 	b := appendDecision((*buf)[:0], app.ApplicationID, approve[0], prob[0], t.Model, route, requestID(c))
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
-	err = c.Send(b) // fasthttp copies the body
+	c.Response().SetBody(b) // copies: b goes back to the pool
 	*buf = b
 	bufPool.Put(buf)
-	return err
+	return nil
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}

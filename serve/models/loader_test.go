@@ -1,0 +1,177 @@
+package models_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"mlservice/artifacts"
+	"mlservice/internal/servetest"
+	"mlservice/registry"
+	"mlservice/serve/inference"
+	"mlservice/serve/models"
+)
+
+// These tests run the real load pipeline with real ONNX Runtime on the
+// versions shipped in artifacts/.
+
+func newLoader(t *testing.T) *models.Loader {
+	t.Helper()
+	if err := inference.Init(servetest.ORTLibrary(t)); err != nil {
+		t.Fatal(err)
+	}
+	return &models.Loader{
+		Cache: &registry.Cache{Dir: t.TempDir()},
+		Open: func(path string) (models.Scorer, error) {
+			return inference.Open(path, inference.Options{})
+		},
+	}
+}
+
+// copyArtifacts makes a writable copy of artifacts/ that a test may damage.
+func copyArtifacts(t *testing.T) (string, *registry.Local) {
+	t.Helper()
+	dir := t.TempDir()
+	src := filepath.Join(servetest.ModuleRoot(), "artifacts")
+	if err := os.CopyFS(dir, os.DirFS(src)); err != nil {
+		t.Fatal(err)
+	}
+	return dir, &registry.Local{FS: os.DirFS(dir), Name: dir}
+}
+
+func TestLoadEveryShippedVersion(t *testing.T) {
+	l := newLoader(t)
+	src := &registry.Local{FS: artifacts.FS, Name: "embedded"}
+	reg, err := src.Registry("loan-approval")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(reg.Versions) < 2 {
+		t.Fatalf("artifacts/ ships %d versions, want at least 2", len(reg.Versions))
+	}
+	for _, rv := range reg.Versions {
+		v, err := l.Load(context.Background(), src, "loan-approval", rv.Version)
+		if err != nil {
+			t.Fatalf("version %s: %v", rv.Version, err)
+		}
+		if len(v.SHA256) != 64 || v.Source != "artifacts" || len(v.Features) == 0 {
+			t.Fatalf("version %s: %+v", rv.Version, v)
+		}
+		v.Release()
+		if !v.Closed() {
+			t.Fatalf("version %s not closed after its last release", rv.Version)
+		}
+	}
+}
+
+func TestLoadRejectsBadVersions(t *testing.T) {
+	l := newLoader(t)
+	tests := []struct {
+		name   string
+		damage func(t *testing.T, dir string)
+		reason string
+	}{
+		{"corrupt onnx", func(t *testing.T, dir string) {
+			write(t, filepath.Join(dir, "model.onnx"), []byte("this is not an ONNX graph"))
+		}, models.ReasonSession},
+		{"truncated onnx", func(t *testing.T, dir string) {
+			raw := read(t, filepath.Join(dir, "model.onnx"))
+			write(t, filepath.Join(dir, "model.onnx"), raw[:len(raw)/2])
+		}, models.ReasonSession},
+		{"signature names a field the API lacks", func(t *testing.T, dir string) {
+			ml := strings.Replace(string(read(t, filepath.Join(dir, "MLmodel"))), `"name": "income"`, `"name": "salary"`, 1)
+			write(t, filepath.Join(dir, "MLmodel"), []byte(ml))
+		}, models.ReasonSignature},
+		{"signature narrower than the graph", func(t *testing.T, dir string) {
+			ml := strings.Replace(string(read(t, filepath.Join(dir, "MLmodel"))), `{"type": "float", "name": "income", "required": true}, `, ``, 1)
+			write(t, filepath.Join(dir, "MLmodel"), []byte(ml))
+		}, models.ReasonSignature},
+		{"serving check disagrees", func(t *testing.T, dir string) {
+			var check registry.ServingCheck
+			if err := json.Unmarshal(read(t, filepath.Join(dir, registry.ServingCheckFile)), &check); err != nil {
+				t.Fatal(err)
+			}
+			check.Cases[0].Probability += 0.001
+			raw, _ := json.Marshal(check)
+			write(t, filepath.Join(dir, registry.ServingCheckFile), raw)
+		}, models.ReasonServingCheck},
+		{"no serving check", func(t *testing.T, dir string) {
+			if err := os.Remove(filepath.Join(dir, registry.ServingCheckFile)); err != nil {
+				t.Fatal(err)
+			}
+		}, models.ReasonModelDir},
+		{"no MLmodel", func(t *testing.T, dir string) {
+			if err := os.Remove(filepath.Join(dir, "MLmodel")); err != nil {
+				t.Fatal(err)
+			}
+		}, models.ReasonModelDir},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			root, src := copyArtifacts(t)
+			tc.damage(t, filepath.Join(root, "loan-approval", "versions", "2"))
+			_, err := l.Load(context.Background(), src, "loan-approval", "2")
+			var le *models.LoadError
+			if !errors.As(err, &le) || le.Reason != tc.reason {
+				t.Fatalf("want a %s failure, got %v", tc.reason, err)
+			}
+		})
+	}
+	_, src := copyArtifacts(t)
+	if _, err := l.Load(context.Background(), src, "loan-approval", "99"); err == nil {
+		t.Fatal("a missing version loaded")
+	}
+}
+
+func TestCacheDetectsTamperingAndRefetches(t *testing.T) {
+	l := newLoader(t)
+	_, src := copyArtifacts(t)
+	v, err := l.Load(context.Background(), src, "loan-approval", "2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.Release()
+	entry, err := l.Cache.Lookup(src, "loan-approval", "2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cached := filepath.Join(entry.Dir, "model.onnx")
+	raw := read(t, cached)
+	for name, bad := range map[string][]byte{"truncated": raw[:len(raw)-10], "altered": append([]byte{raw[0] ^ 0xff}, raw[1:]...)} {
+		write(t, cached, bad)
+		if _, err := l.Cache.Lookup(src, "loan-approval", "2"); !errors.Is(err, registry.ErrCorrupt) {
+			t.Fatalf("%s cache file not detected: %v", name, err)
+		}
+		if _, err := l.LoadCached(src, "loan-approval", "2"); err == nil {
+			t.Fatalf("%s cache file loaded from the cache", name)
+		}
+		v, err := l.Load(context.Background(), src, "loan-approval", "2")
+		if err != nil {
+			t.Fatalf("%s: reload from the source failed: %v", name, err)
+		}
+		v.Release()
+		if got := read(t, cached); string(got) != string(raw) {
+			t.Fatalf("%s: cache not repaired", name)
+		}
+	}
+}
+
+func read(t *testing.T, path string) []byte {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+func write(t *testing.T, path string, raw []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
