@@ -1,0 +1,112 @@
+"""Both notebooks, headless, against a real mlflow server (sqlite + proxied artifacts)."""
+
+from __future__ import annotations
+
+import json
+
+import mlflow
+import numpy as np
+import onnxruntime as ort
+import pytest
+from papermill.exceptions import PapermillExecutionError
+
+from conftest import run_notebook
+import loan_data
+
+DEFAULT_FEATURES = ["income", "credit_score", "loan_amount", "years_employed"]
+
+
+def replay(model_dir, features):
+    """Run serving_check.json's inputs through model.onnx; return (check, labels, p_approved)."""
+    check = json.loads((model_dir / "serving_check.json").read_text())
+    sess = ort.InferenceSession(str(model_dir / "model.onnx"), providers=["CPUExecutionProvider"])
+    rows = np.array([[c["input"][f] for f in features] for c in check["cases"]], dtype=np.float32)
+    labels, proba = sess.run(["label", "probabilities"], {"features": rows})
+    return check, labels, proba[:, 1]
+
+
+def assert_reproduces(model_dir, features):
+    check, labels, p = replay(model_dir, features)
+    assert check["tolerance"] == 1e-5
+    assert len(check["cases"]) >= 20
+    for case in check["cases"]:
+        assert set(case["input"]) == set(loan_data.API_FIELDS)
+    expected = np.array([c["probability"] for c in check["cases"]])
+    assert np.max(np.abs(p.astype(np.float64) - expected)) <= check["tolerance"]
+    assert [bool(v) for v in labels == 1] == [c["approve"] for c in check["cases"]]
+    assert {c["approve"] for c in check["cases"]} == {True, False}
+
+
+def test_eda_executes_and_its_asserts_hold(loan_csv, tmp_path):
+    nb = run_notebook("eda.ipynb", tmp_path / "eda.ipynb", data_path=str(loan_csv))
+    images = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+              if "image/png" in o.get("data", {})]
+    assert len(images) >= 5
+
+
+def test_run_has_params_metrics_and_figures(trained, mlflow_uri):
+    client = mlflow.MlflowClient(tracking_uri=mlflow_uri)
+    run = client.get_run(trained["run_id"])
+    metrics = run.data.metrics
+    for key in ("accuracy", "roc_auc", "precision_approved", "recall_approved",
+                "precision_rejected", "recall_rejected", "parity_max_abs_diff"):
+        assert key in metrics, key
+    assert metrics["accuracy"] > 0.95 and metrics["roc_auc"] > 0.99
+    assert metrics["parity_max_abs_diff"] <= 1e-5
+    assert run.data.params["model_family"] == "random_forest"
+    assert run.data.params["features"] == ",".join(DEFAULT_FEATURES)
+    figures = {f.path for f in client.list_artifacts(run.info.run_id, "figures")}
+    assert {"figures/confusion_matrix.png", "figures/roc_curve.png", "figures/feature_importance.png"} <= figures
+
+
+def test_registered_version_alias_and_description(trained, mlflow_uri):
+    client = mlflow.MlflowClient(tracking_uri=mlflow_uri)
+    name = trained["registered_model_name"]
+    assert name == "loan-approval"
+    version = client.get_model_version_by_alias(name, "champion")
+    assert version.version == trained["version"]
+    assert version.run_id == trained["run_id"]
+    m = trained["metrics"]
+    assert version.description == (f"random_forest; test accuracy {m['accuracy']:.4f}, "
+                                   f"ROC AUC {m['roc_auc']:.4f}")
+
+
+def test_registry_model_reproduces_serving_check(trained, mlflow_uri, tmp_path):
+    mlflow.set_tracking_uri(mlflow_uri)  # http: artifacts come through the server's proxy
+    local = mlflow.artifacts.download_artifacts("models:/loan-approval@champion", dst_path=str(tmp_path))
+    from pathlib import Path
+
+    local = Path(local)
+    assert {"MLmodel", "model.onnx", "serving_check.json"} <= {p.name for p in local.iterdir()}
+    assert local.joinpath("model.onnx").stat().st_size < 5_000_000
+    assert_reproduces(local, DEFAULT_FEATURES)
+    signature = mlflow.models.Model.load(str(local / "MLmodel")).signature
+    assert signature.inputs.is_tensor_spec() is False
+    assert signature.inputs.input_names() == DEFAULT_FEATURES
+    assert {t.name for t in signature.inputs.input_types()} == {"float"}
+
+
+BAD_CSVS = {
+    "missing_column": ("income,credit_score,loan_amount,years_employed,loan_approved\r\n"
+                       "113810,389,39698,27,False\r\n", "missing required column(s) ['points']"),
+    "non_numeric": ("income,credit_score,loan_amount,years_employed,points,loan_approved\r\n"
+                    "113810,abc,39698,27,50.0,False\r\n", "column 'credit_score' has non-numeric value 'abc'"),
+    "empty_file": ("", "file is empty"),
+    "unknown_label": ("income,credit_score,loan_amount,years_employed,points,loan_approved\r\n"
+                      "113810,389,39698,27,50.0,Maybe\r\n", "unknown label value 'Maybe'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CSVS))
+def test_bad_csv_stops_train_notebook_with_one_clear_message(case, tmp_path):
+    content, expected = BAD_CSVS[case]
+    csv = tmp_path / f"{case}.csv"
+    csv.write_bytes(content.encode())
+    with pytest.raises(PapermillExecutionError) as info:
+        # No tracking server needed: the notebook must stop before it talks to MLflow.
+        run_notebook("train.ipynb", tmp_path / "out.ipynb", data_path=str(csv),
+                     tracking_uri="http://127.0.0.1:9", output_dir=str(tmp_path / "out"))
+    err = info.value
+    assert err.ename == "LoanDataError"
+    assert expected in err.evalue
+    assert str(csv) in err.evalue

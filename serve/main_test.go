@@ -1,0 +1,190 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"mlservice/internal/servetest"
+)
+
+func TestConfigErrorsNameTheVariable(t *testing.T) {
+	tests := []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"SERVE_POLL_INTERVAL": "often"}, `SERVE_POLL_INTERVAL="often": not a duration`},
+		{map[string]string{"SERVE_POLL_INTERVAL": "1ms"}, `SERVE_POLL_INTERVAL="1ms": must be at least`},
+		{map[string]string{"MLFLOW_TRACKING_URI": "localhost:5000"}, `MLFLOW_TRACKING_URI="localhost:5000": must be an http(s) URL`},
+		{map[string]string{"SERVE_ADMIN_TOKEN": "short"}, `SERVE_ADMIN_TOKEN="short": must be at least 16 characters`},
+		{map[string]string{"SERVE_INFERENCE_THREADS": "0"}, `SERVE_INFERENCE_THREADS="0"`},
+		{map[string]string{"SERVE_LOG_LEVEL": "loud"}, `SERVE_LOG_LEVEL="loud"`},
+		{map[string]string{"SERVE_ARTIFACTS_DIR": "/no/such/dir"}, `SERVE_ARTIFACTS_DIR="/no/such/dir": must be an existing directory`},
+		{map[string]string{"SERVE_MODEL": " "}, `SERVE_MODEL=" ": must not be empty`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.want, func(t *testing.T) {
+			_, err := loadConfig(nil, func(k string) string { return tc.env[k] }, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want %q", err, tc.want)
+			}
+		})
+	}
+	c, err := loadConfig([]string{"-addr", "127.0.0.1:9"}, func(k string) string {
+		return map[string]string{"SERVE_ADDR": ":1234", "SERVE_POLL_INTERVAL": "3s"}[k]
+	}, io.Discard)
+	if err != nil || c.Addr != "127.0.0.1:9" || c.PollInterval != 3*time.Second || c.Model != "loan-approval" {
+		t.Fatalf("flags over env over defaults: %+v, %v", c, err)
+	}
+}
+
+// TestStartUpErrorsAreOneLine runs the binary with each kind of bad set-up:
+// it must exit 1 with one line that names the problem.
+func TestStartUpErrorsAreOneLine(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	tests := []struct {
+		name string
+		env  []string
+		want string
+	}{
+		{"bad duration", []string{"SERVE_POLL_INTERVAL=soon"}, "SERVE_POLL_INTERVAL"},
+		{"missing ONNX Runtime", []string{"ONNXRUNTIME_SHARED_LIBRARY_PATH=/nonexistent/libonnxruntime.so"}, "ONNXRUNTIME_SHARED_LIBRARY_PATH"},
+		{"missing model", []string{"SERVE_MODEL=mortgage"}, `SERVE_MODEL="mortgage"`},
+		{"address in use", []string{"SERVE_ADDR=" + busy.Addr().String()}, "SERVE_ADDR"},
+	}
+	bin := servetest.Binary(t)
+	lib := servetest.ORTLibrary(t)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command(bin)
+			cmd.Env = append([]string{"SERVE_CACHE_DIR=" + t.TempDir(), "SERVE_ADDR=127.0.0.1:0",
+				"ONNXRUNTIME_SHARED_LIBRARY_PATH=" + lib}, tc.env...)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			if exit, ok := err.(*exec.ExitError); !ok || exit.ExitCode() != 1 {
+				t.Fatalf("want exit 1, got %v; stderr:\n%s", err, stderr.String())
+			}
+			lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+			last := lines[len(lines)-1]
+			if !strings.HasPrefix(last, "mlservice: start-up failed: ") || !strings.Contains(last, tc.want) {
+				t.Fatalf("last line %q does not name %s", last, tc.want)
+			}
+			for _, l := range lines[:len(lines)-1] {
+				if strings.Contains(l, `"level":"ERROR"`) && !strings.Contains(l, "registry sync failed") {
+					t.Errorf("extra error line: %s", l)
+				}
+			}
+		})
+	}
+}
+
+// TestHugeBodyIsRefusedUnread announces a 1 GB body and sends none of it: the
+// server must answer 413 from the Content-Length alone.
+func TestHugeBodyIsRefusedUnread(t *testing.T) {
+	s := servetest.Start(t, servetest.Options{})
+	conn, err := net.DialTimeout("tcp", s.Addr, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /v1/predict/batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", 1<<30)
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer before the body was sent: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 413 || !strings.Contains(string(body), `"code":"body_too_large"`) {
+		t.Fatalf("got %d %s", resp.StatusCode, body)
+	}
+}
+
+// TestGracefulShutdown sends SIGTERM while batches are in flight: each must
+// complete, and the process must exit 0 within the shutdown bound.
+func TestGracefulShutdown(t *testing.T) {
+	s := servetest.Start(t, servetest.Options{Env: []string{"SERVE_SHUTDOWN_TIMEOUT=15s"}})
+	var batch strings.Builder
+	batch.WriteString(`{"applications":[`)
+	for i := range 10000 {
+		if i > 0 {
+			batch.WriteString(",")
+		}
+		fmt.Fprintf(&batch, `{"income":%d,"credit_score":700,"loan_amount":20000,"years_employed":5,"points":60}`, 30000+i)
+	}
+	batch.WriteString("]}")
+	body := batch.String()
+
+	const clients = 6
+	var sent sync.WaitGroup
+	results := make(chan error, clients)
+	client := &http.Client{Timeout: 20 * time.Second}
+	for range clients {
+		sent.Add(1)
+		go func() {
+			// The body signals when the transport has read all of it: the
+			// request is then in the server's hands.
+			req, _ := http.NewRequest("POST", s.URL+"/v1/predict/batch", &signalAtEOF{r: strings.NewReader(body), done: sent.Done})
+			req.ContentLength = int64(len(body))
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := client.Do(req)
+			if err != nil {
+				results <- err
+				return
+			}
+			defer resp.Body.Close()
+			raw, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != 200 || !bytes.Contains(raw, []byte(`"accepted":10000`)) {
+				results <- fmt.Errorf("status %d: %.200s", resp.StatusCode, raw)
+				return
+			}
+			results <- nil
+		}()
+	}
+	sent.Wait()
+	if err := s.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for range clients {
+		if err := <-results; err != nil {
+			t.Errorf("in-flight request failed during shutdown: %v", err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := s.Wait(ctx); err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, s.Log.String())
+	}
+	if !strings.Contains(s.Log.String(), `"msg":"stopped"`) {
+		t.Fatalf("no clean stop in the log:\n%s", s.Log.String())
+	}
+}
+
+// signalAtEOF calls done once, when the reader is exhausted.
+type signalAtEOF struct {
+	r    io.Reader
+	done func()
+	once sync.Once
+}
+
+func (s *signalAtEOF) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err == io.EOF {
+		s.once.Do(s.done)
+	}
+	return n, err
+}
