@@ -16,6 +16,7 @@ GO ?= go
 FUZZTIME ?= 10s
 
 include notebooks/notebooks.mk
+include legacy/legacy.mk
 
 .PHONY: help run build test test-go fuzz-short bench deps ort clean
 
@@ -36,7 +37,7 @@ run: deps ## serve the embedded default model on :8000
 build: deps ## build bin/serve
 	$(GO) build -o bin/serve ./serve
 
-test: deps notebooks-env ## set up everything and run every test
+test: deps notebooks-env legacy-test-deps ## set up everything and run every test
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
 	$(MAKE) --no-print-directory fuzz-short

@@ -1,0 +1,154 @@
+// Package batch is the nightly job: it reads the day's applications as the
+// legacy system exports them (CSV), has the decision service decide them in
+// chunks through POST /v1/predict/batch, and writes one decision per row
+// with the model version that made it. Rows that cannot be decided go to a
+// rejects file with the reason. The decisions file is appended and fsynced
+// chunk by chunk, so a job killed at any point and started again with the
+// same arguments carries on where it stopped and decides every row exactly
+// once.
+package batch
+
+import (
+	"crypto/sha256"
+	"encoding/csv"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+
+	"mlservice/legacy/client"
+)
+
+// Row is one application of the export, or why it cannot be sent.
+type Row struct {
+	// Line is where the row starts in the export (the header is line 1).
+	Line int
+	// ID is the application_id column when the export has one, else a
+	// reference derived from the line number and the row's content, the
+	// same on every run over the same file.
+	ID          string
+	Name        string
+	Application client.Application
+	// Problem says why the row cannot be sent at all; empty if it can.
+	Problem string
+}
+
+// exportColumn maps a numeric column of the export to the application.
+type exportColumn struct {
+	name  string
+	value func(*client.Application) **float64
+}
+
+// numericColumns are the export's columns that the service needs, in the
+// dataset's order; name, city, loan_approved and any others are not sent.
+var numericColumns = []exportColumn{
+	{"income", func(a *client.Application) **float64 { return &a.Income }},
+	{"credit_score", func(a *client.Application) **float64 { return &a.CreditScore }},
+	{"loan_amount", func(a *client.Application) **float64 { return &a.LoanAmount }},
+	{"years_employed", func(a *client.Application) **float64 { return &a.YearsEmployed }},
+	{"points", func(a *client.Application) **float64 { return &a.Points }},
+}
+
+// ErrNoHeader means the export is empty or lacks a needed column.
+var ErrNoHeader = errors.New("export has no usable header")
+
+// ReadExport reads a legacy export: a header line, then one application per
+// line. Columns are found by name (any order, any case; extra columns
+// ignored); CRLF line ends and a UTF-8 byte-order mark are fine. A row that
+// is malformed is returned with its Problem, never dropped.
+func ReadExport(r io.Reader) ([]Row, error) {
+	cr := csv.NewReader(r)
+	cr.FieldsPerRecord = -1
+	cr.LazyQuotes = true
+	header, err := cr.Read()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNoHeader, err)
+	}
+	col := map[string]int{}
+	for i, h := range header {
+		h = strings.ToLower(strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")))
+		if _, dup := col[h]; !dup {
+			col[h] = i
+		}
+	}
+	var missing []string
+	for _, c := range numericColumns {
+		if _, ok := col[c.name]; !ok {
+			missing = append(missing, c.name)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("%w: missing column(s) %s", ErrNoHeader, strings.Join(missing, ", "))
+	}
+	var rows []Row
+	for {
+		rec, err := cr.Read()
+		if err == io.EOF {
+			return rows, nil
+		}
+		var parseErr *csv.ParseError
+		if errors.As(err, &parseErr) && !errors.Is(err, csv.ErrFieldCount) {
+			rows = append(rows, Row{Line: parseErr.StartLine, ID: derivedID(parseErr.StartLine, nil),
+				Problem: "unreadable CSV: " + parseErr.Err.Error()})
+			continue
+		}
+		if err != nil && !errors.Is(err, csv.ErrFieldCount) {
+			return nil, err
+		}
+		line, _ := cr.FieldPos(0)
+		rows = append(rows, rowFrom(line, rec, header, col))
+	}
+}
+
+func rowFrom(line int, rec, header []string, col map[string]int) Row {
+	row := Row{Line: line}
+	field := func(name string) string {
+		if i, ok := col[name]; ok && i < len(rec) {
+			return strings.TrimSpace(rec[i])
+		}
+		return ""
+	}
+	row.Name = field("name")
+	row.ID = field("application_id")
+	if row.ID == "" {
+		row.ID = derivedID(line, rec)
+	}
+	row.Application.ApplicationID = row.ID
+	if len(rec) != len(header) {
+		row.Problem = fmt.Sprintf("has %d columns, the header has %d", len(rec), len(header))
+		return row
+	}
+	var problems []string
+	for _, c := range numericColumns {
+		raw := field(c.name)
+		if raw == "" {
+			continue // left out: the service says it is required
+		}
+		n, err := strconv.ParseFloat(raw, 64)
+		if err != nil || math.IsNaN(n) || math.IsInf(n, 0) {
+			problems = append(problems, fmt.Sprintf("%s: not a number (%q)", c.name, clip(raw, 40)))
+			continue
+		}
+		*c.value(&row.Application) = &n
+	}
+	row.Problem = strings.Join(problems, "; ")
+	return row
+}
+
+// derivedID is the reference of a row without an application_id: the line
+// number keeps it readable, the hash of the content keeps it from matching
+// a different row if the file is regenerated.
+func derivedID(line int, rec []string) string {
+	sum := sha256.Sum256([]byte(strings.Join(rec, "\x1f")))
+	return "L" + strconv.Itoa(line) + "-" + hex.EncodeToString(sum[:4])
+}
+
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

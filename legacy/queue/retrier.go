@@ -1,0 +1,74 @@
+package queue
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"mlservice/legacy/client"
+)
+
+// Retrier decides queued applications in the background once the service
+// is back. While the service keeps failing it waits longer between passes
+// (Backoff), so a long outage costs the service nothing when it returns.
+type Retrier struct {
+	Queue   *Queue
+	Decider Decider
+	// Backoff paces passes after failures; Attempts is ignored: the
+	// Retrier never gives up on a kept application.
+	Backoff client.Backoff
+	// Interval is the pause between passes while all goes well
+	// (default 2s): new applications are normally decided on submit.
+	Interval time.Duration
+	Log      *slog.Logger
+}
+
+// Run passes over the queue until ctx ends.
+func (r *Retrier) Run(ctx context.Context) error {
+	interval := r.Interval
+	if interval <= 0 {
+		interval = 2 * time.Second
+	}
+	log := r.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	failures := 0
+	for {
+		wait := interval
+		if err := r.pass(ctx, log); err != nil {
+			failures++
+			wait = r.Backoff.Wait(failures)
+			log.Warn("decision service unavailable; applications stay queued", "retry_in", wait.Round(time.Millisecond), "error", err)
+		} else {
+			failures = 0
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// pass tries every queued application, oldest first, and stops at the
+// first outage: the rest would fail the same way.
+func (r *Retrier) pass(ctx context.Context, log *slog.Logger) error {
+	waiting, err := r.Queue.Waiting()
+	if err != nil {
+		return err
+	}
+	for _, rec := range waiting {
+		if ctx.Err() != nil {
+			return nil
+		}
+		rec, err := Attempt(ctx, r.Queue, r.Decider, rec)
+		if err != nil {
+			return err
+		}
+		log.Info("queued application settled", "application_id", rec.Application.ApplicationID, "status", rec.Status)
+	}
+	return nil
+}

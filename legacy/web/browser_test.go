@@ -1,0 +1,234 @@
+package web_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"mlservice/internal/servetest"
+	"mlservice/legacy/client"
+	"mlservice/legacy/internal/legacytest"
+	"mlservice/legacy/internal/webdriver"
+	"mlservice/legacy/queue"
+	"mlservice/legacy/web"
+)
+
+// form runs the loan officer's form in-process against the service at api,
+// with its Retrier polling fast, until the test ends.
+type form struct {
+	URL   string
+	Dir   string
+	Queue *queue.Queue
+}
+
+func startForm(t *testing.T, api string) *form { return startFormAt(t, api, t.TempDir()) }
+
+func startFormAt(t *testing.T, api, dir string) *form {
+	t.Helper()
+	q, err := queue.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	decider := &client.Client{BaseURL: api, HTTP: &http.Client{Timeout: 2 * time.Second}}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv, err := web.New(web.Config{Queue: q, Decider: decider, Log: log, RefreshSeconds: 60})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	t.Cleanup(ts.Close)
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	r := &queue.Retrier{Queue: q, Decider: decider, Log: log,
+		Backoff: client.Backoff{Initial: 100 * time.Millisecond, Max: 400 * time.Millisecond}, Interval: 100 * time.Millisecond}
+	go func() { _ = r.Run(ctx); close(stopped) }()
+	t.Cleanup(func() { cancel(); <-stopped })
+	return &form{URL: ts.URL, Dir: dir, Queue: q}
+}
+
+func browser(t *testing.T) *webdriver.Browser {
+	t.Helper()
+	if !webdriver.Available() {
+		t.Fatal("chromium and chromedriver are not installed: run `make legacy-test-deps` (make test does)")
+	}
+	return webdriver.Start(t)
+}
+
+type figures map[string]string
+
+var goodApplication = figures{"income": "50000", "credit_score": "700", "loan_amount": "20000", "years_employed": "5", "points": "60"}
+
+func fillForm(b *webdriver.Browser, f figures) {
+	for _, name := range []string{"application_id", "income", "credit_score", "loan_amount", "years_employed", "points"} {
+		b.Fill("#"+name, f[name])
+	}
+}
+
+func with(f figures, k, v string) figures {
+	out := figures{}
+	for a, b := range f {
+		out[a] = b
+	}
+	out[k] = v
+	return out
+}
+
+// decided waits for the application page to show a decision and returns it.
+func decided(b *webdriver.Browser) string {
+	var got string
+	b.WaitFor("a decision", func() bool {
+		got = b.Text("#decision")
+		return got == "Approved" || got == "Declined"
+	})
+	return got
+}
+
+func TestFormDecides(t *testing.T) {
+	svc := servetest.Start(t, servetest.Options{})
+	f := startForm(t, svc.URL)
+	b := browser(t)
+	art := legacytest.ArtifactDir(t)
+	api := &client.Client{BaseURL: svc.URL, HTTP: &http.Client{Timeout: 5 * time.Second}}
+
+	b.Open(f.URL)
+	for id, label := range map[string]string{"application_id": "Reference", "income": "Annual income", "credit_score": "Credit score",
+		"loan_amount": "Loan amount", "years_employed": "Years employed", "points": "Points"} {
+		if got := b.LabelFor(id); !strings.HasPrefix(got, label) {
+			t.Errorf("label for %s = %q, want it to start with %q", id, got, label)
+		}
+	}
+	fillForm(b, with(goodApplication, "application_id", "T-1001"))
+	b.Screenshot(filepath.Join(art, "form-filled.png"))
+	b.Click("#submit")
+	got := decided(b)
+
+	want, err := api.Decide(context.Background(), application("T-1001", 50000, 700, 20000, 5, 60))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if wantText := map[bool]string{true: "Approved", false: "Declined"}[want.Approve]; got != wantText {
+		t.Errorf("decision %q, the service says %q", got, wantText)
+	}
+	if ref := b.Text("#reference"); ref != "T-1001" {
+		t.Errorf("reference %q", ref)
+	}
+	if model := b.Text("#model"); !strings.Contains(model, "version "+want.Model.Version) || !strings.Contains(model, want.Model.Name) {
+		t.Errorf("model %q, want %s version %s", model, want.Model.Name, want.Model.Version)
+	}
+	b.Screenshot(filepath.Join(art, "form-decision.png"))
+
+	t.Run("generated reference", func(t *testing.T) {
+		b.Open(f.URL)
+		fillForm(b, goodApplication)
+		b.Click("#submit")
+		decided(b)
+		if ref := b.Text("#reference"); !strings.HasPrefix(ref, "WEB-") {
+			t.Errorf("generated reference %q", ref)
+		}
+	})
+
+	t.Run("decision survives a restart", func(t *testing.T) {
+		again := startFormAt(t, svc.URL, f.Dir) // a new process over the same queue
+		b.Open(again.URL + "/applications/T-1001")
+		if got2 := b.Text("#decision"); got2 != got {
+			t.Errorf("after a restart the page says %q, want %q", got2, got)
+		}
+	})
+}
+
+func TestFormShowsServiceFieldMessages(t *testing.T) {
+	svc := servetest.Start(t, servetest.Options{})
+	f := startForm(t, svc.URL)
+	b := browser(t)
+	api := &client.Client{BaseURL: svc.URL, HTTP: &http.Client{Timeout: 5 * time.Second}}
+
+	// The service's own message for a too-low credit score, word for word.
+	_, err := api.Decide(context.Background(), application("T-2001", 50000, 100, 20000, 5, 60))
+	refusal := client.Refusal(err)
+	if refusal == nil || refusal.Fields["credit_score"] == "" {
+		t.Fatalf("expected a 422 naming credit_score, got %v", err)
+	}
+
+	b.Open(f.URL)
+	fillForm(b, with(with(goodApplication, "credit_score", "100"), "application_id", "T-2001"))
+	b.Fill("#income", "fifty thousand")
+	b.Click("#submit")
+	if got := b.Text("#income-error"); !strings.Contains(got, "must be a number") {
+		t.Errorf("income message %q", got)
+	}
+	// Text that cannot be sent is caught first; fix it and the service speaks.
+	b.Fill("#income", "50000")
+	b.Click("#submit")
+	if got := b.Text("#credit_score-error"); got != refusal.Fields["credit_score"] {
+		t.Errorf("credit score message %q, the service says %q", got, refusal.Fields["credit_score"])
+	}
+	if got := b.Value("#credit_score"); got != "100" {
+		t.Errorf("the officer's input was not kept: %q", got)
+	}
+	b.Fill("#points", "")
+	b.Click("#submit")
+	if got := b.Text("#points-error"); got != "is required" {
+		t.Errorf("empty points message %q", got)
+	}
+	b.Screenshot(filepath.Join(legacytest.ArtifactDir(t), "form-invalid.png"))
+
+	b.Fill("#credit_score", "700")
+	b.Fill("#points", "60")
+	b.Click("#submit")
+	decided(b)
+	if ref := b.Text("#reference"); ref != "T-2001" {
+		t.Errorf("corrected application has reference %q", ref)
+	}
+}
+
+func TestFormKeepsApplicationWhileServiceIsDown(t *testing.T) {
+	apiAddr := servetest.FreeAddr(t) // nothing listens here yet
+	f := startForm(t, "http://"+apiAddr)
+	b := browser(t)
+	art := legacytest.ArtifactDir(t)
+
+	b.Open(f.URL)
+	fillForm(b, with(goodApplication, "application_id", "T-3001"))
+	b.Click("#submit")
+	if got := b.Text("#queued"); !strings.Contains(got, "is kept and will be decided") {
+		t.Fatalf("queued message %q", got)
+	}
+	if got := b.Text("#reference"); got != "T-3001" {
+		t.Errorf("reference %q", got)
+	}
+	b.Screenshot(filepath.Join(art, "form-queued.png"))
+	waiting, err := f.Queue.Waiting()
+	if err != nil || len(waiting) != 1 {
+		t.Fatalf("queue holds %d applications (%v), want 1", len(waiting), err)
+	}
+
+	// The service comes up on the address the form was given.
+	svc := servetest.Start(t, servetest.Options{Env: []string{"SERVE_ADDR=" + apiAddr}, NoWait: true})
+	svc.URL = "http://" + apiAddr
+	if err := svc.WaitReady(30 * time.Second); err != nil {
+		t.Fatalf("service: %v\n%s", err, svc.Log.String())
+	}
+	b.WaitFor("the decision after the service returned", func() bool {
+		b.Reload()
+		got := b.Text("#decision")
+		return got == "Approved" || got == "Declined"
+	})
+	if got := b.Text("#model"); !strings.Contains(got, "version") {
+		t.Errorf("model %q", got)
+	}
+	b.Screenshot(filepath.Join(art, "form-decided-after-outage.png"))
+	if waiting, _ := f.Queue.Waiting(); len(waiting) != 0 {
+		t.Errorf("%d applications still queued", len(waiting))
+	}
+}
+
+func application(id string, income, score, amount, years, points float64) client.Application {
+	return client.Application{ApplicationID: id, Income: &income, CreditScore: &score, LoanAmount: &amount,
+		YearsEmployed: &years, Points: &points}
+}
