@@ -13,21 +13,25 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"syscall"
 	"time"
 
+	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"mlservice/artifacts"
 	"mlservice/registry"
+	"mlservice/serve/admin"
 	"mlservice/serve/api"
 	"mlservice/serve/inference"
 	"mlservice/serve/metrics"
 	"mlservice/serve/models"
 	"mlservice/serve/rollout"
 	"mlservice/serve/routing"
+	"mlservice/serve/shadow"
 )
 
 func main() {
@@ -58,7 +62,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return fmt.Errorf("start-up failed: %w", err)
 	}
-	var source registry.Source = local
+	var source registry.Source = &registry.LocalState{Local: local, Dir: filepath.Join(cfg.CacheDir, "state")}
 	var fallback registry.Source
 	if cfg.TrackingURI != "" {
 		return fmt.Errorf("start-up failed: MLFLOW_TRACKING_URI=%q: the MLflow registry is not supported yet; unset it to serve artifacts/", cfg.TrackingURI)
@@ -92,8 +96,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return fmt.Errorf("start-up failed: SERVE_MODEL=%q: %w", cfg.Model, err)
 	}
 
+	mirror := shadow.New(shadow.DefaultQueue)
+	go mirror.Run(ctrlCtx)
+
 	app, _, err := api.New(api.Config{Model: cfg.Model}, api.Deps{
-		Router: router, Status: controller.Status, Registry: reg, Log: log, Build: buildInfo(),
+		Router: router, Status: controller.Status, Registry: reg, Log: log, Build: buildInfo(), Shadow: mirror,
+		Mount: []func(fiber.Router){
+			func(r fiber.Router) {
+				admin.Mount(r, admin.Config{Token: cfg.AdminToken, Controller: controller, Router: router,
+					Metrics: modelMetrics, Audit: log.With("component", "admin")})
+			},
+		},
 	})
 	if err != nil {
 		return fmt.Errorf("start-up failed: %w", err)

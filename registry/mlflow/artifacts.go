@@ -38,7 +38,7 @@ func (c *Client) Download(ctx context.Context, model, version, dir string) error
 	}
 	for _, f := range files {
 		if err := c.downloadFile(ctx, root, f, dir); err != nil {
-			return fmt.Errorf("mlflow: %s version %s: %w", model, version, err)
+			return err
 		}
 	}
 	return nil
@@ -187,7 +187,7 @@ func (c *Client) downloadFile(ctx context.Context, root string, f artifactFile, 
 		segs[i] = url.PathEscape(s)
 	}
 	u := c.base + "/api/2.0/mlflow-artifacts/artifacts/" + strings.Join(segs, "/")
-	return c.retry(ctx, "download "+f.rel, c.cfg.DownloadTimeout, func(ctx context.Context) error {
+	return c.retry(ctx, "download "+path.Join(root, f.rel), c.cfg.DownloadTimeout, func(ctx context.Context) error {
 		resp, err := c.send(ctx, http.MethodGet, u, nil)
 		if err != nil {
 			return err

@@ -137,7 +137,7 @@ func (e *APIError) Error() string {
 	if code == "" {
 		code = http.StatusText(e.Status)
 	}
-	return fmt.Sprintf("mlflow: %d %s: %s", e.Status, code, e.Message)
+	return fmt.Sprintf("%d %s: %s", e.Status, code, e.Message)
 }
 
 // Unwrap returns the registry sentinel the error stands for, if any.

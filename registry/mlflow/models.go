@@ -20,15 +20,14 @@ type ModelVersion struct {
 	// models:/m-<id> (a logged model), else runs:/<run>/<path> or a storage URI.
 	Source string
 	RunID  string
-	// ModelID is the logged model's id (m-...), when the server reports it.
-	ModelID string
-	// StorageLocation is where the files are, when the server reports it; see
-	// DownloadURI for the location it always reports.
-	StorageLocation string
-	Status          string // READY, PENDING_REGISTRATION, FAILED_REGISTRATION
-	Description     string
-	Aliases         []string
-	Tags            map[string]string
+	// ModelID is the logged model's id (m-...): from the answer's model_id,
+	// which MLflow 3.17 leaves out, else from a models:/m-<id> Source. Where
+	// the files are stored is not in the answer: see DownloadURI.
+	ModelID     string
+	Status      string // READY, PENDING_REGISTRATION, FAILED_REGISTRATION
+	Description string
+	Aliases     []string
+	Tags        map[string]string
 	// CreationTimestamp is in milliseconds since the epoch.
 	CreationTimestamp int64
 }
@@ -60,7 +59,6 @@ type modelVersionJSON struct {
 	Source            string    `json:"source"`
 	RunID             string    `json:"run_id"`
 	ModelID           string    `json:"model_id"`
-	StorageLocation   string    `json:"storage_location"`
 	Status            string    `json:"status"`
 	Description       string    `json:"description"`
 	Aliases           []string  `json:"aliases"`
@@ -71,8 +69,11 @@ type modelVersionJSON struct {
 func (v *ModelVersion) fromJSON(j modelVersionJSON) {
 	*v = ModelVersion{
 		Name: j.Name, Version: j.Version, Source: j.Source, RunID: j.RunID, ModelID: j.ModelID,
-		StorageLocation: j.StorageLocation, Status: j.Status, Description: j.Description,
+		Status: j.Status, Description: j.Description,
 		Aliases: j.Aliases, Tags: tagMap(j.Tags), CreationTimestamp: j.CreationTimestamp,
+	}
+	if id, ok := strings.CutPrefix(j.Source, "models:/"); ok && v.ModelID == "" && strings.HasPrefix(id, "m-") && !strings.Contains(id, "/") {
+		v.ModelID = id
 	}
 }
 

@@ -66,6 +66,9 @@ type Deps struct {
 	Log    *slog.Logger
 	// Build describes the binary for GET /.
 	Build map[string]string
+	// Mount adds further routes (/admin, /hooks) behind the same request-id,
+	// metrics and error handling.
+	Mount []func(app fiber.Router)
 }
 
 // Mirror sends a decided request to the shadow variant, off the request path.
@@ -130,6 +133,9 @@ func New(cfg Config, deps Deps) (*fiber.App, *Server, error) {
 	app.Get("/docs", s.docs)
 	app.Post("/v1/predict", s.predict)
 	app.Post("/v1/predict/batch", s.predictBatch)
+	for _, mount := range deps.Mount {
+		mount(app)
+	}
 	return app, s, nil
 }
 

@@ -3,8 +3,10 @@
 // the columns mean is the caller's business (see serve/models).
 //
 // A model must take one float32 input of shape [N, F] and produce "label"
-// (int64 [N]) and "probabilities" (float32 [N, 2], column 1 = approve), which
-// is what skl2onnx writes for a classifier converted with zipmap disabled.
+// (int64 [N]) and the probability of approval, either as "probability"
+// (float32 [N]; a graph MLflow's pyfunc can also serve) or as "probabilities"
+// (float32 [N, 2], column 1 = approve; what skl2onnx writes for a classifier
+// converted with zipmap disabled).
 package inference
 
 import (
@@ -19,7 +21,8 @@ import (
 // Output names the models must have.
 const (
 	LabelOutput         = "label"
-	ProbabilitiesOutput = "probabilities"
+	ProbabilityOutput   = "probability"   // float32 [N]
+	ProbabilitiesOutput = "probabilities" // float32 [N, 2]
 )
 
 var (
@@ -86,6 +89,9 @@ type Options struct {
 type Session struct {
 	ort     *ort.DynamicAdvancedSession
 	columns int
+	// probWidth is 1 for a "probability" output, 2 for "probabilities";
+	// the probability of approval is the last value of each row.
+	probWidth int
 	// free holds idle one-row runners whose ORT tensors are created once and
 	// reused, so the common single-application request allocates no native
 	// memory. A channel, not a sync.Pool: a pool may drop runners without
@@ -130,9 +136,13 @@ func Open(path string, opts Options) (*Session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: reading %s: %v", ErrUnsupportedModel, path, err)
 	}
-	columns, err := checkIO(inputs, outputs)
+	columns, probOutput, err := checkIO(inputs, outputs)
 	if err != nil {
 		return nil, err
+	}
+	probWidth := 2
+	if probOutput == ProbabilityOutput {
+		probWidth = 1
 	}
 	so, err := ort.NewSessionOptions()
 	if err != nil {
@@ -151,43 +161,46 @@ func Open(path string, opts Options) (*Session, error) {
 		}
 	}
 	s, err := ort.NewDynamicAdvancedSession(path, []string{inputs[0].Name},
-		[]string{LabelOutput, ProbabilitiesOutput}, so)
+		[]string{LabelOutput, probOutput}, so)
 	if err != nil {
 		return nil, fmt.Errorf("%w: opening %s: %v", ErrUnsupportedModel, path, err)
 	}
-	return &Session{ort: s, columns: columns, free: make(chan *runner, opts.FreeRunners)}, nil
+	return &Session{ort: s, columns: columns, probWidth: probWidth, free: make(chan *runner, opts.FreeRunners)}, nil
 }
 
-// checkIO returns the number of feature columns the model takes, or why the
-// model cannot serve loan applications.
-func checkIO(inputs, outputs []ort.InputOutputInfo) (int, error) {
+// checkIO returns the number of feature columns the model takes and the name
+// of its probability output, or why the model cannot serve loan applications.
+func checkIO(inputs, outputs []ort.InputOutputInfo) (int, string, error) {
 	if len(inputs) != 1 {
-		return 0, fmt.Errorf("%w: want one input tensor, model has %d", ErrUnsupportedModel, len(inputs))
+		return 0, "", fmt.Errorf("%w: want one input tensor, model has %d", ErrUnsupportedModel, len(inputs))
 	}
 	in := inputs[0]
 	if in.OrtValueType != ort.ONNXTypeTensor || in.DataType != ort.TensorElementDataTypeFloat || len(in.Dimensions) != 2 {
-		return 0, fmt.Errorf("%w: input %s, want a float32 tensor [N, F]", ErrUnsupportedModel, in.String())
+		return 0, "", fmt.Errorf("%w: input %s, want a float32 tensor [N, F]", ErrUnsupportedModel, in.String())
 	}
 	columns := int(in.Dimensions[1])
 	if columns <= 0 {
-		return 0, fmt.Errorf("%w: input %s has no fixed feature count", ErrUnsupportedModel, in.String())
+		return 0, "", fmt.Errorf("%w: input %s has no fixed feature count", ErrUnsupportedModel, in.String())
 	}
-	want := map[string]ort.TensorElementDataType{
-		LabelOutput:         ort.TensorElementDataTypeInt64,
-		ProbabilitiesOutput: ort.TensorElementDataTypeFloat,
-	}
+	found := map[string]ort.InputOutputInfo{}
 	for _, out := range outputs {
-		if dt, ok := want[out.Name]; ok {
-			if out.OrtValueType != ort.ONNXTypeTensor || out.DataType != dt {
-				return 0, fmt.Errorf("%w: output %s has the wrong type (ZipMap not disabled?)", ErrUnsupportedModel, out.String())
-			}
-			delete(want, out.Name)
-		}
+		found[out.Name] = out
 	}
-	for name := range want {
-		return 0, fmt.Errorf("%w: no output named %q", ErrUnsupportedModel, name)
+	isTensor := func(name string, dt ort.TensorElementDataType, dims int) bool {
+		o, ok := found[name]
+		return ok && o.OrtValueType == ort.ONNXTypeTensor && o.DataType == dt && len(o.Dimensions) == dims
 	}
-	return columns, nil
+	if !isTensor(LabelOutput, ort.TensorElementDataTypeInt64, 1) {
+		return 0, "", fmt.Errorf("%w: want an int64 [N] output named %q", ErrUnsupportedModel, LabelOutput)
+	}
+	switch {
+	case isTensor(ProbabilityOutput, ort.TensorElementDataTypeFloat, 1):
+		return columns, ProbabilityOutput, nil
+	case isTensor(ProbabilitiesOutput, ort.TensorElementDataTypeFloat, 2):
+		return columns, ProbabilitiesOutput, nil
+	}
+	return 0, "", fmt.Errorf("%w: want a float32 output %q [N] or %q [N, 2] (ZipMap disabled)",
+		ErrUnsupportedModel, ProbabilityOutput, ProbabilitiesOutput)
 }
 
 // Columns is the number of features per row.
@@ -216,7 +229,7 @@ func (s *Session) scoreOne(x []float32, probs []float32, approve []bool) error {
 		r.destroy()
 		return fmt.Errorf("inference: run: %w", err)
 	}
-	probs[0] = r.probs.GetData()[1]
+	probs[0] = r.probs.GetData()[s.probWidth-1]
 	approve[0] = r.labels.GetData()[0] == 1
 	s.putRunner(r)
 	return nil
@@ -237,7 +250,7 @@ func (s *Session) getRunner() (*runner, error) {
 		r.input.Destroy()
 		return nil, fmt.Errorf("inference: %w", err)
 	}
-	if r.probs, err = ort.NewEmptyTensor[float32](ort.NewShape(1, 2)); err != nil {
+	if r.probs, err = ort.NewEmptyTensor[float32](s.probShape(1)); err != nil {
 		r.input.Destroy()
 		r.labels.Destroy()
 		return nil, fmt.Errorf("inference: %w", err)
@@ -266,7 +279,7 @@ func (s *Session) scoreBatch(x []float32, probs []float32, approve []bool) error
 	defer s.batchBuffers.Put(out)
 	if cap(out.labels) < rows {
 		out.labels = make([]int64, rows)
-		out.probs = make([]float32, 2*rows)
+		out.probs = make([]float32, 2*rows) // room for either output shape
 	}
 	in, err := ort.NewTensor(ort.NewShape(int64(rows), int64(s.columns)), x)
 	if err != nil {
@@ -278,7 +291,7 @@ func (s *Session) scoreBatch(x []float32, probs []float32, approve []bool) error
 		return fmt.Errorf("inference: %w", err)
 	}
 	defer labels.Destroy()
-	p, err := ort.NewTensor(ort.NewShape(int64(rows), 2), out.probs[:2*rows])
+	p, err := ort.NewTensor(s.probShape(rows), out.probs[:s.probWidth*rows])
 	if err != nil {
 		return fmt.Errorf("inference: %w", err)
 	}
@@ -288,10 +301,17 @@ func (s *Session) scoreBatch(x []float32, probs []float32, approve []bool) error
 	}
 	pd, ld := p.GetData(), labels.GetData()
 	for i := range rows {
-		probs[i] = pd[2*i+1]
+		probs[i] = pd[s.probWidth*i+s.probWidth-1]
 		approve[i] = ld[i] == 1
 	}
 	return nil
+}
+
+func (s *Session) probShape(rows int) ort.Shape {
+	if s.probWidth == 1 {
+		return ort.NewShape(int64(rows))
+	}
+	return ort.NewShape(int64(rows), 2)
 }
 
 // Close releases the session and its idle runners. The caller makes sure no

@@ -89,15 +89,18 @@ type Version struct {
 
 // ForVersion binds the per-version metrics.
 func (m *Models) ForVersion(model, version, variant string) *Version {
-	return &Version{
-		approved:       m.predictions.WithLabelValues(model, version, variant, "approve"),
-		declined:       m.predictions.WithLabelValues(model, version, variant, "decline"),
-		duration:       m.duration.WithLabelValues(model, version, variant),
-		probability:    m.probability.WithLabelValues(model, version, variant),
-		shadowAgree:    m.shadow.WithLabelValues(model, version, variant, "true"),
-		shadowDisagree: m.shadow.WithLabelValues(model, version, variant, "false"),
-		shadowDropped:  m.shadow.WithLabelValues(model, version, variant, "dropped"),
+	v := &Version{
+		approved:    m.predictions.WithLabelValues(model, version, variant, "approve"),
+		declined:    m.predictions.WithLabelValues(model, version, variant, "decline"),
+		duration:    m.duration.WithLabelValues(model, version, variant),
+		probability: m.probability.WithLabelValues(model, version, variant),
 	}
+	if variant == "shadow" { // only a shadow has agreement to report
+		v.shadowAgree = m.shadow.WithLabelValues(model, version, variant, "true")
+		v.shadowDisagree = m.shadow.WithLabelValues(model, version, variant, "false")
+		v.shadowDropped = m.shadow.WithLabelValues(model, version, variant, "dropped")
+	}
+	return v
 }
 
 // ObserveRun records the time of one model run.
@@ -114,6 +117,7 @@ func (v *Version) ObserveDecision(approve bool, probability float32) {
 }
 
 // ObserveShadow records whether a shadow decision agreed with the one served.
+// Only call it on a shadow's metrics.
 func (v *Version) ObserveShadow(agree bool) {
 	if agree {
 		v.shadowAgree.Inc()

@@ -238,7 +238,8 @@ func (c *Controller) apply(ctx context.Context, src registry.Source, want Desire
 	if want != c.desired {
 		clear(c.failed) // a new registry state deserves a new try
 	} else if cur != nil && len(c.failed) == 0 && c.liveFrom(src) {
-		return nil // unchanged: no work
+		c.retireUnused(cur) // e.g. a version an admin action prepared in vain
+		return nil          // unchanged: no other work
 	}
 	var errs []error
 	routes := map[routing.Variant]*routing.Route{}

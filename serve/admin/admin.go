@@ -1,0 +1,229 @@
+// Package admin is the authenticated /admin API through which ops see the
+// live model versions, promote a version, set the traffic split and roll the
+// champion back. Every action writes one structured audit line and is
+// counted in admin_actions_total{action,result}.
+package admin
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"mlservice/registry"
+	"mlservice/serve/api"
+	"mlservice/serve/metrics"
+	"mlservice/serve/rollout"
+	"mlservice/serve/routing"
+)
+
+// Controller is the part of rollout.Controller the admin API drives.
+type Controller interface {
+	Status() rollout.Status
+	Desired(ctx context.Context) (rollout.Desired, error)
+	Promote(ctx context.Context, alias, version string) (rollout.Change, error)
+	Rollback(ctx context.Context) (rollout.Change, error)
+	SetWeights(ctx context.Context, w routing.Weights) (rollout.Change, error)
+}
+
+// Config wires the admin API.
+type Config struct {
+	// Token is the bearer token; empty disables /admin (it is never open).
+	Token      string
+	Controller Controller
+	Router     *routing.Router
+	Metrics    *metrics.Models
+	// Audit receives one line per action.
+	Audit *slog.Logger
+	// Timeout bounds one action, a model load included (default 2m).
+	Timeout time.Duration
+}
+
+// Mount adds the /admin routes to app.
+func Mount(app fiber.Router, cfg Config) {
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 2 * time.Minute
+	}
+	h := &handlers{cfg: cfg, tokenSum: sha256.Sum256([]byte(cfg.Token))}
+	g := app.Group("/admin", h.authenticate)
+	g.Get("/models", h.models)
+	g.Post("/promote", h.promote)
+	g.Put("/traffic", h.traffic)
+	g.Post("/rollback", h.rollback)
+}
+
+type handlers struct {
+	cfg      Config
+	tokenSum [32]byte
+}
+
+// authenticate checks the bearer token in constant time (over sha256 sums,
+// so not even the token's length leaks).
+func (h *handlers) authenticate(c *fiber.Ctx) error {
+	if h.cfg.Token == "" {
+		return &api.Error{Status: http.StatusForbidden, Code: api.CodeAdminDisabled,
+			Message: "the admin API is disabled: start the server with SERVE_ADMIN_TOKEN set"}
+	}
+	auth := c.Get(fiber.HeaderAuthorization)
+	token, ok := strings.CutPrefix(auth, "Bearer ")
+	sum := sha256.Sum256([]byte(token))
+	if !ok || subtle.ConstantTimeCompare(sum[:], h.tokenSum[:]) != 1 {
+		h.cfg.Audit.Warn("admin auth failed", "remote", c.IP(), "path", c.Path(), "had_token", ok)
+		return &api.Error{Status: http.StatusUnauthorized, Code: api.CodeUnauthorized,
+			Message: "a valid bearer token is required"}
+	}
+	return c.Next()
+}
+
+// variantState is one live variant in GET /admin/models.
+type variantState struct {
+	Variant  string    `json:"variant"`
+	Version  string    `json:"version"`
+	SHA256   string    `json:"sha256"`
+	Source   string    `json:"source"`
+	LoadedAt time.Time `json:"loaded_at"`
+	Weight   float64   `json:"weight"`
+}
+
+func (h *handlers) models(c *fiber.Ctx) error {
+	ctx, cancel := context.WithTimeout(c.UserContext(), 10*time.Second)
+	defer cancel()
+	desired, err := h.cfg.Controller.Desired(ctx)
+	if err != nil {
+		return err
+	}
+	out := fiber.Map{"status": h.cfg.Controller.Status(), "desired": desired}
+	if t := h.cfg.Router.Current(); t != nil {
+		var live []variantState
+		weights := map[string]float64{}
+		for _, l := range t.Live() {
+			weights[l.Variant] = l.Weight
+		}
+		for _, r := range t.Routes() {
+			live = append(live, variantState{Variant: string(r.Variant), Version: r.Version.Version, SHA256: r.Version.SHA256,
+				Source: r.Version.Source, LoadedAt: r.Version.LoadedAt, Weight: weights[string(r.Variant)]})
+		}
+		out["model"] = t.Model
+		out["live"] = live
+		out["weights"] = t.Weights
+	}
+	return c.JSON(out)
+}
+
+type promoteRequest struct {
+	Alias   string `json:"alias"`
+	Version string `json:"version"`
+}
+
+func (h *handlers) promote(c *fiber.Ctx) error {
+	var req promoteRequest
+	if err := decodeStrict(c, &req); err != nil {
+		return h.audit(c, "promote", nil, err)
+	}
+	if req.Alias == "" {
+		req.Alias = registry.AliasChampion
+	}
+	return h.run(c, "promote", func(ctx context.Context) (rollout.Change, error) {
+		return h.cfg.Controller.Promote(ctx, req.Alias, req.Version)
+	})
+}
+
+func (h *handlers) traffic(c *fiber.Ctx) error {
+	var w routing.Weights
+	if err := decodeStrict(c, &w); err != nil {
+		return h.audit(c, "traffic", nil, err)
+	}
+	return h.run(c, "traffic", func(ctx context.Context) (rollout.Change, error) {
+		return h.cfg.Controller.SetWeights(ctx, w)
+	})
+}
+
+func (h *handlers) rollback(c *fiber.Ctx) error {
+	if len(c.Body()) > 0 {
+		var empty struct{}
+		if err := decodeStrict(c, &empty); err != nil {
+			return h.audit(c, "rollback", nil, err)
+		}
+	}
+	return h.run(c, "rollback", func(ctx context.Context) (rollout.Change, error) {
+		return h.cfg.Controller.Rollback(ctx)
+	})
+}
+
+// run performs one action with the action timeout and answers with the change.
+func (h *handlers) run(c *fiber.Ctx, action string, do func(context.Context) (rollout.Change, error)) error {
+	ctx, cancel := context.WithTimeout(c.UserContext(), h.cfg.Timeout)
+	defer cancel()
+	ch, err := do(ctx)
+	if err := h.audit(c, action, &ch, err); err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"action": action, "result": "success", "before": ch.Before, "after": ch.After})
+}
+
+// audit writes the audit line, counts the action and maps its error.
+func (h *handlers) audit(c *fiber.Ctx, action string, ch *rollout.Change, err error) error {
+	result := "success"
+	if err != nil {
+		result = "failure"
+	}
+	attrs := []any{"audit", true, "remote", c.IP(), "action", action, "result", result,
+		"request_id", c.GetRespHeader(fiber.HeaderXRequestID)}
+	if ch != nil && ch.Before != (rollout.Desired{}) {
+		attrs = append(attrs, "before", ch.Before, "after", ch.After)
+	}
+	if err != nil {
+		attrs = append(attrs, "error", err.Error())
+	}
+	h.cfg.Audit.Info("admin action", attrs...)
+	h.cfg.Metrics.AdminAction(action, err == nil)
+	if err == nil {
+		return nil
+	}
+	return toAPIError(err)
+}
+
+func toAPIError(err error) error {
+	var verify *rollout.VerifyError
+	var apiErr *api.Error
+	switch {
+	case errors.As(err, &apiErr):
+		return apiErr
+	case errors.Is(err, rollout.ErrInvalid), errors.Is(err, rollout.ErrUnknownVersion):
+		return &api.Error{Status: http.StatusUnprocessableEntity, Code: api.CodeValidationFailed, Message: err.Error()}
+	case errors.As(err, &verify), errors.Is(err, rollout.ErrNoHistory):
+		return &api.Error{Status: http.StatusConflict, Code: api.CodeConflict, Message: err.Error()}
+	case errors.Is(err, registry.ErrUnavailable):
+		return &api.Error{Status: http.StatusServiceUnavailable, Code: api.CodeNotReady, Message: "the registry is unavailable; nothing was changed"}
+	case errors.Is(err, context.DeadlineExceeded):
+		return &api.Error{Status: http.StatusServiceUnavailable, Code: api.CodeNotReady, Message: "the action timed out"}
+	}
+	return err
+}
+
+// decodeStrict decodes a small JSON body, rejecting unknown fields.
+func decodeStrict(c *fiber.Ctx, v any) error {
+	if !strings.HasPrefix(strings.ToLower(c.Get(fiber.HeaderContentType)), fiber.MIMEApplicationJSON) {
+		return &api.Error{Status: http.StatusUnsupportedMediaType, Code: api.CodeUnsupportedMediaType,
+			Message: "send the body as Content-Type: application/json"}
+	}
+	dec := json.NewDecoder(strings.NewReader(string(c.Body())))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var syntax *json.SyntaxError
+		if errors.As(err, &syntax) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return &api.Error{Status: http.StatusBadRequest, Code: api.CodeMalformedJSON, Message: "malformed JSON: " + err.Error()}
+		}
+		return &api.Error{Status: http.StatusUnprocessableEntity, Code: api.CodeValidationFailed, Message: fmt.Sprintf("invalid body: %v", err)}
+	}
+	return nil
+}
