@@ -137,7 +137,10 @@ func (h *harness) champion() string { return h.router.Current().Champion.Version
 
 type testWriter struct{ t *testing.T }
 
-func (w testWriter) Write(p []byte) (int, error) { w.t.Log(strings.TrimSpace(string(p))); return len(p), nil }
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
 
 func TestFollowsTheChampionAlias(t *testing.T) {
 	reg := newFakeRegistry("mlflow", map[string]string{"champion": "1"})
