@@ -16,18 +16,21 @@ import (
 // config is the server's configuration: environment variables, each mirrored
 // by a flag that wins over it. See the README's configuration table.
 type config struct {
-	Addr            string
-	Model           string
-	TrackingURI     string
-	PollInterval    time.Duration
-	AdminToken      string
-	WebhookSecret   string
-	CacheDir        string
-	ArtifactsDir    string
-	ORTLibrary      string
-	InferThreads    int
-	ShutdownTimeout time.Duration
-	LogLevel        string
+	Addr             string
+	Model            string
+	TrackingURI      string
+	TrackingUsername string
+	TrackingPassword string
+	TrackingToken    string
+	PollInterval     time.Duration
+	AdminToken       string
+	WebhookSecret    string
+	CacheDir         string
+	ArtifactsDir     string
+	ORTLibrary       string
+	InferThreads     int
+	ShutdownTimeout  time.Duration
+	LogLevel         string
 }
 
 // setting is one configuration entry: its variable, flag, default and meaning.
@@ -76,6 +79,9 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 			c.TrackingURI = strings.TrimRight(v, "/")
 			return nil
 		}},
+		{"MLFLOW_TRACKING_USERNAME", "mlflow-username", "", "MLflow basic-auth user", str(&c.TrackingUsername)},
+		{"MLFLOW_TRACKING_PASSWORD", "mlflow-password", "", "MLflow basic-auth password", str(&c.TrackingPassword)},
+		{"MLFLOW_TRACKING_TOKEN", "mlflow-token", "", "MLflow bearer token", str(&c.TrackingToken)},
 		{"SERVE_POLL_INTERVAL", "poll-interval", "10s", "registry reconciliation period", duration(&c.PollInterval, 100*time.Millisecond)},
 		{"SERVE_ADMIN_TOKEN", "admin-token", "", "bearer token for /admin; unset disables /admin", func(v string) error {
 			if v != "" && len(v) < 16 {

@@ -24,8 +24,10 @@ import (
 
 	"mlservice/artifacts"
 	"mlservice/registry"
+	"mlservice/registry/mlflow"
 	"mlservice/serve/admin"
 	"mlservice/serve/api"
+	"mlservice/serve/hooks"
 	"mlservice/serve/inference"
 	"mlservice/serve/metrics"
 	"mlservice/serve/models"
@@ -62,10 +64,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return fmt.Errorf("start-up failed: %w", err)
 	}
-	var source registry.Source = &registry.LocalState{Local: local, Dir: filepath.Join(cfg.CacheDir, "state")}
-	var fallback registry.Source
-	if cfg.TrackingURI != "" {
-		return fmt.Errorf("start-up failed: MLFLOW_TRACKING_URI=%q: the MLflow registry is not supported yet; unset it to serve artifacts/", cfg.TrackingURI)
+	source, writer, fallbacks, err := sources(cfg, local)
+	if err != nil {
+		return fmt.Errorf("start-up failed: %w", err)
 	}
 
 	reg := prometheus.NewRegistry()
@@ -75,11 +76,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	loader := &models.Loader{
 		Cache: &registry.Cache{Dir: cfg.CacheDir},
 		Open: func(path string) (models.Scorer, error) {
-			return inference.Open(path, inference.Options{IntraOpThreads: cfg.InferThreads})
+			s, err := inference.Open(path, inference.Options{IntraOpThreads: cfg.InferThreads})
+			if err != nil {
+				return nil, err
+			}
+			modelMetrics.SessionOpened()
+			return &countedSession{Session: s, metrics: modelMetrics}, nil
 		},
 	}
 	controller := rollout.New(rollout.Config{
-		Model: cfg.Model, Source: source, Fallback: fallback, Loader: loader, Router: router,
+		Model: cfg.Model, Source: source, Fallbacks: fallbacks, Writer: writer, Loader: loader, Router: router,
 		Metrics: modelMetrics, Log: log, Interval: cfg.PollInterval,
 	})
 	ctrlCtx, stopController := context.WithCancel(context.WithoutCancel(ctx))
@@ -95,6 +101,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err := controller.Sync(ctx); err != nil && router.Current() == nil && cfg.TrackingURI == "" {
 		return fmt.Errorf("start-up failed: SERVE_MODEL=%q: %w", cfg.Model, err)
 	}
+	// With MLflow, the server starts even when nothing can be loaded yet:
+	// /ready answers 503 with the reason until the registry has a champion.
 
 	mirror := shadow.New(shadow.DefaultQueue)
 	go mirror.Run(ctrlCtx)
@@ -105,6 +113,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			func(r fiber.Router) {
 				admin.Mount(r, admin.Config{Token: cfg.AdminToken, Controller: controller, Router: router,
 					Metrics: modelMetrics, Audit: log.With("component", "admin")})
+			},
+			func(r fiber.Router) {
+				hooks.Mount(r, hooks.Config{Secret: cfg.WebhookSecret, Trigger: controller.Trigger, Log: log.With("component", "webhook")})
 			},
 		},
 	})
@@ -131,6 +142,35 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// countedSession keeps model_sessions_open in step with the sessions.
+type countedSession struct {
+	*inference.Session
+	metrics *metrics.Models
+}
+
+func (s *countedSession) Close() error {
+	s.metrics.SessionClosed()
+	return s.Session.Close()
+}
+
+// sources picks where versions come from. With MLFLOW_TRACKING_URI set: the
+// MLflow registry, remembered on disk, falling back to the remembered state
+// over the verified cache and then to the embedded artifacts. Without it: the
+// local registry over artifacts/ with its state file.
+func sources(cfg config, local *registry.Local) (registry.Source, rollout.Writer, []registry.Source, error) {
+	if cfg.TrackingURI == "" {
+		ls := &registry.LocalState{Local: local, Dir: filepath.Join(cfg.CacheDir, "state")}
+		return ls, ls, nil, nil
+	}
+	client, err := mlflow.New(mlflow.Config{TrackingURI: cfg.TrackingURI,
+		Username: cfg.TrackingUsername, Password: cfg.TrackingPassword, Token: cfg.TrackingToken})
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("MLFLOW_TRACKING_URI=%q: %w", cfg.TrackingURI, err)
+	}
+	memory := &registry.Memory{Source: client, Dir: filepath.Join(cfg.CacheDir, "remembered")}
+	return memory, client, []registry.Source{memory.Offline(), local}, nil
 }
 
 // localRegistry is the registry over artifacts/: the copy embedded in the

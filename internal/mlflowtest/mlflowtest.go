@@ -116,7 +116,11 @@ func env() []string {
 			out = append(out, kv)
 		}
 	}
-	return append(out, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false", "PYTHONUNBUFFERED=1")
+	return append(out, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false", "PYTHONUNBUFFERED=1",
+		// Webhooks to the server under test: plain http on loopback, and no
+		// minute-long cache of the webhook list.
+		"MLFLOW_WEBHOOK_ALLOWED_SCHEMES=http,https", "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS=true",
+		"MLFLOW_WEBHOOK_CACHE_TTL=1")
 }
 
 func (s *Server) start(t testing.TB) {

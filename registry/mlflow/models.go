@@ -219,3 +219,15 @@ func (c *Client) DownloadURI(ctx context.Context, model, version string) (string
 	}
 	return out.URI, err
 }
+
+// HasVersion returns nil if the model has the version, an error wrapping
+// registry.ErrNotFound if it does not.
+func (c *Client) HasVersion(ctx context.Context, model, version string) error {
+	_, err := c.ModelVersion(ctx, model, version)
+	var ae *APIError
+	if errors.As(err, &ae) && ae.Status == http.StatusBadRequest {
+		// MLflow answers 400 for a version that is not a number: no such version.
+		return fmt.Errorf("%w: %s version %q: %s", registry.ErrNotFound, model, version, ae.Message)
+	}
+	return err
+}

@@ -24,6 +24,7 @@ type Models struct {
 	syncSuccess  prometheus.Gauge
 	syncErrors   prometheus.Counter
 	adminActions *prometheus.CounterVec
+	sessions     prometheus.Gauge
 }
 
 // New creates the model metrics and registers them with reg (tests pass a
@@ -46,6 +47,10 @@ func New(reg prometheus.Registerer) *Models {
 			Buckets: prometheus.LinearBuckets(0.05, 0.05, 20),
 		}, versionLabels),
 		live: newLiveCollector(),
+		sessions: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "model_sessions_open",
+			Help: "Open ONNX Runtime sessions; equals the live variants' distinct versions once retired ones have drained.",
+		}),
 		swaps: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "model_swaps_total",
 			Help: "Attempts to put a new version live in a variant, by result (success/failure).",
@@ -72,7 +77,7 @@ func New(reg prometheus.Registerer) *Models {
 		}, []string{"action", "result"}),
 	}
 	reg.MustRegister(m.predictions, m.duration, m.probability, &m.live, m.swaps,
-		m.loadFailures, m.shadow, m.syncSuccess, m.syncErrors, m.adminActions)
+		m.loadFailures, m.shadow, m.syncSuccess, m.syncErrors, m.adminActions, m.sessions)
 	return m
 }
 
@@ -217,3 +222,9 @@ func result(ok bool) string {
 	}
 	return "failure"
 }
+
+// SessionOpened and SessionClosed track model_sessions_open.
+func (m *Models) SessionOpened() { m.sessions.Inc() }
+
+// SessionClosed is SessionOpened's counterpart.
+func (m *Models) SessionClosed() { m.sessions.Dec() }

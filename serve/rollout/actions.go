@@ -129,8 +129,8 @@ func (c *Controller) SetWeights(ctx context.Context, weights routing.Weights) (C
 // act runs an admin action on the controller goroutine: read the registry,
 // apply the change there, then reconcile so the routing table follows.
 func (c *Controller) act(ctx context.Context, change func(context.Context, Writer, registry.State, Desired) error) (Change, error) {
-	w, ok := c.cfg.Source.(Writer)
-	if !ok {
+	w := c.cfg.Writer
+	if w == nil {
 		return Change{}, ErrReadOnly
 	}
 	var ch Change

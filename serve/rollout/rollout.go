@@ -93,9 +93,12 @@ type Config struct {
 	Metrics  *metrics.Models
 	Log      *slog.Logger
 	Interval time.Duration // reconciliation poll; 0 disables the poll
-	// Fallback serves when Source cannot be reached at start and the cache
-	// has nothing: the artifacts embedded in the binary. Nil disables it.
-	Fallback registry.Source
+	// Fallbacks serve, in order, while Source cannot be reached and nothing
+	// is live: the remembered state over the verified cache, then the
+	// artifacts embedded in the binary.
+	Fallbacks []registry.Source
+	// Writer is where admin actions write (nil: the registry is read-only).
+	Writer Writer
 }
 
 // Controller reconciles the registry with the routing table. Create it with
@@ -104,6 +107,7 @@ type Config struct {
 type Controller struct {
 	cfg      Config
 	requests chan request
+	triggers chan struct{}
 	status   atomic.Pointer[Status]
 	// Owned by the Run goroutine:
 	live    map[string]*models.Version // version → the controller's reference
@@ -125,6 +129,7 @@ func New(cfg Config) *Controller {
 	c := &Controller{
 		cfg:      cfg,
 		requests: make(chan request),
+		triggers: make(chan struct{}, 1),
 		live:     map[string]*models.Version{},
 		failed:   map[string]error{},
 	}
@@ -154,6 +159,8 @@ func (c *Controller) Run(ctx context.Context) {
 			c.reconcile(ctx)
 		case r := <-c.requests:
 			r.done <- r.fn(r.ctx)
+		case <-c.triggers:
+			c.reconcile(ctx)
 		}
 	}
 }
@@ -175,6 +182,15 @@ func (c *Controller) Do(ctx context.Context, fn func(ctx context.Context) error)
 	}
 }
 
+// Trigger asks for a reconciliation soon without waiting (webhooks). Triggers
+// that arrive while one is pending are merged into it.
+func (c *Controller) Trigger() {
+	select {
+	case c.triggers <- struct{}{}:
+	default:
+	}
+}
+
 // Sync asks for an immediate reconciliation and waits for it.
 func (c *Controller) Sync(ctx context.Context) error {
 	return c.Do(ctx, func(ctx context.Context) error { return c.reconcile(ctx) })
@@ -188,9 +204,12 @@ func (c *Controller) reconcile(ctx context.Context) error {
 	c.cfg.Metrics.Sync(err == nil)
 	if err != nil {
 		c.cfg.Log.Warn("registry sync failed", "model", c.cfg.Model, "registry", c.cfg.Source.Describe(), "error", err)
-		if c.cfg.Router.Current() == nil && c.cfg.Fallback != nil {
-			if ferr := c.reconcileFrom(ctx, c.cfg.Fallback); ferr != nil {
-				c.cfg.Log.Error("fallback failed", "model", c.cfg.Model, "fallback", c.cfg.Fallback.Describe(), "error", ferr)
+		for _, fb := range c.cfg.Fallbacks {
+			if c.cfg.Router.Current() != nil {
+				break
+			}
+			if ferr := c.reconcileFrom(ctx, fb); ferr != nil {
+				c.cfg.Log.Warn("fallback failed", "model", c.cfg.Model, "fallback", fb.Describe(), "error", ferr)
 			}
 		}
 	}
@@ -286,7 +305,7 @@ func (c *Controller) apply(ctx context.Context, src registry.Source, want Desire
 // registry that comes back replaces what a fallback had loaded.
 func (c *Controller) liveFrom(src registry.Source) bool {
 	for key := range c.live {
-		if !strings.HasPrefix(key, src.Key()+"/") {
+		if !strings.HasPrefix(key, liveKey(src, "")) {
 			return false
 		}
 	}
@@ -297,7 +316,7 @@ func (c *Controller) liveFrom(src registry.Source) bool {
 // version that failed for the current registry state is not retried until
 // the state changes, so a bad artifact costs one download, not one per poll.
 func (c *Controller) version(ctx context.Context, src registry.Source, variant routing.Variant, version string) (*models.Version, error) {
-	key := src.Key() + "/" + version
+	key := liveKey(src, version)
 	if v, ok := c.live[key]; ok {
 		return v, nil
 	}
@@ -319,6 +338,13 @@ func (c *Controller) version(ctx context.Context, src registry.Source, variant r
 	}
 	c.live[key] = v
 	return v, nil
+}
+
+// liveKey names a loaded version by where it came from: the same version from
+// the registry and from the offline cache are loaded separately, so /ready
+// says "mlflow" again once the registry is back.
+func liveKey(src registry.Source, version string) string {
+	return src.Kind() + ":" + src.Key() + "/" + version
 }
 
 func currentRoute(t *routing.Table, v routing.Variant) *routing.Route {

@@ -116,7 +116,7 @@ func start(t *testing.T, src, fallback registry.Source) *harness {
 			Open: func(string) (models.Scorer, error) { return &fakeScorer{closed: make(chan struct{})}, nil }},
 	}
 	if fallback != nil {
-		cfg.Fallback = fallback
+		cfg.Fallbacks = []registry.Source{fallback}
 	}
 	h.ctrl = New(cfg)
 	ctx, cancel := context.WithCancel(context.Background())
