@@ -17,6 +17,7 @@ FUZZTIME ?= 10s
 
 include notebooks/notebooks.mk
 include legacy/legacy.mk
+include monitoring/monitoring.mk
 
 .PHONY: help run build test test-go fuzz-short bench deps ort clean
 
@@ -37,18 +38,20 @@ run: deps ## serve the embedded default model on :8000
 build: deps ## build bin/serve
 	$(GO) build -o bin/serve ./serve
 
-test: deps notebooks-env legacy-test-deps ## set up everything and run every test
+test: deps notebooks-env legacy-test-deps monitoring-test-deps ## set up everything and run every test
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
+	$(MAKE) --no-print-directory monitoring-check
 	$(MAKE) --no-print-directory fuzz-short
 	$(MAKE) --no-print-directory notebooks-test
 
-test-go: deps ## only the Go tests
+test-go: deps notebooks-env legacy-test-deps monitoring-test-deps ## only the Go tests
 	$(GO) test -race -count=1 ./...
 
 fuzz-short: deps ## a short run of every fuzz target
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeApplication$$' -fuzztime=$(FUZZTIME) ./schemas
 	$(GO) test -run='^$$' -fuzz='^FuzzPredict$$' -fuzztime=$(FUZZTIME) ./serve/api
+	$(GO) test -run='^$$' -fuzz='^FuzzWebhook$$' -fuzztime=$(FUZZTIME) ./serve/hooks
 
 bench: deps ## benchmarks; writes BENCHMARKS.md
 	bench/run.sh

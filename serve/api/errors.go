@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"log/slog"
 	"net/http"
 
 	"github.com/gofiber/fiber/v2"
@@ -89,18 +90,26 @@ func fromFiber(e *fiber.Error) *Error {
 
 // writeError writes err in the one error shape and logs server faults.
 func (s *Server) writeError(c *fiber.Ctx, err error) error {
-	e := asAPIError(err)
-	if e.Status >= 500 && e.Code == CodeInternal {
-		s.log.Error("request failed", "method", c.Method(), "path", c.Path(),
-			"request_id", requestID(c), "error", err)
+	return ErrorHandler(s.log)(c, err)
+}
+
+// ErrorHandler turns any error into the one error shape; unknown errors
+// become a 500 with no internals, logged to log.
+func ErrorHandler(log *slog.Logger) fiber.ErrorHandler {
+	return func(c *fiber.Ctx, err error) error {
+		e := asAPIError(err)
+		if e.Status >= 500 && e.Code == CodeInternal {
+			log.Error("request failed", "method", c.Method(), "path", c.Path(),
+				"request_id", requestID(c), "error", err)
+		}
+		var body errorBody
+		body.Error.Code = e.Code
+		body.Error.Message = e.Message
+		body.Error.Fields = e.Fields
+		body.RequestID = requestID(c)
+		if e.Status == http.StatusUnauthorized {
+			c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="mlservice-admin"`)
+		}
+		return c.Status(e.Status).JSON(body)
 	}
-	var body errorBody
-	body.Error.Code = e.Code
-	body.Error.Message = e.Message
-	body.Error.Fields = e.Fields
-	body.RequestID = requestID(c)
-	if e.Status == http.StatusUnauthorized {
-		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="mlservice-admin"`)
-	}
-	return c.Status(e.Status).JSON(body)
 }
