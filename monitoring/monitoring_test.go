@@ -28,6 +28,7 @@ const (
 	rulesGlob      = "prometheus/rules/*.yml"
 	ruleTestsGlob  = "prometheus/tests/*.yml"
 	readmePath     = "README.md"
+	rootReadmePath = "../README.md"
 )
 
 // grafanaVars are the values substituted for Grafana's variables before an
@@ -149,20 +150,22 @@ func ruleQueries(t *testing.T) []query {
 
 var promqlBlock = regexp.MustCompile("(?s)```promql\\n(.*?)```")
 
-// readmeQueries returns the ```promql blocks of README.md, one expression
-// each.
+// readmeQueries returns the ```promql blocks of monitoring/README.md and of
+// the project README, one expression each.
 func readmeQueries(t *testing.T) []query {
 	t.Helper()
-	b, err := os.ReadFile(readmePath)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []query
-	for i, m := range promqlBlock.FindAllStringSubmatch(string(b), -1) {
-		out = append(out, query{source: fmt.Sprintf("README.md block %d", i+1), expr: strings.TrimSpace(m[1])})
+	for _, path := range []string{readmePath, rootReadmePath} {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, m := range promqlBlock.FindAllStringSubmatch(string(b), -1) {
+			out = append(out, query{source: fmt.Sprintf("%s block %d", path, i+1), expr: strings.TrimSpace(m[1])})
+		}
 	}
 	if len(out) == 0 {
-		t.Fatal("README.md has no ```promql blocks")
+		t.Fatal("the READMEs have no ```promql blocks")
 	}
 	return out
 }
