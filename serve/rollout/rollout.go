@@ -351,15 +351,7 @@ func currentRoute(t *routing.Table, v routing.Variant) *routing.Route {
 	if t == nil {
 		return nil
 	}
-	switch v {
-	case routing.Champion:
-		return t.Champion
-	case routing.Challenger:
-		return t.Challenger
-	case routing.Shadow:
-		return t.Shadow
-	}
-	return nil
+	return t.Route(v)
 }
 
 func sameTable(a, b *routing.Table) bool {

@@ -108,6 +108,19 @@ func Bucket(applicationID string) int {
 	return int(h.Sum64() % 100)
 }
 
+// Route returns the variant's route, or nil when the variant is not live.
+func (t *Table) Route(v Variant) *Route {
+	switch v {
+	case Champion:
+		return t.Champion
+	case Challenger:
+		return t.Challenger
+	case Shadow:
+		return t.Shadow
+	}
+	return nil
+}
+
 // Routes lists the live routes: champion, then challenger and shadow if set.
 func (t *Table) Routes() []*Route {
 	routes := []*Route{t.Champion}
