@@ -12,6 +12,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strings"
 	"sync"
 )
 
@@ -108,10 +109,16 @@ func (l *Local) State(_ context.Context, model string) (State, error) {
 	return State{Aliases: r.Aliases, Tags: r.Tags}, nil
 }
 
+// validVersion keeps a version name to one path element, so "1/../2" can
+// never name version 2.
+func validVersion(v string) bool {
+	return v != "" && v != "." && v != ".." && !strings.ContainsAny(v, "/\\\x00")
+}
+
 // Download implements Source by copying the version's files.
 func (l *Local) Download(_ context.Context, model, version, dir string) error {
 	root := path.Join(model, "versions", version)
-	if !fs.ValidPath(root) {
+	if !validVersion(version) || !fs.ValidPath(root) {
 		return fmt.Errorf("%w: version %q", ErrNotFound, version)
 	}
 	if _, err := fs.Stat(l.FS, root); err != nil {

@@ -97,7 +97,7 @@ func copyMap(m map[string]string) map[string]string {
 // HasVersion reports ErrNotFound unless the tree ships the version.
 func (s *LocalState) HasVersion(_ context.Context, model, version string) error {
 	root := path.Join(model, "versions", version)
-	if !fs.ValidPath(root) || version == "" {
+	if !validVersion(version) || !fs.ValidPath(root) {
 		return fmt.Errorf("%w: version %q", ErrNotFound, version)
 	}
 	if _, err := fs.Stat(s.FS, path.Join(root, "MLmodel")); err != nil {
