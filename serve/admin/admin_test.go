@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"mlservice/internal/servetest"
 	"mlservice/registry"
@@ -146,12 +147,19 @@ func TestPromoteRollbackAndAudit(t *testing.T) {
 	if status, body := c.admin("POST", "/admin/rollback", ""); status != 409 {
 		t.Fatalf("rollback with no history: %d %v", status, body)
 	}
-	// One audit line per action, with the fields ops need.
+	// One audit line per action, with the fields ops need. The log reaches
+	// us through a pipe, so give it a moment.
 	var audits []map[string]any
-	for _, line := range strings.Split(s.Log.String(), "\n") {
-		var rec map[string]any
-		if json.Unmarshal([]byte(line), &rec) == nil && rec["audit"] == true {
-			audits = append(audits, rec)
+	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		audits = audits[:0]
+		for _, line := range strings.Split(s.Log.String(), "\n") {
+			var rec map[string]any
+			if json.Unmarshal([]byte(line), &rec) == nil && rec["audit"] == true {
+				audits = append(audits, rec)
+			}
+		}
+		if len(audits) >= 3 || time.Now().After(deadline) {
+			break
 		}
 	}
 	if len(audits) != 3 {
