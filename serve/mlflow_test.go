@@ -268,7 +268,7 @@ func TestMLflowMode(t *testing.T) {
 		if took > time.Second {
 			t.Fatalf("took %v", took)
 		}
-		if !strings.Contains(hooked.Log.String(), "webhook accepted") {
+		if !hooked.WaitLog("webhook accepted", 3*time.Second) {
 			t.Fatal("the webhook was not what triggered the sync")
 		}
 	})
