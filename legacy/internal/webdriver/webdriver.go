@@ -136,10 +136,24 @@ func (b *Browser) Fill(css, text string) {
 	}
 }
 
-// Click clicks the element.
+// Click clicks the element, which submits a form or follows a link, and
+// waits for the next page: WebDriver's click may return before the old page
+// is gone, and reading it then would see the old page's text.
 func (b *Browser) Click(css string) {
 	b.t.Helper()
+	b.script(`window.__leaving = true; return true;`)
 	b.call(http.MethodPost, "/element/"+b.find(css)+"/click", map[string]any{}, nil)
+	b.WaitFor("the next page after clicking "+css, func() bool {
+		return b.script(`return window.__leaving !== true && document.readyState === "complete";`)
+	})
+}
+
+// script runs JavaScript in the page and returns its boolean result.
+func (b *Browser) script(js string) bool {
+	b.t.Helper()
+	var ok bool
+	b.call(http.MethodPost, "/execute/sync", map[string]any{"script": js, "args": []any{}}, &ok)
+	return ok
 }
 
 // Text returns the element's visible text, or "" when there is none.
