@@ -18,6 +18,7 @@ FUZZTIME ?= 10s
 include notebooks/notebooks.mk
 include legacy/legacy.mk
 include monitoring/monitoring.mk
+include stack/stack.mk
 
 .PHONY: help run build test test-go fuzz-short bench deps ort clean
 
@@ -38,14 +39,14 @@ run: deps ## serve the embedded default model on :8000
 build: deps ## build bin/serve
 	$(GO) build -o bin/serve ./serve
 
-test: deps notebooks-env legacy-test-deps monitoring-test-deps ## set up everything and run every test
+test: deps notebooks-env legacy-test-deps monitoring-test-deps stack-test-deps ## set up everything and run every test
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
 	$(MAKE) --no-print-directory monitoring-check
 	$(MAKE) --no-print-directory fuzz-short
 	$(MAKE) --no-print-directory notebooks-test
 
-test-go: deps notebooks-env legacy-test-deps monitoring-test-deps ## only the Go tests
+test-go: deps notebooks-env legacy-test-deps monitoring-test-deps stack-test-deps ## only the Go tests
 	$(GO) test -race -count=1 ./...
 
 fuzz-short: deps ## a short run of every fuzz target

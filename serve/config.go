@@ -30,6 +30,7 @@ type config struct {
 	ORTLibrary       string
 	InferThreads     int
 	ShutdownTimeout  time.Duration
+	ShutdownDrain    time.Duration
 	LogLevel         string
 }
 
@@ -117,6 +118,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 			return nil
 		}},
 		{"SERVE_SHUTDOWN_TIMEOUT", "shutdown-timeout", "20s", "how long in-flight requests get to finish on SIGTERM", duration(&c.ShutdownTimeout, 0)},
+		{"SERVE_SHUTDOWN_DRAIN", "shutdown-drain", "1s", "on SIGTERM, how long to keep accepting while /ready says 503, before closing the listener", duration(&c.ShutdownDrain, 0)},
 		{"SERVE_LOG_LEVEL", "log-level", "info", "debug, info, warn or error", func(v string) error {
 			switch v {
 			case "debug", "info", "warn", "error":

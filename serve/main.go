@@ -107,7 +107,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	mirror := shadow.New(shadow.DefaultQueue)
 	go mirror.Run(ctrlCtx)
 
-	app, _, err := api.New(api.Config{Model: cfg.Model}, api.Deps{
+	app, httpAPI, err := api.New(api.Config{Model: cfg.Model}, api.Deps{
 		Router: router, Status: controller.Status, Registry: reg, Log: log, Build: buildInfo(), Shadow: mirror,
 		Mount: []func(fiber.Router){
 			func(r fiber.Router) {
@@ -136,7 +136,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return fmt.Errorf("server stopped: %w", err)
 	case <-ctx.Done():
 	}
-	log.Info("shutting down: finishing in-flight requests", "timeout", cfg.ShutdownTimeout.String())
+	// Drain first: connections a busy server has not accepted yet would be
+	// reset if the listener closed now, so keep serving (with /ready 503 and
+	// Connection: close) for the drain period, then stop accepting.
+	log.Info("shutting down: draining", "drain", cfg.ShutdownDrain.String(), "timeout", cfg.ShutdownTimeout.String())
+	httpAPI.Drain()
+	time.Sleep(cfg.ShutdownDrain)
 	if err := app.ShutdownWithTimeout(cfg.ShutdownTimeout); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}

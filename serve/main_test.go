@@ -117,7 +117,7 @@ func TestHugeBodyIsRefusedUnread(t *testing.T) {
 // TestGracefulShutdown sends SIGTERM while batches are in flight: each must
 // complete, and the process must exit 0 within the shutdown bound.
 func TestGracefulShutdown(t *testing.T) {
-	s := servetest.Start(t, servetest.Options{Env: []string{"SERVE_SHUTDOWN_TIMEOUT=15s"}})
+	s := servetest.Start(t, servetest.Options{Env: []string{"SERVE_SHUTDOWN_TIMEOUT=15s", "SERVE_SHUTDOWN_DRAIN=1s"}})
 	var batch strings.Builder
 	batch.WriteString(`{"applications":[`)
 	for i := range 10000 {
@@ -158,6 +158,13 @@ func TestGracefulShutdown(t *testing.T) {
 	sent.Wait()
 	if err := s.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
+	}
+	// While draining, /ready tells load balancers to stop sending.
+	if !s.WaitLog("shutting down: draining", 2*time.Second) {
+		t.Fatal("no drain on SIGTERM")
+	}
+	if resp, err := http.Get(s.URL + "/ready"); err != nil || resp.StatusCode != 503 {
+		t.Fatalf("/ready while draining: %v %v", resp, err)
 	}
 	for range clients {
 		if err := <-results; err != nil {

@@ -98,8 +98,9 @@ type Server struct {
 
 // Options tune Start.
 type Options struct {
-	// Env adds variables (KEY=VALUE) to the defaults: a free SERVE_ADDR, a
-	// fresh SERVE_CACHE_DIR and the ONNX Runtime library.
+	// Env adds variables (KEY=VALUE) to the defaults, and wins over them: a
+	// free SERVE_ADDR, a fresh SERVE_CACHE_DIR, the ONNX Runtime library, no
+	// shutdown drain.
 	Env []string
 	// NoWait returns without waiting for /ready.
 	NoWait bool
@@ -117,6 +118,7 @@ func Start(t testing.TB, opts Options) *Server {
 		"SERVE_CACHE_DIR="+t.TempDir(),
 		"ONNXRUNTIME_SHARED_LIBRARY_PATH="+ORTLibrary(t),
 		"SERVE_LOG_LEVEL=info",
+		"SERVE_SHUTDOWN_DRAIN=0s", // tests that are about shutdown set their own
 	)
 	env = append(env, opts.Env...)
 	s := &Server{URL: "http://" + addr, Addr: addr, Log: &SafeBuffer{}, Env: env, done: make(chan struct{})}

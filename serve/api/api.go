@@ -87,7 +87,14 @@ type Server struct {
 	// random read per request: a random prefix and a counter.
 	idPrefix string
 	idSeq    atomic.Uint64
+	// draining is set on SIGTERM: /ready answers 503 so load balancers stop
+	// sending, and every response closes its connection so clients stop
+	// reusing connections that are about to close.
+	draining atomic.Bool
 }
+
+// Drain starts the graceful shutdown's first phase (see draining).
+func (s *Server) Drain() { s.draining.Store(true) }
 
 // New builds the Fiber app with every route.
 func New(cfg Config, deps Deps) (*fiber.App, *Server, error) {
@@ -144,6 +151,9 @@ const requestIDKey = "request_id"
 // requestID echoes a usable incoming X-Request-ID or makes one, and sets it on
 // the response. The value is copied: Fiber reuses header buffers.
 func (s *Server) requestID(c *fiber.Ctx) error {
+	if s.draining.Load() {
+		c.Context().SetConnectionClose()
+	}
 	id := ""
 	if in := c.Request().Header.Peek(fiber.HeaderXRequestID); usableRequestID(in) {
 		id = string(in)
@@ -177,6 +187,9 @@ func (s *Server) health(c *fiber.Ctx) error {
 }
 
 func (s *Server) ready(c *fiber.Ctx) error {
+	if s.draining.Load() {
+		return &Error{Status: fiber.StatusServiceUnavailable, Code: CodeNotReady, Message: "shutting down"}
+	}
 	st := s.deps.Status()
 	t := s.deps.Router.Current()
 	if !st.Ready || t == nil {

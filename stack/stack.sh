@@ -1,0 +1,242 @@
+#!/usr/bin/env bash
+# The compose topology as local processes, for machines without Docker:
+# MLflow (sqlite + proxied artifacts), a one-shot trainer, N serve replicas
+# behind stack/lb, Prometheus and the legacy web form. Every process runs in
+# its own process group; its PID file and log are under $STACK_DIR.
+#
+#   stack/stack.sh up       start everything, wait until it is ready, print the URLs
+#   stack/stack.sh down     stop everything `up` started (state stays for the next `up`)
+#   stack/stack.sh status   what runs
+#
+# Settings (environment; defaults in brackets). Everything listens on
+# $STACK_HOST [127.0.0.1].
+#   STACK_DIR [.cache/stack]          PIDs, logs, binaries, MLflow's database and artifacts
+#   STACK_REPLICAS [3]                serve replicas, on STACK_SERVE_PORT, +1, +2, ...
+#   STACK_LB_PORT [8000]  STACK_SERVE_PORT [8001]  STACK_MLFLOW_PORT [5000]
+#   STACK_PROMETHEUS_PORT [9090]  STACK_LEGACY_PORT [8080]
+#   STACK_TRAIN [notebook]            notebook: train.ipynb on $LOAN_DATA; artifacts: register
+#                                     the shipped artifacts/ versions (seconds); none: skip
+#   STACK_PROMETHEUS [auto]           1, 0, or auto (when `prometheus` is installed)
+#   STACK_LEGACY [1]                  the loan officer's form
+#   LOAN_DATA [../shared/data/loan_approval.csv]
+#   SERVE_ADMIN_TOKEN                 unset: one is generated into $STACK_DIR/admin-token
+#   SERVE_POLL_INTERVAL, SERVE_MODEL, SERVE_LOG_LEVEL, ...  passed to every replica
+set -euo pipefail
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+STACK_DIR="${STACK_DIR:-$root/.cache/stack}"
+STACK_HOST="${STACK_HOST:-127.0.0.1}"
+STACK_REPLICAS="${STACK_REPLICAS:-3}"
+STACK_LB_PORT="${STACK_LB_PORT:-8000}"
+STACK_SERVE_PORT="${STACK_SERVE_PORT:-8001}"
+STACK_MLFLOW_PORT="${STACK_MLFLOW_PORT:-5000}"
+STACK_PROMETHEUS_PORT="${STACK_PROMETHEUS_PORT:-9090}"
+STACK_LEGACY_PORT="${STACK_LEGACY_PORT:-8080}"
+STACK_TRAIN="${STACK_TRAIN:-notebook}"
+STACK_PROMETHEUS="${STACK_PROMETHEUS:-auto}"
+STACK_LEGACY="${STACK_LEGACY:-1}"
+STACK_START_TIMEOUT="${STACK_START_TIMEOUT:-180}"
+LOAN_DATA="${LOAN_DATA:-$(cd "$root/.." && pwd)/shared/data/loan_approval.csv}"
+venv="$root/notebooks/.venv"
+run="$STACK_DIR/run"   # <name>.pid
+logs="$STACK_DIR/logs" # <name>.log
+bin="$STACK_DIR/bin"
+
+say() { printf 'stack: %s\n' "$*" >&2; }
+die() { say "$*"; exit 1; }
+
+alive() { [ -s "$run/$1.pid" ] && kill -0 "$(cat "$run/$1.pid")" 2>/dev/null; }
+
+# start NAME CMD...: CMD in a new session (its PID is its process group),
+# stdout and stderr to logs/NAME.log.
+start() {
+  local name="$1"; shift
+  setsid "$@" >"$logs/$name.log" 2>&1 </dev/null &
+  echo $! >"$run/$name.pid"
+}
+
+# stop NAME: SIGTERM to the group, SIGKILL after 15 s.
+stop() {
+  local name="$1" pid
+  [ -s "$run/$name.pid" ] || return 0
+  pid="$(cat "$run/$name.pid")"
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM -- "-$pid" 2>/dev/null || true
+    for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$pid" 2>/dev/null; then
+      say "$name (pid $pid) ignored SIGTERM; killing it"
+      kill -KILL -- "-$pid" 2>/dev/null || true
+    fi
+  fi
+  # Whatever is left in the group (a child that outlived its leader).
+  kill -KILL -- "-$pid" 2>/dev/null || true
+  rm -f "$run/$name.pid"
+}
+
+# wait_http NAME URL: until URL answers 2xx, NAME exits, or the time runs out.
+wait_http() {
+  local name="$1" url="$2" deadline=$((SECONDS + STACK_START_TIMEOUT))
+  until curl -fsS -o /dev/null --max-time 2 "$url" 2>/dev/null; do
+    if ! alive "$name"; then
+      tail -n 30 "$logs/$name.log" >&2 || true
+      die "$name exited during start-up (log: $logs/$name.log)"
+    fi
+    [ $SECONDS -lt $deadline ] || { tail -n 30 "$logs/$name.log" >&2; die "$name: $url not ready after ${STACK_START_TIMEOUT}s"; }
+    sleep 0.3
+  done
+  # Something else may hold the port and answer; make sure it is ours.
+  sleep 0.2
+  alive "$name" || { tail -n 30 "$logs/$name.log" >&2; die "$name exited during start-up (log: $logs/$name.log)"; }
+}
+
+# need_port NAME PORT: fail unless nothing listens on PORT yet.
+need_port() {
+  if (exec 3<>"/dev/tcp/$STACK_HOST/$2") 2>/dev/null; then
+    die "$1: port $2 on $STACK_HOST is in use by another process; set STACK_${3}_PORT"
+  fi
+}
+
+# All component names that have a PID file, whatever STACK_REPLICAS is now.
+started() { (cd "$run" 2>/dev/null && ls -- *.pid 2>/dev/null | sed 's/\.pid$//') || true; }
+
+down() {
+  local order=(legacy prometheus lb) n
+  for n in $(started); do case "$n" in serve-*) order+=("$n") ;; esac; done
+  order+=(trainer mlflow)
+  for n in "${order[@]}"; do stop "$n"; done
+  say "stopped (state kept in $STACK_DIR)"
+}
+
+status() {
+  local n any=0
+  for n in $(started); do
+    any=1
+    if alive "$n"; then echo "$n running (pid $(cat "$run/$n.pid"))"; else echo "$n not running (stale pid file)"; fi
+  done
+  [ $any = 1 ] || echo "nothing started from $STACK_DIR"
+}
+
+url() { echo "http://$STACK_HOST:$1"; }
+
+up() {
+  [[ "$STACK_REPLICAS" =~ ^[1-9][0-9]*$ ]] || die "STACK_REPLICAS=$STACK_REPLICAS: must be a whole number ≥ 1"
+  [ -x "$venv/bin/mlflow" ] || die "no $venv/bin/mlflow: run \`make notebooks-env\` first"
+  local n
+  for n in $(started); do alive "$n" && die "$n is already running from $STACK_DIR: run \`make stack-down\` first"; done
+  need_port mlflow "$STACK_MLFLOW_PORT" MLFLOW
+  need_port lb "$STACK_LB_PORT" LB
+  local i
+  for i in $(seq "$STACK_REPLICAS"); do need_port "serve-$i" $((STACK_SERVE_PORT + i - 1)) SERVE; done
+  [ "$STACK_PROMETHEUS" = 0 ] || need_port prometheus "$STACK_PROMETHEUS_PORT" PROMETHEUS
+  [ "$STACK_LEGACY" = 0 ] || need_port legacy "$STACK_LEGACY_PORT" LEGACY
+  mkdir -p "$run" "$logs" "$bin" "$STACK_DIR/mlflow/artifacts"
+  trap 'rc=$?; if [ $rc != 0 ]; then say "start-up failed; stopping what was started"; down; fi' EXIT
+
+  local ort="${ONNXRUNTIME_SHARED_LIBRARY_PATH:-}"
+  [ -n "$ort" ] && [ -s "$ort" ] || ort="$("$root/scripts/onnxruntime.sh")"
+
+  say "building serve, lb and legacy into $bin"
+  (cd "$root" && CGO_ENABLED=1 go build -o "$bin/serve" ./serve \
+    && go build -o "$bin/lb" ./stack/lb \
+    && { [ "$STACK_LEGACY" = 0 ] || go build -o "$bin/legacy" ./legacy; })
+
+  local mlflow_url; mlflow_url="$(url "$STACK_MLFLOW_PORT")"
+  say "starting MLflow on $mlflow_url"
+  # No job runner (its workers each import MLflow: slow start-up); no
+  # inherited tracking URI or credentials.
+  (cd "$STACK_DIR/mlflow" && start mlflow env -u MLFLOW_TRACKING_URI -u MLFLOW_TRACKING_TOKEN \
+      -u MLFLOW_TRACKING_USERNAME -u MLFLOW_TRACKING_PASSWORD \
+      MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false PYTHONUNBUFFERED=1 "$venv/bin/mlflow" server \
+      --backend-store-uri "sqlite:///$STACK_DIR/mlflow/mlflow.db" \
+      --artifacts-destination "$STACK_DIR/mlflow/artifacts" --serve-artifacts \
+      --host "$STACK_HOST" --port "$STACK_MLFLOW_PORT" --workers 1)
+  wait_http mlflow "$mlflow_url/health"
+
+  case "$STACK_TRAIN" in
+    none) say "STACK_TRAIN=none: not registering any version" ;;
+    artifacts)
+      say "registering the shipped versions of artifacts/ (log: $logs/trainer.log)"
+      "$venv/bin/python" "$root/stack/train.py" --tracking-uri "$mlflow_url" \
+        --from-artifacts "$root/artifacts/loan-approval" >"$logs/trainer.log" 2>&1 \
+        || { tail -n 30 "$logs/trainer.log" >&2; die "trainer failed"; } ;;
+    notebook)
+      [ -s "$LOAN_DATA" ] || die "no data set at LOAN_DATA=$LOAN_DATA (see notebooks/README.md, Data); or use STACK_TRAIN=artifacts"
+      say "training with train.ipynb on $LOAN_DATA (log: $logs/trainer.log)"
+      "$venv/bin/python" "$root/stack/train.py" --tracking-uri "$mlflow_url" --data "$LOAN_DATA" \
+        --workdir "$STACK_DIR/trainer" >"$logs/trainer.log" 2>&1 \
+        || { tail -n 30 "$logs/trainer.log" >&2; die "trainer failed"; } ;;
+    *) die "STACK_TRAIN=$STACK_TRAIN: must be notebook, artifacts or none" ;;
+  esac
+  tail -n 1 "$logs/trainer.log" 2>/dev/null | sed 's/^/stack: /' >&2 || true
+
+  if [ -z "${SERVE_ADMIN_TOKEN:-}" ]; then
+    [ -s "$STACK_DIR/admin-token" ] || (umask 077 && od -An -tx1 -N24 /dev/urandom | tr -d ' \n' >"$STACK_DIR/admin-token")
+    SERVE_ADMIN_TOKEN="$(cat "$STACK_DIR/admin-token")"
+  fi
+  local port backends=() targets=()
+  for i in $(seq "$STACK_REPLICAS"); do
+    port=$((STACK_SERVE_PORT + i - 1))
+    mkdir -p "$STACK_DIR/serve-$i"
+    start "serve-$i" env SERVE_ADDR="$STACK_HOST:$port" SERVE_CACHE_DIR="$STACK_DIR/serve-$i" \
+      MLFLOW_TRACKING_URI="$mlflow_url" SERVE_ADMIN_TOKEN="$SERVE_ADMIN_TOKEN" \
+      ONNXRUNTIME_SHARED_LIBRARY_PATH="$ort" "$bin/serve"
+    backends+=("$(url "$port")")
+    targets+=("'$STACK_HOST:$port'")
+  done
+  for i in $(seq "$STACK_REPLICAS"); do
+    wait_http "serve-$i" "$(url $((STACK_SERVE_PORT + i - 1)))/ready"
+  done
+  say "$STACK_REPLICAS serve replicas ready"
+
+  start lb "$bin/lb" -addr "$STACK_HOST:$STACK_LB_PORT" -backends "$(IFS=,; echo "${backends[*]}")"
+  wait_http lb "$(url "$STACK_LB_PORT")/ready"
+
+  local prom=0
+  case "$STACK_PROMETHEUS" in
+    1) command -v prometheus >/dev/null || die "STACK_PROMETHEUS=1 but no prometheus (apt-get install prometheus)"; prom=1 ;;
+    auto) command -v prometheus >/dev/null && prom=1 || say "no prometheus installed: skipping it (apt-get install prometheus)" ;;
+  esac
+  if [ $prom = 1 ]; then
+    # monitoring/prometheus/prometheus.local.yml, with this stack's replicas and ports.
+    {
+      echo "# Written by stack/stack.sh for this stack; see monitoring/prometheus/prometheus.local.yml."
+      echo "global: {scrape_interval: 5s, evaluation_interval: 5s, external_labels: {stack: local}}"
+      if compgen -G "$root/monitoring/prometheus/rules/*.yml" >/dev/null; then
+        echo "rule_files: ['$root/monitoring/prometheus/rules/*.yml']"
+      fi
+      echo "scrape_configs:"
+      echo "  - {job_name: mlservice, metrics_path: /metrics, static_configs: [{targets: [$(IFS=,; echo "${targets[*]}")]}]}"
+      echo "  - {job_name: prometheus, static_configs: [{targets: ['$STACK_HOST:$STACK_PROMETHEUS_PORT']}]}"
+    } >"$STACK_DIR/prometheus.yml"
+    start prometheus prometheus --config.file="$STACK_DIR/prometheus.yml" \
+      --storage.tsdb.path="$STACK_DIR/prometheus" --web.listen-address="$STACK_HOST:$STACK_PROMETHEUS_PORT"
+    wait_http prometheus "$(url "$STACK_PROMETHEUS_PORT")/-/ready"
+  fi
+
+  if [ "$STACK_LEGACY" != 0 ]; then
+    start legacy "$bin/legacy" web -addr "$STACK_HOST:$STACK_LEGACY_PORT" -api "$(url "$STACK_LB_PORT")" \
+      -queue "$STACK_DIR/legacy/queue"
+    wait_http legacy "$(url "$STACK_LEGACY_PORT")/"
+  fi
+  trap - EXIT
+
+  cat <<EOF
+ML Service stack is up ($STACK_REPLICAS replicas; state, PIDs and logs in $STACK_DIR):
+  API (load balancer)  $(url "$STACK_LB_PORT")          e.g. curl $(url "$STACK_LB_PORT")/admin/models -H "Authorization: Bearer \$(cat $STACK_DIR/admin-token)"
+  replicas             ${backends[*]}
+  MLflow               $mlflow_url
+EOF
+  [ $prom = 1 ] && echo "  Prometheus           $(url "$STACK_PROMETHEUS_PORT")"
+  [ "$STACK_LEGACY" != 0 ] && echo "  loan officer's form  $(url "$STACK_LEGACY_PORT")"
+  if [ -s "$STACK_DIR/admin-token" ] && [ "$SERVE_ADMIN_TOKEN" = "$(cat "$STACK_DIR/admin-token")" ]; then
+    echo "  admin token          in $STACK_DIR/admin-token"
+  fi
+  echo "Stop it with: make stack-down"
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  status) status ;;
+  *) die "usage: $0 up|down|status" ;;
+esac

@@ -1,0 +1,280 @@
+package stack
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"mlservice/internal/servetest"
+)
+
+const (
+	replicas     = 3
+	pollInterval = time.Second
+	// loadSlack is what a replica may need beyond one poll interval to
+	// download, verify and warm a version it has not loaded before.
+	loadSlack = 2 * time.Second
+	token     = "stack-test-admin-token-0123456789"
+)
+
+// topology is a stack started by stack/stack.sh for one test.
+type topology struct {
+	dir      string
+	lb       string
+	replicas []string
+}
+
+// freePorts returns n consecutive free loopback ports.
+func freePorts(t *testing.T, n int) int {
+	t.Helper()
+	for range 50 {
+		base := 20000 + rand.IntN(30000)
+		ok := true
+		for p := base; p < base+n && ok; p++ {
+			ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+			if err != nil {
+				ok = false
+				continue
+			}
+			ln.Close()
+		}
+		if ok {
+			return base
+		}
+	}
+	t.Fatal("no free ports")
+	return 0
+}
+
+// startStack runs `stack/stack.sh up` (MLflow, the shipped versions
+// registered with their aliases, N replicas behind stack/lb; no Prometheus,
+// no legacy form) and `stack/stack.sh down` when the test ends.
+func startStack(t *testing.T) *topology {
+	t.Helper()
+	root := servetest.ModuleRoot()
+	if _, err := os.Stat(filepath.Join(root, "notebooks", ".venv", "bin", "mlflow")); err != nil {
+		t.Fatalf("no notebooks/.venv/bin/mlflow (%v): run `make notebooks-env`", err)
+	}
+	dir := t.TempDir()
+	mlflowPort, lbPort, servePort := freePorts(t, 1), freePorts(t, 1), freePorts(t, replicas)
+	env := append(os.Environ(),
+		"STACK_DIR="+dir,
+		"STACK_HOST=127.0.0.1",
+		"STACK_REPLICAS="+strconv.Itoa(replicas),
+		"STACK_MLFLOW_PORT="+strconv.Itoa(mlflowPort),
+		"STACK_LB_PORT="+strconv.Itoa(lbPort),
+		"STACK_SERVE_PORT="+strconv.Itoa(servePort),
+		"STACK_TRAIN=artifacts",
+		"STACK_PROMETHEUS=0",
+		"STACK_LEGACY=0",
+		"STACK_START_TIMEOUT=150",
+		"SERVE_POLL_INTERVAL="+pollInterval.String(),
+		"SERVE_ADMIN_TOKEN="+token,
+		"SERVE_LOG_LEVEL=info",
+		"ONNXRUNTIME_SHARED_LIBRARY_PATH="+servetest.ORTLibrary(t),
+	)
+	script := filepath.Join(root, "stack", "stack.sh")
+	t.Cleanup(func() {
+		cmd := exec.Command("bash", script, "down")
+		cmd.Env = env
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("stack.sh down: %v\n%s", err, out)
+		}
+		if t.Failed() {
+			logs, _ := filepath.Glob(filepath.Join(dir, "logs", "*.log"))
+			for _, l := range logs {
+				raw, _ := os.ReadFile(l)
+				t.Logf("--- %s (tail)\n%s", filepath.Base(l), raw[max(0, len(raw)-2000):])
+			}
+		}
+	})
+	cmd := exec.Command("bash", script, "up")
+	cmd.Env = env
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("stack.sh up: %v\n%s", err, out)
+	}
+	t.Logf("stack up in %s", time.Since(start).Round(time.Millisecond))
+	top := &topology{dir: dir, lb: "http://127.0.0.1:" + strconv.Itoa(lbPort)}
+	for i := range replicas {
+		top.replicas = append(top.replicas, "http://127.0.0.1:"+strconv.Itoa(servePort+i))
+	}
+	return top
+}
+
+var client = &http.Client{Timeout: 10 * time.Second}
+
+// call sends a JSON request (admin ones with the token) and decodes the answer into out.
+func call(t *testing.T, method, url string, body any, out any) int {
+	t.Helper()
+	var r io.Reader
+	if body != nil {
+		raw, _ := json.Marshal(body)
+		r = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequest(method, url, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if strings.Contains(url, "/admin/") {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if out != nil && json.Unmarshal(raw, out) != nil {
+		t.Fatalf("%s %s: %d, not JSON: %s", method, url, resp.StatusCode, raw)
+	}
+	if resp.StatusCode >= 300 {
+		t.Logf("%s %s: %d %s", method, url, resp.StatusCode, raw)
+	}
+	return resp.StatusCode
+}
+
+type decision struct {
+	ApplicationID string `json:"application_id"`
+	Model         struct {
+		Version string `json:"version"`
+		Variant string `json:"variant"`
+	} `json:"model"`
+}
+
+func predict(t *testing.T, base, id string) decision {
+	t.Helper()
+	var d decision
+	app := map[string]any{"application_id": id, "income": 50000, "credit_score": 700,
+		"loan_amount": 20000, "years_employed": 5, "points": 60}
+	if code := call(t, http.MethodPost, base+"/v1/predict", app, &d); code != http.StatusOK {
+		t.Fatalf("predict on %s: status %d", base, code)
+	}
+	return d
+}
+
+type models struct {
+	Live []struct {
+		Variant string `json:"variant"`
+		Version string `json:"version"`
+	} `json:"live"`
+	Weights struct {
+		Champion   int `json:"champion"`
+		Challenger int `json:"challenger"`
+	} `json:"weights"`
+}
+
+func (m models) version(variant string) string {
+	for _, l := range m.Live {
+		if l.Variant == variant {
+			return l.Version
+		}
+	}
+	return ""
+}
+
+// TestScaleOut: three replicas against one MLflow. A promotion through one
+// replica's /admin is served by all three within one poll interval (plus the
+// time to load the new version), and once a challenger takes half the
+// traffic, every replica gives a given application_id the same variant.
+func TestScaleOut(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts MLflow and three servers (~40 s)")
+	}
+	top := startStack(t)
+
+	// The shipped registry: version 2 is the champion everywhere.
+	var before models
+	for _, r := range top.replicas {
+		call(t, http.MethodGet, r+"/admin/models", nil, &before)
+		if got := before.version("champion"); got != "2" {
+			t.Fatalf("%s: champion %q before the promotion, want 2", r, got)
+		}
+	}
+	var lbState struct{ Healthy int }
+	if call(t, http.MethodGet, top.lb+"/-/lb", nil, &lbState); lbState.Healthy != replicas {
+		t.Fatalf("the load balancer sees %d healthy replicas, want %d", lbState.Healthy, replicas)
+	}
+
+	t.Run("promote through one replica reaches all", func(t *testing.T) {
+		if code := call(t, http.MethodPost, top.replicas[0]+"/admin/promote", map[string]string{"version": "1"}, nil); code != http.StatusOK {
+			t.Fatalf("promote: status %d", code)
+		}
+		promoted := time.Now()
+		limit := pollInterval + loadSlack
+		for i, r := range top.replicas {
+			for {
+				d := predict(t, r, "A-promote")
+				if d.Model.Version == "1" && d.Model.Variant == "champion" {
+					t.Logf("replica %d serves version 1 after %s", i+1, time.Since(promoted).Round(time.Millisecond))
+					break
+				}
+				if time.Since(promoted) > limit {
+					t.Fatalf("replica %d (%s) still serves %+v %s after the promotion (limit: poll interval %s + %s to load)",
+						i+1, r, d.Model, time.Since(promoted).Round(time.Millisecond), pollInterval, loadSlack)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+		for range 6 { // and the load balancer, whichever replica answers
+			if d := predict(t, top.lb, "A-promote"); d.Model.Version != "1" {
+				t.Fatalf("through the load balancer: %+v", d.Model)
+			}
+		}
+	})
+
+	t.Run("same application, same variant on every replica", func(t *testing.T) {
+		if code := call(t, http.MethodPost, top.replicas[1]+"/admin/promote", map[string]string{"alias": "challenger", "version": "2"}, nil); code != http.StatusOK {
+			t.Fatalf("promote challenger: status %d", code)
+		}
+		if code := call(t, http.MethodPut, top.replicas[2]+"/admin/traffic", map[string]int{"champion": 50, "challenger": 50}, nil); code != http.StatusOK {
+			t.Fatalf("traffic: status %d", code)
+		}
+		deadline := time.Now().Add(pollInterval + loadSlack + 2*time.Second)
+		for i, r := range top.replicas {
+			for {
+				var m models
+				call(t, http.MethodGet, r+"/admin/models", nil, &m)
+				if m.version("champion") == "1" && m.version("challenger") == "2" && m.Weights.Champion == 50 && m.Weights.Challenger == 50 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("replica %d has not taken up the challenger and the 50/50 split: %+v", i+1, m)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+		variants := map[string]int{}
+		for n := range 60 {
+			id := fmt.Sprintf("A-%04d", n)
+			first := predict(t, top.replicas[0], id)
+			for _, r := range append(top.replicas[1:], top.lb) {
+				if d := predict(t, r, id); d.Model != first.Model {
+					t.Fatalf("%s: %+v from %s, %+v from %s", id, first.Model, top.replicas[0], d.Model, r)
+				}
+			}
+			wantVersion := map[string]string{"champion": "1", "challenger": "2"}[first.Model.Variant]
+			if first.Model.Version != wantVersion {
+				t.Fatalf("%s: %+v", id, first.Model)
+			}
+			variants[first.Model.Variant]++
+		}
+		if variants["champion"] == 0 || variants["challenger"] == 0 {
+			t.Fatalf("a 50/50 split sent 60 applications as %v", variants)
+		}
+		t.Logf("60 applications: %v, identical on %d replicas and the load balancer", variants, replicas)
+	})
+}
