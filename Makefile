@@ -20,7 +20,9 @@ include legacy/legacy.mk
 include monitoring/monitoring.mk
 include stack/stack.mk
 
-.PHONY: help run build test test-go fuzz-short bench deps ort clean
+STATICCHECK_VERSION ?= v0.8.2
+
+.PHONY: help run build test test-go lint fuzz-short bench deps ort clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -41,6 +43,7 @@ build: deps ## build bin/serve
 
 test: deps notebooks-env legacy-test-deps monitoring-test-deps stack-test-deps ## set up everything and run every test
 	$(GO) vet ./...
+	$(MAKE) --no-print-directory lint
 	$(GO) test -race -count=1 ./...
 	$(MAKE) --no-print-directory monitoring-check
 	$(MAKE) --no-print-directory fuzz-short
@@ -48,6 +51,9 @@ test: deps notebooks-env legacy-test-deps monitoring-test-deps stack-test-deps #
 
 test-go: deps notebooks-env legacy-test-deps monitoring-test-deps stack-test-deps ## only the Go tests
 	$(GO) test -race -count=1 ./...
+
+lint: ## staticcheck (from the Go module proxy; cached after the first run)
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
 fuzz-short: deps ## a short run of every fuzz target
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeApplication$$' -fuzztime=$(FUZZTIME) ./schemas

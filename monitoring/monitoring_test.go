@@ -253,28 +253,24 @@ func TestDashboardDatasource(t *testing.T) {
 			}
 		})
 		// Every query-bearing panel and target names its datasource.
-		var check func(panels []map[string]any)
-		check = func(panels []map[string]any) {
-			for _, p := range panels {
-				title, _ := p["title"].(string)
-				if p["type"] == "row" {
-					continue
-				}
-				if _, ok := p["datasource"]; !ok {
-					t.Errorf("%s: panel %q has no datasource", f, title)
-				}
-				targets, _ := p["targets"].([]any)
-				if len(targets) == 0 {
-					t.Errorf("%s: panel %q has no queries", f, title)
-				}
-				for _, tg := range targets {
-					if m, _ := tg.(map[string]any); m["datasource"] == nil {
-						t.Errorf("%s: panel %q: a target has no datasource", f, title)
-					}
+		for _, p := range doc.Panels {
+			title, _ := p["title"].(string)
+			if p["type"] == "row" {
+				continue
+			}
+			if _, ok := p["datasource"]; !ok {
+				t.Errorf("%s: panel %q has no datasource", f, title)
+			}
+			targets, _ := p["targets"].([]any)
+			if len(targets) == 0 {
+				t.Errorf("%s: panel %q has no queries", f, title)
+			}
+			for _, tg := range targets {
+				if m, _ := tg.(map[string]any); m["datasource"] == nil {
+					t.Errorf("%s: panel %q: a target has no datasource", f, title)
 				}
 			}
 		}
-		check(doc.Panels)
 		if refs == 0 {
 			t.Errorf("%s: no datasource references", f)
 		}

@@ -76,7 +76,7 @@ func (s *LocalState) update(ctx context.Context, model string, change func(*Stat
 	}
 	st = State{Aliases: copyMap(st.Aliases), Tags: copyMap(st.Tags)}
 	change(&st)
-	raw, err := json.MarshalIndent(stateFile{Aliases: st.Aliases, Tags: st.Tags}, "", "  ")
+	raw, err := json.MarshalIndent(stateFile(st), "", "  ")
 	if err != nil {
 		return err
 	}

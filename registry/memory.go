@@ -30,7 +30,7 @@ func (m *Memory) State(ctx context.Context, model string) (State, error) {
 	if err != nil {
 		return st, err
 	}
-	raw, _ := json.Marshal(stateFile{Aliases: st.Aliases, Tags: st.Tags})
+	raw, _ := json.Marshal(stateFile(st))
 	if err := os.MkdirAll(filepath.Dir(m.file(model)), 0o755); err == nil {
 		_ = writeFileAtomic(m.file(model), raw) // best effort: serving goes on without it
 	}

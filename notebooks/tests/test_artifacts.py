@@ -9,7 +9,7 @@ import mlflow
 import pytest
 
 import loan_data
-from test_notebooks import assert_reproduces
+from test_notebooks import assert_pyfunc_predicts_dataframe, assert_reproduces
 
 ROOT = Path(__file__).resolve().parents[2] / "artifacts" / "loan-approval"
 REGISTRY = json.loads((ROOT / "registry.json").read_text())
@@ -41,3 +41,4 @@ def test_version_has_column_signature_and_reproduces_serving_check(version):
     assert entry["description"].endswith(f"test accuracy {m['accuracy']:.4f}, ROC AUC {m['roc_auc']:.4f}")
     assert (model_dir / "model.onnx").stat().st_size < 5_000_000
     assert_reproduces(model_dir, entry["features"])
+    assert_pyfunc_predicts_dataframe(model_dir)

@@ -7,6 +7,7 @@ import json
 import mlflow
 import numpy as np
 import onnxruntime as ort
+import pandas as pd
 import pytest
 from papermill.exceptions import PapermillExecutionError
 
@@ -21,8 +22,25 @@ def replay(model_dir, features):
     check = json.loads((model_dir / "serving_check.json").read_text())
     sess = ort.InferenceSession(str(model_dir / "model.onnx"), providers=["CPUExecutionProvider"])
     rows = np.array([[c["input"][f] for f in features] for c in check["cases"]], dtype=np.float32)
-    labels, proba = sess.run(["label", "probabilities"], {"features": rows})
-    return check, labels, proba[:, 1]
+    outputs = [(o.name, o.type, len(o.shape)) for o in sess.get_outputs()]
+    # One value per row for every output: what mlflow.onnx's pyfunc (mlflow models serve) needs.
+    assert outputs == [("label", "tensor(int64)", 1), ("probability", "tensor(float)", 1)], outputs
+    labels, proba = sess.run(["label", "probability"], {"features": rows})
+    return check, labels, proba
+
+
+def assert_pyfunc_predicts_dataframe(model_dir):
+    """mlflow.pyfunc predict(DataFrame), the call behind `mlflow models serve` /invocations."""
+    check = json.loads((model_dir / "serving_check.json").read_text())
+    model = mlflow.pyfunc.load_model(str(model_dir))
+    # All five API fields; the column signature takes float32 (int64 -> float32 is not a safe cast).
+    frame = pd.DataFrame([c["input"] for c in check["cases"]]).astype("float32")
+    out = model.predict(frame)
+    assert isinstance(out, pd.DataFrame) and list(out.columns) == ["label", "probability"], out
+    assert len(out) == len(check["cases"])
+    assert out["label"].tolist() == [int(c["approve"]) for c in check["cases"]]
+    expected = np.array([c["probability"] for c in check["cases"]])
+    assert np.max(np.abs(out["probability"].to_numpy(np.float64) - expected)) <= check["tolerance"]
 
 
 def assert_reproduces(model_dir, features):
@@ -80,7 +98,11 @@ def test_registry_model_reproduces_serving_check(trained, mlflow_uri, tmp_path):
     assert {"MLmodel", "model.onnx", "serving_check.json"} <= {p.name for p in local.iterdir()}
     assert local.joinpath("model.onnx").stat().st_size < 5_000_000
     assert_reproduces(local, DEFAULT_FEATURES)
+    assert_pyfunc_predicts_dataframe(local)
+    assert trained["pyfunc_dataframe_predict"].startswith("ok: DataFrame")
     signature = mlflow.models.Model.load(str(local / "MLmodel")).signature
+    assert [(t.name, t.type, t.shape) for t in signature.outputs.inputs] == [
+        ("label", np.dtype("int64"), (-1,)), ("probability", np.dtype("float32"), (-1,))]
     assert signature.inputs.is_tensor_spec() is False
     assert signature.inputs.input_names() == DEFAULT_FEATURES
     assert {t.name for t in signature.inputs.input_types()} == {"float"}

@@ -1,0 +1,12 @@
+// Package bench holds ML Service's benchmarks and reliability drills.
+//
+//   - micro_test.go: Go benchmarks of the hot path's parts (decode and
+//     validate, feature mapping, ONNX Runtime runs at batch 1/64/1024) and of
+//     the whole handler in-process, the harness the CPU profile is taken on.
+//   - drills_test.go: reliability drills against the real server binary
+//     (SIGTERM under load, slow-loris, oversized body, concurrent promotes).
+//     They run in CI with `go test -race ./...`.
+//   - loadgen/, floor/, bodies/, report/: the load generator, the bare Fiber
+//     floor server, the request bodies and the BENCHMARKS.md writer that
+//     run.sh (`make bench`) drives.
+package bench
