@@ -199,13 +199,16 @@ func (s *Server) ready(c *fiber.Ctx) error {
 		}
 		return &Error{Status: fiber.StatusServiceUnavailable, Code: CodeNotReady, Message: reason}
 	}
-	return c.JSON(fiber.Map{
+	out := fiber.Map{
 		"ready":    true,
 		"source":   st.Source,
 		"champion": fiber.Map{"name": t.Model, "version": t.Champion.Version.Version, "sha256": t.Champion.Version.SHA256},
 		"registry": st.Registry,
-		"degraded": st.Reason,
-	})
+	}
+	if st.Reason != "" {
+		out["degraded"] = st.Reason // serving, but the last registry sync failed
+	}
+	return c.JSON(out)
 }
 
 func (s *Server) info(c *fiber.Ctx) error {
