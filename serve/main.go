@@ -98,11 +98,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		stopController()
 		<-controllerDone
 	}()
-	if err := controller.Sync(ctx); err != nil && router.Current() == nil && cfg.TrackingURI == "" {
-		return fmt.Errorf("start-up failed: SERVE_MODEL=%q: %w", cfg.Model, err)
+	// In local mode a model that cannot load is a start-up error. With MLflow
+	// the server listens at once (so /health answers while MLflow is slow)
+	// and /ready says 503 with the reason until a champion is loaded.
+	if cfg.TrackingURI == "" {
+		if err := controller.Sync(ctx); err != nil && router.Current() == nil {
+			return fmt.Errorf("start-up failed: SERVE_MODEL=%q: %w", cfg.Model, err)
+		}
 	}
-	// With MLflow, the server starts even when nothing can be loaded yet:
-	// /ready answers 503 with the reason until the registry has a champion.
 
 	mirror := shadow.New(shadow.DefaultQueue)
 	go mirror.Run(ctrlCtx)

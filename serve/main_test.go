@@ -195,3 +195,19 @@ func (s *signalAtEOF) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// TestMLflowDownAtFirstStart points the server at an MLflow that is not
+// there and has never been reached: it must serve the embedded default model
+// and say so on /ready.
+func TestMLflowDownAtFirstStart(t *testing.T) {
+	s := servetest.Start(t, servetest.Options{Env: []string{"MLFLOW_TRACKING_URI=http://" + servetest.FreeAddr(t)}})
+	resp, err := http.Get(s.URL + "/ready")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !strings.Contains(string(raw), `"source":"artifacts"`) || !strings.Contains(string(raw), `"degraded"`) {
+		t.Fatalf("/ready: %d %s", resp.StatusCode, raw)
+	}
+}
