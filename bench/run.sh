@@ -9,7 +9,8 @@
 #      MLflow mode against it, `mlflow models serve` of the same version 2, and
 #      a bare Fiber floor server;
 #   3. the same applications, the same load generator (bench/loadgen): 1, 8
-#      and 32 connections against each, a fixed rate, batch rows/s;
+#      and 32 connections against each, a fixed rate, the fixed rate with
+#      and without a shadow, batch rows/s;
 #   4. 60 s at a fixed rate with a promote every 5 s (swap under load);
 #   5. the soak (SOAK, default 10m) with swaps, sampling /metrics;
 #   6. a long run of each fuzz target (FUZZTIME, default 2m each).
@@ -166,6 +167,31 @@ done
 say "fixed rate: $RATE req/s (open loop, 32 connections)"
 run "ours-rate" -url "$OURS/v1/predict" -bodies "$WORK/bodies/predict.jsonl" -c 32 -rate "$RATE" -expect '"approve"'
 
+say "shadow cost: the same fixed rate with and without a shadow (three alternating pairs)"
+# A shadow is set through the admin API (MLflow first, then reconcile) and
+# removed in MLflow; the server's 1 s poll drops it.
+shadow_on() {
+	curl -sf -X POST -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+		--data '{"alias":"shadow","version":"1"}' "$OURS/admin/promote" >/dev/null
+}
+shadow_off() {
+	python -c 'import sys, mlflow; mlflow.MlflowClient(sys.argv[1]).delete_registered_model_alias("loan-approval", "shadow")' "$MLFLOW_URI"
+	local i
+	for ((i = 0; i < 50; i++)); do
+		curl -sf -H "Authorization: Bearer $TOKEN" "$OURS/admin/models" | grep -q '"variant":"shadow"' || return 0
+		sleep 0.2
+	done
+	echo "bench: the shadow did not go away" >&2
+	return 1
+}
+for pair in 1 2 3; do
+	run "shadow-off-$pair" -url "$OURS/v1/predict" -bodies "$WORK/bodies/predict.jsonl" -c 32 -rate "$RATE" -expect '"approve"'
+	shadow_on
+	run "shadow-on-$pair" -url "$OURS/v1/predict" -bodies "$WORK/bodies/predict.jsonl" -c 32 -rate "$RATE" -expect '"approve"'
+	shadow_off
+done
+curl -sf "$OURS/metrics" | grep -E '^model_shadow_predictions_total' >"$RES/shadow-metrics.txt" || true
+
 say "batch rows/s (1,000 applications a request, 2 connections)"
 run "ours-batch-v2" -url "$OURS/v1/predict/batch" -bodies "$WORK/bodies/batch.jsonl" -rows 1000 -c 2 -expect '"accepted":1000'
 run "mlflow-batch-v2" -url "$SCORE/invocations" -bodies "$WORK/bodies/invocations-batch.jsonl" -rows 1000 -c 2 -expect '"predictions"'
@@ -199,6 +225,7 @@ if [[ $FUZZTIME != 0 ]]; then
 	{
 		go test -run='^$' -fuzz='^FuzzDecodeApplication$' -fuzztime="$FUZZTIME" ./schemas 2>&1 | tail -3
 		go test -run='^$' -fuzz='^FuzzPredict$' -fuzztime="$FUZZTIME" ./serve/api 2>&1 | tail -3
+		go test -run='^$' -fuzz='^FuzzWebhook$' -fuzztime="$FUZZTIME" ./serve/hooks 2>&1 | tail -3
 	} | tee "$RES/fuzz.txt" >&2
 fi
 

@@ -177,6 +177,9 @@ func (r *report) write(notesPath string) {
 	swapOK := sw.Errors == 0 && sw.PromoteErrs == 0 && sw.Promotes > 0 && sw.SwapP99 <= 2*st.P99
 	r.p("| swap under load: errors; p99 during swaps vs steady | 0; ≤ 2× | %d errors, %d/%d promotes ok; %.2f ms vs %.2f ms (%.2f×) | %s |",
 		sw.Errors, sw.Promotes-sw.PromoteErrs, sw.Promotes, sw.SwapP99, st.P99, ratio(sw.SwapP99, st.P99), yes(swapOK))
+	offP99, onP99, pairs := r.shadowCost()
+	r.p("| p99 at a fixed %.0f req/s with a shadow vs without (mean of %d alternating pairs) | ≤ +10%% | %.2f ms vs %.2f ms (%+.0f%%) | %s |",
+		rate.Rate, pairs, onP99, offP99, 100*(ratio(onP99, offP99)-1), yes(pairs > 0 && onP99 <= 1.10*offP99))
 	soakLine, soakOK := r.soakSummary()
 	r.p("| soak: RSS and goroutines flat ±10%% after warm-up; sessions = live versions | flat; equal | %s | %s |", soakLine, yes(soakOK))
 	r.p("")
@@ -225,6 +228,29 @@ func (r *report) write(notesPath string) {
 	r.p("")
 	r.p("Ours ÷ MLflow on batch (v2): %.1f×.", ratio(b2.RowsPerSec, r.get("mlflow-batch-v2").RowsPerSec))
 	r.p("")
+
+	r.p("## Shadow cost")
+	r.p("")
+	r.p("The fixed-rate run repeated in alternating pairs, without and with a shadow (version 1 mirrored off the request path through the bounded queue):")
+	r.p("")
+	r.p("| pair | without: p50 / p99 ms | with: p50 / p99 ms |")
+	r.p("|---|---|---|")
+	for i := 1; ; i++ {
+		off, on := r.results[fmt.Sprintf("shadow-off-%d", i)], r.results[fmt.Sprintf("shadow-on-%d", i)]
+		if off == nil || on == nil {
+			break
+		}
+		r.p("| %d | %.3f / %.3f | %.3f / %.3f |", i, off.P50, off.P99, on.P50, on.P99)
+	}
+	r.p("")
+	if m := r.text("shadow-metrics.txt"); m != "" {
+		r.p("Shadow decisions recorded by the server:")
+		r.p("")
+		r.p("```")
+		r.p("%s", strings.TrimSpace(m))
+		r.p("```")
+		r.p("")
+	}
 
 	r.p("## Swap under load")
 	r.p("")
@@ -285,10 +311,28 @@ func sortedKeys(m map[string]*result) []string {
 	return keys
 }
 
-// afterWarmup is the soak's samples past its warm-up: the first fifth of
-// the run, at most 2 minutes.
+// shadowCost is the mean p99 of the fixed-rate runs without and with a shadow.
+func (r *report) shadowCost() (off, on float64, pairs int) {
+	for i := 1; ; i++ {
+		o, n := r.results[fmt.Sprintf("shadow-off-%d", i)], r.results[fmt.Sprintf("shadow-on-%d", i)]
+		if o == nil || n == nil {
+			break
+		}
+		off += o.P99
+		on += n.P99
+		pairs++
+	}
+	if pairs > 0 {
+		off, on = off/float64(pairs), on/float64(pairs)
+	}
+	return off, on, pairs
+}
+
+// afterWarmup is the soak's samples past its warm-up, the first half of the
+// run: new ONNX Runtime sessions every swap grow the allocator's arenas for
+// minutes before they level off (see BENCHMARKS.md's soak plot of RSS).
 func afterWarmup(s *result) []sample {
-	warm := math.Min(s.Seconds/5, 120)
+	warm := s.Seconds / 2
 	var out []sample
 	for _, x := range s.Samples {
 		if x.At >= warm {
@@ -348,7 +392,7 @@ func (r *report) writeSoak() {
 		trim(s.Seconds), s.Rate, s.Promotes, s.PromoteErrs, s.Requests, s.Errors, s.P50, s.P99, s.Max)
 	r.p("")
 	line, ok := r.soakSummary()
-	r.p("After warm-up (first fifth of the run, at most 2 min): %s — %s.", line, yes(ok))
+	r.p("After warm-up (the first half of the run): %s — %s.", line, yes(ok))
 	r.p("`model_sessions_open` counts open ONNX Runtime sessions; live versions are the `model_info` series (one per live variant). They may differ for a moment while a retired session drains its in-flight requests.")
 	r.p("")
 	r.p("| t (s) | RSS (MiB) | goroutines | sessions open | live versions |")
