@@ -2,10 +2,10 @@ package schemas
 
 import (
 	"bytes"
-	"math"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 	"testing"
