@@ -168,22 +168,14 @@ say "fixed rate: $RATE req/s (open loop, 32 connections)"
 run "ours-rate" -url "$OURS/v1/predict" -bodies "$WORK/bodies/predict.jsonl" -c 32 -rate "$RATE" -expect '"approve"'
 
 say "shadow cost: the same fixed rate with and without a shadow (three alternating pairs)"
-# A shadow is set through the admin API (MLflow first, then reconcile) and
-# removed in MLflow; the server's 1 s poll drops it.
-shadow_on() {
+# The shadow is set and retired through the admin API (MLflow first, then
+# reconcile), so each run starts from the state it names.
+admin() { # PATH JSON
 	curl -sf -X POST -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
-		--data '{"alias":"shadow","version":"1"}' "$OURS/admin/promote" >/dev/null
+		--data "$2" "$OURS/admin/$1" >/dev/null
 }
-shadow_off() {
-	python -c 'import sys, mlflow; mlflow.MlflowClient(sys.argv[1]).delete_registered_model_alias("loan-approval", "shadow")' "$MLFLOW_URI"
-	local i
-	for ((i = 0; i < 50; i++)); do
-		curl -sf -H "Authorization: Bearer $TOKEN" "$OURS/admin/models" | grep -q '"variant":"shadow"' || return 0
-		sleep 0.2
-	done
-	echo "bench: the shadow did not go away" >&2
-	return 1
-}
+shadow_on() { admin promote '{"alias":"shadow","version":"1"}'; }
+shadow_off() { admin retire '{"alias":"shadow"}'; }
 for pair in 1 2 3; do
 	run "shadow-off-$pair" -url "$OURS/v1/predict" -bodies "$WORK/bodies/predict.jsonl" -c 32 -rate "$RATE" -expect '"approve"'
 	shadow_on
@@ -195,10 +187,7 @@ curl -sf "$OURS/metrics" | grep -E '^model_shadow_predictions_total' >"$RES/shad
 say "batch rows/s (1,000 applications a request, 2 connections)"
 run "ours-batch-v2" -url "$OURS/v1/predict/batch" -bodies "$WORK/bodies/batch.jsonl" -rows 1000 -c 2 -expect '"accepted":1000'
 run "mlflow-batch-v2" -url "$SCORE/invocations" -bodies "$WORK/bodies/invocations-batch.jsonl" -rows 1000 -c 2 -expect '"predictions"'
-promote() {
-	curl -sf -X POST -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
-		--data "{\"version\":\"$1\"}" "$OURS/admin/promote" >/dev/null
-}
+promote() { admin promote "{\"version\":\"$1\"}"; }
 promote 1
 run "ours-batch-v1" -url "$OURS/v1/predict/batch" -bodies "$WORK/bodies/batch.jsonl" -rows 1000 -c 2 -expect '"accepted":1000'
 promote 2

@@ -1,6 +1,6 @@
 // Package admin is the authenticated /admin API through which ops see the
-// live model versions, promote a version, set the traffic split and roll the
-// champion back. Every action writes one structured audit line and is
+// live model versions, promote a version, set the traffic split, retire the
+// challenger or shadow and roll the champion back. Every action writes one structured audit line and is
 // counted in admin_actions_total{action,result}.
 package admin
 
@@ -32,6 +32,7 @@ type Controller interface {
 	Desired(ctx context.Context) (rollout.Desired, error)
 	Promote(ctx context.Context, alias, version string) (rollout.Change, error)
 	Rollback(ctx context.Context) (rollout.Change, error)
+	Retire(ctx context.Context, alias string) (rollout.Change, error)
 	SetWeights(ctx context.Context, w routing.Weights) (rollout.Change, error)
 }
 
@@ -59,6 +60,7 @@ func Mount(app fiber.Router, cfg Config) {
 	g.Post("/promote", h.promote)
 	g.Put("/traffic", h.traffic)
 	g.Post("/rollback", h.rollback)
+	g.Post("/retire", h.retire)
 }
 
 type handlers struct {
@@ -144,6 +146,20 @@ func (h *handlers) traffic(c *fiber.Ctx) error {
 	}
 	return h.run(c, "traffic", func(ctx context.Context) (rollout.Change, error) {
 		return h.cfg.Controller.SetWeights(ctx, w)
+	})
+}
+
+type retireRequest struct {
+	Alias string `json:"alias"`
+}
+
+func (h *handlers) retire(c *fiber.Ctx) error {
+	var req retireRequest
+	if err := decodeStrict(c, &req); err != nil {
+		return h.audit(c, "retire", nil, err)
+	}
+	return h.run(c, "retire", func(ctx context.Context) (rollout.Change, error) {
+		return h.cfg.Controller.Retire(ctx, req.Alias)
 	})
 }
 

@@ -106,7 +106,7 @@ func TestAuthMatrix(t *testing.T) {
 			}
 		})
 	}
-	for _, route := range [][2]string{{"POST", "/admin/promote"}, {"PUT", "/admin/traffic"}, {"POST", "/admin/rollback"}} {
+	for _, route := range [][2]string{{"POST", "/admin/promote"}, {"PUT", "/admin/traffic"}, {"POST", "/admin/rollback"}, {"POST", "/admin/retire"}} {
 		if status, _, _ := c.call(route[0], route[1], "", `{}`); status != 401 {
 			t.Fatalf("%s %s without a token: %d", route[0], route[1], status)
 		}
@@ -302,9 +302,22 @@ func TestChallengerSplitAndStickiness(t *testing.T) {
 			t.Fatalf("LOAN-%06d: %s on one replica, %s on the other", i, first[i], second[i])
 		}
 	}
-	// And one by one, the same as in the batch.
+	// Retiring the challenger sends everyone back to the champion.
+	c2.mustAdmin("POST", "/admin/retire", `{"alias":"challenger"}`)
+	for i := range 20 {
+		if variant, _ := c2.decide(fmt.Sprintf("LOAN-%06d", i)); variant != "champion" {
+			t.Fatalf("after retiring the challenger: %s", variant)
+		}
+	}
+	if status, _ := c2.admin("POST", "/admin/retire", `{"alias":"champion"}`); status != 422 {
+		t.Fatalf("retiring the champion: %d", status)
+	}
+	if status, _ := c2.admin("POST", "/admin/retire", `{"alias":"challenger"}`); status != 422 {
+		t.Fatalf("retiring an unset alias: %d", status)
+	}
+	// And one by one on the first replica, the same as in the batch.
 	for i := range 50 {
-		variant, version := c2.decide(fmt.Sprintf("LOAN-%06d", i))
+		variant, version := c.decide(fmt.Sprintf("LOAN-%06d", i))
 		if variant+"/"+version != first[i] {
 			t.Fatalf("LOAN-%06d alone: %s/%s, in the batch: %s", i, variant, version, first[i])
 		}

@@ -95,6 +95,20 @@ func (c *Controller) Promote(ctx context.Context, alias, version string) (Change
 	})
 }
 
+// Retire removes the challenger or shadow alias, taking that variant out of
+// service. The champion cannot be retired: something must always serve.
+func (c *Controller) Retire(ctx context.Context, alias string) (Change, error) {
+	if alias != registry.AliasChallenger && alias != registry.AliasShadow {
+		return Change{}, fmt.Errorf("%w: alias %q: only challenger or shadow can be retired", ErrInvalid, alias)
+	}
+	return c.act(ctx, func(ctx context.Context, w Writer, st registry.State, _ Desired) error {
+		if st.Aliases[alias] == "" {
+			return fmt.Errorf("%w: no %s alias is set", ErrInvalid, alias)
+		}
+		return w.DeleteAlias(ctx, c.cfg.Model, alias)
+	})
+}
+
 // Rollback points the champion back at the previous champion.
 func (c *Controller) Rollback(ctx context.Context) (Change, error) {
 	return c.act(ctx, func(ctx context.Context, w Writer, st registry.State, before Desired) error {
