@@ -305,7 +305,9 @@ func load(o options) (*Result, error) {
 		side.Add(1)
 		go func() {
 			defer side.Done()
-			client := &http.Client{Timeout: 30 * time.Second}
+			// A fresh connection per promote: between promotes 30 s apart
+			// a kept-alive connection went stale once in a soak (reset by peer).
+			client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 			tick := time.NewTicker(o.promoteEvery)
 			defer tick.Stop()
 			n := 0
