@@ -42,7 +42,9 @@ func postJSON(client *http.Client, url string, body []byte) (int, []byte, error)
 // connection, SIGTERM lets each of them finish with a full 200 answer, no
 // connection is reset, and the process exits 0.
 func TestDrillSIGTERMUnderLoad(t *testing.T) {
-	s := servetest.Start(t, servetest.Options{Env: []string{"SERVE_SHUTDOWN_TIMEOUT=15s"}})
+	// The production default drain: a request a client sends just as SIGTERM
+	// arrives still finds the listener open.
+	s := servetest.Start(t, servetest.Options{Env: []string{"SERVE_SHUTDOWN_TIMEOUT=15s", "SERVE_SHUTDOWN_DRAIN=1s"}})
 	body := batchBody(5000) // tens of milliseconds of work each: many are in flight at any moment
 	const clients = 8
 	var (
