@@ -189,9 +189,6 @@ func writeFileAtomic(path string, data []byte) error {
 	return os.Rename(f.Name(), path)
 }
 
-// WriteFileAtomic is writeFileAtomic for other packages that keep state on disk.
-func WriteFileAtomic(path string, data []byte) error { return writeFileAtomic(path, data) }
-
 func mustJSON(v any) []byte {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {

@@ -303,73 +303,47 @@ func load(o options) (*Result, error) {
 	var promoteMax time.Duration
 	if o.promoteEvery > 0 && o.promoteURL != "" {
 		side.Add(1)
-		go func() {
-			defer side.Done()
-			// A fresh connection per promote: between promotes 30 s apart
-			// a kept-alive connection went stale once in a soak (reset by peer).
-			client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-			tick := time.NewTicker(o.promoteEvery)
-			defer tick.Stop()
-			n := 0
-			for {
-				select {
-				case <-stop:
-					return
-				case now := <-tick.C:
-					if now.After(end) {
-						return
-					}
-					v := o.versions[n%len(o.versions)]
-					n++
-					body := fmt.Sprintf(`{"version":%q}`, v)
-					req, _ := http.NewRequest(http.MethodPost, o.promoteURL, strings.NewReader(body))
-					req.Header.Set("Content-Type", "application/json")
-					req.Header.Set("Authorization", "Bearer "+o.token)
-					t0 := time.Now()
-					resp, err := client.Do(req)
-					took := time.Since(t0)
-					promoteMax = max(promoteMax, took)
-					promoteAt = append(promoteAt, int64(t0.Sub(start)))
-					if err != nil {
-						promoteErrs++
-						fmt.Fprintf(os.Stderr, "loadgen: promote %s: %v\n", v, err)
-						continue
-					}
-					msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-					resp.Body.Close()
-					if resp.StatusCode != 200 {
-						promoteErrs++
-						fmt.Fprintf(os.Stderr, "loadgen: promote %s: %d %s\n", v, resp.StatusCode, msg)
-					}
-				}
+		// A fresh connection per promote: between promotes 30 s apart a
+		// kept-alive connection went stale once in a soak (reset by peer).
+		client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+		n := 0
+		go every(&side, stop, end, o.promoteEvery, func(time.Time) {
+			v := o.versions[n%len(o.versions)]
+			n++
+			body := fmt.Sprintf(`{"version":%q}`, v)
+			req, _ := http.NewRequest(http.MethodPost, o.promoteURL, strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Authorization", "Bearer "+o.token)
+			t0 := time.Now()
+			resp, err := client.Do(req)
+			took := time.Since(t0)
+			promoteMax = max(promoteMax, took)
+			promoteAt = append(promoteAt, int64(t0.Sub(start)))
+			if err != nil {
+				promoteErrs++
+				fmt.Fprintf(os.Stderr, "loadgen: promote %s: %v\n", v, err)
+				return
 			}
-		}()
+			msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				promoteErrs++
+				fmt.Fprintf(os.Stderr, "loadgen: promote %s: %d %s\n", v, resp.StatusCode, msg)
+			}
+		})
 	}
 	var samples []Sample
 	if o.metricsEvery > 0 && o.metricsURL != "" {
 		side.Add(1)
-		go func() {
-			defer side.Done()
-			client := &http.Client{Timeout: 10 * time.Second}
-			tick := time.NewTicker(o.metricsEvery)
-			defer tick.Stop()
-			for {
-				select {
-				case <-stop:
-					return
-				case now := <-tick.C:
-					if now.After(end) {
-						return
-					}
-					if s, err := scrape(client, o.metricsURL); err == nil {
-						s.AtSeconds = now.Sub(start).Seconds()
-						samples = append(samples, s)
-					} else {
-						fmt.Fprintf(os.Stderr, "loadgen: scrape: %v\n", err)
-					}
-				}
+		client := &http.Client{Timeout: 10 * time.Second}
+		go every(&side, stop, end, o.metricsEvery, func(now time.Time) {
+			if s, err := scrape(client, o.metricsURL); err == nil {
+				s.AtSeconds = now.Sub(start).Seconds()
+				samples = append(samples, s)
+			} else {
+				fmt.Fprintf(os.Stderr, "loadgen: scrape: %v\n", err)
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	close(stop)
@@ -641,5 +615,24 @@ func scrape(client *http.Client, u string) (Sample, error) {
 func sleepPrecise(d time.Duration) {
 	ts := syscall.NsecToTimespec(int64(d))
 	for syscall.Nanosleep(&ts, &ts) == syscall.EINTR {
+	}
+}
+
+// every calls fn at each tick of period until stop closes or end passes, then
+// marks wg done. fn runs on this one goroutine, so it may keep state.
+func every(wg *sync.WaitGroup, stop <-chan struct{}, end time.Time, period time.Duration, fn func(now time.Time)) {
+	defer wg.Done()
+	tick := time.NewTicker(period)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case now := <-tick.C:
+			if now.After(end) {
+				return
+			}
+			fn(now)
+		}
 	}
 }
