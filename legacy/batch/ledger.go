@@ -10,7 +10,7 @@ import (
 	"slices"
 	"strings"
 
-	"mlservice/legacy/internal/durable"
+	"mlservice/internal/durable"
 )
 
 // ledger is an append-only CSV file that survives being killed: every

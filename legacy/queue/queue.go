@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"mlservice/legacy/client"
-	"mlservice/legacy/internal/durable"
+	"mlservice/internal/durable"
 )
 
 // Status says where an application stands.
