@@ -45,7 +45,7 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def mlflow_server(workdir: str | os.PathLike, startup_timeout: float = 120.0):
+def mlflow_server(workdir: str | os.PathLike, startup_timeout: float = 300.0):
     """Start `mlflow server` with state under `workdir`; yield its tracking URI."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ from conftest import run_notebook
 import loan_data
 
 DEFAULT_FEATURES = ["income", "credit_score", "loan_amount", "years_employed"]
+CONTRIB_NAMES = ["income", "credit_score", "years_employed", "loan_to_income"]
 
 
 def replay(model_dir, features):
@@ -24,7 +25,8 @@ def replay(model_dir, features):
     rows = np.array([[c["input"][f] for f in features] for c in check["cases"]], dtype=np.float32)
     outputs = [(o.name, o.type, len(o.shape)) for o in sess.get_outputs()]
     # One value per row for every output: what mlflow.onnx's pyfunc (mlflow models serve) needs.
-    assert outputs == [("label", "tensor(int64)", 1), ("probability", "tensor(float)", 1)], outputs
+    contrib = [(f"contrib_{n}", "tensor(float)", 1) for n in CONTRIB_NAMES] if (model_dir / "reasons.json").exists() else []
+    assert outputs == [("label", "tensor(int64)", 1), ("probability", "tensor(float)", 1)] + contrib, outputs
     labels, proba = sess.run(["label", "probability"], {"features": rows})
     return check, labels, proba
 
@@ -36,7 +38,8 @@ def assert_pyfunc_predicts_dataframe(model_dir):
     # All five API fields; the column signature takes float32 (int64 -> float32 is not a safe cast).
     frame = pd.DataFrame([c["input"] for c in check["cases"]]).astype("float32")
     out = model.predict(frame)
-    assert isinstance(out, pd.DataFrame) and list(out.columns) == ["label", "probability"], out
+    contrib = [f"contrib_{n}" for n in CONTRIB_NAMES] if (model_dir / "reasons.json").exists() else []
+    assert isinstance(out, pd.DataFrame) and list(out.columns) == ["label", "probability"] + contrib, out
     assert len(out) == len(check["cases"])
     assert out["label"].tolist() == [int(c["approve"]) for c in check["cases"]]
     expected = np.array([c["probability"] for c in check["cases"]])
@@ -53,6 +56,34 @@ def assert_reproduces(model_dir, features):
     assert np.max(np.abs(p.astype(np.float64) - expected)) <= check["tolerance"]
     assert [bool(v) for v in labels == 1] == [c["approve"] for c in check["cases"]]
     assert {c["approve"] for c in check["cases"]} == {True, False}
+    dist = json.loads((model_dir / "training_distribution.json").read_text())
+    assert dist["format_version"] == 1 and set(dist["features"]) == set(DEFAULT_FEATURES)
+    for d in [dist["score"], *dist["features"].values()]:
+        assert len(d["shares"]) == len(d["edges"]) + 1 and abs(sum(d["shares"]) - 1) < 1e-9
+        assert d["edges"] == sorted(d["edges"])
+    if (model_dir / "reasons.json").exists():
+        assert_contributions_and_reasons(model_dir, features, check)
+
+
+def assert_contributions_and_reasons(model_dir, features, check):
+    """serving_check.json's contributions are the graph's contrib_* outputs; reasons follow the
+    playbook's rule from reasons.json."""
+    import scorecard
+
+    table = json.loads((model_dir / "reasons.json").read_text())
+    assert [c["name"] for c in table["characteristics"]] == CONTRIB_NAMES
+    sess = ort.InferenceSession(str(model_dir / "model.onnx"), providers=["CPUExecutionProvider"])
+    rows = np.array([[c["input"][f] for f in features] for c in check["cases"]], dtype=np.float32)
+    outs = sess.run([f"contrib_{n}" for n in CONTRIB_NAMES], {"features": rows})
+    for i, case in enumerate(check["cases"]):
+        assert set(case["contributions"]) == set(CONTRIB_NAMES)
+        for k, n in enumerate(CONTRIB_NAMES):
+            assert abs(case["contributions"][n] - float(outs[k][i])) <= check["tolerance"]
+        if case["approve"]:
+            assert "reasons" not in case
+        else:
+            assert case["reasons"], case
+            assert case["reasons"] == [r["code"] for r in scorecard.reasons_for(table, case["input"], case["contributions"])]
 
 
 def test_eda_executes_and_its_asserts_hold(loan_csv, tmp_path):
@@ -117,6 +148,50 @@ BAD_CSVS = {
     "unknown_label": ("income,credit_score,loan_amount,years_employed,points,loan_approved\r\n"
                       "113810,389,39698,27,50.0,Maybe\r\n", "unknown label value 'Maybe'"),
 }
+
+
+def test_labels_contradicting_the_rule_stop_train_notebook_naming_rows(loan_csv, tmp_path):
+    """More than max_rule_violation_share (1 %) of labels flipped: the run stops and names the lines."""
+    lines = loan_csv.read_bytes().decode().splitlines()
+    header, rows = lines[0], lines[1:]
+    flipped = [4, 10, 50]  # data rows (0-based) -> file lines 6, 12, 52
+    for i in flipped:
+        rows[i] = rows[i].replace("True", "X").replace("False", "True").replace("X", "False")
+    csv = tmp_path / "contradicting.csv"
+    csv.write_text("\r\n".join([header] + rows) + "\r\n")
+    with pytest.raises(PapermillExecutionError) as info:
+        run_notebook("train.ipynb", tmp_path / "out.ipynb", data_path=str(csv), max_rule_violation_share=0.001,
+                     tracking_uri="http://127.0.0.1:9", output_dir=str(tmp_path / "out"))
+    err = info.value
+    assert err.ename == "LoanDataError"
+    assert "3 of 2000 rows" in err.evalue and "lines 6, 12, 52" in err.evalue, err.evalue
+    # within the stated share the same file trains (checked on the loader step only)
+    import scorecard
+    df = loan_data.load_loan_data(csv)
+    assert int(((scorecard.rule_points(df) >= 60) != df[loan_data.LABEL]).sum()) == 3
+
+
+def test_scorecard_run_exports_contributions_reasons_and_passes_parity(mlflow_uri, loan_csv, tmp_path):
+    """The scorecard family end to end, smaller fresh samples and one repeated split (CI speed)."""
+    out = tmp_path / "out"
+    run_notebook("train.ipynb", tmp_path / "train.ipynb", data_path=str(loan_csv), tracking_uri=mlflow_uri,
+                 model_family="scorecard", output_dir=str(out), registered_model_name="loan-approval-scorecard",
+                 fresh_n=20_000, edge_n=2_000, sweep_n=1_000, repeated_splits=1,
+                 candidates=["random_forest", "scorecard_optbinning", "monotone_hgb"])
+    result = json.loads((out / "result.json").read_text())
+    m = result["metrics"]
+    assert m["parity_max_abs_diff"] <= 1e-5 and m["parity_max_abs_diff_contributions"] <= 1e-5
+    assert m["monotonicity_violations"] == 0
+    assert m["fresh_accuracy"] >= 0.995 and m["edge_accuracy"] >= 0.99, m
+    mlflow.set_tracking_uri(mlflow_uri)
+    from pathlib import Path
+    local = Path(mlflow.artifacts.download_artifacts(f"models:/loan-approval-scorecard/{result['version']}",
+                                                     dst_path=str(tmp_path / "dl")))
+    assert {"reasons.json", "training_distribution.json"} <= {p.name for p in local.iterdir()}
+    assert_reproduces(local, DEFAULT_FEATURES)
+    assert_pyfunc_predicts_dataframe(local)
+    candidates = json.loads((out / "candidates.json").read_text())
+    assert {c["family"] for c in candidates} == {"random_forest", "scorecard_optbinning", "monotone_hgb"}
 
 
 @pytest.mark.parametrize("case", sorted(BAD_CSVS))
