@@ -59,6 +59,7 @@ fuzz-short: deps ## a short run of every fuzz target
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeApplication$$' -fuzztime=$(FUZZTIME) ./schemas
 	$(GO) test -run='^$$' -fuzz='^FuzzPredict$$' -fuzztime=$(FUZZTIME) ./serve/api
 	$(GO) test -run='^$$' -fuzz='^FuzzWebhook$$' -fuzztime=$(FUZZTIME) ./serve/hooks
+	$(GO) test -run='^$$' -fuzz='^FuzzInferBinary$$' -fuzztime=$(FUZZTIME) ./serve/oip
 
 bench: deps ## benchmarks; writes BENCHMARKS.md
 	bench/run.sh
