@@ -47,10 +47,10 @@ type inferBody struct {
 	hasID            bool
 	applicationID    []byte
 	hasApplicationID bool
-	binaryOutput  bool
-	inputs        []tensorIn
-	outputs       []outputReq
-	hasOutputs    bool
+	binaryOutput     bool
+	inputs           []tensorIn
+	outputs          []outputReq
+	hasOutputs       bool
 }
 
 type tensorIn struct {
