@@ -28,8 +28,7 @@ stack-status: ## what `make stack` runs
 	stack/stack.sh status
 
 stack-prometheus:
-	@[ "$${STACK_PROMETHEUS:-auto}" = 0 ] || command -v prometheus >/dev/null || \
-		(apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y prometheus)
+	@[ "$${STACK_PROMETHEUS:-auto}" = 0 ] || $(APT_INSTALL) prometheus
 
 # HAProxy from Debian's packages (bookworm: 2.6.12, the version the compose
 # file pins for its official image).
