@@ -33,8 +33,7 @@ stack-prometheus:
 # HAProxy from Debian's packages (bookworm: 2.6.12, the version the compose
 # file pins for its official image).
 stack-haproxy:
-	@command -v haproxy >/dev/null || \
-		(apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends haproxy)
+	@$(APT_INSTALL) haproxy
 
 stack-deps: stack-haproxy stack-prometheus ## Debian packages `make stack` runs (haproxy, prometheus)
 
