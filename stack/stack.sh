@@ -11,6 +11,7 @@
 #   stack/stack.sh restart serve-N    SIGTERM one replica (it drains), start it again, wait
 #                                     until HAProxy has it back in rotation
 #   stack/stack.sh rolling-restart    the same for every replica, one at a time
+#   stack/stack.sh haproxy-config     print the HAProxy configuration `up` writes
 #
 # Settings (environment; defaults in brackets). Everything listens on
 # $STACK_HOST [127.0.0.1].
@@ -315,7 +316,13 @@ case "${1:-}" in
   restart)
     [[ "${2:-}" =~ ^serve-[0-9]+$ ]] && [ -s "$run/${2}.cmd" ] || die "usage: $0 restart serve-N (a replica of this stack)"
     restart_replica "$2" ;;
+  haproxy-config)
+    # The HAProxy configuration `up` would write for these settings, with
+    # the replica ports STACK_SERVE_PORT, +1, ... (for stack/haproxy_test.go).
+    servers=()
+    for i in $(seq "$STACK_REPLICAS"); do servers+=("    server serve-$i $STACK_HOST:$((STACK_SERVE_PORT + i - 1))"); done
+    haproxy_config "${servers[@]}" ;;
   rolling-restart)
     for n in $(started); do case "$n" in serve-*) restart_replica "$n" ;; esac; done ;;
-  *) die "usage: $0 up|down|status|restart serve-N|rolling-restart" ;;
+  *) die "usage: $0 up|down|status|restart serve-N|rolling-restart|haproxy-config" ;;
 esac
