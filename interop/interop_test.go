@@ -15,7 +15,7 @@ import (
 	"mlservice/internal/servetest"
 )
 
-// TestClients starts the server with champion 2 and a challenger 1 at weight
+// TestClients starts the server with the shipped champion (3) and a challenger 1 at weight
 // 0 (live, reachable by its version in the path, never routed to), then runs
 // check.py against it.
 func TestClients(t *testing.T) {
@@ -29,7 +29,7 @@ func TestClients(t *testing.T) {
 	admin(t, srv.URL, token, "PUT", "/admin/traffic", `{"champion":100,"challenger":0}`)
 
 	cmd := exec.Command(python, filepath.Join(servetest.ModuleRoot(), "interop", "check.py"),
-		"--url", srv.URL, "--model", "loan-approval", "--champion", "2", "--challenger", "1")
+		"--url", srv.URL, "--model", "loan-approval", "--champion", "3", "--challenger", "1")
 	done := make(chan struct{})
 	timer := time.AfterFunc(3*time.Minute, func() {
 		select {

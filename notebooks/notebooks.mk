@@ -4,6 +4,7 @@
 #   make notebooks-test  pytest under notebooks/tests (real mlflow server, both notebooks, artifacts/)
 #   make artifacts       retrain and re-export artifacts/loan-approval from train.ipynb
 #   make notebooks       execute eda.ipynb and train.ipynb against a local mlflow (state in notebooks/out)
+#   make lab             JupyterLab from the locked env on 127.0.0.1:$(LAB_PORT) with the project's kernel
 
 NOTEBOOKS_DIR := notebooks
 NOTEBOOKS_VENV := $(NOTEBOOKS_DIR)/.venv
@@ -14,7 +15,9 @@ NOTEBOOKS_KERNEL := ml-service-notebooks
 LOAN_DATA ?= $(abspath ../shared/data/loan_approval.csv)
 NOTEBOOKS_UV_ENV := UV_PYTHON=3.11 UV_PYTHON_DOWNLOADS=never UV_PROJECT_ENVIRONMENT=.venv
 
-.PHONY: notebooks-env notebooks-test artifacts notebooks
+.PHONY: notebooks-env notebooks-test artifacts notebooks lab
+
+LAB_PORT ?= 8888
 
 notebooks-env: $(NOTEBOOKS_VENV)/.synced ## the notebooks' locked Python env (pinned uv, uv sync --frozen) + Jupyter kernel
 
@@ -33,3 +36,7 @@ artifacts: notebooks-env ## retrain and re-export artifacts/loan-approval from t
 
 notebooks: notebooks-env ## run eda.ipynb and train.ipynb against a local MLflow (state in notebooks/out)
 	LOAN_DATA="$(LOAN_DATA)" $(NOTEBOOKS_PY) $(NOTEBOOKS_DIR)/pipeline.py run --state $(NOTEBOOKS_DIR)/out
+
+lab: notebooks-env ## JupyterLab (from the lock) on 127.0.0.1:$(LAB_PORT), kernel ml-service-notebooks
+	cd $(NOTEBOOKS_DIR) && LOAN_DATA="$(LOAN_DATA)" .venv/bin/jupyter lab --ip=127.0.0.1 --port=$(LAB_PORT) \
+		--no-browser --ServerApp.root_dir=. --MappingKernelManager.default_kernel_name=$(NOTEBOOKS_KERNEL) $(if $(filter 0,$(shell id -u)),--allow-root)

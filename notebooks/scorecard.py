@@ -338,7 +338,11 @@ def fit_scorecard(X, y, features, edges, C=1.0, min_band_share=0.02, min_step=0.
 
 
 def to_onnx(model: Scorecard, name="loan_approval_scorecard"):
-    """The graph: columns -> characteristics -> sum_k step_k * (x >= edge_k) -> logit -> outputs."""
+    """The graph, in few nodes (single-row latency is per node): divide the features by income and
+    keep the quotient only in the loan_amount column (= loan_to_income); gather the characteristic of
+    every edge of every characteristic at once, compare with all edges (x >= edge), and one Gemm with
+    the steps gives the four contributions (base + steps) and the logit (intercept + their sum);
+    Sigmoid, and probability >= threshold is the label."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -349,48 +353,60 @@ def to_onnx(model: Scorecard, name="loan_approval_scorecard"):
         return nm
 
     idx = {f: i for i, f in enumerate(model.features)}
-    col = {}
-    for f in INPUT_FIELDS:
-        nodes.append(helper.make_node("Gather", ["features", const(f"idx_{f}", np.array(idx[f], np.int64))],
-                                      [f"x_{f}"], axis=1, name=f"col_{f}"))
-        col[f] = f"x_{f}"
-    src = {"income": col["income"], "credit_score": col["credit_score"],
-           "years_employed": col["years_employed"], "loan_to_income": "x_loan_to_income"}
-    nodes.append(helper.make_node("Div", [col["loan_amount"], col["income"]], ["x_loan_to_income"],
-                                  name="loan_to_income"))
-    axes = const("axes_1", np.array([1], np.int64))
-    outs = []
-    for n in NAMES:
+    F = len(model.features)
+    source = {"income": idx["income"], "credit_score": idx["credit_score"],
+              "years_employed": idx["years_employed"], "loan_to_income": idx["loan_amount"]}
+    is_ratio = np.zeros(F, bool)
+    is_ratio[idx["loan_amount"]] = True
+    nodes += [
+        helper.make_node("Gather", ["features", const("income_column", np.array([idx["income"]], np.int64))],
+                         ["income"], axis=1, name="income"),
+        helper.make_node("Div", ["features", "income"], ["per_income"], name="per_income"),
+        # the loan_amount column becomes loan_to_income; the other columns stay as they are
+        helper.make_node("Where", [const("is_ratio", is_ratio), "per_income", "features"], ["characteristics"],
+                         name="loan_to_income"),
+    ]
+    if not sum(len(model.edges[n]) for n in NAMES):
+        raise ValueError("the scorecard has no band edges")
+    cols, edges, W, base = [], [], [], []
+    for j, n in enumerate(NAMES):
         e = np.asarray(model.edges[n], np.float32)
         c = np.asarray(model.contributions[n], np.float64)
-        out = f"contrib_{n}"
-        if len(e) == 0:
-            nodes.append(helper.make_node("Mul", [src[n], const(f"zero_{n}", np.array(0, np.float32))], [f"z_{n}"]))
-            nodes.append(helper.make_node("Add", [f"z_{n}", const(f"base_{n}", np.array(c[0], np.float32))], [out]))
-        else:
-            steps = np.diff(c).astype(np.float32)
-            nodes += [
-                helper.make_node("Unsqueeze", [src[n], axes], [f"u_{n}"], name=f"unsq_{n}"),
-                helper.make_node("GreaterOrEqual", [f"u_{n}", const(f"edges_{n}", e)], [f"ge_{n}"], name=f"ge_{n}"),
-                helper.make_node("Cast", [f"ge_{n}"], [f"gef_{n}"], to=TensorProto.FLOAT, name=f"cast_{n}"),
-                helper.make_node("MatMul", [f"gef_{n}", const(f"steps_{n}", steps)], [f"s_{n}"], name=f"mm_{n}"),
-                helper.make_node("Add", [f"s_{n}", const(f"base_{n}", np.array(c[0], np.float32))], [out],
-                                 name=f"add_{n}"),
-            ]
+        for k, step in enumerate(np.diff(c)):
+            cols.append(source[n])
+            edges.append(e[k])
+            row = np.zeros(len(NAMES) + 1)
+            row[j] = row[-1] = step  # its characteristic's column, and the logit's
+            W.append(row)
+        base.append(c[0])
+    base.append(model.intercept + sum(base))
+    nodes += [
+        helper.make_node("Gather", ["characteristics", const("edge_columns", np.array(cols, np.int64))],
+                         ["per_edge"], axis=1, name="per_edge"),
+        helper.make_node("GreaterOrEqual", ["per_edge", const("edges", np.array(edges, np.float32))], ["above"],
+                         name="above_edge"),
+        helper.make_node("Cast", ["above"], ["above_f"], to=TensorProto.FLOAT, name="above_float"),
+        # [N, K] x [K, 5] + base: the four contributions and the logit
+        helper.make_node("Gemm", ["above_f", const("steps", np.array(W, np.float32).reshape(len(edges), -1)),
+                                  const("base", np.array(base, np.float32))], ["scores"], name="scores"),
+    ]
+    outs = []
+    for j, n in enumerate(NAMES + ["logit"]):
+        out = "logit" if n == "logit" else f"contrib_{n}"
+        nodes.append(helper.make_node("Gather", ["scores", const(f"column_{n}", np.array(j, np.int64))], [out],
+                                      axis=1, name=out))
         outs.append(out)
-    nodes.append(helper.make_node("Sum", [const("intercept", np.array(model.intercept, np.float32))] + outs,
-                                  ["logit"], name="logit"))
-    nodes.append(helper.make_node("Sigmoid", ["logit"], ["probability"], name="sigmoid"))
-    nodes.append(helper.make_node("GreaterOrEqual", ["probability", const("threshold", np.array(model.threshold, np.float32))],
-                                  ["approve"], name="decide"))
-    nodes.append(helper.make_node("Cast", ["approve"], ["label"], to=TensorProto.INT64, name="label"))
+    nodes += [
+        helper.make_node("Sigmoid", ["logit"], ["probability"], name="probability"),
+        helper.make_node("GreaterOrEqual", ["probability", const("threshold", np.array(model.threshold, np.float32))],
+                         ["approve"], name="decide"),
+        helper.make_node("Cast", ["approve"], ["label"], to=TensorProto.INT64, name="label"),
+    ]
     graph = helper.make_graph(
-        nodes, name,
-        [helper.make_tensor_value_info("features", TensorProto.FLOAT, [None, len(model.features)])],
+        nodes, name, [helper.make_tensor_value_info("features", TensorProto.FLOAT, [None, F])],
         [helper.make_tensor_value_info("label", TensorProto.INT64, [None]),
          helper.make_tensor_value_info("probability", TensorProto.FLOAT, [None])]
-        + [helper.make_tensor_value_info(o, TensorProto.FLOAT, [None]) for o in outs],
-        initializer=inits)
+        + [helper.make_tensor_value_info(o, TensorProto.FLOAT, [None]) for o in outs[:-1]], initializer=inits)
     m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="ml-service-scorecard")
     m.ir_version = 8
     onnx.checker.check_model(m, full_check=True)
@@ -424,7 +440,7 @@ def reasons_table(model: Scorecard) -> dict:
     chars = []
     for spec in CHARACTERISTICS:
         n = spec["name"]
-        e = [float(np.float32(v)) for v in model.edges[n]]
+        e = [float(str(np.float32(v))) for v in model.edges[n]]  # 0.1, not 0.10000000149011612
         c = model.contributions[n]
         best = int(np.argmax(c))
         template, fmt = LABELS[n]
@@ -438,7 +454,7 @@ def reasons_table(model: Scorecard) -> dict:
                 text = template.format(edge=format_value(upper, fmt)) + " (yours {value})"
             else:
                 text = template.format(edge=format_value(lower, fmt)) + " (yours {value})"
-            bands.append({"lower": lower, "upper": upper, "contribution": float(np.float32(c[b])), "text": text})
+            bands.append({"lower": lower, "upper": upper, "contribution": float(np.float32(c[b])) + 0.0, "text": text})
         chars.append({**{k: spec[k] for k in ("name", "field", "value", "value_format", "direction", "code")},
                       "bands": bands})
     table = {"format_version": 1, "threshold": model.threshold, "characteristics": chars}

@@ -18,9 +18,13 @@ import (
 )
 
 // These tests drive the real server binary in local mode (the shipped
-// artifacts: champion version 2, version 1 also available).
+// artifacts: champion version shippedChampion, versions 1 and 2 also available).
 
 const token = "test-admin-token-0123456789"
+
+// shippedChampion is the champion alias of artifacts/loan-approval/registry.json
+// (the scorecard since issue 14).
+const shippedChampion = "3"
 
 type client struct {
 	t   *testing.T
@@ -126,11 +130,11 @@ func TestAdminDisabledWithoutToken(t *testing.T) {
 
 func TestPromoteRollbackAndAudit(t *testing.T) {
 	s, c := start(t)
-	if _, v := c.decide("A-1"); v != "2" {
+	if _, v := c.decide("A-1"); v != shippedChampion {
 		t.Fatalf("champion before promote: %s", v)
 	}
 	out := c.mustAdmin("POST", "/admin/promote", `{"version":"1"}`)
-	if out["before"].(map[string]any)["champion"] != "2" || out["after"].(map[string]any)["champion"] != "1" {
+	if out["before"].(map[string]any)["champion"] != shippedChampion || out["after"].(map[string]any)["champion"] != "1" {
 		t.Fatalf("promote answer: %v", out)
 	}
 	for i := range 20 {
@@ -140,7 +144,7 @@ func TestPromoteRollbackAndAudit(t *testing.T) {
 	}
 	c.mustAdmin("POST", "/admin/rollback", "")
 	for i := range 20 {
-		if _, v := c.decide(fmt.Sprint("B-", i)); v != "2" {
+		if _, v := c.decide(fmt.Sprint("B-", i)); v != shippedChampion {
 			t.Fatalf("after rollback: version %s", v)
 		}
 	}
@@ -206,7 +210,7 @@ func TestInvalidActionsAre422(t *testing.T) {
 	if status, _ := c.admin("POST", "/admin/promote", `{"version":`); status != 400 {
 		t.Errorf("malformed admin JSON: %d", status)
 	}
-	if _, v := c.decide("A-1"); v != "2" {
+	if _, v := c.decide("A-1"); v != shippedChampion {
 		t.Fatalf("a rejected action changed the champion to %s", v)
 	}
 }
@@ -234,7 +238,7 @@ func TestVersionFailingVerificationIs409(t *testing.T) {
 	if status != 409 || !strings.Contains(msg, "serving_check") {
 		t.Fatalf("promote of a failing version: %d %v", status, body)
 	}
-	if _, v := c.decide("A-1"); v != "2" {
+	if _, v := c.decide("A-1"); v != shippedChampion {
 		t.Fatalf("champion changed to %s", v)
 	}
 	if !strings.Contains(get(t, s.URL+"/metrics"), `model_load_failures_total{model="loan-approval",reason="serving_check"} 1`) {
@@ -340,11 +344,11 @@ func TestLocalStateSurvivesRestart(t *testing.T) {
 		t.Fatalf("after restart: %v", d)
 	}
 	c.mustAdmin("POST", "/admin/rollback", "")
-	if _, v := c.decide("A-1"); v != "2" && v != "1" {
+	if _, v := c.decide("A-1"); v != shippedChampion && v != "2" {
 		t.Fatalf("rollback after restart: %s", v)
 	}
-	if d := c.mustAdmin("GET", "/admin/models", "")["desired"].(map[string]any); d["champion"] != "2" {
-		t.Fatalf("rollback after restart did not restore version 2: %v", d)
+	if d := c.mustAdmin("GET", "/admin/models", "")["desired"].(map[string]any); d["champion"] != shippedChampion {
+		t.Fatalf("rollback after restart did not restore the shipped champion: %v", d)
 	}
 }
 
