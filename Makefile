@@ -20,6 +20,8 @@ include notebooks/notebooks.mk
 include legacy/legacy.mk
 include monitoring/monitoring.mk
 include stack/stack.mk
+include deploy/deploy.mk
+include interop/interop.mk
 
 .PHONY: help run build test-deps test test-go lint fuzz-short bench deps ort clean
 
@@ -41,18 +43,20 @@ build: deps ## build bin/serve
 	$(GO) build -o bin/serve ./serve
 
 # Everything the tests need; add your area's *-deps target here (one word).
-test-deps: deps notebooks-env legacy-test-deps monitoring-test-deps stack-test-deps ## install what the tests need
+test-deps: deps notebooks-env interop-env legacy-test-deps monitoring-test-deps stack-test-deps ## install what the tests need
 
 test: test-deps ## set up everything and run every test
 	$(GO) vet ./...
 	$(MAKE) --no-print-directory lint
 	$(GO) test -race -count=1 ./...
+	$(MAKE) --no-print-directory deploy-test
 	$(MAKE) --no-print-directory monitoring-check
 	$(MAKE) --no-print-directory fuzz-short
 	$(MAKE) --no-print-directory notebooks-test
 
 test-go: test-deps ## only the Go tests
 	$(GO) test -race -count=1 ./...
+	$(MAKE) --no-print-directory deploy-test
 
 lint: fmt-check ## gofmt check and staticcheck (pinned by go.mod's tool directive)
 	$(GO) tool staticcheck ./...
@@ -61,9 +65,10 @@ fuzz-short: deps ## a short run of every fuzz target
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeApplication$$' -fuzztime=$(FUZZTIME) ./schemas
 	$(GO) test -run='^$$' -fuzz='^FuzzPredict$$' -fuzztime=$(FUZZTIME) ./serve/api
 	$(GO) test -run='^$$' -fuzz='^FuzzWebhook$$' -fuzztime=$(FUZZTIME) ./serve/hooks
+	$(GO) test -run='^$$' -fuzz='^FuzzInferBinary$$' -fuzztime=$(FUZZTIME) ./serve/oip
 
 bench: deps notebooks-env ## benchmarks; writes BENCHMARKS.md (knobs: bench/run.sh)
 	bench/run.sh
 
 clean: ## remove build output and caches of this checkout
-	rm -rf bin .cache notebooks/.venv
+	rm -rf bin .cache notebooks/.venv interop/.venv
