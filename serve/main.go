@@ -34,6 +34,7 @@ import (
 	"mlservice/serve/inference"
 	"mlservice/serve/metrics"
 	"mlservice/serve/models"
+	"mlservice/serve/oip"
 	"mlservice/serve/rollout"
 	"mlservice/serve/routing"
 	"mlservice/serve/shadow"
@@ -121,6 +122,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		}
 	}
 
+	var httpAPI *api.Server
 	app, httpAPI, err := api.New(api.Config{Model: cfg.Model, BatchConcurrency: cfg.BatchConcurrency, BatchQueue: cfg.BatchQueue}, api.Deps{
 		Decisions: decisions, Router: router, Status: controller.Status, Registry: reg, Log: log, Build: buildInfo(),
 		Mount: []func(fiber.Router){
@@ -130,6 +132,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			},
 			func(r fiber.Router) {
 				hooks.Mount(r, hooks.Config{Secret: cfg.WebhookSecret, Trigger: controller.Trigger, Log: log.With("component", "webhook")})
+			},
+			func(r fiber.Router) {
+				oip.Mount(r, oip.Config{
+					ServerVersion: serverVersion(),
+					Models: []oip.Model{{Name: cfg.Model, Router: router,
+						Ready: func() (bool, string) {
+							st := controller.Status()
+							return st.Ready && router.Current() != nil, st.Reason
+						},
+						Decider: &oip.Path{Decisions: decisions}}},
+					Draining: func() bool { return httpAPI != nil && httpAPI.Draining() },
+					Log:      log.With("component", "oip"),
+				})
 			},
 		},
 	})
@@ -216,6 +231,19 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 	var l slog.Level
 	_ = l.UnmarshalText([]byte(level))
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+// serverVersion is what GET /v2 reports: the commit the binary was built
+// from, or "dev".
+func serverVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				return s.Value[:12]
+			}
+		}
+	}
+	return "dev"
 }
 
 func buildInfo() map[string]string {

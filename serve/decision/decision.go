@@ -147,6 +147,26 @@ func NewID() string {
 // none (ErrBadScore). The returned error fails the whole call: ErrNotReady,
 // ErrUnrecorded, or a model run that failed. out and errs have len(ins).
 func (p *Path) Decide(ctx context.Context, requestID string, ins []Input, out []Decision, errs []error) error {
+	return p.DecideWith(ctx, requestID, Options{}, ins, out, errs)
+}
+
+// Options change how DecideWith picks the version.
+type Options struct {
+	// Version pins a live version (of any variant) for every input;
+	// ErrUnknownVersion when none of the live table's routes has it.
+	Version string
+	// Together sends every input to one variant, picked by RouteKey as an
+	// application id is ("" picks at random): the Open Inference Protocol
+	// answers a request with one model version.
+	Together bool
+	RouteKey string
+}
+
+// ErrUnknownVersion means a pinned version is not live.
+var ErrUnknownVersion = errors.New("decision: the version is not live")
+
+// DecideWith is Decide with a pinned version or one variant for all inputs.
+func (p *Path) DecideWith(ctx context.Context, requestID string, opt Options, ins []Input, out []Decision, errs []error) error {
 	if len(out) != len(ins) || len(errs) != len(ins) {
 		return fmt.Errorf("decision: %d inputs, %d decisions, %d errors", len(ins), len(out), len(errs))
 	}
@@ -160,7 +180,25 @@ func (p *Path) Decide(ctx context.Context, requestID string, ins []Input, out []
 		if t == nil {
 			return ErrNotReady
 		}
-		err := p.decide(ctx, t, call{requestID: requestID, ins: ins, out: out, errs: errs, pick: pickByID})
+		c := call{requestID: requestID, ins: ins, out: out, errs: errs, pick: pickByID}
+		switch {
+		case opt.Version != "":
+			r := t.Champion
+			for _, candidate := range []*routing.Route{t.Champion, t.Challenger, t.Shadow} {
+				if candidate != nil && candidate.Version.Version == opt.Version {
+					r = candidate
+					break
+				}
+			}
+			if r.Version.Version != opt.Version {
+				return ErrUnknownVersion
+			}
+			c.pick, c.pinned = func(*routing.Table, *schemas.Application) *routing.Route { return r }, true
+		case opt.Together:
+			r := t.Pick(opt.RouteKey)
+			c.pick = func(*routing.Table, *schemas.Application) *routing.Route { return r }
+		}
+		err := p.decide(ctx, t, c)
 		if !errors.Is(err, errRetired) {
 			return err
 		}
@@ -229,6 +267,9 @@ type call struct {
 	errs      []error
 	// served, for a shadow call, are the decisions the copies were made of.
 	served []Decision
+	// pinned: the client chose the version; its answers are served, and
+	// not mirrored.
+	pinned bool
 	pick   func(t *routing.Table, a *schemas.Application) *routing.Route
 }
 
@@ -365,7 +406,7 @@ func (p *Path) decide(ctx context.Context, t *routing.Table, c call) error {
 	for _, o := range p.cfg.Observers {
 		o.Observe(decided)
 	}
-	if p.cfg.Mirror != nil && t.Shadow != nil && c.served == nil {
+	if p.cfg.Mirror != nil && t.Shadow != nil && c.served == nil && !c.pinned {
 		for i := range c.out {
 			if c.errs[i] == nil {
 				p.cfg.Mirror.Offer(t, &c.ins[i].Application, &c.out[i])
@@ -393,7 +434,7 @@ func (p *Path) score(sc *scratch, r *routing.Route, c call, idx []int, now time.
 	if err != nil {
 		return 0, fmt.Errorf("decision: scoring with %s: %w", v, err)
 	}
-	served := r.Variant != routing.Shadow
+	served := c.pinned || r.Variant != routing.Shadow
 	for j, i := range idx {
 		d := &c.out[i]
 		*d = Decision{
