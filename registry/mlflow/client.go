@@ -47,6 +47,10 @@ type Config struct {
 	// Attempts bounds the tries of one call when the server cannot be reached
 	// or answers 429 or 5xx (default 4). Other errors are never retried.
 	Attempts int
+	// MaxFileBytes caps one file of a version (default 1 GiB) and
+	// MaxVersionBytes all of them (default 4 GiB), whatever the listing
+	// says: a listing may give no size, or a wrong one.
+	MaxFileBytes, MaxVersionBytes int64
 	// Backoff is the wait before the first retry (default 250ms); it doubles
 	// each retry up to MaxBackoff (default 5s), with jitter so that replicas
 	// do not retry in step.
@@ -60,7 +64,10 @@ type Client struct {
 	http *http.Client
 }
 
-var _ registry.Source = (*Client)(nil)
+var (
+	_ registry.Source = (*Client)(nil)
+	_ registry.Writer = (*Client)(nil)
+)
 
 // New checks cfg and returns a client; it does not contact the server.
 func New(cfg Config) (*Client, error) {
@@ -83,6 +90,12 @@ func New(cfg Config) (*Client, error) {
 	setDefault(&cfg.MaxBackoff, 5*time.Second)
 	if cfg.Attempts <= 0 {
 		cfg.Attempts = 4
+	}
+	if cfg.MaxFileBytes <= 0 {
+		cfg.MaxFileBytes = 1 << 30
+	}
+	if cfg.MaxVersionBytes <= 0 {
+		cfg.MaxVersionBytes = 4 << 30
 	}
 	hc := cfg.HTTPClient
 	if hc == nil {

@@ -76,7 +76,7 @@ func (l *Loader) LoadCached(src registry.Source, model, version string) (*Versio
 
 func (l *Loader) open(model, version, source string, entry registry.Entry) (*Version, error) {
 	fail := func(reason string, err error) error { return &LoadError{model, version, reason, err} }
-	dir, err := registry.ReadModelDir(entry.Dir)
+	dir, err := ReadModelDir(entry.Dir)
 	if err != nil {
 		return nil, fail(ReasonModelDir, err)
 	}
@@ -124,7 +124,7 @@ func signatureFeatures(inputs []string) ([]schemas.Feature, error) {
 
 // ReplayServingCheck scores the check's cases through the same path requests
 // take and compares with what the training run recorded.
-func ReplayServingCheck(v *Version, check registry.ServingCheck) error {
+func ReplayServingCheck(v *Version, check ServingCheck) error {
 	tol := MaxServingCheckDelta
 	if check.Tolerance > 0 && check.Tolerance < tol {
 		tol = check.Tolerance

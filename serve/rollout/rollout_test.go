@@ -70,7 +70,7 @@ func (f *fakeRegistry) Download(_ context.Context, model, version, dir string) e
 	if strings.HasPrefix(version, "bad") {
 		p = 0.9 // the fake scorer says 0.6
 	}
-	check, _ := json.Marshal(registry.ServingCheck{Tolerance: 1e-5, Cases: []registry.ServingCase{
+	check, _ := json.Marshal(models.ServingCheck{Tolerance: 1e-5, Cases: []models.ServingCase{
 		{Input: map[string]float64{"income": 60000, "credit_score": 700, "loan_amount": 1, "years_employed": 1, "points": 1}, Probability: p, Approve: true}}})
 	for name, content := range map[string][]byte{"MLmodel": []byte(mlmodel), "model.onnx": []byte("model " + version), "serving_check.json": check} {
 		if err := os.WriteFile(filepath.Join(dir, name), content, 0o644); err != nil {
