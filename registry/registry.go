@@ -64,6 +64,9 @@ var (
 	// ErrCorrupt means a file does not match its recorded sha256, or a
 	// version is not what its listing says.
 	ErrCorrupt = errors.New("registry: corrupt artifact")
+	// ErrDenied means the registry refused the credentials for the call
+	// (a read-only account asked to write, say).
+	ErrDenied = errors.New("registry: permission denied")
 	// ErrTooLarge means a file or a version is over its size cap.
 	ErrTooLarge = errors.New("registry: artifact too large")
 	// ErrUnknownVariant means a string names no variant.

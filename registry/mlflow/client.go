@@ -133,7 +133,8 @@ func (c *Client) Kind() string { return "mlflow" }
 func (c *Client) Describe() string { return c.base }
 
 // APIError is an error answer from the server. It wraps registry.ErrNotFound
-// when the model, version or alias does not exist and registry.ErrUnavailable
+// when the model, version or alias does not exist, registry.ErrDenied for 401
+// and 403 (wrong or read-only credentials), and registry.ErrUnavailable
 // for 429 and 5xx answers that outlasted the retries, so callers can use
 // errors.Is without knowing MLflow's error codes.
 type APIError struct {
@@ -173,6 +174,8 @@ func apiError(resp *http.Response) *APIError {
 	switch {
 	case e.Status == http.StatusNotFound || e.Code == "RESOURCE_DOES_NOT_EXIST":
 		e.kind = registry.ErrNotFound
+	case e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden:
+		e.kind = registry.ErrDenied
 	case e.Status == http.StatusTooManyRequests || e.Status >= 500:
 		e.kind = registry.ErrUnavailable
 		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {

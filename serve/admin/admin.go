@@ -207,10 +207,16 @@ func toAPIError(err error) error {
 		return &api.Error{Status: http.StatusUnprocessableEntity, Code: api.CodeValidationFailed, Message: err.Error()}
 	case errors.As(err, &verify), errors.Is(err, rollout.ErrNoHistory):
 		return &api.Error{Status: http.StatusConflict, Code: api.CodeConflict, Message: err.Error()}
+	case errors.Is(err, registry.ErrDenied):
+		return &api.Error{Status: http.StatusForbidden, Code: api.CodeForbidden,
+			Message: "the registry refused the server's credentials; nothing was changed (in MLflow mode /admin writes with SERVE_MLFLOW_WRITE_USERNAME)"}
+	case errors.Is(err, rollout.ErrReadOnly):
+		return &api.Error{Status: http.StatusForbidden, Code: api.CodeForbidden, Message: err.Error()}
 	case errors.Is(err, registry.ErrUnavailable):
-		return &api.Error{Status: http.StatusServiceUnavailable, Code: api.CodeNotReady, Message: "the registry is unavailable; nothing was changed"}
-	case errors.Is(err, context.DeadlineExceeded):
-		return &api.Error{Status: http.StatusServiceUnavailable, Code: api.CodeNotReady, Message: "the action timed out"}
+		return &api.Error{Status: http.StatusServiceUnavailable, Code: api.CodeNotReady,
+			Message: "the registry is unavailable or too slow; nothing was changed: " + err.Error()}
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return &api.Error{Status: http.StatusServiceUnavailable, Code: api.CodeNotReady, Message: "the action timed out; nothing was changed"}
 	}
 	return err
 }

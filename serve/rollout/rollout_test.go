@@ -106,17 +106,20 @@ type harness struct {
 	done     chan struct{}
 }
 
-func start(t *testing.T, src, fallback registry.Source) *harness {
+func start(t *testing.T, src, fallback registry.Source, options ...func(*Config)) *harness {
 	t.Helper()
 	h := &harness{router: &routing.Router{}, registry: prometheus.NewRegistry(), done: make(chan struct{})}
 	cfg := Config{
 		Model: "loan-approval", Source: src, Router: h.router, Metrics: metrics.New(h.registry),
-		Log: slog.New(slog.NewTextHandler(testWriter{t}, nil)),
+		Log: slog.New(slog.NewTextHandler(testWriter{t}, nil)), Changes: NewChanges(h.registry),
 		Loader: &models.Loader{Cache: &registry.Cache{Dir: t.TempDir()},
 			Open: func(string) (models.Scorer, error) { return &fakeScorer{closed: make(chan struct{})}, nil }},
 	}
 	if fallback != nil {
 		cfg.Fallbacks = []registry.Source{fallback}
+	}
+	for _, o := range options {
+		o(&cfg)
 	}
 	h.ctrl = New(cfg)
 	ctx, cancel := context.WithCancel(context.Background())
