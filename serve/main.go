@@ -22,6 +22,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
 
 	"mlservice/artifacts"
 	"mlservice/registry"
@@ -31,10 +32,12 @@ import (
 	"mlservice/serve/admin"
 	"mlservice/serve/api"
 	"mlservice/serve/auth"
+	"mlservice/serve/decision"
 	"mlservice/serve/hooks"
 	"mlservice/serve/inference"
 	"mlservice/serve/metrics"
 	"mlservice/serve/models"
+	"mlservice/serve/oip"
 	"mlservice/serve/rollout"
 	"mlservice/serve/routing"
 	"mlservice/serve/shadow"
@@ -73,6 +76,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return fmt.Errorf("start-up failed: SERVE_TOKENS_FILE: %w", err)
 	}
 
+	if cfg.MemoryLimit > 0 {
+		debug.SetMemoryLimit(cfg.MemoryLimit)
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	modelMetrics := metrics.New(reg)
@@ -81,13 +87,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	loader := &models.Loader{
 		Cache: cache,
 		Open: func(path string) (models.Scorer, error) {
-			s, err := inference.Open(path, inference.Options{IntraOpThreads: cfg.InferThreads})
-			if err != nil {
-				return nil, err
-			}
-			modelMetrics.SessionOpened()
-			return &countedSession{Session: s, metrics: modelMetrics}, nil
+			return inference.Open(path, inference.Options{IntraOpThreads: cfg.InferThreads})
 		},
+		Check:    decision.ServingCheck,
+		Sessions: modelMetrics,
+		Log:      log,
 	}
 	audit := log.With("component", "admin")
 	authn := auth.NewAuthenticator(auth.Config{Tokens: tokens, TrustedProxies: cfg.TrustedProxies,
@@ -97,16 +101,26 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		Loader: loader, Router: router, Cache: cache, Metrics: modelMetrics, Changes: rollout.NewChanges(reg),
 		Log: log, Audit: audit, Interval: cfg.PollInterval, LoadTimeout: cfg.LoadTimeout,
 	})
-	ctrlCtx, stopController := context.WithCancel(context.WithoutCancel(ctx))
-	controllerDone := make(chan struct{})
-	go func() {
-		defer close(controllerDone)
-		controller.Run(ctrlCtx)
-	}()
+	mirror := shadow.New(shadow.DefaultQueue)
+	decisions := decision.New(decision.Config{Router: router, Mirror: mirror})
+
+	// The controller, the shadow worker and the HTTP server run as one
+	// group: they start together, and when one stops (a signal, a failure)
+	// the others are stopped and waited for. The background actors stop
+	// after the HTTP server, so in-flight requests still have them.
+	group, groupCtx := errgroup.WithContext(context.WithoutCancel(ctx))
+	background, stopBackground := context.WithCancel(groupCtx)
 	defer func() {
-		stopController()
-		<-controllerDone
+		stopBackground()
+		_ = group.Wait()
 	}()
+	group.Go(func() error {
+		controller.Run(background)
+		return actorStopped(background, "the model controller")
+	})
+	group.Go(func() error {
+		return errors.Join(mirror.Run(background, decisions), actorStopped(background, "the shadow worker"))
+	})
 	// In local mode a model that cannot load is a start-up error. With MLflow
 	// the server listens at once (so /health answers while MLflow is slow)
 	// and /ready says 503 with the reason until a champion is loaded.
@@ -116,11 +130,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		}
 	}
 
-	mirror := shadow.New(shadow.DefaultQueue)
-	go mirror.Run(ctrlCtx)
-
-	app, httpAPI, err := api.New(api.Config{Model: cfg.Model}, api.Deps{
-		Router: router, Status: controller.Status, Registry: reg, Log: log, Build: buildInfo(), Shadow: mirror,
+	var httpAPI *api.Server
+	app, httpAPI, err := api.New(api.Config{Model: cfg.Model, BatchConcurrency: cfg.BatchConcurrency, BatchQueue: cfg.BatchQueue}, api.Deps{
+		Decisions: decisions, Router: router, Status: controller.Status, Registry: reg, Log: log, Build: buildInfo(),
 		Mount: []func(fiber.Router){
 			func(r fiber.Router) {
 				admin.Mount(r, admin.Config{Auth: authn, Controller: controller, Router: router,
@@ -128,6 +140,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			},
 			func(r fiber.Router) {
 				hooks.Mount(r, hooks.Config{Secret: cfg.WebhookSecret, Trigger: controller.Trigger, Log: log.With("component", "webhook")})
+			},
+			func(r fiber.Router) {
+				oip.Mount(r, oip.Config{
+					ServerVersion: serverVersion(),
+					Models: []oip.Model{{Name: cfg.Model, Router: router,
+						Ready: func() (bool, string) {
+							st := controller.Status()
+							return st.Ready && router.Current() != nil, st.Reason
+						},
+						Decider: &oip.Path{Decisions: decisions}}},
+					Draining: func() bool { return httpAPI != nil && httpAPI.Draining() },
+					Log:      log.With("component", "oip"),
+				})
 			},
 		},
 	})
@@ -141,35 +166,43 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	log.Info("serving", "addr", ln.Addr().String(), "model", cfg.Model, "registry", regs.source.Describe(),
 		"status", controller.Status().Source, "onnxruntime", inference.Version())
 
-	served := make(chan error, 1)
-	go func() { served <- app.Listener(ln) }()
-	select {
-	case err := <-served:
-		return fmt.Errorf("server stopped: %w", err)
-	case <-ctx.Done():
-	}
-	// Drain first: connections a busy server has not accepted yet would be
-	// reset if the listener closed now, so keep serving (with /ready 503 and
-	// Connection: close) for the drain period, then stop accepting.
-	log.Info("shutting down: draining", "drain", cfg.ShutdownDrain.String(), "timeout", cfg.ShutdownTimeout.String())
-	httpAPI.Drain()
-	time.Sleep(cfg.ShutdownDrain)
-	if err := app.ShutdownWithTimeout(cfg.ShutdownTimeout); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+	group.Go(func() error {
+		defer stopBackground()
+		served := make(chan error, 1)
+		go func() { served <- app.Listener(ln) }()
+		select {
+		case err := <-served:
+			return fmt.Errorf("server stopped: %w", err)
+		case <-groupCtx.Done(): // another actor failed
+			_ = app.ShutdownWithTimeout(cfg.ShutdownTimeout)
+			return nil
+		case <-ctx.Done():
+		}
+		// Drain first: connections a busy server has not accepted yet would be
+		// reset if the listener closed now, so keep serving (with /ready 503 and
+		// Connection: close) for the drain period, then stop accepting.
+		log.Info("shutting down: draining", "drain", cfg.ShutdownDrain.String(), "timeout", cfg.ShutdownTimeout.String())
+		httpAPI.Drain()
+		time.Sleep(cfg.ShutdownDrain)
+		if err := app.ShutdownWithTimeout(cfg.ShutdownTimeout); err != nil {
+			return fmt.Errorf("shutdown: %w", err)
+		}
+		return nil
+	})
+	if err := group.Wait(); err != nil {
+		return err
 	}
 	log.Info("stopped")
 	return nil
 }
 
-// countedSession keeps model_sessions_open in step with the sessions.
-type countedSession struct {
-	*inference.Session
-	metrics *metrics.Models
-}
-
-func (s *countedSession) Close() error {
-	s.metrics.SessionClosed()
-	return s.Session.Close()
+// actorStopped is an actor's result when it returns: nil when the group
+// asked it to stop, an error when it stopped on its own.
+func actorStopped(ctx context.Context, name string) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	return fmt.Errorf("%s stopped unexpectedly", name)
 }
 
 // registries is where versions come from and where /admin writes.
@@ -197,7 +230,7 @@ func sources(cfg config) (registries, error) {
 	client, err := mlflow.New(mlflow.Config{TrackingURI: cfg.TrackingURI,
 		Username: cfg.TrackingUsername, Password: cfg.TrackingPassword, Token: cfg.TrackingToken})
 	if err != nil {
-		return registries{}, fmt.Errorf("MLFLOW_TRACKING_URI: %w", err)
+		return registries{}, fmt.Errorf("MLFLOW_TRACKING_URI=%q: %w", redactURL(cfg.TrackingURI), err)
 	}
 	regs := registries{source: client, writer: client}
 	if cfg.TrackingWriteUsername != "" {
@@ -249,6 +282,19 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 	var l slog.Level
 	_ = l.UnmarshalText([]byte(level))
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+// serverVersion is what GET /v2 reports: the commit the binary was built
+// from, or "dev".
+func serverVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				return s.Value[:12]
+			}
+		}
+	}
+	return "dev"
 }
 
 func buildInfo() map[string]string {

@@ -13,6 +13,7 @@ import (
 	"mlservice/internal/servetest"
 	"mlservice/registry"
 	"mlservice/registry/local"
+	"mlservice/serve/decision"
 	"mlservice/serve/inference"
 	"mlservice/serve/models"
 )
@@ -30,6 +31,7 @@ func newLoader(t *testing.T) *models.Loader {
 		Open: func(path string) (models.Scorer, error) {
 			return inference.Open(path, inference.Options{})
 		},
+		Check: decision.ServingCheck,
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"mlservice/registry"
+	"mlservice/serve/decision"
 	"mlservice/serve/models"
 	"mlservice/serve/routing"
 )
@@ -399,7 +400,7 @@ func TestCachePrunedToLiveAndRecentChampions(t *testing.T) {
 	cache := &registry.Cache{Dir: t.TempDir()}
 	h := start(t, reg, nil, withWriter(reg), func(c *Config) {
 		c.Cache, c.KeepChampions = cache, 3
-		c.Loader = &models.Loader{Cache: cache, Open: func(string) (models.Scorer, error) { return &fakeScorer{closed: make(chan struct{})}, nil }}
+		c.Loader = &models.Loader{Cache: cache, Open: func(string) (models.Scorer, error) { return &fakeScorer{closed: make(chan struct{})}, nil }, Check: decision.ServingCheck}
 	})
 	if err := h.sync(t); err != nil {
 		t.Fatal(err)
