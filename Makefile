@@ -22,6 +22,7 @@ include monitoring/monitoring.mk
 include stack/stack.mk
 include deploy/deploy.mk
 include interop/interop.mk
+include serve/api/swagger/swagger.mk
 
 .PHONY: help run build test-deps test test-go lint fuzz-short bench deps ort clean
 
@@ -33,7 +34,7 @@ help: ## list the targets
 ort: ## fetch the ONNX Runtime shared library (pinned sha256), or re-check the cached one
 	@ORT_VERSION=$(ORT_VERSION) scripts/onnxruntime.sh >/dev/null
 
-deps: ort ## fetch Go modules and the ONNX Runtime library
+deps: ort swagger-ui ## fetch Go modules, the ONNX Runtime library and the Swagger UI files
 	$(GO) mod download
 
 run: deps ## serve the embedded default model on :8000
