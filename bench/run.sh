@@ -116,7 +116,7 @@ servers() {
 	curl -sf "$OURS/ready" >"$RES/ours-ready.json"
 }
 needs_servers=0
-for s in agreement load rate shadow batch swap soak; do selected "$s" && needs_servers=1; done
+for s in agreement load rate shadow batch oip swap soak; do selected "$s" && needs_servers=1; done
 [[ $needs_servers == 0 ]] || servers
 
 # One line per benchmark stage, in this order (bench/stages/NAME.sh).
