@@ -64,7 +64,7 @@ FAILED=()
 stage() {
 	local name=$1 t0=$SECONDS rc=0
 	selected "$name" || return 0
-	"$ROOT/bench/stages/$name.sh" || rc=$?
+	bash "$ROOT/bench/stages/$name.sh" || rc=$?
 	if [[ $rc == 0 ]]; then
 		echo "$name ok $((SECONDS - t0))" >>"$RES/stages.txt"
 	else
