@@ -65,6 +65,26 @@ var migrations = []migration{
 				FOR EACH ROW EXECUTE FUNCTION decisions_append_only()`,
 		},
 	},
+	{
+		version: 2,
+		name:    "outcomes: the bank's final verdict per application",
+		sqlite: []string{
+			`CREATE TABLE outcomes (
+				application_id TEXT    NOT NULL PRIMARY KEY,
+				approved       INTEGER NOT NULL,
+				received_at    INTEGER NOT NULL,
+				received_by    TEXT    NOT NULL
+			)`,
+		},
+		postgres: []string{
+			`CREATE TABLE outcomes (
+				application_id TEXT    NOT NULL PRIMARY KEY,
+				approved       BOOLEAN NOT NULL,
+				received_at    BIGINT  NOT NULL,
+				received_by    TEXT    NOT NULL
+			)`,
+		},
+	},
 }
 
 // SchemaVersion is the newest migration this binary knows.
