@@ -20,6 +20,7 @@ include notebooks/notebooks.mk
 include legacy/legacy.mk
 include monitoring/monitoring.mk
 include stack/stack.mk
+include interop/interop.mk
 include serve/record/record.mk
 
 .PHONY: help run build test test-go lint fuzz-short bench deps ort clean
@@ -41,7 +42,7 @@ run: deps ## serve the embedded default model on :8000
 build: deps ## build bin/serve
 	$(GO) build -o bin/serve ./serve
 
-test: deps notebooks-env legacy-test-deps monitoring-test-deps stack-test-deps record-test-deps ## set up everything and run every test
+test: deps notebooks-env interop-env legacy-test-deps monitoring-test-deps stack-test-deps record-test-deps ## set up everything and run every test
 	$(GO) vet ./...
 	$(MAKE) --no-print-directory lint
 	$(GO) test -race -count=1 ./...
@@ -49,7 +50,7 @@ test: deps notebooks-env legacy-test-deps monitoring-test-deps stack-test-deps r
 	$(MAKE) --no-print-directory fuzz-short
 	$(MAKE) --no-print-directory notebooks-test
 
-test-go: deps notebooks-env legacy-test-deps monitoring-test-deps stack-test-deps record-test-deps ## only the Go tests
+test-go: deps notebooks-env interop-env legacy-test-deps monitoring-test-deps stack-test-deps record-test-deps ## only the Go tests
 	$(GO) test -race -count=1 ./...
 
 lint: fmt-check ## gofmt check and staticcheck (pinned by go.mod's tool directive)
