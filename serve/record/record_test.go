@@ -21,6 +21,7 @@ import (
 
 	"mlservice/internal/pgtest"
 	"mlservice/serve/decision"
+	"mlservice/serve/outcomes"
 )
 
 // backend is one store to run a test against.
@@ -462,5 +463,55 @@ func TestUnavailablePostgres(t *testing.T) {
 		if got := len(docs(t, store, id)); got != want {
 			t.Errorf("%s: %d records, want %d", id, got, want)
 		}
+	}
+}
+
+func TestOutcomesJoinTheRecord(t *testing.T) {
+	for _, b := range backends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			store := b.open(t)
+			rec := New(store, Config{})
+			defer rec.Close()
+			os, ok := store.(outcomes.Store)
+			if !ok {
+				t.Fatal("the store does not implement outcomes.Store")
+			}
+			ctx := context.Background()
+			t0 := time.Now().UTC()
+			first := sample("O-1", t0, true) // champion v3 declined, then retried:
+			retry := sample("O-1", t0.Add(time.Second), true)
+			retry.Approve = true // the latest decision is an approval
+			shadow := sample("O-1", t0.Add(time.Second), false)
+			other := sample("O-2", t0, true)
+			other.Variant, other.Version = "challenger", "4"
+			if err := rec.Record(ctx, []decision.Decision{first, retry, shadow, other}); err != nil {
+				t.Fatal(err)
+			}
+			joined, isFirst, err := os.PutOutcome(ctx, outcomes.Outcome{ApplicationID: "O-1", Approved: true, ReceivedAt: t0, By: "bank"})
+			if err != nil || !isFirst || len(joined) != 2 {
+				t.Fatalf("PutOutcome = %+v, %v, %v; want the champion's latest and the shadow's, first", joined, isFirst, err)
+			}
+			if _, again, err := os.PutOutcome(ctx, outcomes.Outcome{ApplicationID: "O-1", Approved: true, ReceivedAt: t0, By: "bank"}); err != nil || again {
+				t.Fatalf("second outcome: first=%v, %v", again, err)
+			}
+			if _, _, err := os.PutOutcome(ctx, outcomes.Outcome{ApplicationID: "nobody", Approved: true, ReceivedAt: t0}); !errors.Is(err, outcomes.ErrUnknownApplication) {
+				t.Fatalf("outcome of an unknown application: %v", err)
+			}
+			if _, _, err := os.PutOutcome(ctx, outcomes.Outcome{ApplicationID: "O-2", Approved: true, ReceivedAt: t0}); err != nil {
+				t.Fatal(err)
+			}
+			arms, err := os.Arms(ctx, "loan-approval")
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := []outcomes.Arm{
+				{Model: "loan-approval", Version: "3", Variant: "champion", Outcomes: 1, Agreeing: 1},
+				{Model: "loan-approval", Version: "3", Variant: "shadow", Outcomes: 1, Agreeing: 0},
+				{Model: "loan-approval", Version: "4", Variant: "challenger", Outcomes: 1, Agreeing: 0},
+			}
+			if !reflect.DeepEqual(arms, want) {
+				t.Fatalf("arms\n got %+v\nwant %+v", arms, want)
+			}
+		})
 	}
 }
