@@ -20,6 +20,7 @@ include notebooks/notebooks.mk
 include legacy/legacy.mk
 include monitoring/monitoring.mk
 include stack/stack.mk
+include deploy/deploy.mk
 include interop/interop.mk
 include serve/record/record.mk
 
@@ -46,12 +47,14 @@ test: deps notebooks-env interop-env legacy-test-deps monitoring-test-deps stack
 	$(GO) vet ./...
 	$(MAKE) --no-print-directory lint
 	$(GO) test -race -count=1 ./...
+	$(MAKE) --no-print-directory deploy-test
 	$(MAKE) --no-print-directory monitoring-check
 	$(MAKE) --no-print-directory fuzz-short
 	$(MAKE) --no-print-directory notebooks-test
 
 test-go: deps notebooks-env interop-env legacy-test-deps monitoring-test-deps stack-test-deps record-test-deps ## only the Go tests
 	$(GO) test -race -count=1 ./...
+	$(MAKE) --no-print-directory deploy-test
 
 lint: fmt-check ## gofmt check and staticcheck (pinned by go.mod's tool directive)
 	$(GO) tool staticcheck ./...

@@ -32,12 +32,74 @@ type config struct {
 	ShutdownTimeout  time.Duration
 	ShutdownDrain    time.Duration
 	LogLevel         string
+	BatchConcurrency int
+	BatchQueue       int
+	// MemoryLimit is the Go heap's soft limit in bytes (0: leave it to GOMEMLIMIT).
+	MemoryLimit int64
 }
 
 // setting is one configuration entry: its variable, flag, default and meaning.
 type setting struct {
 	env, flag, def, usage string
 	parse                 func(string) error
+}
+
+// secret reports whether a setting's value must never be printed: not in
+// -h, not in an error.
+func (s setting) secret() bool {
+	switch s.env {
+	case "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN", "SERVE_ADMIN_TOKEN", "SERVE_WEBHOOK_SECRET":
+		return true
+	}
+	return false
+}
+
+// shown is how a setting's value may appear in an error message: secrets
+// by their length only, a URL without its user:password.
+func (s setting) shown(v string) string {
+	switch {
+	case s.secret():
+		return fmt.Sprintf("(%d characters, not shown)", len(v))
+	case s.env == "MLFLOW_TRACKING_URI":
+		return strconv.Quote(redactURL(v))
+	}
+	return strconv.Quote(v)
+}
+
+// redactURL removes the credentials from a URL, even one that does not parse.
+func redactURL(v string) string {
+	if u, err := url.Parse(v); err == nil && u.User != nil {
+		u.User = url.User("xxxxx")
+		return u.String()
+	}
+	if at := strings.LastIndex(v, "@"); at >= 0 {
+		start := 0
+		if i := strings.Index(v, "://"); i >= 0 && i < at {
+			start = i + 3
+		}
+		return v[:start] + "xxxxx" + v[at:]
+	}
+	return v
+}
+
+// parseBytes reads a size such as 512MiB, 2GiB or 1073741824.
+func parseBytes(v string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"B", 1}}
+	mult := int64(1)
+	for _, u := range units {
+		if n, ok := strings.CutSuffix(v, u.suffix); ok {
+			v, mult = n, u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	if err != nil || n < 0 {
+		return 0, errors.New("not a size (write e.g. 768MiB or 2GiB)")
+	}
+	return n * mult, nil
 }
 
 func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
@@ -47,6 +109,20 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 		cacheDefault = filepath.Join(dir, "mlservice")
 	}
 	str := func(dst *string) func(string) error { return func(v string) error { *dst = v; return nil } }
+	whole := func(dst *int, min, max int) func(string) error {
+		return func(v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < min || n > max {
+				return fmt.Errorf("must be a whole number from %d to %d", min, max)
+			}
+			*dst = n
+			return nil
+		}
+	}
+	memoryDefault := "1GiB"
+	if getenv("GOMEMLIMIT") != "" {
+		memoryDefault = "" // the runtime already has a limit
+	}
 	duration := func(dst *time.Duration, min time.Duration) func(string) error {
 		return func(v string) error {
 			d, err := time.ParseDuration(v)
@@ -127,16 +203,25 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 			}
 			return errors.New("must be debug, info, warn or error")
 		}},
+		{"SERVE_BATCH_CONCURRENCY", "batch-concurrency", "2", "batches decided at once; more wait briefly, then get 503", whole(&c.BatchConcurrency, 1, 64)},
+		{"SERVE_BATCH_QUEUE", "batch-queue", "16", "batches that may wait for a slot (0: none)", whole(&c.BatchQueue, 0, 10000)},
+		{"SERVE_MEMORY_LIMIT", "memory-limit", memoryDefault, "soft limit of the Go heap (e.g. 768MiB; 0 or unset with GOMEMLIMIT: the runtime's)", func(v string) error {
+			if v == "" {
+				return nil
+			}
+			n, err := parseBytes(v)
+			c.MemoryLimit = n
+			return err
+		}},
 	}
+	// A flag's default is the built-in default, never the environment's
+	// value: -h and a mistyped flag print the defaults, and secrets must not
+	// appear there. The environment is read after the flags.
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	values := make([]*string, len(settings))
 	for i, s := range settings {
-		v := s.def
-		if env := getenv(s.env); env != "" {
-			v = env
-		}
-		values[i] = fs.String(s.flag, v, s.usage+" (env "+s.env+")")
+		values[i] = fs.String(s.flag, s.def, s.usage+" (env "+s.env+")")
 	}
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -144,9 +229,15 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	for i, s := range settings {
-		if err := s.parse(*values[i]); err != nil {
-			return c, fmt.Errorf("%s=%q: %w", s.env, *values[i], err)
+		v := *values[i]
+		if env := getenv(s.env); env != "" && !set[s.flag] {
+			v = env
+		}
+		if err := s.parse(v); err != nil {
+			return c, fmt.Errorf("%s=%s: %w", s.env, s.shown(v), err)
 		}
 	}
 	return c, nil

@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -21,12 +22,14 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
 
 	"mlservice/artifacts"
 	"mlservice/registry"
 	"mlservice/registry/mlflow"
 	"mlservice/serve/admin"
 	"mlservice/serve/api"
+	"mlservice/serve/decision"
 	"mlservice/serve/hooks"
 	"mlservice/serve/inference"
 	"mlservice/serve/metrics"
@@ -70,6 +73,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return fmt.Errorf("start-up failed: %w", err)
 	}
 
+	if cfg.MemoryLimit > 0 {
+		debug.SetMemoryLimit(cfg.MemoryLimit)
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	modelMetrics := metrics.New(reg)
@@ -77,28 +83,36 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	loader := &models.Loader{
 		Cache: &registry.Cache{Dir: cfg.CacheDir},
 		Open: func(path string) (models.Scorer, error) {
-			s, err := inference.Open(path, inference.Options{IntraOpThreads: cfg.InferThreads})
-			if err != nil {
-				return nil, err
-			}
-			modelMetrics.SessionOpened()
-			return &countedSession{Session: s, metrics: modelMetrics}, nil
+			return inference.Open(path, inference.Options{IntraOpThreads: cfg.InferThreads})
 		},
+		Check:    decision.ServingCheck,
+		Sessions: modelMetrics,
+		Log:      log,
 	}
 	controller := rollout.New(rollout.Config{
 		Model: cfg.Model, Source: source, Fallbacks: fallbacks, Writer: writer, Loader: loader, Router: router,
 		Metrics: modelMetrics, Log: log, Interval: cfg.PollInterval,
 	})
-	ctrlCtx, stopController := context.WithCancel(context.WithoutCancel(ctx))
-	controllerDone := make(chan struct{})
-	go func() {
-		defer close(controllerDone)
-		controller.Run(ctrlCtx)
-	}()
+	mirror := shadow.New(shadow.DefaultQueue)
+	decisions := decision.New(decision.Config{Router: router, Mirror: mirror})
+
+	// The controller, the shadow worker and the HTTP server run as one
+	// group: they start together, and when one stops (a signal, a failure)
+	// the others are stopped and waited for. The background actors stop
+	// after the HTTP server, so in-flight requests still have them.
+	group, groupCtx := errgroup.WithContext(context.WithoutCancel(ctx))
+	background, stopBackground := context.WithCancel(groupCtx)
 	defer func() {
-		stopController()
-		<-controllerDone
+		stopBackground()
+		_ = group.Wait()
 	}()
+	group.Go(func() error {
+		controller.Run(background)
+		return actorStopped(background, "the model controller")
+	})
+	group.Go(func() error {
+		return errors.Join(mirror.Run(background, decisions), actorStopped(background, "the shadow worker"))
+	})
 	// In local mode a model that cannot load is a start-up error. With MLflow
 	// the server listens at once (so /health answers while MLflow is slow)
 	// and /ready says 503 with the reason until a champion is loaded.
@@ -108,12 +122,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		}
 	}
 
-	mirror := shadow.New(shadow.DefaultQueue)
-	go mirror.Run(ctrlCtx)
-
 	var httpAPI *api.Server
-	app, httpAPI, err := api.New(api.Config{Model: cfg.Model}, api.Deps{
-		Router: router, Status: controller.Status, Registry: reg, Log: log, Build: buildInfo(), Shadow: mirror,
+	app, httpAPI, err := api.New(api.Config{Model: cfg.Model, BatchConcurrency: cfg.BatchConcurrency, BatchQueue: cfg.BatchQueue}, api.Deps{
+		Decisions: decisions, Router: router, Status: controller.Status, Registry: reg, Log: log, Build: buildInfo(),
 		Mount: []func(fiber.Router){
 			func(r fiber.Router) {
 				admin.Mount(r, admin.Config{Token: cfg.AdminToken, Controller: controller, Router: router,
@@ -130,7 +141,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 							st := controller.Status()
 							return st.Ready && router.Current() != nil, st.Reason
 						},
-						Decider: &oip.Direct{Router: router, Shadow: mirror}}},
+						Decider: &oip.Path{Decisions: decisions}}},
 					Draining: func() bool { return httpAPI != nil && httpAPI.Draining() },
 					Log:      log.With("component", "oip"),
 				})
@@ -147,48 +158,43 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	log.Info("serving", "addr", ln.Addr().String(), "model", cfg.Model, "registry", source.Describe(),
 		"status", controller.Status().Source, "onnxruntime", inference.Version())
 
-	served := make(chan error, 1)
-	go func() { served <- app.Listener(ln) }()
-	select {
-	case err := <-served:
-		return fmt.Errorf("server stopped: %w", err)
-	case <-ctx.Done():
-	}
-	// Drain first: connections a busy server has not accepted yet would be
-	// reset if the listener closed now, so keep serving (with /ready 503 and
-	// Connection: close) for the drain period, then stop accepting.
-	log.Info("shutting down: draining", "drain", cfg.ShutdownDrain.String(), "timeout", cfg.ShutdownTimeout.String())
-	httpAPI.Drain()
-	time.Sleep(cfg.ShutdownDrain)
-	if err := app.ShutdownWithTimeout(cfg.ShutdownTimeout); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+	group.Go(func() error {
+		defer stopBackground()
+		served := make(chan error, 1)
+		go func() { served <- app.Listener(ln) }()
+		select {
+		case err := <-served:
+			return fmt.Errorf("server stopped: %w", err)
+		case <-groupCtx.Done(): // another actor failed
+			_ = app.ShutdownWithTimeout(cfg.ShutdownTimeout)
+			return nil
+		case <-ctx.Done():
+		}
+		// Drain first: connections a busy server has not accepted yet would be
+		// reset if the listener closed now, so keep serving (with /ready 503 and
+		// Connection: close) for the drain period, then stop accepting.
+		log.Info("shutting down: draining", "drain", cfg.ShutdownDrain.String(), "timeout", cfg.ShutdownTimeout.String())
+		httpAPI.Drain()
+		time.Sleep(cfg.ShutdownDrain)
+		if err := app.ShutdownWithTimeout(cfg.ShutdownTimeout); err != nil {
+			return fmt.Errorf("shutdown: %w", err)
+		}
+		return nil
+	})
+	if err := group.Wait(); err != nil {
+		return err
 	}
 	log.Info("stopped")
 	return nil
 }
 
-// countedSession keeps model_sessions_open in step with the sessions.
-type countedSession struct {
-	*inference.Session
-	metrics *metrics.Models
-}
-
-// Tensors describes the model's tensors for /v2's metadata.
-func (s *countedSession) Tensors() (inputs, outputs []models.TensorInfo) {
-	in, out := s.Session.Tensors()
-	conv := func(ts []inference.Tensor) []models.TensorInfo {
-		infos := make([]models.TensorInfo, len(ts))
-		for i, t := range ts {
-			infos[i] = models.TensorInfo{Name: t.Name, DataType: t.DataType, Shape: t.Shape}
-		}
-		return infos
+// actorStopped is an actor's result when it returns: nil when the group
+// asked it to stop, an error when it stopped on its own.
+func actorStopped(ctx context.Context, name string) error {
+	if ctx.Err() != nil {
+		return nil
 	}
-	return conv(in), conv(out)
-}
-
-func (s *countedSession) Close() error {
-	s.metrics.SessionClosed()
-	return s.Session.Close()
+	return fmt.Errorf("%s stopped unexpectedly", name)
 }
 
 // sources picks where versions come from. With MLFLOW_TRACKING_URI set: the
@@ -203,7 +209,7 @@ func sources(cfg config, local *registry.Local) (registry.Source, rollout.Writer
 	client, err := mlflow.New(mlflow.Config{TrackingURI: cfg.TrackingURI,
 		Username: cfg.TrackingUsername, Password: cfg.TrackingPassword, Token: cfg.TrackingToken})
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("MLFLOW_TRACKING_URI=%q: %w", cfg.TrackingURI, err)
+		return nil, nil, nil, fmt.Errorf("MLFLOW_TRACKING_URI=%q: %w", redactURL(cfg.TrackingURI), err)
 	}
 	memory := &registry.Memory{Source: client, Dir: filepath.Join(cfg.CacheDir, "remembered")}
 	return memory, client, []registry.Source{memory.Offline(), local}, nil

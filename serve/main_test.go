@@ -26,7 +26,7 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{map[string]string{"SERVE_POLL_INTERVAL": "often"}, `SERVE_POLL_INTERVAL="often": not a duration`},
 		{map[string]string{"SERVE_POLL_INTERVAL": "1ms"}, `SERVE_POLL_INTERVAL="1ms": must be at least`},
 		{map[string]string{"MLFLOW_TRACKING_URI": "localhost:5000"}, `MLFLOW_TRACKING_URI="localhost:5000": must be an http(s) URL`},
-		{map[string]string{"SERVE_ADMIN_TOKEN": "short"}, `SERVE_ADMIN_TOKEN="short": must be at least 16 characters`},
+		{map[string]string{"SERVE_ADMIN_TOKEN": "short"}, `SERVE_ADMIN_TOKEN=(5 characters, not shown): must be at least 16 characters`},
 		{map[string]string{"SERVE_INFERENCE_THREADS": "0"}, `SERVE_INFERENCE_THREADS="0"`},
 		{map[string]string{"SERVE_LOG_LEVEL": "loud"}, `SERVE_LOG_LEVEL="loud"`},
 		{map[string]string{"SERVE_ARTIFACTS_DIR": "/no/such/dir"}, `SERVE_ARTIFACTS_DIR="/no/such/dir": must be an existing directory`},

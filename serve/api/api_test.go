@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"mlservice/schemas"
+	"mlservice/serve/decision"
 	"mlservice/serve/metrics"
 	"mlservice/serve/models"
 	"mlservice/serve/rollout"
@@ -58,8 +59,9 @@ func newTestServer(t *testing.T, cfg Config) *testServer {
 		champion: &fakeScorer{columns: 5}, challenger: &fakeScorer{columns: 5}}
 	ts.ready.Store(true)
 	app, _, err := New(cfg, Deps{
-		Router:   ts.router,
-		Registry: ts.registry,
+		Decisions: decision.New(decision.Config{Router: ts.router}),
+		Router:    ts.router,
+		Registry:  ts.registry,
 		Status: func() rollout.Status {
 			if !ts.ready.Load() {
 				return rollout.Status{Reason: "starting: no champion loaded yet"}

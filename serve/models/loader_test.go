@@ -12,6 +12,7 @@ import (
 	"mlservice/artifacts"
 	"mlservice/internal/servetest"
 	"mlservice/registry"
+	"mlservice/serve/decision"
 	"mlservice/serve/inference"
 	"mlservice/serve/models"
 )
@@ -29,6 +30,7 @@ func newLoader(t *testing.T) *models.Loader {
 		Open: func(path string) (models.Scorer, error) {
 			return inference.Open(path, inference.Options{})
 		},
+		Check: decision.ServingCheck,
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"mlservice/registry"
+	"mlservice/serve/decision"
 	"mlservice/serve/metrics"
 	"mlservice/serve/models"
 	"mlservice/serve/routing"
@@ -113,7 +114,8 @@ func start(t *testing.T, src, fallback registry.Source) *harness {
 		Model: "loan-approval", Source: src, Router: h.router, Metrics: metrics.New(h.registry),
 		Log: slog.New(slog.NewTextHandler(testWriter{t}, nil)),
 		Loader: &models.Loader{Cache: &registry.Cache{Dir: t.TempDir()},
-			Open: func(string) (models.Scorer, error) { return &fakeScorer{closed: make(chan struct{})}, nil }},
+			Open:  func(string) (models.Scorer, error) { return &fakeScorer{closed: make(chan struct{})}, nil },
+			Check: decision.ServingCheck},
 	}
 	if fallback != nil {
 		cfg.Fallbacks = []registry.Source{fallback}
