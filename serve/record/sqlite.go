@@ -82,9 +82,6 @@ func (s *SQLite) dsn(writer bool) string {
 	q := url.Values{}
 	q.Set("_journal_mode", "WAL")
 	q.Set("_synchronous", "FULL")
-	if v := os.Getenv("H6_SYNC"); v != "" {
-		q.Set("_synchronous", v)
-	}
 	q.Set("_cache_size", "-65536") // 64 MiB of page cache per connection
 	q.Set("_busy_timeout", "10000")
 	if writer {
