@@ -7,7 +7,6 @@ import (
 	"slices"
 	"sort"
 
-	"mlservice/registry"
 	"mlservice/schemas"
 	"mlservice/serve/models"
 	"mlservice/serve/routing"
@@ -23,7 +22,7 @@ const MaxServingCheckDelta = 1e-5
 // probabilities within min(tolerance, MaxServingCheckDelta), the same
 // decisions, and each characteristic's contribution within the file's
 // tolerance. It is the models.CheckFunc of the server's Loader.
-func ServingCheck(v *models.Version, check registry.ServingCheck) error {
+func ServingCheck(v *models.Version, check models.ServingCheck) error {
 	tol := MaxServingCheckDelta
 	if check.Tolerance > 0 && check.Tolerance < tol {
 		tol = check.Tolerance
@@ -109,7 +108,7 @@ func keys[V any](m map[string]V) []string {
 // version with a reasons table; a version with a table must give exactly the
 // recorded codes for every declined case that lists contributions (the
 // serving check's current format).
-func sameReasons(v *models.Version, d Decision, c registry.ServingCase) error {
+func sameReasons(v *models.Version, d Decision, c models.ServingCase) error {
 	if v.Reasons == nil {
 		if len(c.Reasons) > 0 {
 			return fmt.Errorf("the training run recorded reasons %v, but the version has no reasons table", c.Reasons)

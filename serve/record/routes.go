@@ -3,13 +3,11 @@ package record
 import (
 	"bufio"
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -240,33 +238,4 @@ func ErrorFor(err error) error {
 		return unavailable(err)
 	}
 	return err
-}
-
-// TokenGuard lets a request through only with `Authorization: Bearer token`
-// (compared in constant time), naming the caller "admin". It stands in for
-// serve/auth's per-person tokens where those are not wired; with no token
-// configured the routes answer 403 admin_disabled, never open.
-func TokenGuard(token string) fiber.Handler {
-	return func(c *fiber.Ctx) error {
-		if token == "" {
-			return &api.Error{Status: http.StatusForbidden, Code: api.CodeAdminDisabled,
-				Message: "the decision record's routes are disabled: no token is configured (SERVE_ADMIN_TOKEN)"}
-		}
-		h := c.Get(fiber.HeaderAuthorization)
-		const prefix = "bearer "
-		if len(h) <= len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) ||
-			subtle.ConstantTimeCompare([]byte(strings.TrimSpace(h[len(prefix):])), []byte(token)) != 1 {
-			return &api.Error{Status: http.StatusUnauthorized, Code: api.CodeUnauthorized, Message: "a valid bearer token is required"}
-		}
-		c.Locals(principalKey, "admin")
-		return c.Next()
-	}
-}
-
-const principalKey = "record.principal"
-
-// TokenPrincipal names the caller TokenGuard let through.
-func TokenPrincipal(c *fiber.Ctx) string {
-	s, _ := c.Locals(principalKey).(string)
-	return s
 }
