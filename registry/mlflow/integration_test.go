@@ -13,6 +13,7 @@ import (
 	"mlservice/internal/mlflowtest"
 	"mlservice/registry"
 	"mlservice/registry/mlflow"
+	"mlservice/serve/models"
 )
 
 // TestAgainstMLflow runs the client against a real MLflow server. One server
@@ -45,35 +46,35 @@ func TestAgainstMLflow(t *testing.T) {
 	ctx := context.Background()
 
 	t.Run("aliases and tags", func(t *testing.T) {
-		if _, err := c.VersionByAlias(ctx, model, registry.AliasChampion); !errors.Is(err, registry.ErrNotFound) {
+		if _, err := c.VersionByAlias(ctx, model, registry.Champion.String()); !errors.Is(err, registry.ErrNotFound) {
 			t.Fatalf("unset alias: %v, want ErrNotFound", err)
 		}
-		must(t, c.SetAlias(ctx, model, registry.AliasChampion, "1"))
-		must(t, c.SetAlias(ctx, model, registry.AliasChallenger, "1"))
-		must(t, c.SetAlias(ctx, model, registry.AliasChampion, "2")) // move
+		must(t, c.SetAlias(ctx, model, registry.Champion.String(), "1"))
+		must(t, c.SetAlias(ctx, model, registry.Challenger.String(), "1"))
+		must(t, c.SetAlias(ctx, model, registry.Champion.String(), "2")) // move
 		must(t, c.SetModelTag(ctx, model, registry.TrafficTag, `{"champion":90,"challenger":10}`))
 		must(t, c.SetModelTag(ctx, model, "owner", "credit-risk"))
 		assertState(t, c, model, map[string]string{"champion": "2", "challenger": "1"},
 			map[string]string{registry.TrafficTag: `{"champion":90,"challenger":10}`, "owner": "credit-risk"})
 
-		must(t, c.DeleteAlias(ctx, model, registry.AliasChallenger))
+		must(t, c.DeleteAlias(ctx, model, registry.Challenger.String()))
 		must(t, c.DeleteModelTag(ctx, model, "owner"))
 		assertState(t, c, model, map[string]string{"champion": "2"},
 			map[string]string{registry.TrafficTag: `{"champion":90,"challenger":10}`})
 
-		v, err := c.VersionByAlias(ctx, model, registry.AliasChampion)
+		v, err := c.VersionByAlias(ctx, model, registry.Champion.String())
 		must(t, err)
 		if v.Version != "2" || !strings.HasPrefix(v.Source, "models:/m-") || v.RunID == "" || v.Status != "READY" || v.ModelID == "" ||
 			len(v.Aliases) != 1 || v.Aliases[0] != "champion" {
 			t.Errorf("champion version = %+v", v)
 		}
-		if _, err := c.VersionByAlias(ctx, model, registry.AliasChallenger); !errors.Is(err, registry.ErrNotFound) {
+		if _, err := c.VersionByAlias(ctx, model, registry.Challenger.String()); !errors.Is(err, registry.ErrNotFound) {
 			t.Errorf("deleted alias: %v, want ErrNotFound", err)
 		}
-		if err := c.DeleteAlias(ctx, model, registry.AliasShadow); err != nil {
+		if err := c.DeleteAlias(ctx, model, registry.Shadow.String()); err != nil {
 			t.Errorf("deleting an unset alias: %v", err)
 		}
-		if err := c.SetAlias(ctx, model, registry.AliasShadow, "99"); !errors.Is(err, registry.ErrNotFound) {
+		if err := c.SetAlias(ctx, model, registry.Shadow.String(), "99"); !errors.Is(err, registry.ErrNotFound) {
 			t.Errorf("alias to a missing version: %v, want ErrNotFound", err)
 		}
 		if _, err := c.ModelVersion(ctx, model, "99"); !errors.Is(err, registry.ErrNotFound) {
@@ -134,7 +135,7 @@ func TestAgainstMLflow(t *testing.T) {
 		if e.Files["model.onnx"] == "" || e.Files["serving_check.json"] == "" {
 			t.Errorf("cached files %v", e.Files)
 		}
-		md, err := registry.ReadModelDir(e.Dir)
+		md, err := models.ReadModelDir(e.Dir)
 		must(t, err)
 		if strings.Join(md.Inputs, ",") != "income,credit_score,loan_amount,years_employed" || len(md.Check.Cases) == 0 {
 			t.Errorf("model dir %+v", md)

@@ -8,6 +8,8 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"mlservice/schemas"
+	"mlservice/serve/decision"
+	"mlservice/serve/oip"
 )
 
 // Error is an error with its HTTP status and the code clients switch on.
@@ -35,6 +37,15 @@ const (
 	CodeConflict             = "conflict"
 	CodeInternal             = "internal"
 	CodeAdminDisabled        = "admin_disabled"
+	// CodeOverloaded: too many batches at once (503 with Retry-After).
+	CodeOverloaded = "overloaded"
+	// CodeUndecidable: the model gave no finite score for this application.
+	CodeUndecidable = "undecidable"
+	// CodeRecordUnavailable: the decision could not be recorded, so none is given.
+	CodeRecordUnavailable = "record_unavailable"
+	// CodeBadGateway is written by the load balancer in front of the
+	// replicas (stack/lb), never by the server itself.
+	CodeBadGateway = "bad_gateway"
 )
 
 // errorBody is the one error shape of every route.
@@ -66,6 +77,14 @@ func asAPIError(err error) *Error {
 		return &Error{Status: http.StatusBadRequest, Code: CodeMalformedJSON, Message: malformed.Error()}
 	case errors.As(err, &fiberErr):
 		return fromFiber(fiberErr)
+	case errors.Is(err, decision.ErrNotReady):
+		return errNotReady
+	case errors.Is(err, decision.ErrBadScore):
+		return &Error{Status: http.StatusUnprocessableEntity, Code: CodeUndecidable,
+			Message: "the model gave no finite score for this application; it cannot be decided automatically"}
+	case errors.Is(err, decision.ErrUnrecorded):
+		return &Error{Status: http.StatusServiceUnavailable, Code: CodeRecordUnavailable,
+			Message: "the decision could not be recorded, so none is given; retry later"}
 	}
 	return &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error"}
 }
@@ -101,6 +120,11 @@ func ErrorHandler(log *slog.Logger) fiber.ErrorHandler {
 		if e.Status >= 500 && e.Code == CodeInternal {
 			log.Error("request failed", "method", c.Method(), "path", c.Path(),
 				"request_id", requestID(c), "error", err)
+		}
+		if oip.IsPath(c.Request().URI().Path()) {
+			// The Open Inference Protocol's clients read only {"error": "..."}
+			// (a body over the limit is refused here, before /v2's handlers).
+			return oip.WriteError(c, e.Status, e.Message)
 		}
 		var body errorBody
 		body.Error.Code = e.Code
