@@ -13,6 +13,7 @@ import (
 	"mlservice/artifacts"
 	"mlservice/internal/servetest"
 	"mlservice/registry"
+	"mlservice/registry/local"
 	"mlservice/serve/decision"
 	"mlservice/serve/inference"
 	"mlservice/serve/models"
@@ -36,20 +37,20 @@ func newLoader(t *testing.T) *models.Loader {
 }
 
 // copyArtifacts makes a writable copy of artifacts/ that a test may damage.
-func copyArtifacts(t *testing.T) (string, *registry.Local) {
+func copyArtifacts(t *testing.T) (string, *local.Tree) {
 	t.Helper()
 	dir := t.TempDir()
 	src := filepath.Join(servetest.ModuleRoot(), "artifacts")
 	if err := os.CopyFS(dir, os.DirFS(src)); err != nil {
 		t.Fatal(err)
 	}
-	return dir, &registry.Local{FS: os.DirFS(dir), Name: dir}
+	return dir, &local.Tree{FS: os.DirFS(dir), Name: dir}
 }
 
 func TestLoadEveryShippedVersion(t *testing.T) {
 	l := newLoader(t)
-	src := &registry.Local{FS: artifacts.FS, Name: "embedded"}
-	reg, err := src.Registry("loan-approval")
+	src := &local.Tree{FS: artifacts.FS, Name: "embedded"}
+	reg, err := src.RegistryFile("loan-approval")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,16 +95,16 @@ func TestLoadRejectsBadVersions(t *testing.T) {
 			write(t, filepath.Join(dir, "MLmodel"), []byte(ml))
 		}, models.ReasonSignature},
 		{"serving check disagrees", func(t *testing.T, dir string) {
-			var check registry.ServingCheck
-			if err := json.Unmarshal(read(t, filepath.Join(dir, registry.ServingCheckFile)), &check); err != nil {
+			var check models.ServingCheck
+			if err := json.Unmarshal(read(t, filepath.Join(dir, models.ServingCheckFile)), &check); err != nil {
 				t.Fatal(err)
 			}
 			check.Cases[0].Probability += 0.001
 			raw, _ := json.Marshal(check)
-			write(t, filepath.Join(dir, registry.ServingCheckFile), raw)
+			write(t, filepath.Join(dir, models.ServingCheckFile), raw)
 		}, models.ReasonServingCheck},
 		{"no serving check", func(t *testing.T, dir string) {
-			if err := os.Remove(filepath.Join(dir, registry.ServingCheckFile)); err != nil {
+			if err := os.Remove(filepath.Join(dir, models.ServingCheckFile)); err != nil {
 				t.Fatal(err)
 			}
 		}, models.ReasonModelDir},
@@ -182,7 +183,7 @@ func write(t *testing.T, path string, raw []byte) {
 // scorecardRegistry is a local registry whose version "3" is the scorecard
 // test model (serve/inference/testdata/scorecard: contrib_* outputs and a
 // serving check with contributions); damage may change its serving check.
-func scorecardRegistry(t *testing.T, damage func(*registry.ServingCheck)) *registry.Local {
+func scorecardRegistry(t *testing.T, damage func(*models.ServingCheck)) *local.Tree {
 	t.Helper()
 	src := filepath.Join(servetest.ModuleRoot(), "serve", "inference", "testdata", "scorecard")
 	dir := t.TempDir()
@@ -194,17 +195,17 @@ func scorecardRegistry(t *testing.T, damage func(*registry.ServingCheck)) *regis
 		t.Fatal(err)
 	}
 	if damage != nil {
-		var check registry.ServingCheck
-		if err := json.Unmarshal(read(t, filepath.Join(vdir, registry.ServingCheckFile)), &check); err != nil {
+		var check models.ServingCheck
+		if err := json.Unmarshal(read(t, filepath.Join(vdir, models.ServingCheckFile)), &check); err != nil {
 			t.Fatal(err)
 		}
 		damage(&check)
 		raw, _ := json.Marshal(check)
-		write(t, filepath.Join(vdir, registry.ServingCheckFile), raw)
+		write(t, filepath.Join(vdir, models.ServingCheckFile), raw)
 	}
 	write(t, filepath.Join(dir, "loan-approval", "registry.json"),
 		[]byte(`{"name":"loan-approval","aliases":{"champion":"3"},"tags":{},"versions":[{"version":"3"}]}`))
-	return &registry.Local{FS: os.DirFS(dir), Name: dir}
+	return &local.Tree{FS: os.DirFS(dir), Name: dir}
 }
 
 func TestLoadVerifiesContributions(t *testing.T) {
@@ -217,9 +218,9 @@ func TestLoadVerifiesContributions(t *testing.T) {
 		t.Fatalf("characteristics %v", v.Characteristics)
 	}
 	v.Release()
-	for name, damage := range map[string]func(*registry.ServingCheck){
-		"a contribution off by 1e-4": func(c *registry.ServingCheck) { c.Cases[1].Contributions["loan_to_income"] += 1e-4 },
-		"a characteristic the model lacks": func(c *registry.ServingCheck) {
+	for name, damage := range map[string]func(*models.ServingCheck){
+		"a contribution off by 1e-4": func(c *models.ServingCheck) { c.Cases[1].Contributions["loan_to_income"] += 1e-4 },
+		"a characteristic the model lacks": func(c *models.ServingCheck) {
 			c.Cases[0].Contributions["points"] = 0
 		},
 	} {
@@ -267,7 +268,7 @@ func TestCloseErrorsAreLoggedAndSessionsCounted(t *testing.T) {
 	if err := inference.Init(servetest.ORTLibrary(t)); err != nil {
 		t.Fatal(err)
 	}
-	v, err := l.Load(context.Background(), &registry.Local{FS: artifacts.FS, Name: "embedded"}, "loan-approval", "2")
+	v, err := l.Load(context.Background(), &local.Tree{FS: artifacts.FS, Name: "embedded"}, "loan-approval", "2")
 	if err != nil {
 		t.Fatal(err)
 	}
