@@ -19,6 +19,7 @@ import (
 	"mlservice/artifacts"
 	"mlservice/internal/servetest"
 	"mlservice/registry"
+	"mlservice/registry/local"
 	"mlservice/schemas"
 	"mlservice/serve/api"
 	"mlservice/serve/decision"
@@ -93,7 +94,7 @@ func champion(tb testing.TB) *models.Version {
 		},
 		Check: decision.ServingCheck,
 	}
-	v, err := l.Load(context.Background(), &registry.Local{FS: artifacts.FS, Name: "embedded"}, "loan-approval", "2")
+	v, err := l.Load(context.Background(), &local.Tree{FS: artifacts.FS, Name: "embedded"}, "loan-approval", "2")
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -5,12 +5,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"mlservice/serve/auth"
 )
 
 // config is the server's configuration: environment variables, each mirrored
@@ -22,18 +25,26 @@ type config struct {
 	TrackingUsername string
 	TrackingPassword string
 	TrackingToken    string
-	PollInterval     time.Duration
-	AdminToken       string
-	WebhookSecret    string
-	CacheDir         string
-	ArtifactsDir     string
-	ORTLibrary       string
-	InferThreads     int
-	ShutdownTimeout  time.Duration
-	ShutdownDrain    time.Duration
-	LogLevel         string
-	BatchConcurrency int
-	BatchQueue       int
+	// The MLflow credential /admin writes with (aliases, tags); the sync
+	// reads with the ones above, which may be read-only.
+	TrackingWriteUsername string
+	TrackingWritePassword string
+	AllowEmbeddedFallback bool
+	LoadTimeout           time.Duration
+	TokensFile            string
+	TrustedProxies        []netip.Prefix
+	PollInterval          time.Duration
+	AdminToken            string
+	WebhookSecret         string
+	CacheDir              string
+	ArtifactsDir          string
+	ORTLibrary            string
+	InferThreads          int
+	ShutdownTimeout       time.Duration
+	ShutdownDrain         time.Duration
+	LogLevel              string
+	BatchConcurrency      int
+	BatchQueue            int
 	// MemoryLimit is the Go heap's soft limit in bytes (0: leave it to GOMEMLIMIT).
 	MemoryLimit int64
 }
@@ -159,6 +170,31 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 		{"MLFLOW_TRACKING_USERNAME", "mlflow-username", "", "MLflow basic-auth user", str(&c.TrackingUsername)},
 		{"MLFLOW_TRACKING_PASSWORD", "mlflow-password", "", "MLflow basic-auth password", str(&c.TrackingPassword)},
 		{"MLFLOW_TRACKING_TOKEN", "mlflow-token", "", "MLflow bearer token", str(&c.TrackingToken)},
+		{"SERVE_MLFLOW_WRITE_USERNAME", "mlflow-write-username", "", "MLflow user /admin writes aliases and tags as (EDIT on the model); unset: the sync credentials", str(&c.TrackingWriteUsername)},
+		{"SERVE_MLFLOW_WRITE_PASSWORD", "mlflow-write-password", "", "password of SERVE_MLFLOW_WRITE_USERNAME", str(&c.TrackingWritePassword)},
+		{"SERVE_ALLOW_EMBEDDED_FALLBACK", "allow-embedded-fallback", "false", "in MLflow mode, serve the artifacts embedded in the binary when MLflow is unreachable and no version it approved is cached", func(v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return errors.New("must be true or false")
+			}
+			c.AllowEmbeddedFallback = b
+			return nil
+		}},
+		{"SERVE_LOAD_TIMEOUT", "load-timeout", "5m", "how long loading one model version (download included) may take", duration(&c.LoadTimeout, time.Second)},
+		{"SERVE_TOKENS_FILE", "tokens-file", "", "per-person bearer tokens (YAML/JSON list of name, sha256, roles admin|audit)", func(v string) error {
+			if v != "" {
+				if _, err := os.Stat(v); err != nil {
+					return errors.New("must be a readable file")
+				}
+			}
+			c.TokensFile = v
+			return nil
+		}},
+		{"SERVE_TRUSTED_PROXIES", "trusted-proxies", "", "addresses/CIDRs of load balancers whose X-Forwarded-For names the client in audit lines", func(v string) error {
+			p, err := auth.ParseTrustedProxies(v)
+			c.TrustedProxies = p
+			return err
+		}},
 		{"SERVE_POLL_INTERVAL", "poll-interval", "10s", "registry reconciliation period", duration(&c.PollInterval, 100*time.Millisecond)},
 		{"SERVE_ADMIN_TOKEN", "admin-token", "", "bearer token for /admin; unset disables /admin", func(v string) error {
 			if v != "" && len(v) < 16 {

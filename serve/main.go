@@ -26,9 +26,12 @@ import (
 
 	"mlservice/artifacts"
 	"mlservice/registry"
+	"mlservice/registry/lastserved"
+	"mlservice/registry/local"
 	"mlservice/registry/mlflow"
 	"mlservice/serve/admin"
 	"mlservice/serve/api"
+	"mlservice/serve/auth"
 	"mlservice/serve/decision"
 	"mlservice/serve/hooks"
 	"mlservice/serve/inference"
@@ -64,13 +67,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err := inference.Init(cfg.ORTLibrary); err != nil {
 		return fmt.Errorf("start-up failed: %w", err)
 	}
-	local, err := localRegistry(cfg)
+	regs, err := sources(cfg)
 	if err != nil {
 		return fmt.Errorf("start-up failed: %w", err)
 	}
-	source, writer, fallbacks, err := sources(cfg, local)
+	tokens, err := auth.Load(cfg.TokensFile, cfg.AdminToken)
 	if err != nil {
-		return fmt.Errorf("start-up failed: %w", err)
+		return fmt.Errorf("start-up failed: SERVE_TOKENS_FILE: %w", err)
 	}
 
 	if cfg.MemoryLimit > 0 {
@@ -80,8 +83,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	modelMetrics := metrics.New(reg)
 	router := &routing.Router{}
+	cache := &registry.Cache{Dir: cfg.CacheDir}
 	loader := &models.Loader{
-		Cache: &registry.Cache{Dir: cfg.CacheDir},
+		Cache: cache,
 		Open: func(path string) (models.Scorer, error) {
 			return inference.Open(path, inference.Options{IntraOpThreads: cfg.InferThreads})
 		},
@@ -89,9 +93,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		Sessions: modelMetrics,
 		Log:      log,
 	}
+	audit := log.With("component", "admin")
+	authn := auth.NewAuthenticator(auth.Config{Tokens: tokens, TrustedProxies: cfg.TrustedProxies,
+		Audit: log.With("component", "auth"), Registerer: reg})
 	controller := rollout.New(rollout.Config{
-		Model: cfg.Model, Source: source, Fallbacks: fallbacks, Writer: writer, Loader: loader, Router: router,
-		Metrics: modelMetrics, Log: log, Interval: cfg.PollInterval,
+		Model: cfg.Model, Source: regs.source, Fallbacks: regs.fallbacks, Writer: regs.writer, Remembered: regs.remembered,
+		Loader: loader, Router: router, Cache: cache, Metrics: modelMetrics, Changes: rollout.NewChanges(reg),
+		Log: log, Audit: audit, Interval: cfg.PollInterval, LoadTimeout: cfg.LoadTimeout,
 	})
 	mirror := shadow.New(shadow.DefaultQueue)
 	decisions := decision.New(decision.Config{Router: router, Mirror: mirror})
@@ -127,8 +135,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		Decisions: decisions, Router: router, Status: controller.Status, Registry: reg, Log: log, Build: buildInfo(),
 		Mount: []func(fiber.Router){
 			func(r fiber.Router) {
-				admin.Mount(r, admin.Config{Token: cfg.AdminToken, Controller: controller, Router: router,
-					Metrics: modelMetrics, Audit: log.With("component", "admin")})
+				admin.Mount(r, admin.Config{Auth: authn, Controller: controller, Router: router,
+					Metrics: modelMetrics, Audit: audit})
 			},
 			func(r fiber.Router) {
 				hooks.Mount(r, hooks.Config{Secret: cfg.WebhookSecret, Trigger: controller.Trigger, Log: log.With("component", "webhook")})
@@ -155,7 +163,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return fmt.Errorf("start-up failed: SERVE_ADDR=%q: %w", cfg.Addr, err)
 	}
-	log.Info("serving", "addr", ln.Addr().String(), "model", cfg.Model, "registry", source.Describe(),
+	log.Info("serving", "addr", ln.Addr().String(), "model", cfg.Model, "registry", regs.source.Describe(),
 		"status", controller.Status().Source, "onnxruntime", inference.Version())
 
 	group.Go(func() error {
@@ -197,34 +205,77 @@ func actorStopped(ctx context.Context, name string) error {
 	return fmt.Errorf("%s stopped unexpectedly", name)
 }
 
+// registries is where versions come from and where /admin writes.
+type registries struct {
+	source     registry.Source
+	writer     registry.Writer
+	fallbacks  []registry.Source
+	remembered rollout.Remembered
+}
+
 // sources picks where versions come from. With MLFLOW_TRACKING_URI set: the
-// MLflow registry, remembered on disk, falling back to the remembered state
-// over the verified cache and then to the embedded artifacts. Without it: the
-// local registry over artifacts/ with its state file.
-func sources(cfg config, local *registry.Local) (registry.Source, rollout.Writer, []registry.Source, error) {
+// MLflow registry (any model it has, embedded or not), falling back to what
+// this server last served from it (verified cache, sha256-pinned) and, only
+// with SERVE_ALLOW_EMBEDDED_FALLBACK=true, to the embedded artifacts. Without
+// it: the local registry over artifacts/ with its state file.
+func sources(cfg config) (registries, error) {
 	if cfg.TrackingURI == "" {
-		ls := &registry.LocalState{Local: local, Dir: filepath.Join(cfg.CacheDir, "state")}
-		return ls, ls, nil, nil
+		tree, err := artifactsTree(cfg)
+		if err != nil {
+			return registries{}, err
+		}
+		r := &local.Registry{Tree: tree, Dir: filepath.Join(cfg.CacheDir, "state")}
+		return registries{source: r, writer: r}, nil
 	}
 	client, err := mlflow.New(mlflow.Config{TrackingURI: cfg.TrackingURI,
 		Username: cfg.TrackingUsername, Password: cfg.TrackingPassword, Token: cfg.TrackingToken})
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("MLFLOW_TRACKING_URI=%q: %w", redactURL(cfg.TrackingURI), err)
+		return registries{}, fmt.Errorf("MLFLOW_TRACKING_URI=%q: %w", redactURL(cfg.TrackingURI), err)
 	}
-	memory := &registry.Memory{Source: client, Dir: filepath.Join(cfg.CacheDir, "remembered")}
-	return memory, client, []registry.Source{memory.Offline(), local}, nil
+	regs := registries{source: client, writer: client}
+	if cfg.TrackingWriteUsername != "" {
+		if regs.writer, err = mlflow.New(mlflow.Config{TrackingURI: cfg.TrackingURI,
+			Username: cfg.TrackingWriteUsername, Password: cfg.TrackingWritePassword}); err != nil {
+			return registries{}, fmt.Errorf("MLFLOW_TRACKING_URI: %w", err)
+		}
+	}
+	last := &lastserved.Dir{Path: filepath.Join(cfg.CacheDir, "lastserved"), Registry: client}
+	regs.remembered = last
+	regs.fallbacks = []registry.Source{last.Source(), refusedEmbedded{}}
+	if cfg.AllowEmbeddedFallback {
+		tree, err := artifactsTree(cfg)
+		if err != nil {
+			return registries{}, fmt.Errorf("SERVE_ALLOW_EMBEDDED_FALLBACK: %w", err)
+		}
+		regs.fallbacks[1] = tree
+	}
+	return regs, nil
 }
 
-// localRegistry is the registry over artifacts/: the copy embedded in the
-// binary, or a directory given by SERVE_ARTIFACTS_DIR.
-func localRegistry(cfg config) (*registry.Local, error) {
+// refusedEmbedded stands for the embedded artifacts in MLflow mode without
+// the opt-in, so that /ready says why they do not serve.
+type refusedEmbedded struct{}
+
+func (refusedEmbedded) Key() string      { return "refused-embedded" }
+func (refusedEmbedded) Kind() string     { return "artifacts" }
+func (refusedEmbedded) Describe() string { return "embedded artifacts" }
+func (refusedEmbedded) State(context.Context, string) (registry.State, error) {
+	return registry.State{}, errors.New("not served in MLflow mode: they are not versions MLflow approved (set SERVE_ALLOW_EMBEDDED_FALLBACK=true to serve them anyway)")
+}
+func (refusedEmbedded) Download(context.Context, string, string, string) error {
+	return errors.New("the embedded artifacts are not served in MLflow mode")
+}
+
+// artifactsTree is the tree of artifacts/: the copy embedded in the binary,
+// or a directory given by SERVE_ARTIFACTS_DIR.
+func artifactsTree(cfg config) (*local.Tree, error) {
 	if cfg.ArtifactsDir != "" {
-		return &registry.Local{FS: os.DirFS(cfg.ArtifactsDir), Name: cfg.ArtifactsDir}, nil
+		return &local.Tree{FS: os.DirFS(cfg.ArtifactsDir), Name: cfg.ArtifactsDir}, nil
 	}
 	if _, err := fs.Stat(artifacts.FS, cfg.Model); err != nil {
 		return nil, fmt.Errorf("SERVE_MODEL=%q: no such model in the embedded artifacts", cfg.Model)
 	}
-	return &registry.Local{FS: artifacts.FS, Name: "embedded artifacts"}, nil
+	return &local.Tree{FS: artifacts.FS, Name: "embedded artifacts"}, nil
 }
 
 func newLogger(w io.Writer, level string) *slog.Logger {

@@ -199,8 +199,11 @@ func (s *signalAtEOF) Read(p []byte) (int, error) {
 // TestMLflowDownAtFirstStart points the server at an MLflow that is not
 // there and has never been reached: it must serve the embedded default model
 // and say so on /ready.
+// With the opt-in, a first start with MLflow down serves the embedded
+// artifacts, degraded.
 func TestMLflowDownAtFirstStart(t *testing.T) {
-	s := servetest.Start(t, servetest.Options{Env: []string{"MLFLOW_TRACKING_URI=http://" + servetest.FreeAddr(t)}})
+	s := servetest.Start(t, servetest.Options{Env: []string{"MLFLOW_TRACKING_URI=http://" + servetest.FreeAddr(t),
+		"SERVE_ALLOW_EMBEDDED_FALLBACK=true"}})
 	resp, err := http.Get(s.URL + "/ready")
 	if err != nil {
 		t.Fatal(err)
@@ -209,5 +212,54 @@ func TestMLflowDownAtFirstStart(t *testing.T) {
 	raw, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != 200 || !strings.Contains(string(raw), `"source":"artifacts"`) || !strings.Contains(string(raw), `"degraded"`) {
 		t.Fatalf("/ready: %d %s", resp.StatusCode, raw)
+	}
+}
+
+// Issue 12 item 3: without the opt-in, a first start with MLflow down never
+// goes ready on the embedded artifacts, and /ready says why.
+func TestMLflowDownAtFirstStartWithoutOptInIsNotReady(t *testing.T) {
+	s := servetest.Start(t, servetest.Options{NoWait: true, Env: []string{"MLFLOW_TRACKING_URI=http://" + servetest.FreeAddr(t)}})
+	if !s.WaitLog("fallback failed", 30*time.Second) {
+		t.Fatalf("no sync attempt logged:\n%s", s.Log.String())
+	}
+	for range 3 {
+		resp, err := http.Get(s.URL + "/ready")
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 503 || !strings.Contains(string(raw), "unavailable") ||
+			!strings.Contains(string(raw), "SERVE_ALLOW_EMBEDDED_FALLBACK") || !strings.Contains(string(raw), "not served") {
+			t.Fatalf("/ready: %d %s", resp.StatusCode, raw)
+		}
+		resp, err = http.Post(s.URL+"/v1/predict", "application/json", strings.NewReader(
+			`{"income":50000,"credit_score":700,"loan_amount":20000,"years_employed":5,"points":60}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 503 {
+			t.Fatalf("predict without an approved version: %d", resp.StatusCode)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Issue 12 item 4: in MLflow mode the model need not be embedded; start-up
+// goes on and waits for MLflow (the serving itself is TestMLflowServesAModelTheBinaryDoesNotEmbed).
+func TestMLflowModeAcceptsAModelTheBinaryDoesNotEmbed(t *testing.T) {
+	s := servetest.Start(t, servetest.Options{NoWait: true, Env: []string{"MLFLOW_TRACKING_URI=http://" + servetest.FreeAddr(t),
+		"SERVE_MODEL=credit-risk"}})
+	if !s.WaitLog(`"msg":"serving"`, 30*time.Second) || s.Exited() {
+		t.Fatalf("start-up with a model only MLflow has:\n%s", s.Log.String())
+	}
+	// The opt-in cannot help a model the binary does not have: say so at start.
+	bad := servetest.Start(t, servetest.Options{NoWait: true, Env: []string{"MLFLOW_TRACKING_URI=http://" + servetest.FreeAddr(t),
+		"SERVE_MODEL=credit-risk", "SERVE_ALLOW_EMBEDDED_FALLBACK=true"}})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := bad.Wait(ctx); err == nil || !strings.Contains(bad.Log.String(), "no such model in the embedded artifacts") {
+		t.Fatalf("opt-in with a model not embedded: %v\n%s", err, bad.Log.String())
 	}
 }

@@ -26,7 +26,7 @@ stack-status: ## what `make stack` runs
 	stack/stack.sh status
 
 stack-prometheus:
-	@[ "$${STACK_PROMETHEUS:-auto}" = 0 ] || $(APT_INSTALL) prometheus
+	@[ "$${STACK_PROMETHEUS:-auto}" = 0 ] || scripts/apt-install.sh prometheus
 
 # HAProxy from Debian's packages (bookworm: 2.6.12, the version the compose
 # file pins for its official image).

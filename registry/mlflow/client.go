@@ -47,6 +47,10 @@ type Config struct {
 	// Attempts bounds the tries of one call when the server cannot be reached
 	// or answers 429 or 5xx (default 4). Other errors are never retried.
 	Attempts int
+	// MaxFileBytes caps one file of a version (default 1 GiB) and
+	// MaxVersionBytes all of them (default 4 GiB), whatever the listing
+	// says: a listing may give no size, or a wrong one.
+	MaxFileBytes, MaxVersionBytes int64
 	// Backoff is the wait before the first retry (default 250ms); it doubles
 	// each retry up to MaxBackoff (default 5s), with jitter so that replicas
 	// do not retry in step.
@@ -60,7 +64,10 @@ type Client struct {
 	http *http.Client
 }
 
-var _ registry.Source = (*Client)(nil)
+var (
+	_ registry.Source = (*Client)(nil)
+	_ registry.Writer = (*Client)(nil)
+)
 
 // New checks cfg and returns a client; it does not contact the server.
 func New(cfg Config) (*Client, error) {
@@ -83,6 +90,12 @@ func New(cfg Config) (*Client, error) {
 	setDefault(&cfg.MaxBackoff, 5*time.Second)
 	if cfg.Attempts <= 0 {
 		cfg.Attempts = 4
+	}
+	if cfg.MaxFileBytes <= 0 {
+		cfg.MaxFileBytes = 1 << 30
+	}
+	if cfg.MaxVersionBytes <= 0 {
+		cfg.MaxVersionBytes = 4 << 30
 	}
 	hc := cfg.HTTPClient
 	if hc == nil {
@@ -120,7 +133,8 @@ func (c *Client) Kind() string { return "mlflow" }
 func (c *Client) Describe() string { return c.base }
 
 // APIError is an error answer from the server. It wraps registry.ErrNotFound
-// when the model, version or alias does not exist and registry.ErrUnavailable
+// when the model, version or alias does not exist, registry.ErrDenied for 401
+// and 403 (wrong or read-only credentials), and registry.ErrUnavailable
 // for 429 and 5xx answers that outlasted the retries, so callers can use
 // errors.Is without knowing MLflow's error codes.
 type APIError struct {
@@ -160,6 +174,8 @@ func apiError(resp *http.Response) *APIError {
 	switch {
 	case e.Status == http.StatusNotFound || e.Code == "RESOURCE_DOES_NOT_EXIST":
 		e.kind = registry.ErrNotFound
+	case e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden:
+		e.kind = registry.ErrDenied
 	case e.Status == http.StatusTooManyRequests || e.Status >= 500:
 		e.kind = registry.ErrUnavailable
 		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {

@@ -175,6 +175,7 @@ func New(cfg Config, deps Deps) (*fiber.App, *Server, error) {
 	app.Get("/ready", s.ready)
 	app.Get("/openapi.json", s.openAPI)
 	app.Get("/docs", s.docs)
+	app.Get("/docs/:file", s.docsAsset)
 	app.Post("/v1/predict", s.predict)
 	app.Post("/v1/predict/batch", s.predictBatch)
 	for _, mount := range deps.Mount {

@@ -324,8 +324,11 @@ func TestContractAndDocs(t *testing.T) {
 		t.Fatalf("/openapi.json: %d", resp.StatusCode)
 	}
 	status, page := ts.get(t, "/docs")
-	if status != 200 || !strings.Contains(page, "/openapi.json") || strings.Contains(page, "https://") {
-		t.Fatalf("/docs must render the local contract with no external assets")
+	if status != 200 || !strings.Contains(page, "/docs/swagger-ui-bundle.js") || strings.Contains(page, "https://") {
+		t.Fatalf("/docs must be Swagger UI with no external assets: %d %s", status, page)
+	}
+	if status, js := ts.get(t, "/docs/docs.js"); status != 200 || !strings.Contains(js, `url: "/openapi.json"`) {
+		t.Fatalf("/docs/docs.js must point Swagger UI at /openapi.json: %d %s", status, js)
 	}
 	resp, body = ts.do(t, "GET", "/", "", "")
 	if resp.StatusCode != 200 || body["service"] != "mlservice" {

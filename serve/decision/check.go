@@ -6,7 +6,6 @@ import (
 	"math"
 	"sort"
 
-	"mlservice/registry"
 	"mlservice/schemas"
 	"mlservice/serve/models"
 	"mlservice/serve/routing"
@@ -22,7 +21,7 @@ const MaxServingCheckDelta = 1e-5
 // probabilities within min(tolerance, MaxServingCheckDelta), the same
 // decisions, and each characteristic's contribution within the file's
 // tolerance. It is the models.CheckFunc of the server's Loader.
-func ServingCheck(v *models.Version, check registry.ServingCheck) error {
+func ServingCheck(v *models.Version, check models.ServingCheck) error {
 	tol := MaxServingCheckDelta
 	if check.Tolerance > 0 && check.Tolerance < tol {
 		tol = check.Tolerance

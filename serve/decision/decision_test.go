@@ -14,7 +14,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"mlservice/registry"
 	"mlservice/schemas"
 	"mlservice/serve/decision"
 	"mlservice/serve/metrics"
@@ -322,28 +321,28 @@ func TestShadowCountsWhatItCannotDecide(t *testing.T) {
 
 func TestServingCheckComparesContributions(t *testing.T) {
 	v := models.NewVersion("m", "1", "", "", features, &scorer{characteristics: []string{"income", "years"}})
-	check := registry.ServingCheck{Tolerance: 1e-6, Cases: []registry.ServingCase{{
+	check := models.ServingCheck{Tolerance: 1e-6, Cases: []models.ServingCase{{
 		Input:       map[string]float64{"income": 60000, "credit_score": 700, "loan_amount": 1, "years_employed": 5, "points": 1},
 		Probability: 0.6, Approve: true, Contributions: map[string]float64{"income": 0.06, "years": 0.5},
 	}}}
 	if err := decision.ServingCheck(v, check); err != nil {
 		t.Fatal(err)
 	}
-	for name, change := range map[string]func(c *registry.ServingCase){
-		"contribution off": func(c *registry.ServingCase) { c.Contributions = map[string]float64{"income": 0.07, "years": 0.5} },
-		"unknown name":     func(c *registry.ServingCase) { c.Contributions = map[string]float64{"income": 0.06, "salary": 0.5} },
-		"one missing":      func(c *registry.ServingCase) { c.Contributions = map[string]float64{"income": 0.06} },
-		"probability off":  func(c *registry.ServingCase) { c.Probability = 0.61 },
-		"decision differs": func(c *registry.ServingCase) { c.Approve = false },
+	for name, change := range map[string]func(c *models.ServingCase){
+		"contribution off": func(c *models.ServingCase) { c.Contributions = map[string]float64{"income": 0.07, "years": 0.5} },
+		"unknown name":     func(c *models.ServingCase) { c.Contributions = map[string]float64{"income": 0.06, "salary": 0.5} },
+		"one missing":      func(c *models.ServingCase) { c.Contributions = map[string]float64{"income": 0.06} },
+		"probability off":  func(c *models.ServingCase) { c.Probability = 0.61 },
+		"decision differs": func(c *models.ServingCase) { c.Approve = false },
 	} {
-		bad := registry.ServingCheck{Tolerance: check.Tolerance, Cases: []registry.ServingCase{check.Cases[0]}}
+		bad := models.ServingCheck{Tolerance: check.Tolerance, Cases: []models.ServingCase{check.Cases[0]}}
 		change(&bad.Cases[0])
 		if err := decision.ServingCheck(v, bad); err == nil {
 			t.Errorf("%s: serving check passed", name)
 		}
 	}
 	// An older check without contributions claims nothing about them.
-	old := registry.ServingCheck{Cases: []registry.ServingCase{check.Cases[0]}}
+	old := models.ServingCheck{Cases: []models.ServingCase{check.Cases[0]}}
 	old.Cases[0].Contributions = nil
 	if err := decision.ServingCheck(v, old); err != nil {
 		t.Fatal(err)

@@ -40,7 +40,7 @@ type OpenFunc func(path string) (Scorer, error)
 
 // CheckFunc replays a version's serving check before it may serve
 // (decision.ServingCheck: the check goes through the decision path itself).
-type CheckFunc func(v *Version, check registry.ServingCheck) error
+type CheckFunc func(v *Version, check ServingCheck) error
 
 // Sessions is told when a scorer opens and when it closes, for
 // model_sessions_open (*metrics.Models implements it).
@@ -95,7 +95,7 @@ func (l *Loader) open(model, version, source string, entry registry.Entry) (*Ver
 	if l.Check == nil {
 		return nil, fail(ReasonServingCheck, errNoCheck)
 	}
-	dir, err := registry.ReadModelDir(entry.Dir)
+	dir, err := ReadModelDir(entry.Dir)
 	if err != nil {
 		return nil, fail(ReasonModelDir, err)
 	}

@@ -12,6 +12,7 @@ import (
 	"mlservice/artifacts"
 	"mlservice/internal/servetest"
 	"mlservice/registry"
+	"mlservice/registry/local"
 	"mlservice/serve/decision"
 	"mlservice/serve/inference"
 	"mlservice/serve/models"
@@ -35,20 +36,20 @@ func newLoader(t *testing.T) *models.Loader {
 }
 
 // copyArtifacts makes a writable copy of artifacts/ that a test may damage.
-func copyArtifacts(t *testing.T) (string, *registry.Local) {
+func copyArtifacts(t *testing.T) (string, *local.Tree) {
 	t.Helper()
 	dir := t.TempDir()
 	src := filepath.Join(servetest.ModuleRoot(), "artifacts")
 	if err := os.CopyFS(dir, os.DirFS(src)); err != nil {
 		t.Fatal(err)
 	}
-	return dir, &registry.Local{FS: os.DirFS(dir), Name: dir}
+	return dir, &local.Tree{FS: os.DirFS(dir), Name: dir}
 }
 
 func TestLoadEveryShippedVersion(t *testing.T) {
 	l := newLoader(t)
-	src := &registry.Local{FS: artifacts.FS, Name: "embedded"}
-	reg, err := src.Registry("loan-approval")
+	src := &local.Tree{FS: artifacts.FS, Name: "embedded"}
+	reg, err := src.RegistryFile("loan-approval")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,16 +94,16 @@ func TestLoadRejectsBadVersions(t *testing.T) {
 			write(t, filepath.Join(dir, "MLmodel"), []byte(ml))
 		}, models.ReasonSignature},
 		{"serving check disagrees", func(t *testing.T, dir string) {
-			var check registry.ServingCheck
-			if err := json.Unmarshal(read(t, filepath.Join(dir, registry.ServingCheckFile)), &check); err != nil {
+			var check models.ServingCheck
+			if err := json.Unmarshal(read(t, filepath.Join(dir, models.ServingCheckFile)), &check); err != nil {
 				t.Fatal(err)
 			}
 			check.Cases[0].Probability += 0.001
 			raw, _ := json.Marshal(check)
-			write(t, filepath.Join(dir, registry.ServingCheckFile), raw)
+			write(t, filepath.Join(dir, models.ServingCheckFile), raw)
 		}, models.ReasonServingCheck},
 		{"no serving check", func(t *testing.T, dir string) {
-			if err := os.Remove(filepath.Join(dir, registry.ServingCheckFile)); err != nil {
+			if err := os.Remove(filepath.Join(dir, models.ServingCheckFile)); err != nil {
 				t.Fatal(err)
 			}
 		}, models.ReasonModelDir},

@@ -1,4 +1,4 @@
-package registry
+package models
 
 import (
 	"encoding/json"
