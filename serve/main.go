@@ -16,6 +16,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -38,6 +39,8 @@ import (
 	"mlservice/serve/metrics"
 	"mlservice/serve/models"
 	"mlservice/serve/oip"
+	"mlservice/serve/outcomes"
+	"mlservice/serve/record"
 	"mlservice/serve/rollout"
 	"mlservice/serve/routing"
 	"mlservice/serve/shadow"
@@ -95,24 +98,43 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	audit := log.With("component", "admin")
 	authn := auth.NewAuthenticator(auth.Config{Tokens: tokens, TrustedProxies: cfg.TrustedProxies,
 		Audit: log.With("component", "auth"), Registerer: reg})
+	// The decision record: every decision is written before its answer.
+	recorder, err := openRecord(ctx, cfg, reg, log)
+	if err != nil {
+		return fmt.Errorf("start-up failed: %w", err)
+	}
+	var decisionRecorder decision.Recorder = decision.NopRecorder{}
+	if recorder != nil {
+		decisionRecorder = recorder
+		defer recorder.Close() // after the HTTP server and the shadow worker have stopped
+	}
+	// recordHealth is nil while the record can take decisions.
+	recordHealth := func() error {
+		if recorder != nil {
+			return recorder.Health()
+		}
+		return nil
+	}
 	// Each served model has its own routing table, controller (aliases,
 	// traffic, fallbacks) and decision path; they share the registries, the
-	// cache, the loader and the metrics (labelled by model). The first is
-	// the loan model: /v1, /ready and /admin are its.
+	// cache, the loader, the record and the metrics (labelled by model). The
+	// first is the loan model: /v1, /ready and /admin are its.
 	changes := rollout.NewChanges(reg)
 	served := make([]*servedModel, len(cfg.Models))
 	for i, name := range cfg.Models {
-		m := &servedModel{name: name, router: &routing.Router{}, mirror: shadow.New(shadow.DefaultQueue)}
+		m := &servedModel{name: name, router: &routing.Router{}, mirror: shadow.New(shadow.DefaultQueue), recordHealth: recordHealth}
 		m.controller = rollout.New(rollout.Config{
 			Model: name, Source: regs.source, Fallbacks: regs.fallbacks, Writer: regs.writer, Remembered: regs.remembered,
 			Loader: loader, Router: m.router, Cache: cache, Metrics: modelMetrics, Changes: changes,
 			Log: log.With("model", name), Audit: audit, Interval: cfg.PollInterval, LoadTimeout: cfg.LoadTimeout,
 		})
-		m.decisions = decision.New(decision.Config{Router: m.router, Mirror: m.mirror})
+		m.decisions = decision.New(decision.Config{Router: m.router, Mirror: m.mirror, Recorder: decisionRecorder})
 		served[i] = m
 	}
 	loan := served[0]
 	router, controller, decisions := loan.router, loan.controller, loan.decisions
+	// Readiness: the controller's, and the record's (no record, no decision).
+	status := loan.status
 
 	// The controller, the shadow worker and the HTTP server run as one
 	// group: they start together, and when one stops (a signal, a failure)
@@ -149,12 +171,27 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 
 	var httpAPI *api.Server
-	app, httpAPI, err := api.New(api.Config{Model: cfg.Model, BatchConcurrency: cfg.BatchConcurrency, BatchQueue: cfg.BatchQueue}, api.Deps{
-		Decisions: decisions, Router: router, Status: controller.Status, Registry: reg, Log: log, Build: buildInfo(),
+	batchQueue := cfg.BatchQueue
+	if batchQueue == 0 {
+		batchQueue = -1 // api.Config: 0 is its default, negative none
+	}
+	app, httpAPI, err := api.New(api.Config{Model: cfg.Model, BatchConcurrency: cfg.BatchConcurrency, BatchQueue: batchQueue}, api.Deps{
+		Decisions: decisions, Router: router, Status: status, Registry: reg, Log: log, Build: buildInfo(),
 		Mount: []func(fiber.Router){
 			func(r fiber.Router) {
 				admin.Mount(r, admin.Config{Auth: authn, Controller: controller, Router: router,
 					Metrics: modelMetrics, Audit: audit})
+			},
+			func(r fiber.Router) {
+				if recorder != nil {
+					record.Mount(r, record.RoutesConfig{Store: recorder.Store(),
+						Read: authn.Require(auth.Admin, auth.Audit), Admin: authn.Require(auth.Admin),
+						Principal: auth.Name, Audit: log.With("component", "record")})
+					if store, ok := recorder.Store().(outcomes.Store); ok {
+						(&outcomes.Handler{Store: store, Metrics: outcomes.NewMetrics(reg), Principal: auth.Name}).
+							Mount(r, authn.Require(auth.Admin, auth.Audit))
+					}
+				}
 			},
 			func(r fiber.Router) {
 				hooks.Mount(r, hooks.Config{Secret: cfg.WebhookSecret, Log: log.With("component", "webhook"),
@@ -222,13 +259,24 @@ type servedModel struct {
 	controller *rollout.Controller
 	mirror     *shadow.Mirror
 	decisions  *decision.Path
+	// recordHealth says why the decision record cannot take decisions.
+	recordHealth func() error
+}
+
+// status is the model's readiness: its controller's, and the record's.
+func (m *servedModel) status() rollout.Status {
+	st := m.controller.Status()
+	if err := m.recordHealth(); err != nil {
+		st.Ready, st.Reason = false, err.Error()
+	}
+	return st
 }
 
 // oipModel is the model as /v2/models/{name} serves it.
 func (m *servedModel) oipModel() oip.Model {
 	return oip.Model{Name: m.name, Router: m.router, Decider: &oip.Path{Decisions: m.decisions},
 		Ready: func() (bool, string) {
-			st := m.controller.Status()
+			st := m.status()
 			return st.Ready && m.router.Current() != nil, st.Reason
 		}}
 }
@@ -356,4 +404,26 @@ func buildInfo() map[string]string {
 		info["onnxruntime"] = v
 	}
 	return info
+}
+
+// openRecord opens the decision record's store (SQLite in SERVE_DATA_DIR, or
+// PostgreSQL at SERVE_DECISIONS_URL) and starts its Recorder; nil with
+// SERVE_DECISIONS_URL=off.
+func openRecord(ctx context.Context, cfg config, reg prometheus.Registerer, log *slog.Logger) (*record.Recorder, error) {
+	if cfg.DecisionsURL == "off" {
+		log.Warn("the decision record is off (SERVE_DECISIONS_URL=off): decisions are answered without being recorded; for benchmarks only")
+		return nil, nil
+	}
+	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	store, writers, err := record.Open(openCtx, cfg.DataDir, cfg.DecisionsURL)
+	if err != nil {
+		if cfg.DecisionsURL != "" {
+			return nil, fmt.Errorf("SERVE_DECISIONS_URL=%s: %w", strconv.Quote(redactURL(cfg.DecisionsURL)), err)
+		}
+		return nil, fmt.Errorf("SERVE_DATA_DIR=%q: %w", cfg.DataDir, err)
+	}
+	log.Info("decision record", "backend", store.Backend(), "retention", cfg.Retention.String(), "schema", record.SchemaVersion())
+	return record.New(store, record.Config{Writers: writers, Retention: cfg.Retention, Registerer: reg,
+		Log: log.With("component", "record")}), nil
 }

@@ -51,7 +51,7 @@ func TestAnyModelMLflowHolds(t *testing.T) {
 		srv := servetest.Start(t, servetest.Options{Env: []string{
 			"MLFLOW_TRACKING_URI=" + m.URI, "SERVE_MODEL=" + otherModel, "SERVE_POLL_INTERVAL=1s"}})
 		// /v1/predict is this model's.
-		resp, raw := post(t, srv.URL+"/v1/predict", "application/json", applicationJSON(want1.input))
+		resp, raw := postText(t, srv.URL+"/v1/predict", "application/json", applicationJSON(want1.input))
 		var d struct {
 			Probability float64
 			Model       struct{ Name, Version string }
@@ -65,7 +65,7 @@ func TestAnyModelMLflowHolds(t *testing.T) {
 		if r.Version != otherVersions[0] || math.Abs(r.Probability-want1.probability) > 1e-5 {
 			t.Fatalf("/v2 infer: %+v, want version %s p %v", r, otherVersions[0], want1.probability)
 		}
-		if code, body := get(t, srv.URL+"/v2/models/"+model); code != 404 || !strings.Contains(body, `"error"`) {
+		if code, body := getText(t, srv.URL+"/v2/models/"+model); code != 404 || !strings.Contains(body, `"error"`) {
 			t.Fatalf("the loan model is not served here: %d %s", code, body)
 		}
 	})
@@ -82,7 +82,7 @@ func TestAnyModelMLflowHolds(t *testing.T) {
 			if r.Model != c.name || r.Version != c.version {
 				t.Fatalf("%s: answered by %s version %s, want version %s", c.name, r.Model, r.Version, c.version)
 			}
-			code, body := get(t, srv.URL+"/v2/models/"+c.name)
+			code, body := getText(t, srv.URL+"/v2/models/"+c.name)
 			if code != 200 || !strings.Contains(body, `"versions":["`+c.version+`"]`) {
 				t.Fatalf("%s metadata: %d %s", c.name, code, body)
 			}
@@ -93,12 +93,12 @@ func TestAnyModelMLflowHolds(t *testing.T) {
 			t.Fatalf("probabilities %v and %v, want %v and %v", a.Probability, b.Probability, want2.probability, want1.probability)
 		}
 		// /v1/predict stays the loan model's.
-		_, raw := post(t, srv.URL+"/v1/predict", "application/json", applicationJSON(want2.input))
+		_, raw := postText(t, srv.URL+"/v1/predict", "application/json", applicationJSON(want2.input))
 		if !strings.Contains(string(raw), `"name":"`+model+`"`) {
 			t.Fatalf("/v1/predict: %s", raw)
 		}
 		// Each model's own metrics.
-		_, metrics := get(t, srv.URL+"/metrics")
+		_, metrics := getText(t, srv.URL+"/metrics")
 		for _, series := range []string{`model_info{model="` + otherModel + `"`, `model_info{model="` + model + `"`,
 			`model_predictions_total{decision="approve",model="` + otherModel + `"`} {
 			if !strings.Contains(metrics, series) {
@@ -161,7 +161,7 @@ func infer(t *testing.T, base, name string, in map[string]float64) inferred {
 	for _, c := range []string{"income", "credit_score", "loan_amount", "years_employed"} {
 		cols = append(cols, fmt.Sprintf(`{"name":%q,"shape":[1],"datatype":"FP64","data":[%v]}`, c, in[c]))
 	}
-	resp, raw := post(t, base+"/v2/models/"+name+"/infer", "", `{"inputs":[`+strings.Join(cols, ",")+`],"outputs":[{"name":"probability"}]}`)
+	resp, raw := postText(t, base+"/v2/models/"+name+"/infer", "", `{"inputs":[`+strings.Join(cols, ",")+`],"outputs":[{"name":"probability"}]}`)
 	if resp.StatusCode != 200 {
 		t.Fatalf("infer %s: %d %s", name, resp.StatusCode, raw)
 	}
@@ -178,7 +178,7 @@ func infer(t *testing.T, base, name string, in map[string]float64) inferred {
 	return inferred{out.ModelName, out.ModelVersion, out.Outputs[0].Data[0]}
 }
 
-func post(t *testing.T, url, contentType, body string) (*http.Response, []byte) {
+func postText(t *testing.T, url, contentType, body string) (*http.Response, []byte) {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
 	if err != nil {
@@ -196,7 +196,7 @@ func post(t *testing.T, url, contentType, body string) (*http.Response, []byte) 
 	return resp, raw
 }
 
-func get(t *testing.T, url string) (int, string) {
+func getText(t *testing.T, url string) (int, string) {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
@@ -212,7 +212,7 @@ func waitReady(t *testing.T, base string, limit time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(limit)
 	for {
-		code, body := get(t, base+"/v2/health/ready")
+		code, body := getText(t, base+"/v2/health/ready")
 		if code == 200 {
 			return
 		}
