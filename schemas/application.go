@@ -189,3 +189,10 @@ func (a *Application) Validate() error {
 	}
 	return errs
 }
+
+// ValidateApplicationID checks a reference the way the contract does (1 to 64
+// printable ASCII characters), for routes that take one alone: outcomes and
+// record look-ups refuse anything else before it reaches a query.
+func ValidateApplicationID(id string) error {
+	return validation.Validate(id, applicationIDRules...)
+}
