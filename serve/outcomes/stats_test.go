@@ -43,3 +43,26 @@ func TestIntervalsAtTheEdges(t *testing.T) {
 		t.Errorf("an empty arm cannot be significant: %+v", d)
 	}
 }
+
+func TestCompareChallengerWithChampion(t *testing.T) {
+	arms := []Arm{
+		{Model: "m", Version: "3", Variant: "champion", Outcomes: 80, Agreeing: 48},
+		{Model: "m", Version: "2", Variant: "champion", Outcomes: 500, Agreeing: 400}, // an earlier champion: not live
+		{Model: "m", Version: "4", Variant: "challenger", Outcomes: 70, Agreeing: 56},
+	}
+	c := Compare(arms, Live{Champion: "3", Challenger: "4", Shadow: "5"})
+	if len(c.Versions) != 3 || c.Versions[0].Outcomes != 80 || *c.Versions[0].Agreement != 0.6 {
+		t.Fatalf("standings = %+v", c.Versions)
+	}
+	if c.Versions[2].Agreement != nil || c.Versions[2].Interval != (Interval{0, 1}) {
+		t.Errorf("a shadow with no outcomes has no agreement and the whole interval: %+v", c.Versions[2])
+	}
+	ch := c.Versus[0]
+	if ch.Variant != "challenger" || !ch.Significant || !near(ch.Interval.Low, 0.0524) || !near(ch.Interval.High, 0.3339) ||
+		ch.Verdict != "agrees with the bank significantly more often than the champion" {
+		t.Errorf("challenger vs champion = %+v, want Newcombe's 0.0524 to 0.3339, significant", ch)
+	}
+	if sh := c.Versus[1]; sh.Significant || sh.Difference != nil || sh.Verdict != "not enough outcomes yet" {
+		t.Errorf("shadow vs champion = %+v", sh)
+	}
+}
