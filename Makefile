@@ -15,22 +15,21 @@ export CGO_ENABLED := 1
 GO ?= go
 FUZZTIME ?= 10s
 
+include tools.mk
 include notebooks/notebooks.mk
 include legacy/legacy.mk
 include monitoring/monitoring.mk
 include stack/stack.mk
-
-STATICCHECK_VERSION ?= v0.8.2
 
 .PHONY: help run build test test-go lint fuzz-short bench deps ort clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-$(CURDIR)/.cache/onnxruntime/%/libonnxruntime.so:
-	ORT_VERSION=$* scripts/onnxruntime.sh >/dev/null
-
-ort: $(ONNXRUNTIME_SHARED_LIBRARY_PATH) ## fetch the ONNX Runtime shared library
+# Runs every time: it re-checks the cached library's sha256 (pinned in
+# scripts/onnxruntime.sh, as is the wheel's) and fetches it again if altered.
+ort: ## fetch the ONNX Runtime shared library (pinned sha256), or re-check the cached one
+	@ORT_VERSION=$(ORT_VERSION) scripts/onnxruntime.sh >/dev/null
 
 deps: ort ## fetch Go modules and the ONNX Runtime library
 	$(GO) mod download
@@ -52,15 +51,16 @@ test: deps notebooks-env legacy-test-deps monitoring-test-deps stack-test-deps #
 test-go: deps notebooks-env legacy-test-deps monitoring-test-deps stack-test-deps ## only the Go tests
 	$(GO) test -race -count=1 ./...
 
-lint: ## staticcheck (from the Go module proxy; cached after the first run)
-	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+lint: fmt-check ## gofmt check and staticcheck (pinned by go.mod's tool directive)
+	$(GO) tool staticcheck ./...
 
 fuzz-short: deps ## a short run of every fuzz target
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeApplication$$' -fuzztime=$(FUZZTIME) ./schemas
 	$(GO) test -run='^$$' -fuzz='^FuzzPredict$$' -fuzztime=$(FUZZTIME) ./serve/api
 	$(GO) test -run='^$$' -fuzz='^FuzzWebhook$$' -fuzztime=$(FUZZTIME) ./serve/hooks
+	$(GO) test -run='^$$' -fuzz='^FuzzInferBinary$$' -fuzztime=$(FUZZTIME) ./serve/oip
 
-bench: deps ## benchmarks; writes BENCHMARKS.md
+bench: deps notebooks-env ## benchmarks; writes BENCHMARKS.md (knobs: bench/run.sh)
 	bench/run.sh
 
 clean: ## remove build output and caches of this checkout

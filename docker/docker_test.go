@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
@@ -18,6 +19,10 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	"gopkg.in/yaml.v3"
 )
+
+// debianHAProxy is the version of Debian bookworm's haproxy package, which
+// `make stack` installs; compose pins the official image at the same one.
+const debianHAProxy = "2.6.12"
 
 // root is the repository root; `go test` runs in docker/.
 func root(t *testing.T) string {
@@ -135,6 +140,9 @@ func TestComposeServices(t *testing.T) {
 						t.Errorf("bind mount %s is writable; mount repository files read-only", v.Source)
 					}
 				case types.VolumeTypeVolume:
+					if v.Source == "" && name == "serve" {
+						break // anonymous: one per replica (the cache)
+					}
 					if _, ok := p.Volumes[v.Source]; !ok {
 						t.Errorf("named volume %q is not declared", v.Source)
 					}
@@ -155,8 +163,32 @@ func TestComposeServices(t *testing.T) {
 	if got := env(p.Services["trainer"], "MLFLOW_TRACKING_URI"); got != "http://mlflow:5000" {
 		t.Errorf("trainer MLFLOW_TRACKING_URI %q", got)
 	}
-	if cmd := strings.Join(p.Services["lb"].Command, " "); !strings.Contains(cmd, "-resolve serve:8000") {
-		t.Errorf("lb does not follow the serve replicas through DNS: %q", cmd)
+	// The load balancer is HAProxy's official image at Debian's version,
+	// configured by stack/haproxy.cfg (which stack/haproxy_test.go checks),
+	// following the replicas through Docker's DNS.
+	if got := p.Services["lb"].Image; got != "haproxy:"+debianHAProxy {
+		t.Errorf("lb image %q, want haproxy:%s (Debian bookworm's, as make stack runs)", got, debianHAProxy)
+	}
+	cfg, err := os.ReadFile(filepath.Join(root(t), "stack", "haproxy.cfg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`(?m)^\s*server-template serve- \d+ serve:8000 resolvers docker\b`).Match(cfg) ||
+		!regexp.MustCompile(`(?m)^\s*nameserver \S+ 127\.0\.0\.11:53$`).Match(cfg) {
+		t.Errorf("stack/haproxy.cfg does not follow the serve replicas through Docker's DNS (server-template serve:8000, resolvers docker at 127.0.0.11)")
+	}
+	if got := env(serve, "SERVE_SHUTDOWN_DRAIN"); got != "3s" {
+		t.Errorf("serve SERVE_SHUTDOWN_DRAIN %q, want 3s (longer than HAProxy's fall × inter + timeout check)", got)
+	}
+	if serve.StopGracePeriod == nil || time.Duration(*serve.StopGracePeriod) < 23*time.Second {
+		t.Errorf("serve stop_grace_period %v: must cover the drain (3s) and SERVE_SHUTDOWN_TIMEOUT (20s)", serve.StopGracePeriod)
+	}
+	cache := false
+	for _, v := range serve.Volumes {
+		cache = cache || (v.Type == types.VolumeTypeVolume && v.Source == "" && v.Target == "/var/lib/mlservice/cache")
+	}
+	if !cache {
+		t.Errorf("serve has no anonymous (per-replica) volume on its cache /var/lib/mlservice/cache")
 	}
 	if cmd := strings.Join(p.Services["legacy"].Command, " "); !strings.Contains(cmd, "-api http://lb:8000") {
 		t.Errorf("legacy does not call the load balancer: %q", cmd)
@@ -169,13 +201,14 @@ func TestComposeServices(t *testing.T) {
 	}
 	r := root(t)
 	for key, want := range map[string]string{
-		"prometheus:/etc/prometheus":          filepath.Join(r, "monitoring/prometheus"),
-		"grafana:/etc/grafana/provisioning":   filepath.Join(r, "monitoring/grafana/provisioning"),
-		"grafana:/var/lib/grafana/dashboards": filepath.Join(r, "monitoring/grafana/dashboards"),
-		"trainer:/data/loan_approval.csv":     "", // from LOAN_DATA, checked below
-		"mlflow:/mlflow":                      "mlflow-data",
-		"legacy:/var/lib/legacy/queue":        "legacy-queue",
-		"prometheus:/prometheus":              "prometheus-data",
+		"prometheus:/etc/prometheus":            filepath.Join(r, "monitoring/prometheus"),
+		"grafana:/etc/grafana/provisioning":     filepath.Join(r, "monitoring/grafana/provisioning"),
+		"grafana:/var/lib/grafana/dashboards":   filepath.Join(r, "monitoring/grafana/dashboards"),
+		"trainer:/data/loan_approval.csv":       "", // from LOAN_DATA, checked below
+		"mlflow:/mlflow":                        "mlflow-data",
+		"legacy:/var/lib/legacy/queue":          "legacy-queue",
+		"prometheus:/prometheus":                "prometheus-data",
+		"lb:/usr/local/etc/haproxy/haproxy.cfg": filepath.Join(r, "stack/haproxy.cfg"),
 	} {
 		got, ok := mounts[key]
 		if !ok || (want != "" && got != want) {
@@ -318,7 +351,7 @@ func parseDockerfiles(t *testing.T) []dockerfile {
 }
 
 func TestDockerfiles(t *testing.T) {
-	wantHealthcheck := map[string]bool{"serve": true, "mlflow": true, "legacy": true, "lb": true, "trainer": false}
+	wantHealthcheck := map[string]bool{"serve": true, "mlflow": true, "legacy": true, "trainer": false}
 	seen := map[string]bool{}
 	for _, d := range parseDockerfiles(t) {
 		name := strings.TrimSuffix(filepath.Base(d.path), ".Dockerfile")

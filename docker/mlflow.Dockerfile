@@ -2,20 +2,26 @@
 # artifacts, both under /mlflow (mount a volume there).
 # Build from the repository root:
 #   docker build -f docker/mlflow.Dockerfile -t mlservice/mlflow:local .
-# mlflow is pinned, and so is everything it pulls in: the versions come from
-# the notebooks' uv.lock (the same MLflow the notebooks log with).
+# mlflow is pinned, and so is everything it pulls in, by version and sha256:
+# the lock stage exports the notebooks' uv.lock with its hashes and keeps the
+# packages mlflow needs (scripts/lock-subset.py); pip installs exactly those
+# with --require-hashes --no-deps (the same MLflow the notebooks log with).
 
 FROM python:3.11.14-slim-bookworm AS lock
-RUN python -m pip install --no-cache-dir --disable-pip-version-check uv==0.13.9
+COPY scripts/tools/uv.txt /tmp/uv.txt
+RUN python -m pip install --no-cache-dir --disable-pip-version-check --require-hashes --no-deps -r /tmp/uv.txt
 WORKDIR /lock
 COPY notebooks/pyproject.toml notebooks/uv.lock ./
-RUN uv export --frozen --no-hashes --no-emit-project --format requirements-txt -o /constraints.txt
+COPY scripts/lock-subset.py ./
+RUN uv export --frozen --no-emit-project --format requirements-txt --quiet -o all.txt \
+ && python lock-subset.py uv.lock all.txt mlflow >/requirements.txt
 
 FROM python:3.11.14-slim-bookworm
-COPY --from=lock /constraints.txt /tmp/constraints.txt
+COPY --from=lock /requirements.txt /tmp/requirements.txt
 RUN python -m pip install --no-cache-dir --disable-pip-version-check \
-        -c /tmp/constraints.txt mlflow==3.17.2 \
- && rm /tmp/constraints.txt \
+        --require-hashes --no-deps -r /tmp/requirements.txt \
+ && python -m pip check \
+ && rm /tmp/requirements.txt \
  && groupadd --system --gid 10003 mlflow \
  && useradd --system --uid 10003 --gid mlflow --home-dir /mlflow --no-create-home mlflow \
  && mkdir -p /mlflow/artifacts \

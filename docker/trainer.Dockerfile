@@ -7,7 +7,8 @@
 #   docker build -f docker/trainer.Dockerfile -t mlservice/trainer:local .
 
 FROM python:3.11.14-slim-bookworm
-RUN python -m pip install --no-cache-dir --disable-pip-version-check uv==0.13.9
+COPY scripts/tools/uv.txt /tmp/uv.txt
+RUN python -m pip install --no-cache-dir --disable-pip-version-check --require-hashes --no-deps -r /tmp/uv.txt
 WORKDIR /app/notebooks
 COPY notebooks/pyproject.toml notebooks/uv.lock ./
 ENV UV_PYTHON=3.11 UV_PYTHON_DOWNLOADS=never UV_PROJECT_ENVIRONMENT=/opt/notebooks-venv UV_NO_CACHE=1

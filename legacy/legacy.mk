@@ -10,8 +10,7 @@ LEGACY_OUT ?= $(CURDIR)/testout/legacy/decisions.csv
 .PHONY: legacy-test-deps legacy-web legacy-batch legacy-test
 
 legacy-test-deps: ## install Chromium + chromedriver for the form's browser tests (Debian packages)
-	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
-		(apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver)
+	@$(APT_INSTALL) chromium chromium-driver
 
 legacy-web: ## the loan officer's form on $(LEGACY_ADDR), deciding with $(LEGACY_API)
 	$(GO) run ./legacy web -addr $(LEGACY_ADDR) -api $(LEGACY_API) -queue $(LEGACY_QUEUE)

@@ -12,8 +12,7 @@ PROMTOOL ?= promtool
 .PHONY: monitoring-test-deps monitoring-check monitoring-test
 
 monitoring-test-deps: ## install prometheus and promtool (Debian package) if missing
-	@command -v promtool >/dev/null && command -v prometheus >/dev/null || \
-		(apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus)
+	@$(APT_INSTALL) prometheus
 
 monitoring-check: monitoring-test-deps ## promtool check config / check rules / test rules
 	$(PROMTOOL) check config $(PROMETHEUS_DIR)/prometheus.yml

@@ -16,19 +16,20 @@ NOTEBOOKS_UV_ENV := UV_PYTHON=3.11 UV_PYTHON_DOWNLOADS=never UV_PROJECT_ENVIRONM
 
 .PHONY: notebooks-env notebooks-test artifacts notebooks
 
-notebooks-env: $(NOTEBOOKS_VENV)/.synced
+notebooks-env: $(NOTEBOOKS_VENV)/.synced ## the notebooks' locked Python env (pinned uv, uv sync --frozen) + Jupyter kernel
 
-$(NOTEBOOKS_VENV)/.synced: $(NOTEBOOKS_DIR)/pyproject.toml $(NOTEBOOKS_DIR)/uv.lock
-	cd $(NOTEBOOKS_DIR) && $(NOTEBOOKS_UV_ENV) uv sync --frozen
+# uv is the pinned one from tools.mk (.cache/tools), not whatever is on PATH.
+$(NOTEBOOKS_VENV)/.synced: $(NOTEBOOKS_DIR)/pyproject.toml $(NOTEBOOKS_DIR)/uv.lock | $(UV)
+	cd $(NOTEBOOKS_DIR) && $(NOTEBOOKS_UV_ENV) $(UV) sync --frozen
 	$(NOTEBOOKS_PY) -m ipykernel install --sys-prefix --name $(NOTEBOOKS_KERNEL) \
 		--display-name "ML Service notebooks (Python 3.11)" >/dev/null
 	touch $@
 
-notebooks-test: notebooks-env
+notebooks-test: notebooks-env ## pytest under notebooks/tests (real MLflow, both notebooks, artifacts/)
 	LOAN_DATA="$(LOAN_DATA)" $(NOTEBOOKS_PY) -m pytest -q -p no:cacheprovider $(NOTEBOOKS_DIR)/tests
 
-artifacts: notebooks-env
+artifacts: notebooks-env ## retrain and re-export artifacts/loan-approval from train.ipynb
 	LOAN_DATA="$(LOAN_DATA)" $(NOTEBOOKS_PY) $(NOTEBOOKS_DIR)/pipeline.py artifacts --out artifacts
 
-notebooks: notebooks-env
+notebooks: notebooks-env ## run eda.ipynb and train.ipynb against a local MLflow (state in notebooks/out)
 	LOAN_DATA="$(LOAN_DATA)" $(NOTEBOOKS_PY) $(NOTEBOOKS_DIR)/pipeline.py run --state $(NOTEBOOKS_DIR)/out

@@ -7,15 +7,43 @@ package registry
 import (
 	"context"
 	"errors"
+	"fmt"
 )
 
-// The aliases the server acts on. Aliases are the truth: the server serves what
-// they point at, never "the latest version".
+// Variant is the role a version plays for a registered model: champion
+// (answers), challenger (answers for its share of traffic) or shadow (scores
+// a copy of the traffic, never answers). Its string form is the registry alias
+// that defines it. Aliases are the truth: the server serves what they point
+// at, never "the latest version".
+type Variant string
+
+// The variants, in the order the server lists them.
 const (
-	AliasChampion   = "champion"
-	AliasChallenger = "challenger"
-	AliasShadow     = "shadow"
+	Champion   Variant = "champion"
+	Challenger Variant = "challenger"
+	Shadow     Variant = "shadow"
 )
+
+// Variants returns every variant, champion first.
+func Variants() []Variant { return []Variant{Champion, Challenger, Shadow} }
+
+// ParseVariant returns the variant an alias names; ErrUnknownVariant for any
+// other string.
+func ParseVariant(alias string) (Variant, error) {
+	for _, v := range Variants() {
+		if alias == string(v) {
+			return v, nil
+		}
+	}
+	return "", fmt.Errorf("%w: %q (want champion, challenger or shadow)", ErrUnknownVariant, alias)
+}
+
+// String returns the alias.
+func (v Variant) String() string { return string(v) }
+
+// Serves reports whether the variant answers requests (champion, challenger);
+// a shadow only scores copies.
+func (v Variant) Serves() bool { return v == Champion || v == Challenger }
 
 // TrafficTag is the registered-model tag that holds the champion/challenger
 // split, so that every replica reads the same weights.
@@ -28,6 +56,8 @@ var (
 	ErrUnavailable = errors.New("registry: unavailable")
 	// ErrCorrupt means a file does not match its recorded sha256.
 	ErrCorrupt = errors.New("registry: corrupt artifact")
+	// ErrUnknownVariant means a string names no variant.
+	ErrUnknownVariant = errors.New("registry: not a variant")
 )
 
 // State is what the registry says about one registered model.
@@ -37,6 +67,9 @@ type State struct {
 	// Tags are the registered model's tags.
 	Tags map[string]string
 }
+
+// Version returns the version the variant's alias points at ("" for none).
+func (s State) Version(v Variant) string { return s.Aliases[string(v)] }
 
 // Source is a model registry the server reads versions from.
 type Source interface {

@@ -31,6 +31,7 @@ import (
 	"mlservice/serve/inference"
 	"mlservice/serve/metrics"
 	"mlservice/serve/models"
+	"mlservice/serve/oip"
 	"mlservice/serve/rollout"
 	"mlservice/serve/routing"
 	"mlservice/serve/shadow"
@@ -110,6 +111,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	mirror := shadow.New(shadow.DefaultQueue)
 	go mirror.Run(ctrlCtx)
 
+	var httpAPI *api.Server
 	app, httpAPI, err := api.New(api.Config{Model: cfg.Model}, api.Deps{
 		Router: router, Status: controller.Status, Registry: reg, Log: log, Build: buildInfo(), Shadow: mirror,
 		Mount: []func(fiber.Router){
@@ -119,6 +121,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			},
 			func(r fiber.Router) {
 				hooks.Mount(r, hooks.Config{Secret: cfg.WebhookSecret, Trigger: controller.Trigger, Log: log.With("component", "webhook")})
+			},
+			func(r fiber.Router) {
+				oip.Mount(r, oip.Config{
+					ServerVersion: serverVersion(),
+					Models: []oip.Model{{Name: cfg.Model, Router: router,
+						Ready: func() (bool, string) {
+							st := controller.Status()
+							return st.Ready && router.Current() != nil, st.Reason
+						},
+						Decider: &oip.Direct{Router: router, Shadow: mirror}}},
+					Draining: func() bool { return httpAPI != nil && httpAPI.Draining() },
+					Log:      log.With("component", "oip"),
+				})
 			},
 		},
 	})
@@ -156,6 +171,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 type countedSession struct {
 	*inference.Session
 	metrics *metrics.Models
+}
+
+// Tensors describes the model's tensors for /v2's metadata.
+func (s *countedSession) Tensors() (inputs, outputs []models.TensorInfo) {
+	in, out := s.Session.Tensors()
+	conv := func(ts []inference.Tensor) []models.TensorInfo {
+		infos := make([]models.TensorInfo, len(ts))
+		for i, t := range ts {
+			infos[i] = models.TensorInfo{Name: t.Name, DataType: t.DataType, Shape: t.Shape}
+		}
+		return infos
+	}
+	return conv(in), conv(out)
 }
 
 func (s *countedSession) Close() error {
@@ -197,6 +225,19 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 	var l slog.Level
 	_ = l.UnmarshalText([]byte(level))
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+// serverVersion is what GET /v2 reports: the commit the binary was built
+// from, or "dev".
+func serverVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				return s.Value[:12]
+			}
+		}
+	}
+	return "dev"
 }
 
 func buildInfo() map[string]string {

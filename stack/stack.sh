@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # The compose topology as local processes, for machines without Docker:
 # MLflow (sqlite + proxied artifacts), a one-shot trainer, N serve replicas
-# behind stack/lb, Prometheus and the legacy web form. Every process runs in
-# its own process group; its PID file and log are under $STACK_DIR.
+# behind HAProxy (Debian's haproxy, configured from stack/haproxy.cfg),
+# Prometheus and the legacy web form. Every process runs in its own process
+# group; its PID file and log are under $STACK_DIR.
 #
-#   stack/stack.sh up       start everything, wait until it is ready, print the URLs
-#   stack/stack.sh down     stop everything `up` started (state stays for the next `up`)
-#   stack/stack.sh status   what runs
+#   stack/stack.sh up                 start everything, wait until it is ready, print the URLs
+#   stack/stack.sh down               stop everything `up` started (state stays for the next `up`)
+#   stack/stack.sh status             what runs
+#   stack/stack.sh restart serve-N    SIGTERM one replica (it drains), start it again, wait
+#                                     until HAProxy has it back in rotation
+#   stack/stack.sh rolling-restart    the same for every replica, one at a time
+#   stack/stack.sh haproxy-config     print the HAProxy configuration `up` writes
 #
 # Settings (environment; defaults in brackets). Everything listens on
 # $STACK_HOST [127.0.0.1].
@@ -20,6 +25,7 @@
 #   STACK_LEGACY [1]                  the loan officer's form
 #   LOAN_DATA [../shared/data/loan_approval.csv]
 #   SERVE_ADMIN_TOKEN                 unset: one is generated into $STACK_DIR/admin-token
+#   SERVE_SHUTDOWN_DRAIN [3s]         longer than HAProxy's fall × inter + timeout check (1.5 s)
 #   SERVE_POLL_INTERVAL, SERVE_MODEL, SERVE_LOG_LEVEL, ...  passed to every replica
 set -euo pipefail
 
@@ -41,6 +47,9 @@ venv="$root/notebooks/.venv"
 run="$STACK_DIR/run"   # <name>.pid
 logs="$STACK_DIR/logs" # <name>.log
 bin="$STACK_DIR/bin"
+# A draining replica must leave HAProxy's rotation before it stops
+# accepting: see the check settings in stack/haproxy.cfg.
+export SERVE_SHUTDOWN_DRAIN="${SERVE_SHUTDOWN_DRAIN:-3s}"
 
 say() { printf 'stack: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
@@ -100,7 +109,7 @@ need_port() {
 started() { (cd "$run" 2>/dev/null && ls -- *.pid 2>/dev/null | sed 's/\.pid$//') || true; }
 
 down() {
-  local order=(legacy prometheus lb) n
+  local order=(legacy prometheus haproxy) n
   for n in $(started); do case "$n" in serve-*) order+=("$n") ;; esac; done
   order+=(trainer mlflow)
   for n in "${order[@]}"; do stop "$n"; done
@@ -118,13 +127,66 @@ status() {
 
 url() { echo "http://$STACK_HOST:$1"; }
 
+# start_replica serve-N: start it with the command `up` wrote for it.
+start_replica() {
+  local cmd
+  # shellcheck disable=SC2207 # the file holds words quoted with printf %q
+  eval "cmd=($(cat "$run/$1.cmd"))"
+  start "$1" "${cmd[@]}"
+}
+
+# haproxy_config SERVER-LINE...: stack/haproxy.cfg with this stack's listen
+# address and replicas in place of compose's (the "local:" blocks).
+haproxy_config() {
+  local servers; servers="$(printf '%s\n' "$@")"
+  awk -v bind="    bind $STACK_HOST:$STACK_LB_PORT" -v servers="$servers" '
+    /^ *# local: end/ { skip = 0; next }
+    skip { next }
+    /^ *# local: bind/ { print bind; skip = 1; next }
+    /^ *# local: servers/ { print servers; skip = 1; next }
+    /^ *# local: resolvers/ { print "    nameserver unused 127.0.0.1:53"; skip = 1; next }
+    { print }' "$root/stack/haproxy.cfg"
+}
+
+# lb_up: how many replicas HAProxy has in rotation (0 when it does not answer).
+lb_up() {
+  curl -fsS --max-time 2 "$(url "$STACK_LB_PORT")/-/lb" 2>/dev/null | sed -n 's/.*"up":\([0-9]*\).*/\1/p' | grep . || echo 0
+}
+
+# wait_lb N: until HAProxy has N replicas in rotation.
+wait_lb() {
+  local deadline=$((SECONDS + STACK_START_TIMEOUT))
+  until [ "$(lb_up)" -ge "$1" ]; do
+    alive haproxy || { tail -n 30 "$logs/haproxy.log" >&2; die "haproxy exited (log: $logs/haproxy.log)"; }
+    [ $SECONDS -lt $deadline ] || die "HAProxy has $(lb_up) of $1 replicas in rotation after ${STACK_START_TIMEOUT}s (log: $logs/haproxy.log)"
+    sleep 0.2
+  done
+}
+
+# restart_replica serve-N: SIGTERM (the replica drains: /ready 503, HAProxy
+# takes it out), wait for it to exit, start it again and wait until HAProxy
+# has every replica back in rotation.
+restart_replica() {
+  local name="$1" total
+  total="$(started | grep -c '^serve-' || true)"
+  say "restarting $name"
+  stop "$name"
+  start_replica "$name"
+  local port
+  port="$(sed -n 's/.*SERVE_ADDR=[^ ]*:\([0-9][0-9]*\).*/\1/p' "$run/$name.cmd")"
+  wait_http "$name" "$(url "$port")/ready"
+  wait_lb "$total"
+  say "$name is back in rotation"
+}
+
 up() {
   [[ "$STACK_REPLICAS" =~ ^[1-9][0-9]*$ ]] || die "STACK_REPLICAS=$STACK_REPLICAS: must be a whole number ≥ 1"
   [ -x "$venv/bin/mlflow" ] || die "no $venv/bin/mlflow: run \`make notebooks-env\` first"
   local n
   for n in $(started); do alive "$n" && die "$n is already running from $STACK_DIR: run \`make stack-down\` first"; done
   need_port mlflow "$STACK_MLFLOW_PORT" MLFLOW
-  need_port lb "$STACK_LB_PORT" LB
+  need_port haproxy "$STACK_LB_PORT" LB
+  command -v haproxy >/dev/null || die "no haproxy: run \`make stack-deps\` (apt-get install haproxy)"
   local i
   for i in $(seq "$STACK_REPLICAS"); do need_port "serve-$i" $((STACK_SERVE_PORT + i - 1)) SERVE; done
   [ "$STACK_PROMETHEUS" = 0 ] || need_port prometheus "$STACK_PROMETHEUS_PORT" PROMETHEUS
@@ -135,9 +197,8 @@ up() {
   local ort="${ONNXRUNTIME_SHARED_LIBRARY_PATH:-}"
   [ -n "$ort" ] && [ -s "$ort" ] || ort="$("$root/scripts/onnxruntime.sh")"
 
-  say "building serve, lb and legacy into $bin"
+  say "building serve and legacy into $bin"
   (cd "$root" && CGO_ENABLED=1 go build -o "$bin/serve" ./serve \
-    && go build -o "$bin/lb" ./stack/lb \
     && { [ "$STACK_LEGACY" = 0 ] || go build -o "$bin/legacy" ./legacy; })
 
   local mlflow_url; mlflow_url="$(url "$STACK_MLFLOW_PORT")"
@@ -173,23 +234,37 @@ up() {
     [ -s "$STACK_DIR/admin-token" ] || (umask 077 && od -An -tx1 -N24 /dev/urandom | tr -d ' \n' >"$STACK_DIR/admin-token")
     SERVE_ADMIN_TOKEN="$(cat "$STACK_DIR/admin-token")"
   fi
-  local port backends=() targets=()
+  local port backends=() targets=() servers=()
   for i in $(seq "$STACK_REPLICAS"); do
     port=$((STACK_SERVE_PORT + i - 1))
     mkdir -p "$STACK_DIR/serve-$i"
-    start "serve-$i" env SERVE_ADDR="$STACK_HOST:$port" SERVE_CACHE_DIR="$STACK_DIR/serve-$i" \
-      MLFLOW_TRACKING_URI="$mlflow_url" SERVE_ADMIN_TOKEN="$SERVE_ADMIN_TOKEN" \
-      ONNXRUNTIME_SHARED_LIBRARY_PATH="$ort" "$bin/serve"
+    # The replica's command, kept for `restart`: the SERVE_*, MLFLOW_* and
+    # ONNXRUNTIME_* variables of this shell plus the replica's own (it holds
+    # the admin token: owner-only).
+    (umask 077 && : >"$run/serve-$i.cmd")
+    {
+      printf 'env'
+      local v
+      for v in $(compgen -e | grep -E '^(SERVE_|MLFLOW_|ONNXRUNTIME_)' || true); do printf ' %q' "$v=${!v}"; done
+      printf ' %q' SERVE_ADDR="$STACK_HOST:$port" SERVE_CACHE_DIR="$STACK_DIR/serve-$i" \
+        MLFLOW_TRACKING_URI="$mlflow_url" SERVE_ADMIN_TOKEN="$SERVE_ADMIN_TOKEN" \
+        ONNXRUNTIME_SHARED_LIBRARY_PATH="$ort" "$bin/serve"
+      echo
+    } >"$run/serve-$i.cmd"
+    start_replica "serve-$i"
     backends+=("$(url "$port")")
     targets+=("'$STACK_HOST:$port'")
+    servers+=("    server serve-$i $STACK_HOST:$port")
   done
   for i in $(seq "$STACK_REPLICAS"); do
     wait_http "serve-$i" "$(url $((STACK_SERVE_PORT + i - 1)))/ready"
   done
   say "$STACK_REPLICAS serve replicas ready"
 
-  start lb "$bin/lb" -addr "$STACK_HOST:$STACK_LB_PORT" -backends "$(IFS=,; echo "${backends[*]}")"
-  wait_http lb "$(url "$STACK_LB_PORT")/ready"
+  haproxy_config "${servers[@]}" >"$STACK_DIR/haproxy.cfg"
+  haproxy -c -q -f "$STACK_DIR/haproxy.cfg" || die "haproxy: $STACK_DIR/haproxy.cfg is not valid"
+  start haproxy haproxy -db -f "$STACK_DIR/haproxy.cfg"
+  wait_lb "$STACK_REPLICAS"
 
   local prom=0
   case "$STACK_PROMETHEUS" in
@@ -222,7 +297,7 @@ up() {
 
   cat <<EOF
 ML Service stack is up ($STACK_REPLICAS replicas; state, PIDs and logs in $STACK_DIR):
-  API (load balancer)  $(url "$STACK_LB_PORT")          e.g. curl $(url "$STACK_LB_PORT")/admin/models -H "Authorization: Bearer \$(cat $STACK_DIR/admin-token)"
+  API (HAProxy)        $(url "$STACK_LB_PORT")          e.g. curl $(url "$STACK_LB_PORT")/admin/models -H "Authorization: Bearer \$(cat $STACK_DIR/admin-token)"
   replicas             ${backends[*]}
   MLflow               $mlflow_url
 EOF
@@ -238,5 +313,16 @@ case "${1:-}" in
   up) up ;;
   down) down ;;
   status) status ;;
-  *) die "usage: $0 up|down|status" ;;
+  restart)
+    [[ "${2:-}" =~ ^serve-[0-9]+$ ]] && [ -s "$run/${2}.cmd" ] || die "usage: $0 restart serve-N (a replica of this stack)"
+    restart_replica "$2" ;;
+  haproxy-config)
+    # The HAProxy configuration `up` would write for these settings, with
+    # the replica ports STACK_SERVE_PORT, +1, ... (for stack/haproxy_test.go).
+    servers=()
+    for i in $(seq "$STACK_REPLICAS"); do servers+=("    server serve-$i $STACK_HOST:$((STACK_SERVE_PORT + i - 1))"); done
+    haproxy_config "${servers[@]}" ;;
+  rolling-restart)
+    for n in $(started); do case "$n" in serve-*) restart_replica "$n" ;; esac; done ;;
+  *) die "usage: $0 up|down|status|restart serve-N|rolling-restart|haproxy-config" ;;
 esac

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -30,9 +31,10 @@ const (
 
 // topology is a stack started by stack/stack.sh for one test.
 type topology struct {
-	dir      string
-	lb       string
-	replicas []string
+	dir, script string
+	env         []string
+	lb          string // HAProxy's front door
+	replicas    []string
 }
 
 // freePorts returns n consecutive free loopback ports.
@@ -57,16 +59,56 @@ func freePorts(t *testing.T, n int) int {
 	return 0
 }
 
-// startStack runs `stack/stack.sh up` (MLflow, the shipped versions
-// registered with their aliases, N replicas behind stack/lb; no Prometheus,
-// no legacy form) and `stack/stack.sh down` when the test ends.
+// The stack is started once for the whole package (TestMain stops it):
+// MLflow, the shipped versions registered with their aliases, three replicas
+// behind HAProxy; no Prometheus, no legacy form.
+var (
+	sharedOnce sync.Once
+	shared     *topology
+	sharedErr  error
+	sharedDown func() error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if sharedDown != nil {
+		if err := sharedDown(); err != nil {
+			fmt.Fprintln(os.Stderr, "stack.sh down:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// startStack returns the package's stack, starting it on first use.
 func startStack(t *testing.T) *topology {
 	t.Helper()
+	sharedOnce.Do(func() { shared, sharedErr = upStack(t) })
+	if sharedErr != nil {
+		t.Fatal(sharedErr)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			logs, _ := filepath.Glob(filepath.Join(shared.dir, "logs", "*.log"))
+			for _, l := range logs {
+				raw, _ := os.ReadFile(l)
+				t.Logf("--- %s (tail)\n%s", filepath.Base(l), raw[max(0, len(raw)-2000):])
+			}
+		}
+	})
+	return shared
+}
+
+// upStack runs `stack/stack.sh up` in a fresh directory on free ports.
+func upStack(t *testing.T) (*topology, error) {
 	root := servetest.ModuleRoot()
 	if _, err := os.Stat(filepath.Join(root, "notebooks", ".venv", "bin", "mlflow")); err != nil {
-		t.Fatalf("no notebooks/.venv/bin/mlflow (%v): run `make notebooks-env`", err)
+		return nil, fmt.Errorf("no notebooks/.venv/bin/mlflow (%v): run `make notebooks-env`", err)
 	}
-	dir := t.TempDir()
+	dir, err := os.MkdirTemp("", "mlservice-stack-")
+	if err != nil {
+		return nil, err
+	}
 	mlflowPort, lbPort, servePort := freePorts(t, 1), freePorts(t, 1), freePorts(t, replicas)
 	env := append(os.Environ(),
 		"STACK_DIR="+dir,
@@ -84,34 +126,75 @@ func startStack(t *testing.T) *topology {
 		"SERVE_LOG_LEVEL=info",
 		"ONNXRUNTIME_SHARED_LIBRARY_PATH="+servetest.ORTLibrary(t),
 	)
-	script := filepath.Join(root, "stack", "stack.sh")
-	t.Cleanup(func() {
-		cmd := exec.Command("bash", script, "down")
-		cmd.Env = env
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Errorf("stack.sh down: %v\n%s", err, out)
+	top := &topology{dir: dir, env: env, script: filepath.Join(root, "stack", "stack.sh"),
+		lb: "http://127.0.0.1:" + strconv.Itoa(lbPort)}
+	sharedDown = func() error {
+		out, err := top.run("down")
+		if err != nil {
+			return fmt.Errorf("%v\n%s", err, out)
 		}
-		if t.Failed() {
-			logs, _ := filepath.Glob(filepath.Join(dir, "logs", "*.log"))
-			for _, l := range logs {
-				raw, _ := os.ReadFile(l)
-				t.Logf("--- %s (tail)\n%s", filepath.Base(l), raw[max(0, len(raw)-2000):])
-			}
+		if os.Getenv("STACK_TEST_KEEP") == "" {
+			os.RemoveAll(dir)
 		}
-	})
-	cmd := exec.Command("bash", script, "up")
-	cmd.Env = env
+		return nil
+	}
 	start := time.Now()
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("stack.sh up: %v\n%s", err, out)
+	if out, err := top.run("up"); err != nil {
+		return nil, fmt.Errorf("stack.sh up: %v\n%s", err, out)
 	}
 	t.Logf("stack up in %s", time.Since(start).Round(time.Millisecond))
-	top := &topology{dir: dir, lb: "http://127.0.0.1:" + strconv.Itoa(lbPort)}
 	for i := range replicas {
 		top.replicas = append(top.replicas, "http://127.0.0.1:"+strconv.Itoa(servePort+i))
 	}
-	return top
+	return top, nil
+}
+
+// run runs stack/stack.sh with the stack's environment.
+func (top *topology) run(args ...string) ([]byte, error) {
+	cmd := exec.Command("bash", append([]string{top.script}, args...)...)
+	cmd.Env = top.env
+	return cmd.CombinedOutput()
+}
+
+// pid is the process id of a component (e.g. "serve-2") from its PID file.
+func (top *topology) pid(t *testing.T, name string) int {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(top.dir, "run", name+".pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(raw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pid
+}
+
+// inRotation is how many replicas HAProxy has in rotation (its /-/lb).
+func (top *topology) inRotation(t *testing.T) int {
+	t.Helper()
+	resp, err := client.Get(top.lb + "/-/lb")
+	if err != nil {
+		t.Fatalf("GET /-/lb: %v", err)
+	}
+	defer resp.Body.Close()
+	var st struct{ Up int }
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatalf("GET /-/lb: %v", err)
+	}
+	return st.Up
+}
+
+// waitRotation waits until HAProxy has n replicas in rotation.
+func (top *topology) waitRotation(t *testing.T, n int, limit time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for top.inRotation(t) != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("HAProxy has %d replicas in rotation after %s, want %d", top.inRotation(t), limit, n)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 var client = &http.Client{Timeout: 10 * time.Second}
@@ -204,9 +287,8 @@ func TestScaleOut(t *testing.T) {
 			t.Fatalf("%s: champion %q before the promotion, want 2", r, got)
 		}
 	}
-	var lbState struct{ Healthy int }
-	if call(t, http.MethodGet, top.lb+"/-/lb", nil, &lbState); lbState.Healthy != replicas {
-		t.Fatalf("the load balancer sees %d healthy replicas, want %d", lbState.Healthy, replicas)
+	if n := top.inRotation(t); n != replicas {
+		t.Fatalf("HAProxy has %d replicas in rotation, want %d", n, replicas)
 	}
 
 	t.Run("promote through one replica reaches all", func(t *testing.T) {

@@ -19,8 +19,8 @@ import (
 	"sync"
 	"time"
 
-	"mlservice/legacy/client"
 	"mlservice/internal/durable"
+	"mlservice/legacy/client"
 )
 
 // Status says where an application stands.

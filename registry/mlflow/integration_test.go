@@ -45,35 +45,35 @@ func TestAgainstMLflow(t *testing.T) {
 	ctx := context.Background()
 
 	t.Run("aliases and tags", func(t *testing.T) {
-		if _, err := c.VersionByAlias(ctx, model, registry.AliasChampion); !errors.Is(err, registry.ErrNotFound) {
+		if _, err := c.VersionByAlias(ctx, model, registry.Champion.String()); !errors.Is(err, registry.ErrNotFound) {
 			t.Fatalf("unset alias: %v, want ErrNotFound", err)
 		}
-		must(t, c.SetAlias(ctx, model, registry.AliasChampion, "1"))
-		must(t, c.SetAlias(ctx, model, registry.AliasChallenger, "1"))
-		must(t, c.SetAlias(ctx, model, registry.AliasChampion, "2")) // move
+		must(t, c.SetAlias(ctx, model, registry.Champion.String(), "1"))
+		must(t, c.SetAlias(ctx, model, registry.Challenger.String(), "1"))
+		must(t, c.SetAlias(ctx, model, registry.Champion.String(), "2")) // move
 		must(t, c.SetModelTag(ctx, model, registry.TrafficTag, `{"champion":90,"challenger":10}`))
 		must(t, c.SetModelTag(ctx, model, "owner", "credit-risk"))
 		assertState(t, c, model, map[string]string{"champion": "2", "challenger": "1"},
 			map[string]string{registry.TrafficTag: `{"champion":90,"challenger":10}`, "owner": "credit-risk"})
 
-		must(t, c.DeleteAlias(ctx, model, registry.AliasChallenger))
+		must(t, c.DeleteAlias(ctx, model, registry.Challenger.String()))
 		must(t, c.DeleteModelTag(ctx, model, "owner"))
 		assertState(t, c, model, map[string]string{"champion": "2"},
 			map[string]string{registry.TrafficTag: `{"champion":90,"challenger":10}`})
 
-		v, err := c.VersionByAlias(ctx, model, registry.AliasChampion)
+		v, err := c.VersionByAlias(ctx, model, registry.Champion.String())
 		must(t, err)
 		if v.Version != "2" || !strings.HasPrefix(v.Source, "models:/m-") || v.RunID == "" || v.Status != "READY" || v.ModelID == "" ||
 			len(v.Aliases) != 1 || v.Aliases[0] != "champion" {
 			t.Errorf("champion version = %+v", v)
 		}
-		if _, err := c.VersionByAlias(ctx, model, registry.AliasChallenger); !errors.Is(err, registry.ErrNotFound) {
+		if _, err := c.VersionByAlias(ctx, model, registry.Challenger.String()); !errors.Is(err, registry.ErrNotFound) {
 			t.Errorf("deleted alias: %v, want ErrNotFound", err)
 		}
-		if err := c.DeleteAlias(ctx, model, registry.AliasShadow); err != nil {
+		if err := c.DeleteAlias(ctx, model, registry.Shadow.String()); err != nil {
 			t.Errorf("deleting an unset alias: %v", err)
 		}
-		if err := c.SetAlias(ctx, model, registry.AliasShadow, "99"); !errors.Is(err, registry.ErrNotFound) {
+		if err := c.SetAlias(ctx, model, registry.Shadow.String(), "99"); !errors.Is(err, registry.ErrNotFound) {
 			t.Errorf("alias to a missing version: %v, want ErrNotFound", err)
 		}
 		if _, err := c.ModelVersion(ctx, model, "99"); !errors.Is(err, registry.ErrNotFound) {

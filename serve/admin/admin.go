@@ -111,7 +111,7 @@ func (h *handlers) models(c *fiber.Ctx) error {
 			weights[l.Variant] = l.Weight
 		}
 		for _, r := range t.Routes() {
-			live = append(live, variantState{Variant: string(r.Variant), Version: r.Version.Version, SHA256: r.Version.SHA256,
+			live = append(live, variantState{Variant: r.Variant.String(), Version: r.Version.Version, SHA256: r.Version.SHA256,
 				Source: r.Version.Source, LoadedAt: r.Version.LoadedAt, Weight: weights[string(r.Variant)]})
 		}
 		out["model"] = t.Model
@@ -132,7 +132,7 @@ func (h *handlers) promote(c *fiber.Ctx) error {
 		return h.audit(c, "promote", nil, err)
 	}
 	if req.Alias == "" {
-		req.Alias = registry.AliasChampion
+		req.Alias = registry.Champion.String()
 	}
 	return h.run(c, "promote", func(ctx context.Context) (rollout.Change, error) {
 		return h.cfg.Controller.Promote(ctx, req.Alias, req.Version)

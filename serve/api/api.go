@@ -96,6 +96,9 @@ type Server struct {
 // Drain starts the graceful shutdown's first phase (see draining).
 func (s *Server) Drain() { s.draining.Store(true) }
 
+// Draining reports whether Drain has been called.
+func (s *Server) Draining() bool { return s.draining.Load() }
+
 // New builds the Fiber app with every route.
 func New(cfg Config, deps Deps) (*fiber.App, *Server, error) {
 	cfg.defaults()

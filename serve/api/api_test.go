@@ -177,7 +177,7 @@ func TestPredictErrors(t *testing.T) {
 		{"wrong types", "POST", "/v1/predict", "application/json", `{"income":true,"credit_score":[],"loan_amount":{},"years_employed":null,"points":"1"}`,
 			422, CodeValidationFailed, []string{"income", "credit_score", "loan_amount", "years_employed", "points"}},
 		{"not an object", "POST", "/v1/predict", "application/json", `"hello"`, 422, CodeValidationFailed, []string{""}},
-		{"unknown route", "GET", "/v2/predict", "", "", 404, CodeNotFound, nil},
+		{"unknown route", "GET", "/v9/predict", "", "", 404, CodeNotFound, nil},
 		{"wrong method", "GET", "/v1/predict", "", "", 405, CodeMethodNotAllowed, nil},
 	}
 	for _, tc := range tests {

@@ -8,6 +8,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"mlservice/schemas"
+	"mlservice/serve/oip"
 )
 
 // Error is an error with its HTTP status and the code clients switch on.
@@ -101,6 +102,11 @@ func ErrorHandler(log *slog.Logger) fiber.ErrorHandler {
 		if e.Status >= 500 && e.Code == CodeInternal {
 			log.Error("request failed", "method", c.Method(), "path", c.Path(),
 				"request_id", requestID(c), "error", err)
+		}
+		if oip.IsPath(c.Request().URI().Path()) {
+			// The Open Inference Protocol's clients read only {"error": "..."}
+			// (a body over the limit is refused here, before /v2's handlers).
+			return oip.WriteError(c, e.Status, e.Message)
 		}
 		var body errorBody
 		body.Error.Code = e.Code

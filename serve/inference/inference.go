@@ -99,6 +99,74 @@ type Session struct {
 	free chan *runner
 	// batchBuffers recycles the Go-side output slices of batch runs.
 	batchBuffers sync.Pool
+	// inputs and outputs describe the graph as ONNX Runtime reports it.
+	inputs, outputs []Tensor
+}
+
+// Tensor describes one input or output of a model: its name, element type in
+// the Open Inference Protocol's spelling (FP32, INT64, ...) and shape, with -1
+// for a dimension of any size.
+type Tensor struct {
+	Name     string
+	DataType string
+	Shape    []int64
+}
+
+// Tensors describes the model's inputs and outputs.
+func (s *Session) Tensors() (inputs, outputs []Tensor) { return s.inputs, s.outputs }
+
+func describe(infos []ort.InputOutputInfo) []Tensor {
+	out := make([]Tensor, 0, len(infos))
+	for _, info := range infos {
+		if info.OrtValueType != ort.ONNXTypeTensor {
+			continue
+		}
+		shape := make([]int64, len(info.Dimensions))
+		for i, d := range info.Dimensions {
+			if d <= 0 {
+				d = -1
+			}
+			shape[i] = d
+		}
+		out = append(out, Tensor{Name: info.Name, DataType: dataTypeName(info.DataType), Shape: shape})
+	}
+	return out
+}
+
+// dataTypeName spells an ONNX element type the way the Open Inference
+// Protocol does.
+func dataTypeName(t ort.TensorElementDataType) string {
+	switch t {
+	case ort.TensorElementDataTypeFloat:
+		return "FP32"
+	case ort.TensorElementDataTypeDouble:
+		return "FP64"
+	case ort.TensorElementDataTypeFloat16:
+		return "FP16"
+	case ort.TensorElementDataTypeBFloat16:
+		return "BF16"
+	case ort.TensorElementDataTypeInt8:
+		return "INT8"
+	case ort.TensorElementDataTypeInt16:
+		return "INT16"
+	case ort.TensorElementDataTypeInt32:
+		return "INT32"
+	case ort.TensorElementDataTypeInt64:
+		return "INT64"
+	case ort.TensorElementDataTypeUint8:
+		return "UINT8"
+	case ort.TensorElementDataTypeUint16:
+		return "UINT16"
+	case ort.TensorElementDataTypeUint32:
+		return "UINT32"
+	case ort.TensorElementDataTypeUint64:
+		return "UINT64"
+	case ort.TensorElementDataTypeBool:
+		return "BOOL"
+	case ort.TensorElementDataTypeString:
+		return "BYTES"
+	}
+	return t.String()
 }
 
 // runner is one set of pre-created tensors for a one-row run.
@@ -165,7 +233,8 @@ func Open(path string, opts Options) (*Session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: opening %s: %v", ErrUnsupportedModel, path, err)
 	}
-	return &Session{ort: s, columns: columns, probWidth: probWidth, free: make(chan *runner, opts.FreeRunners)}, nil
+	return &Session{ort: s, columns: columns, probWidth: probWidth, free: make(chan *runner, opts.FreeRunners),
+		inputs: describe(inputs), outputs: describe(outputs)}, nil
 }
 
 // checkIO returns the number of feature columns the model takes and the name

@@ -105,3 +105,29 @@ func (v *Version) Decide(apps []*schemas.Application, x []float32, probs []float
 	}
 	return v.scorer.Score(x, probs, approve)
 }
+
+// TensorInfo describes one input or output of a version's model: name, element
+// type as the Open Inference Protocol spells it (FP32, INT64, ...) and shape,
+// -1 for a dimension of any size.
+type TensorInfo struct {
+	Name     string
+	DataType string
+	Shape    []int64
+}
+
+// Describer is a Scorer that can describe its model's tensors
+// (*inference.Session through the server's wiring).
+type Describer interface {
+	Tensors() (inputs, outputs []TensorInfo)
+}
+
+// Tensors describes the model's inputs and outputs; ok is false when the
+// scorer cannot say.
+func (v *Version) Tensors() (inputs, outputs []TensorInfo, ok bool) {
+	d, ok := v.scorer.(Describer)
+	if !ok {
+		return nil, nil, false
+	}
+	inputs, outputs = d.Tensors()
+	return inputs, outputs, true
+}

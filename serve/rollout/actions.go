@@ -65,9 +65,9 @@ func (c *Controller) Desired(ctx context.Context) (Desired, error) {
 // only then is the alias written and the routing table swapped. A version
 // that fails verification changes nothing.
 func (c *Controller) Promote(ctx context.Context, alias, version string) (Change, error) {
-	variant := routing.Variant(alias)
-	if variant != routing.Champion && variant != routing.Challenger && variant != routing.Shadow {
-		return Change{}, fmt.Errorf("%w: alias %q: must be champion, challenger or shadow", ErrInvalid, alias)
+	variant, err := registry.ParseVariant(alias)
+	if err != nil {
+		return Change{}, fmt.Errorf("%w: alias: %v", ErrInvalid, err)
 	}
 	if version == "" {
 		return Change{}, fmt.Errorf("%w: version is required", ErrInvalid)
@@ -82,7 +82,7 @@ func (c *Controller) Promote(ctx context.Context, alias, version string) (Change
 		if _, err := c.version(ctx, c.cfg.Source, variant, version); err != nil {
 			return &VerifyError{Err: err}
 		}
-		if variant == routing.Champion && before.Champion != "" && before.Champion != version {
+		if variant == registry.Champion && before.Champion != "" && before.Champion != version {
 			history := append(championHistory(st), before.Champion)
 			if len(history) > maxHistory {
 				history = history[len(history)-maxHistory:]
@@ -98,7 +98,7 @@ func (c *Controller) Promote(ctx context.Context, alias, version string) (Change
 // Retire removes the challenger or shadow alias, taking that variant out of
 // service. The champion cannot be retired: something must always serve.
 func (c *Controller) Retire(ctx context.Context, alias string) (Change, error) {
-	if alias != registry.AliasChallenger && alias != registry.AliasShadow {
+	if v, err := registry.ParseVariant(alias); err != nil || v == registry.Champion {
 		return Change{}, fmt.Errorf("%w: alias %q: only challenger or shadow can be retired", ErrInvalid, alias)
 	}
 	return c.act(ctx, func(ctx context.Context, w Writer, st registry.State, _ Desired) error {
@@ -117,10 +117,10 @@ func (c *Controller) Rollback(ctx context.Context) (Change, error) {
 			return ErrNoHistory
 		}
 		previous := history[len(history)-1]
-		if _, err := c.version(ctx, c.cfg.Source, routing.Champion, previous); err != nil {
+		if _, err := c.version(ctx, c.cfg.Source, registry.Champion, previous); err != nil {
 			return &VerifyError{Err: err}
 		}
-		if err := w.SetAlias(ctx, c.cfg.Model, registry.AliasChampion, previous); err != nil {
+		if err := w.SetAlias(ctx, c.cfg.Model, registry.Champion.String(), previous); err != nil {
 			return err
 		}
 		return w.SetModelTag(ctx, c.cfg.Model, HistoryTag, mustJSON(history[:len(history)-1]))

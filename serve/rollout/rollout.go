@@ -32,16 +32,17 @@ type Desired struct {
 	Weights    routing.Weights `json:"weights"`
 }
 
-func (d Desired) version(v routing.Variant) string {
+// Version returns the version asked for the variant ("" for none).
+func (d Desired) Version(v registry.Variant) string { return *d.field(v) }
+
+func (d *Desired) field(v registry.Variant) *string {
 	switch v {
-	case routing.Champion:
-		return d.Champion
-	case routing.Challenger:
-		return d.Challenger
-	case routing.Shadow:
-		return d.Shadow
+	case registry.Challenger:
+		return &d.Challenger
+	case registry.Shadow:
+		return &d.Shadow
 	}
-	return ""
+	return &d.Champion
 }
 
 // ErrNoChampion means the registry has no champion alias for the model.
@@ -49,11 +50,9 @@ var ErrNoChampion = errors.New("the registry has no champion alias for the model
 
 // DesiredFrom reads the aliases and the traffic tag of a registry state.
 func DesiredFrom(s registry.State) (Desired, error) {
-	d := Desired{
-		Champion:   s.Aliases[registry.AliasChampion],
-		Challenger: s.Aliases[registry.AliasChallenger],
-		Shadow:     s.Aliases[registry.AliasShadow],
-		Weights:    routing.DefaultWeights,
+	d := Desired{Weights: routing.DefaultWeights}
+	for _, v := range registry.Variants() {
+		*d.field(v) = s.Version(v)
 	}
 	if d.Champion == "" {
 		return d, ErrNoChampion
@@ -261,9 +260,9 @@ func (c *Controller) apply(ctx context.Context, src registry.Source, want Desire
 		return nil          // unchanged: no other work
 	}
 	var errs []error
-	routes := map[routing.Variant]*routing.Route{}
-	for _, variant := range []routing.Variant{routing.Champion, routing.Challenger, routing.Shadow} {
-		version := want.version(variant)
+	routes := map[registry.Variant]*routing.Route{}
+	for _, variant := range registry.Variants() {
+		version := want.Version(variant)
 		if version == "" {
 			continue
 		}
@@ -279,16 +278,16 @@ func (c *Controller) apply(ctx context.Context, src registry.Source, want Desire
 			routes[variant] = old
 		default:
 			routes[variant] = &routing.Route{Variant: variant, Version: v,
-				Metrics: c.cfg.Metrics.ForVersion(c.cfg.Model, v.Version, string(variant))}
-			c.cfg.Metrics.Swap(c.cfg.Model, string(variant), true)
+				Metrics: c.cfg.Metrics.ForVersion(c.cfg.Model, v.Version, variant.String())}
+			c.cfg.Metrics.Swap(c.cfg.Model, variant.String(), true)
 			c.cfg.Log.Info("model version live", "model", c.cfg.Model, "variant", variant,
 				"version", v.Version, "sha256", v.SHA256, "source", v.Source)
 		}
 	}
-	if routes[routing.Champion] == nil {
+	if routes[registry.Champion] == nil {
 		return errors.Join(append(errs, ErrNoChampion)...)
 	}
-	t, err := routing.NewTable(c.cfg.Model, routes[routing.Champion], routes[routing.Challenger], routes[routing.Shadow], want.Weights)
+	t, err := routing.NewTable(c.cfg.Model, routes[registry.Champion], routes[registry.Challenger], routes[registry.Shadow], want.Weights)
 	if err != nil {
 		return errors.Join(append(errs, err)...)
 	}
@@ -315,7 +314,7 @@ func (c *Controller) liveFrom(src registry.Source) bool {
 // version returns a loaded Version: one already live, or a fresh load. A
 // version that failed for the current registry state is not retried until
 // the state changes, so a bad artifact costs one download, not one per poll.
-func (c *Controller) version(ctx context.Context, src registry.Source, variant routing.Variant, version string) (*models.Version, error) {
+func (c *Controller) version(ctx context.Context, src registry.Source, variant registry.Variant, version string) (*models.Version, error) {
 	key := liveKey(src, version)
 	if v, ok := c.live[key]; ok {
 		return v, nil
@@ -331,7 +330,7 @@ func (c *Controller) version(ctx context.Context, src registry.Source, variant r
 			reason = le.Reason
 		}
 		c.cfg.Metrics.LoadFailure(c.cfg.Model, reason)
-		c.cfg.Metrics.Swap(c.cfg.Model, string(variant), false)
+		c.cfg.Metrics.Swap(c.cfg.Model, variant.String(), false)
 		c.cfg.Log.Error("model version rejected", "model", c.cfg.Model, "version", version, "reason", reason, "error", err)
 		c.failed[key] = err
 		return nil, err
@@ -347,7 +346,7 @@ func liveKey(src registry.Source, version string) string {
 	return src.Kind() + ":" + src.Key() + "/" + version
 }
 
-func currentRoute(t *routing.Table, v routing.Variant) *routing.Route {
+func currentRoute(t *routing.Table, v registry.Variant) *routing.Route {
 	if t == nil {
 		return nil
 	}

@@ -11,18 +11,19 @@ import (
 	"math/rand/v2"
 	"sync/atomic"
 
+	"mlservice/registry"
 	"mlservice/serve/metrics"
 	"mlservice/serve/models"
 )
 
-// Variant is the role a version plays in the traffic split.
-type Variant string
+// Variant is registry.Variant: its string form is the alias.
+type Variant = registry.Variant
 
-// The variants, named after the registry aliases that define them.
+// The variants (registry.Champion, ...).
 const (
-	Champion   Variant = "champion"
-	Challenger Variant = "challenger"
-	Shadow     Variant = "shadow"
+	Champion   = registry.Champion
+	Challenger = registry.Challenger
+	Shadow     = registry.Shadow
 )
 
 // Route is one variant's live version with its metrics bound once.

@@ -1,0 +1,542 @@
+// Package reasons turns a scorecard-shaped model version's contribution
+// outputs into the principal reasons for a decline, in the bank's words.
+//
+// A version's reasons.json (beside model.onnx) is its reasons table: per
+// characteristic (one contrib_<name> output of the ONNX graph) the input field
+// a reason names, how the applicant's value is computed and formatted, the
+// reason code and the bands with their log-odds contribution and wording.
+// Parse reads and validates it; Table.Cover proves it explains every
+// contribution output of the graph; Table.Explain ranks the reasons for one
+// declined application: the points it lost against each characteristic's best
+// band, largest first, at most four (Regulation B's commentary: more than four
+// is not helpful).
+//
+// A Table is immutable once parsed and safe for concurrent use.
+package reasons
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"mlservice/schemas"
+)
+
+// FileName is the reasons table's file name in a model version's directory.
+const FileName = "reasons.json"
+
+// ContribPrefix starts the name of every contribution output of the graph.
+const ContribPrefix = "contrib_"
+
+// MaxReasons is the most reasons a decline carries.
+const MaxReasons = 4
+
+// MinLoss is the smallest loss against the best band that counts as a reason;
+// below it the applicant is in the best band and the difference is float noise.
+const MinLoss = 1e-6
+
+// MinBandGap is the least difference between two bands' contributions of one
+// characteristic, so the band nearest the model's output is never ambiguous.
+const MinBandGap = 1e-3
+
+// Reason is one principal reason for a decline.
+type Reason struct {
+	Code    string `json:"code"`
+	Feature string `json:"feature"` // the input field it names
+	Text    string `json:"text"`
+}
+
+// Value formats, as the table's value_format names them.
+const (
+	FormatInteger  = "integer"
+	FormatCurrency = "currency"
+	FormatPercent  = "percent"
+	FormatYears    = "years"
+)
+
+// Directions: how a characteristic's contribution moves as its value grows.
+const (
+	Increasing = "increasing"
+	Decreasing = "decreasing"
+)
+
+var (
+	// ErrNoTable means the version has no reasons.json: it cannot give
+	// reasons, so it may serve only as shadow.
+	ErrNoTable = errors.New("reasons: the version has no reasons table (reasons.json)")
+	// ErrNotCovered means the table and the graph's contribution outputs do
+	// not match one to one.
+	ErrNotCovered = errors.New("reasons: the reasons table does not cover the model's contribution outputs")
+)
+
+// Band is one band of a characteristic: values in [Lower, Upper) (nil = open).
+type Band struct {
+	Lower        *float64 `json:"lower"`
+	Upper        *float64 `json:"upper"`
+	Contribution float64  `json:"contribution"`
+	Text         *string  `json:"text"`
+}
+
+// ValueSpec says how the applicant's value of a characteristic is computed:
+// one input field, or the ratio of two.
+type ValueSpec struct {
+	Field string   `json:"field,omitempty"`
+	Ratio []string `json:"ratio,omitempty"`
+
+	num, den schemas.Feature
+	ratio    bool
+}
+
+// Characteristic is one row group of the scorecard.
+type Characteristic struct {
+	Name        string    `json:"name"`
+	Field       string    `json:"field"`
+	Value       ValueSpec `json:"value"`
+	ValueFormat string    `json:"value_format"`
+	Direction   string    `json:"direction"`
+	Code        string    `json:"code"`
+	Bands       []Band    `json:"bands"`
+
+	best float64 // the largest band contribution
+}
+
+// Table is a version's parsed and validated reasons table.
+type Table struct {
+	FormatVersion   int              `json:"format_version"`
+	Threshold       float64          `json:"threshold"`
+	Characteristics []Characteristic `json:"characteristics"`
+
+	byName map[string]int
+}
+
+var nameRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
+var codeRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,32}$`)
+
+// ReadFile reads and validates a reasons table; a missing file is ErrNoTable.
+func ReadFile(path string) (*Table, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, ErrNoTable
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reasons: %w", err)
+	}
+	t, err := Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return t, nil
+}
+
+// Parse decodes and validates a reasons table. Unknown fields are errors, so
+// a misspelt key never silently drops a rule.
+func Parse(b []byte) (*Table, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var t Table
+	if err := dec.Decode(&t); err != nil {
+		return nil, fmt.Errorf("reasons: not a reasons table: %w", err)
+	}
+	if dec.More() {
+		return nil, errors.New("reasons: trailing data after the table")
+	}
+	if err := t.validate(); err != nil {
+		return nil, fmt.Errorf("reasons: %w", err)
+	}
+	return &t, nil
+}
+
+func (t *Table) validate() error {
+	if t.FormatVersion != 1 {
+		return fmt.Errorf("format_version %d: only 1 is known", t.FormatVersion)
+	}
+	if !(t.Threshold > 0 && t.Threshold < 1) {
+		return fmt.Errorf("threshold %v: must be between 0 and 1", t.Threshold)
+	}
+	if len(t.Characteristics) == 0 {
+		return errors.New("no characteristics")
+	}
+	t.byName = make(map[string]int, len(t.Characteristics))
+	codes := map[string]string{}
+	for i := range t.Characteristics {
+		c := &t.Characteristics[i]
+		if err := c.validate(); err != nil {
+			return fmt.Errorf("characteristic %d (%q): %w", i, c.Name, err)
+		}
+		if _, dup := t.byName[c.Name]; dup {
+			return fmt.Errorf("characteristic %q appears twice", c.Name)
+		}
+		t.byName[c.Name] = i
+		if other, dup := codes[c.Code]; dup {
+			return fmt.Errorf("reason code %q is used by %q and %q", c.Code, other, c.Name)
+		}
+		codes[c.Code] = c.Name
+	}
+	return nil
+}
+
+func (c *Characteristic) validate() error {
+	if !nameRE.MatchString(c.Name) {
+		return errors.New("name must be lower-case letters, digits and _ (the output is contrib_<name>)")
+	}
+	if _, ok := schemas.FeatureByName(c.Field); !ok {
+		return fmt.Errorf("field %q is not an input field of the API", c.Field)
+	}
+	if !codeRE.MatchString(c.Code) {
+		return fmt.Errorf("code %q: 1-32 letters, digits, '_', '.' or '-'", c.Code)
+	}
+	if err := c.Value.resolve(); err != nil {
+		return err
+	}
+	switch c.ValueFormat {
+	case FormatInteger, FormatCurrency, FormatPercent, FormatYears:
+	default:
+		return fmt.Errorf("value_format %q: must be integer, currency, percent or years", c.ValueFormat)
+	}
+	if c.Direction != Increasing && c.Direction != Decreasing {
+		return fmt.Errorf("direction %q: must be increasing or decreasing", c.Direction)
+	}
+	if len(c.Bands) < 2 {
+		return errors.New("needs at least two bands")
+	}
+	c.best = math.Inf(-1)
+	for j, b := range c.Bands {
+		if math.IsNaN(b.Contribution) || math.IsInf(b.Contribution, 0) {
+			return fmt.Errorf("band %d: contribution must be finite", j)
+		}
+		first, last := j == 0, j == len(c.Bands)-1
+		if first != (b.Lower == nil) {
+			return fmt.Errorf("band %d: only the first band has an open lower end (null)", j)
+		}
+		if last != (b.Upper == nil) {
+			return fmt.Errorf("band %d: only the last band has an open upper end (null)", j)
+		}
+		if b.Lower != nil && b.Upper != nil && !(*b.Lower < *b.Upper) {
+			return fmt.Errorf("band %d: lower %v is not below upper %v", j, *b.Lower, *b.Upper)
+		}
+		if j > 0 {
+			prev := c.Bands[j-1]
+			if *prev.Upper != *b.Lower {
+				return fmt.Errorf("band %d: starts at %v but band %d ends at %v (bands must be contiguous)", j, *b.Lower, j-1, *prev.Upper)
+			}
+			step := b.Contribution - prev.Contribution
+			if c.Direction == Decreasing {
+				step = -step
+			}
+			if step < MinBandGap {
+				return fmt.Errorf("band %d: contribution %v after %v is not %s by at least %g (the table must be monotone)",
+					j, b.Contribution, prev.Contribution, c.Direction, MinBandGap)
+			}
+		}
+		c.best = math.Max(c.best, b.Contribution)
+	}
+	for j, b := range c.Bands {
+		if b.Contribution < c.best && (b.Text == nil || strings.TrimSpace(*b.Text) == "") {
+			return fmt.Errorf("band %d: a band below the best one needs a text (it can be a reason)", j)
+		}
+	}
+	return nil
+}
+
+func (v *ValueSpec) resolve() error {
+	hasRatio := v.Ratio != nil
+	switch {
+	case v.Field != "" && hasRatio:
+		return errors.New(`value: give "field" or "ratio", not both`)
+	case v.Field != "":
+		f, ok := schemas.FeatureByName(v.Field)
+		if !ok {
+			return fmt.Errorf("value: field %q is not an input field", v.Field)
+		}
+		v.num = f
+	case hasRatio:
+		if len(v.Ratio) != 2 {
+			return fmt.Errorf("value: ratio %q: needs [numerator, denominator]", v.Ratio)
+		}
+		num, ok1 := schemas.FeatureByName(v.Ratio[0])
+		den, ok2 := schemas.FeatureByName(v.Ratio[1])
+		if !ok1 || !ok2 {
+			return fmt.Errorf("value: ratio %q: both must be input fields", v.Ratio)
+		}
+		v.num, v.den, v.ratio = num, den, true
+	default:
+		return errors.New(`value: needs "field" or "ratio"`)
+	}
+	return nil
+}
+
+// of returns the applicant's value of the characteristic.
+func (v *ValueSpec) of(a *schemas.Application) float64 {
+	if !v.ratio {
+		return a.Value(v.num)
+	}
+	d := a.Value(v.den)
+	if d == 0 {
+		return math.Inf(1)
+	}
+	return a.Value(v.num) / d
+}
+
+// Names returns the characteristics' names in table order.
+func (t *Table) Names() []string {
+	out := make([]string, len(t.Characteristics))
+	for i, c := range t.Characteristics {
+		out[i] = c.Name
+	}
+	return out
+}
+
+// Cover checks that the table explains exactly the graph's contribution
+// outputs: every contrib_<name> output has a characteristic and every
+// characteristic an output. outputs are the graph's output names (others
+// than contrib_* are ignored).
+func (t *Table) Cover(outputs []string) error {
+	have := map[string]bool{}
+	var missing, extra []string
+	for _, o := range outputs {
+		name, ok := strings.CutPrefix(o, ContribPrefix)
+		if !ok {
+			continue
+		}
+		have[name] = true
+		if _, ok := t.byName[name]; !ok {
+			missing = append(missing, o)
+		}
+	}
+	for _, c := range t.Characteristics {
+		if !have[c.Name] {
+			extra = append(extra, c.Name)
+		}
+	}
+	if len(missing) == 0 && len(extra) == 0 {
+		return nil
+	}
+	var parts []string
+	if len(missing) > 0 {
+		parts = append(parts, "outputs with no characteristic: "+strings.Join(missing, ", "))
+	}
+	if len(extra) > 0 {
+		parts = append(parts, "characteristics with no contrib_ output: "+strings.Join(extra, ", "))
+	}
+	return fmt.Errorf("%w: %s", ErrNotCovered, strings.Join(parts, "; "))
+}
+
+// BandOf returns the index of the band whose contribution is nearest c, the
+// model's contribution output for the characteristic.
+func (ch *Characteristic) BandOf(c float64) int {
+	best, dist := 0, math.Inf(1)
+	for j, b := range ch.Bands {
+		if d := math.Abs(b.Contribution - c); d < dist {
+			best, dist = j, d
+		}
+	}
+	return best
+}
+
+// BandOfValue returns the index of the band that holds value v by its edges.
+func (ch *Characteristic) BandOfValue(v float64) int {
+	for j, b := range ch.Bands {
+		if b.Upper == nil || v < *b.Upper {
+			return j
+		}
+	}
+	return len(ch.Bands) - 1
+}
+
+// BestBand returns the index of the band with the largest contribution.
+func (ch *Characteristic) BestBand() int {
+	for j, b := range ch.Bands {
+		if b.Contribution == ch.best {
+			return j
+		}
+	}
+	return 0
+}
+
+// Characteristic returns the named characteristic.
+func (t *Table) Characteristic(name string) (*Characteristic, bool) {
+	i, ok := t.byName[name]
+	if !ok {
+		return nil, false
+	}
+	return &t.Characteristics[i], true
+}
+
+// Explain returns the ranked reasons for a declined application: for each
+// characteristic the loss of the applicant's contribution against its best
+// band; losses above MinLoss, largest first (ties in table order), at most
+// MaxReasons. contributions are the model's outputs by characteristic name.
+// It returns nil when no characteristic lost anything.
+func (t *Table) Explain(a *schemas.Application, contributions map[string]float32) []Reason {
+	type loss struct {
+		i    int
+		loss float64
+		band int
+	}
+	var buf [8]loss
+	losses := buf[:0]
+	for i := range t.Characteristics {
+		ch := &t.Characteristics[i]
+		c, ok := contributions[ch.Name]
+		if !ok {
+			continue // Cover guarantees every name; a caller's gap is not a reason
+		}
+		l := ch.best - float64(c)
+		if l > MinLoss {
+			losses = append(losses, loss{i, l, ch.BandOf(float64(c))})
+		}
+	}
+	if len(losses) == 0 {
+		return nil
+	}
+	sort.SliceStable(losses, func(x, y int) bool { return losses[x].loss > losses[y].loss })
+	if len(losses) > MaxReasons {
+		losses = losses[:MaxReasons]
+	}
+	out := make([]Reason, len(losses))
+	for k, l := range losses {
+		ch := &t.Characteristics[l.i]
+		text := ""
+		if tx := ch.Bands[l.band].Text; tx != nil {
+			text = strings.ReplaceAll(*tx, "{value}", FormatValue(ch.ValueFormat, ch.Value.of(a)))
+		}
+		out[k] = Reason{Code: ch.Code, Feature: ch.Field, Text: text}
+	}
+	return out
+}
+
+// Codes returns the reasons' codes in order.
+func Codes(rs []Reason) []string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = r.Code
+	}
+	return out
+}
+
+// CheckCodes compares the reasons computed for a serving-check case with the
+// codes the training run recorded, in order.
+func CheckCodes(got []Reason, want []string) error {
+	g := Codes(got)
+	if len(g) != len(want) {
+		return fmt.Errorf("reasons %v, training run recorded %v", g, want)
+	}
+	for i := range g {
+		if g[i] != want[i] {
+			return fmt.Errorf("reasons %v, training run recorded %v", g, want)
+		}
+	}
+	return nil
+}
+
+// FormatValue writes an applicant's value the way the bank words it:
+// integer "612", currency "$45,000", percent "27%" (one decimal when it is
+// not whole: "27.5%"), years "1 year" / "3 years" / "2.5 years".
+func FormatValue(format string, v float64) string {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return "n/a"
+	}
+	switch format {
+	case FormatCurrency:
+		s := groupThousands(int64(math.Round(math.Abs(v))))
+		if v < 0 {
+			return "-$" + s
+		}
+		return "$" + s
+	case FormatPercent:
+		return trimDecimal(v*100) + "%"
+	case FormatYears:
+		s := trimDecimal(v)
+		if s == "1" {
+			return "1 year"
+		}
+		return s + " years"
+	default: // integer
+		return groupThousandsSigned(int64(math.Round(v)))
+	}
+}
+
+// trimDecimal rounds to one decimal and drops a trailing ".0".
+func trimDecimal(v float64) string {
+	s := strconv.FormatFloat(math.Round(v*10)/10, 'f', 1, 64)
+	s = strings.TrimSuffix(s, ".0")
+	if s == "-0" {
+		return "0"
+	}
+	return s
+}
+
+func groupThousandsSigned(n int64) string {
+	if n < 0 {
+		return "-" + groupThousands(-n)
+	}
+	return groupThousands(n)
+}
+
+func groupThousands(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	if len(s) <= 3 {
+		return s
+	}
+	var b strings.Builder
+	pre := len(s) % 3
+	if pre > 0 {
+		b.WriteString(s[:pre])
+	}
+	for i := pre; i < len(s); i += 3 {
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(s[i : i+3])
+	}
+	return b.String()
+}
+
+// Improve returns a copy of a with only the characteristic's field changed so
+// that its value falls in the best band: what the applicant would have to
+// change for this reason to go away. For a ratio, the field the reason names
+// moves and the other stays. ok is false when no value of the field alone
+// reaches the best band.
+func (ch *Characteristic) Improve(a *schemas.Application) (out schemas.Application, ok bool) {
+	out = *a
+	b := ch.Bands[ch.BestBand()]
+	var target float64
+	switch {
+	case b.Lower != nil && b.Upper != nil:
+		target = (*b.Lower + *b.Upper) / 2
+	case b.Lower != nil:
+		target = *b.Lower
+	case *b.Upper > 0:
+		target = *b.Upper / 2
+	default:
+		target = *b.Upper - 1
+	}
+	field, _ := schemas.FeatureByName(ch.Field)
+	if !ch.Value.ratio {
+		out.Set(field, target)
+		return out, field == ch.Value.num
+	}
+	switch field {
+	case ch.Value.num:
+		out.Set(field, target*a.Value(ch.Value.den))
+	case ch.Value.den:
+		if target == 0 {
+			return out, false
+		}
+		out.Set(field, a.Value(ch.Value.num)/target)
+	default:
+		return out, false
+	}
+	return out, true
+}
+
+// ValueOf returns the applicant's value of the characteristic (a field or a
+// ratio of two).
+func (ch *Characteristic) ValueOf(a *schemas.Application) float64 { return ch.Value.of(a) }

@@ -1,0 +1,298 @@
+package reasons
+
+import (
+	"encoding/json"
+	"errors"
+	"math"
+	"math/rand/v2"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+
+	"mlservice/schemas"
+)
+
+func loadScorecard(t *testing.T) *Table {
+	t.Helper()
+	tb, err := ReadFile("testdata/scorecard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tb
+}
+
+// scorecard is a synthetic model in the champion's shape: each
+// characteristic contributes its band's points by the applicant's value;
+// probability = sigmoid(intercept + Σ contributions).
+type scorecard struct {
+	t         *Table
+	intercept float64
+}
+
+func (s scorecard) score(a *schemas.Application) (map[string]float32, float64) {
+	contrib := map[string]float32{}
+	z := s.intercept
+	for i := range s.t.Characteristics {
+		ch := &s.t.Characteristics[i]
+		c := ch.Bands[ch.BandOfValue(ch.ValueOf(a))].Contribution
+		contrib[ch.Name] = float32(c)
+		z += c
+	}
+	return contrib, 1 / (1 + math.Exp(-z))
+}
+
+func TestParseScorecard(t *testing.T) {
+	tb := loadScorecard(t)
+	if got, want := tb.Names(), []string{"income", "credit_score", "years_employed", "loan_to_income"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("names %v, want %v", got, want)
+	}
+	outputs := []string{"label", "probability", "contrib_income", "contrib_credit_score", "contrib_years_employed", "contrib_loan_to_income"}
+	if err := tb.Cover(outputs); err != nil {
+		t.Fatal(err)
+	}
+	err := tb.Cover(outputs[:4])
+	if !errors.Is(err, ErrNotCovered) || !strings.Contains(err.Error(), "loan_to_income") {
+		t.Fatalf("table with an extra characteristic: %v", err)
+	}
+	err = tb.Cover(append(outputs, "contrib_points"))
+	if !errors.Is(err, ErrNotCovered) || !strings.Contains(err.Error(), "contrib_points") {
+		t.Fatalf("output the table does not cover: %v", err)
+	}
+	if _, err := ReadFile("testdata/no-such.json"); !errors.Is(err, ErrNoTable) {
+		t.Fatalf("missing file: %v, want ErrNoTable", err)
+	}
+}
+
+// TestParseRejects pairs each broken table with the error it must produce.
+func TestParseRejects(t *testing.T) {
+	raw, err := os.ReadFile("testdata/scorecard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name   string
+		mutate func(m map[string]any)
+		want   string
+	}{
+		{"format", func(m map[string]any) { m["format_version"] = 2 }, "format_version 2"},
+		{"threshold", func(m map[string]any) { m["threshold"] = 1.5 }, "threshold"},
+		{"unknown key", func(m map[string]any) { m["thresold"] = 0.5 }, "unknown field"},
+		{"no characteristics", func(m map[string]any) { m["characteristics"] = []any{} }, "no characteristics"},
+		{"duplicate name", func(m map[string]any) { chs(m)[1]["name"] = "income" }, "appears twice"},
+		{"duplicate code", func(m map[string]any) { chs(m)[1]["code"] = "INC" }, `code "INC" is used`},
+		{"unknown field", func(m map[string]any) { chs(m)[0]["field"] = "salary" }, `field "salary"`},
+		{"bad format", func(m map[string]any) { chs(m)[0]["value_format"] = "euro" }, "value_format"},
+		{"bad direction", func(m map[string]any) { chs(m)[0]["direction"] = "up" }, "direction"},
+		{"both value kinds", func(m map[string]any) {
+			chs(m)[3]["value"] = map[string]any{"field": "loan_amount", "ratio": []any{"loan_amount", "income"}}
+		}, "not both"},
+		{"ratio of three", func(m map[string]any) {
+			chs(m)[3]["value"] = map[string]any{"ratio": []any{"loan_amount", "income", "points"}}
+		}, "numerator, denominator"},
+		{"gap between bands", func(m map[string]any) { bands(m, 0)[1]["lower"] = 26000 }, "contiguous"},
+		{"closed first band", func(m map[string]any) { bands(m, 0)[0]["lower"] = 0 }, "open lower end"},
+		{"not monotone", func(m map[string]any) { bands(m, 1)[2]["contribution"] = -0.5 }, "monotone"},
+		{"bands too close", func(m map[string]any) { bands(m, 1)[2]["contribution"] = -0.3995 }, "monotone"},
+		{"reason without text", func(m map[string]any) { bands(m, 1)[0]["text"] = nil }, "needs a text"},
+		{"one band", func(m map[string]any) { chs(m)[0]["bands"] = []any{bands(m, 0)[0]} }, "two bands"},
+		{"bad name", func(m map[string]any) { chs(m)[0]["name"] = "Income Band" }, "name must be"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var m map[string]any
+			if err := json.Unmarshal(raw, &m); err != nil {
+				t.Fatal(err)
+			}
+			tc.mutate(m)
+			b, _ := json.Marshal(m)
+			_, err := Parse(b)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func chs(m map[string]any) []map[string]any {
+	var out []map[string]any
+	for _, c := range m["characteristics"].([]any) {
+		out = append(out, c.(map[string]any))
+	}
+	return out
+}
+
+func bands(m map[string]any, i int) []map[string]any {
+	var out []map[string]any
+	for _, b := range chs(m)[i]["bands"].([]any) {
+		out = append(out, b.(map[string]any))
+	}
+	return out
+}
+
+func TestExplain(t *testing.T) {
+	tb := loadScorecard(t)
+	model := scorecard{t: tb, intercept: -0.5}
+	cases := []struct {
+		name string
+		app  schemas.Application
+		want []Reason
+	}{
+		{"everything short", schemas.Application{Income: 18000, CreditScore: 560, LoanAmount: 12000, YearsEmployed: 1},
+			[]Reason{
+				{"CRS", "credit_score", "Credit score is below 580 (yours 560)"},
+				{"LTI", "loan_amount", "Loan is more than half of income (yours 66.7%)"},
+				{"INC", "income", "Income is below $25,000 (yours $18,000)"},
+				{"EMP", "years_employed", "Employed for less than 2 years (yours 1 year)"},
+			}},
+		{"two short", schemas.Application{Income: 60000, CreditScore: 600, LoanAmount: 20000, YearsEmployed: 8},
+			[]Reason{
+				{"CRS", "credit_score", "Credit score is below 670 (yours 600)"},
+				{"LTI", "loan_amount", "Loan is more than 25% of income (yours 33.3%)"},
+			}},
+		{"all best", schemas.Application{Income: 90000, CreditScore: 800, LoanAmount: 5000, YearsEmployed: 10}, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			contrib, _ := model.score(&tc.app)
+			got := tb.Explain(&tc.app, contrib)
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("reasons\n got %+v\nwant %+v", got, tc.want)
+			}
+			if err := CheckCodes(got, Codes(tc.want)); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	// The model's output, not the value, picks the band: a contribution a
+	// hair off the table's still lands in its band.
+	app := schemas.Application{Income: 60000, CreditScore: 600, LoanAmount: 5000, YearsEmployed: 8}
+	contrib, _ := model.score(&app)
+	contrib["credit_score"] += 1e-5
+	if got := tb.Explain(&app, contrib); len(got) != 1 || got[0].Code != "CRS" || !strings.Contains(got[0].Text, "below 670") {
+		t.Fatalf("reasons %+v", got)
+	}
+	if err := CheckCodes(tb.Explain(&app, contrib), []string{"CRS", "X"}); err == nil {
+		t.Fatal("CheckCodes accepted different codes")
+	}
+}
+
+func TestExplainCapsAtFour(t *testing.T) {
+	raw, _ := os.ReadFile("testdata/scorecard.json")
+	var m map[string]any
+	_ = json.Unmarshal(raw, &m)
+	extra := map[string]any{}
+	b, _ := json.Marshal(chs(m)[2])
+	_ = json.Unmarshal(b, &extra)
+	extra["name"], extra["code"], extra["field"] = "points_band", "PTS", "points"
+	extra["value"] = map[string]any{"field": "points"}
+	m["characteristics"] = append(m["characteristics"].([]any), extra)
+	b, _ = json.Marshal(m)
+	tb, err := Parse(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := schemas.Application{Income: 18000, CreditScore: 560, LoanAmount: 12000, YearsEmployed: 1, Points: 0}
+	contrib, _ := scorecard{t: tb}.score(&app)
+	got := tb.Explain(&app, contrib)
+	if len(got) != MaxReasons {
+		t.Fatalf("%d reasons, want %d: %+v", len(got), MaxReasons, got)
+	}
+	// EMP and PTS lose the same 1.1; the earlier one in the table wins the tie.
+	if got[3].Code != "EMP" {
+		t.Fatalf("fourth reason %s, want EMP (ties keep table order)", got[3].Code)
+	}
+}
+
+func TestFormatValue(t *testing.T) {
+	cases := []struct {
+		format string
+		v      float64
+		want   string
+	}{
+		{FormatInteger, 612, "612"},
+		{FormatInteger, 612.6, "613"},
+		{FormatInteger, 1234567, "1,234,567"},
+		{FormatCurrency, 45000, "$45,000"},
+		{FormatCurrency, 999.5, "$1,000"},
+		{FormatCurrency, 12, "$12"},
+		{FormatPercent, 0.27, "27%"},
+		{FormatPercent, 0.275, "27.5%"},
+		{FormatPercent, 2, "200%"},
+		{FormatYears, 1, "1 year"},
+		{FormatYears, 0, "0 years"},
+		{FormatYears, 2.5, "2.5 years"},
+		{FormatPercent, math.Inf(1), "n/a"},
+	}
+	for _, tc := range cases {
+		if got := FormatValue(tc.format, tc.v); got != tc.want {
+			t.Errorf("FormatValue(%s, %v) = %q, want %q", tc.format, tc.v, got, tc.want)
+		}
+	}
+}
+
+// TestReasonsAreTrueOfTheModel: for declined applicants across the input
+// space, improving the field a reason names, alone, to its best band never
+// lowers the probability, and that reason goes away.
+func TestReasonsAreTrueOfTheModel(t *testing.T) {
+	tb := loadScorecard(t)
+	model := scorecard{t: tb, intercept: -0.3}
+	rng := rand.New(rand.NewPCG(1, 2))
+	declines, checked := 0, 0
+	for range 5000 {
+		a := schemas.Application{
+			Income:        5000 + rng.Float64()*150000,
+			CreditScore:   300 + rng.Float64()*600,
+			LoanAmount:    1000 + rng.Float64()*80000,
+			YearsEmployed: float64(rng.IntN(30)),
+		}
+		contrib, p := model.score(&a)
+		if p >= tb.Threshold {
+			continue
+		}
+		declines++
+		rs := tb.Explain(&a, contrib)
+		if len(rs) == 0 || len(rs) > MaxReasons {
+			t.Fatalf("decline with %d reasons: %+v", len(rs), a)
+		}
+		for _, r := range rs {
+			ch := characteristicByCode(t, tb, r.Code)
+			better, ok := ch.Improve(&a)
+			if !ok {
+				t.Fatalf("%s: no way to improve %s alone", r.Code, r.Feature)
+			}
+			checkOnlyFieldChanged(t, a, better, r.Feature)
+			c2, p2 := model.score(&better)
+			if p2 < p {
+				t.Fatalf("%s: improving %s to its best band lowered p from %v to %v (%+v → %+v)", r.Code, r.Feature, p, p2, a, better)
+			}
+			if d := float64(c2[ch.Name]) - ch.best; math.Abs(d) > 1e-6 {
+				t.Fatalf("%s: improved applicant is not in the best band (contribution %v)", r.Code, c2[ch.Name])
+			}
+			checked++
+		}
+	}
+	if declines < 500 || checked < 1000 {
+		t.Fatalf("only %d declines, %d reasons checked", declines, checked)
+	}
+}
+
+func characteristicByCode(t *testing.T, tb *Table, code string) *Characteristic {
+	t.Helper()
+	for i := range tb.Characteristics {
+		if tb.Characteristics[i].Code == code {
+			return &tb.Characteristics[i]
+		}
+	}
+	t.Fatalf("no characteristic with code %s", code)
+	return nil
+}
+
+func checkOnlyFieldChanged(t *testing.T, before, after schemas.Application, field string) {
+	t.Helper()
+	for _, f := range schemas.Features {
+		if f.String() != field && before.Value(f) != after.Value(f) {
+			t.Fatalf("improving %s changed %s too", field, f)
+		}
+	}
+}

@@ -1,0 +1,142 @@
+package stack
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"mlservice/internal/servetest"
+)
+
+// haproxyConfigs are stack/haproxy.cfg as compose mounts it and the copy
+// `stack.sh up` writes for three local replicas.
+func haproxyConfigs(t *testing.T) map[string]string {
+	t.Helper()
+	root := servetest.ModuleRoot()
+	compose, err := os.ReadFile(filepath.Join(root, "stack", "haproxy.cfg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("bash", filepath.Join(root, "stack", "stack.sh"), "haproxy-config")
+	cmd.Env = append(os.Environ(), "STACK_HOST=127.0.0.1", "STACK_LB_PORT=18000", "STACK_SERVE_PORT=18001", "STACK_REPLICAS=3")
+	local, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("stack.sh haproxy-config: %v", err)
+	}
+	return map[string]string{"compose": string(compose), "local": string(local)}
+}
+
+// TestHAProxyConfig: both configurations are valid for Debian's haproxy
+// (`haproxy -c`) and have the settings the drills depend on.
+func TestHAProxyConfig(t *testing.T) {
+	bin, err := exec.LookPath("haproxy")
+	if err != nil {
+		t.Fatal("no haproxy: run `make stack-test-deps` (make test does)")
+	}
+	for name, cfg := range haproxyConfigs(t) {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "haproxy.cfg")
+			if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if out, err := exec.Command(bin, "-c", "-f", path).CombinedOutput(); err != nil {
+				t.Fatalf("haproxy -c: %v\n%s", err, out)
+			} else if strings.Contains(string(out), "WARNING") || strings.Contains(string(out), "ALERT") {
+				t.Errorf("haproxy -c warns:\n%s", out)
+			}
+			for _, want := range []string{
+				`option httpchk`,
+				`http-check send meth GET uri /ready`,
+				`http-check expect status 200`,
+				`retry-on conn-failure`, // connection failures only: nothing a replica started is sent twice
+				`option redispatch`,     // and the retry goes to another replica
+				`option abortonclose`,
+				`timeout connect `, `timeout client `, `timeout server `, `timeout http-request `,
+				`timeout http-keep-alive `, `timeout queue `, `timeout check `,
+			} {
+				if !regexp.MustCompile(`(?m)^\s*` + regexp.QuoteMeta(want)).MatchString(cfg) {
+					t.Errorf("no %q", want)
+				}
+			}
+			ds := regexp.MustCompile(`(?m)^\s*default-server (.*)$`).FindStringSubmatch(cfg)
+			if ds == nil {
+				t.Fatal("no default-server line")
+			}
+			opts := " " + ds[1] + " "
+			for _, want := range []string{" check ", " observe layer4 ", " maxconn "} {
+				if !strings.Contains(opts, want) {
+					t.Errorf("default-server lacks %q: %s", strings.TrimSpace(want), ds[1])
+				}
+			}
+			if strings.Contains(opts, "observe layer7") {
+				t.Errorf("default-server observes layer 7: an answer or an aborting client could eject a replica")
+			}
+			if !regexp.MustCompile(`(?m)^\s*maxconn \d+`).MatchString(cfg) {
+				t.Errorf("no connection cap (maxconn)")
+			}
+
+			// A draining replica leaves rotation before it stops accepting:
+			// fall × inter + timeout check < SERVE_SHUTDOWN_DRAIN.
+			inter := duration(t, opts, "inter")
+			fall := count(t, opts, "fall")
+			check := duration(t, cfg, "timeout check")
+			out := time.Duration(fall)*inter + check
+			if drain := stackDrain(t); out >= drain {
+				t.Errorf("HAProxy takes up to %s to take a draining replica out (fall %d × inter %s + timeout check %s), not less than the drain %s",
+					out, fall, inter, check, drain)
+			}
+		})
+	}
+	cfgs := haproxyConfigs(t)
+	if got := strings.Count(cfgs["local"], "\n    server serve-"); got != 3 {
+		t.Errorf("the local configuration has %d server lines, want 3:\n%s", got, cfgs["local"])
+	}
+	if strings.Contains(cfgs["local"], "server-template") || !strings.Contains(cfgs["local"], "bind 127.0.0.1:18000") {
+		t.Errorf("the local configuration keeps compose's servers or bind:\n%s", cfgs["local"])
+	}
+}
+
+// stackDrain is the SERVE_SHUTDOWN_DRAIN stack.sh gives its replicas.
+func stackDrain(t *testing.T) time.Duration {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(servetest.ModuleRoot(), "stack", "stack.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`SERVE_SHUTDOWN_DRAIN="\$\{SERVE_SHUTDOWN_DRAIN:-(\w+)\}"`).FindSubmatch(raw)
+	if m == nil {
+		t.Fatal("stack.sh sets no default SERVE_SHUTDOWN_DRAIN")
+	}
+	d, err := time.ParseDuration(string(m[1]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func duration(t *testing.T, text, key string) time.Duration {
+	t.Helper()
+	m := regexp.MustCompile(`(?:^|\s)` + regexp.QuoteMeta(key) + ` (\d+)(ms|s)\b`).FindStringSubmatch(text)
+	if m == nil {
+		t.Fatalf("no %q with a unit", key)
+	}
+	d, _ := time.ParseDuration(m[1] + m[2])
+	return d
+}
+
+func count(t *testing.T, text, key string) int {
+	t.Helper()
+	m := regexp.MustCompile(`(?:^|\s)` + key + ` (\d+)\b`).FindStringSubmatch(text)
+	if m == nil {
+		t.Fatalf("no %q", key)
+	}
+	n := 0
+	for _, c := range m[1] {
+		n = n*10 + int(c-'0')
+	}
+	return n
+}
