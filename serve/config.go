@@ -5,12 +5,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"mlservice/serve/auth"
 )
 
 // config is the server's configuration: environment variables, each mirrored
@@ -22,22 +25,92 @@ type config struct {
 	TrackingUsername string
 	TrackingPassword string
 	TrackingToken    string
-	PollInterval     time.Duration
-	AdminToken       string
-	WebhookSecret    string
-	CacheDir         string
-	ArtifactsDir     string
-	ORTLibrary       string
-	InferThreads     int
-	ShutdownTimeout  time.Duration
-	ShutdownDrain    time.Duration
-	LogLevel         string
+	// The MLflow credential /admin writes with (aliases, tags); the sync
+	// reads with the ones above, which may be read-only.
+	TrackingWriteUsername string
+	TrackingWritePassword string
+	AllowEmbeddedFallback bool
+	LoadTimeout           time.Duration
+	TokensFile            string
+	TrustedProxies        []netip.Prefix
+	PollInterval          time.Duration
+	AdminToken            string
+	WebhookSecret         string
+	CacheDir              string
+	ArtifactsDir          string
+	ORTLibrary            string
+	InferThreads          int
+	ShutdownTimeout       time.Duration
+	ShutdownDrain         time.Duration
+	LogLevel              string
+	BatchConcurrency      int
+	BatchQueue            int
+	// MemoryLimit is the Go heap's soft limit in bytes (0: leave it to GOMEMLIMIT).
+	MemoryLimit int64
 }
 
 // setting is one configuration entry: its variable, flag, default and meaning.
 type setting struct {
 	env, flag, def, usage string
 	parse                 func(string) error
+}
+
+// secret reports whether a setting's value must never be printed: not in
+// -h, not in an error.
+func (s setting) secret() bool {
+	switch s.env {
+	case "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN", "SERVE_ADMIN_TOKEN", "SERVE_WEBHOOK_SECRET":
+		return true
+	}
+	return false
+}
+
+// shown is how a setting's value may appear in an error message: secrets
+// by their length only, a URL without its user:password.
+func (s setting) shown(v string) string {
+	switch {
+	case s.secret():
+		return fmt.Sprintf("(%d characters, not shown)", len(v))
+	case s.env == "MLFLOW_TRACKING_URI":
+		return strconv.Quote(redactURL(v))
+	}
+	return strconv.Quote(v)
+}
+
+// redactURL removes the credentials from a URL, even one that does not parse.
+func redactURL(v string) string {
+	if u, err := url.Parse(v); err == nil && u.User != nil {
+		u.User = url.User("xxxxx")
+		return u.String()
+	}
+	if at := strings.LastIndex(v, "@"); at >= 0 {
+		start := 0
+		if i := strings.Index(v, "://"); i >= 0 && i < at {
+			start = i + 3
+		}
+		return v[:start] + "xxxxx" + v[at:]
+	}
+	return v
+}
+
+// parseBytes reads a size such as 512MiB, 2GiB or 1073741824.
+func parseBytes(v string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"B", 1}}
+	mult := int64(1)
+	for _, u := range units {
+		if n, ok := strings.CutSuffix(v, u.suffix); ok {
+			v, mult = n, u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	if err != nil || n < 0 {
+		return 0, errors.New("not a size (write e.g. 768MiB or 2GiB)")
+	}
+	return n * mult, nil
 }
 
 func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
@@ -47,6 +120,20 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 		cacheDefault = filepath.Join(dir, "mlservice")
 	}
 	str := func(dst *string) func(string) error { return func(v string) error { *dst = v; return nil } }
+	whole := func(dst *int, min, max int) func(string) error {
+		return func(v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < min || n > max {
+				return fmt.Errorf("must be a whole number from %d to %d", min, max)
+			}
+			*dst = n
+			return nil
+		}
+	}
+	memoryDefault := "1GiB"
+	if getenv("GOMEMLIMIT") != "" {
+		memoryDefault = "" // the runtime already has a limit
+	}
 	duration := func(dst *time.Duration, min time.Duration) func(string) error {
 		return func(v string) error {
 			d, err := time.ParseDuration(v)
@@ -83,6 +170,31 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 		{"MLFLOW_TRACKING_USERNAME", "mlflow-username", "", "MLflow basic-auth user", str(&c.TrackingUsername)},
 		{"MLFLOW_TRACKING_PASSWORD", "mlflow-password", "", "MLflow basic-auth password", str(&c.TrackingPassword)},
 		{"MLFLOW_TRACKING_TOKEN", "mlflow-token", "", "MLflow bearer token", str(&c.TrackingToken)},
+		{"SERVE_MLFLOW_WRITE_USERNAME", "mlflow-write-username", "", "MLflow user /admin writes aliases and tags as (EDIT on the model); unset: the sync credentials", str(&c.TrackingWriteUsername)},
+		{"SERVE_MLFLOW_WRITE_PASSWORD", "mlflow-write-password", "", "password of SERVE_MLFLOW_WRITE_USERNAME", str(&c.TrackingWritePassword)},
+		{"SERVE_ALLOW_EMBEDDED_FALLBACK", "allow-embedded-fallback", "false", "in MLflow mode, serve the artifacts embedded in the binary when MLflow is unreachable and no version it approved is cached", func(v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return errors.New("must be true or false")
+			}
+			c.AllowEmbeddedFallback = b
+			return nil
+		}},
+		{"SERVE_LOAD_TIMEOUT", "load-timeout", "5m", "how long loading one model version (download included) may take", duration(&c.LoadTimeout, time.Second)},
+		{"SERVE_TOKENS_FILE", "tokens-file", "", "per-person bearer tokens (YAML/JSON list of name, sha256, roles admin|audit)", func(v string) error {
+			if v != "" {
+				if _, err := os.Stat(v); err != nil {
+					return errors.New("must be a readable file")
+				}
+			}
+			c.TokensFile = v
+			return nil
+		}},
+		{"SERVE_TRUSTED_PROXIES", "trusted-proxies", "", "addresses/CIDRs of load balancers whose X-Forwarded-For names the client in audit lines", func(v string) error {
+			p, err := auth.ParseTrustedProxies(v)
+			c.TrustedProxies = p
+			return err
+		}},
 		{"SERVE_POLL_INTERVAL", "poll-interval", "10s", "registry reconciliation period", duration(&c.PollInterval, 100*time.Millisecond)},
 		{"SERVE_ADMIN_TOKEN", "admin-token", "", "bearer token for /admin; unset disables /admin", func(v string) error {
 			if v != "" && len(v) < 16 {
@@ -127,16 +239,25 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 			}
 			return errors.New("must be debug, info, warn or error")
 		}},
+		{"SERVE_BATCH_CONCURRENCY", "batch-concurrency", "2", "batches decided at once; more wait briefly, then get 503", whole(&c.BatchConcurrency, 1, 64)},
+		{"SERVE_BATCH_QUEUE", "batch-queue", "16", "batches that may wait for a slot (0: none)", whole(&c.BatchQueue, 0, 10000)},
+		{"SERVE_MEMORY_LIMIT", "memory-limit", memoryDefault, "soft limit of the Go heap (e.g. 768MiB; 0 or unset with GOMEMLIMIT: the runtime's)", func(v string) error {
+			if v == "" {
+				return nil
+			}
+			n, err := parseBytes(v)
+			c.MemoryLimit = n
+			return err
+		}},
 	}
+	// A flag's default is the built-in default, never the environment's
+	// value: -h and a mistyped flag print the defaults, and secrets must not
+	// appear there. The environment is read after the flags.
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	values := make([]*string, len(settings))
 	for i, s := range settings {
-		v := s.def
-		if env := getenv(s.env); env != "" {
-			v = env
-		}
-		values[i] = fs.String(s.flag, v, s.usage+" (env "+s.env+")")
+		values[i] = fs.String(s.flag, s.def, s.usage+" (env "+s.env+")")
 	}
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -144,9 +265,15 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	for i, s := range settings {
-		if err := s.parse(*values[i]); err != nil {
-			return c, fmt.Errorf("%s=%q: %w", s.env, *values[i], err)
+		v := *values[i]
+		if env := getenv(s.env); env != "" && !set[s.flag] {
+			v = env
+		}
+		if err := s.parse(v); err != nil {
+			return c, fmt.Errorf("%s=%s: %w", s.env, s.shown(v), err)
 		}
 	}
 	return c, nil

@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -21,12 +22,17 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
 
 	"mlservice/artifacts"
 	"mlservice/registry"
+	"mlservice/registry/lastserved"
+	"mlservice/registry/local"
 	"mlservice/registry/mlflow"
 	"mlservice/serve/admin"
 	"mlservice/serve/api"
+	"mlservice/serve/auth"
+	"mlservice/serve/decision"
 	"mlservice/serve/hooks"
 	"mlservice/serve/inference"
 	"mlservice/serve/metrics"
@@ -61,44 +67,60 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err := inference.Init(cfg.ORTLibrary); err != nil {
 		return fmt.Errorf("start-up failed: %w", err)
 	}
-	local, err := localRegistry(cfg)
+	regs, err := sources(cfg)
 	if err != nil {
 		return fmt.Errorf("start-up failed: %w", err)
 	}
-	source, writer, fallbacks, err := sources(cfg, local)
+	tokens, err := auth.Load(cfg.TokensFile, cfg.AdminToken)
 	if err != nil {
-		return fmt.Errorf("start-up failed: %w", err)
+		return fmt.Errorf("start-up failed: SERVE_TOKENS_FILE: %w", err)
 	}
 
+	if cfg.MemoryLimit > 0 {
+		debug.SetMemoryLimit(cfg.MemoryLimit)
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	modelMetrics := metrics.New(reg)
 	router := &routing.Router{}
+	cache := &registry.Cache{Dir: cfg.CacheDir}
 	loader := &models.Loader{
-		Cache: &registry.Cache{Dir: cfg.CacheDir},
+		Cache: cache,
 		Open: func(path string) (models.Scorer, error) {
-			s, err := inference.Open(path, inference.Options{IntraOpThreads: cfg.InferThreads})
-			if err != nil {
-				return nil, err
-			}
-			modelMetrics.SessionOpened()
-			return &countedSession{Session: s, metrics: modelMetrics}, nil
+			return inference.Open(path, inference.Options{IntraOpThreads: cfg.InferThreads})
 		},
+		Check:    decision.ServingCheck,
+		Sessions: modelMetrics,
+		Log:      log,
 	}
+	audit := log.With("component", "admin")
+	authn := auth.NewAuthenticator(auth.Config{Tokens: tokens, TrustedProxies: cfg.TrustedProxies,
+		Audit: log.With("component", "auth"), Registerer: reg})
 	controller := rollout.New(rollout.Config{
-		Model: cfg.Model, Source: source, Fallbacks: fallbacks, Writer: writer, Loader: loader, Router: router,
-		Metrics: modelMetrics, Log: log, Interval: cfg.PollInterval,
+		Model: cfg.Model, Source: regs.source, Fallbacks: regs.fallbacks, Writer: regs.writer, Remembered: regs.remembered,
+		Loader: loader, Router: router, Cache: cache, Metrics: modelMetrics, Changes: rollout.NewChanges(reg),
+		Log: log, Audit: audit, Interval: cfg.PollInterval, LoadTimeout: cfg.LoadTimeout,
 	})
-	ctrlCtx, stopController := context.WithCancel(context.WithoutCancel(ctx))
-	controllerDone := make(chan struct{})
-	go func() {
-		defer close(controllerDone)
-		controller.Run(ctrlCtx)
-	}()
+	mirror := shadow.New(shadow.DefaultQueue)
+	decisions := decision.New(decision.Config{Router: router, Mirror: mirror})
+
+	// The controller, the shadow worker and the HTTP server run as one
+	// group: they start together, and when one stops (a signal, a failure)
+	// the others are stopped and waited for. The background actors stop
+	// after the HTTP server, so in-flight requests still have them.
+	group, groupCtx := errgroup.WithContext(context.WithoutCancel(ctx))
+	background, stopBackground := context.WithCancel(groupCtx)
 	defer func() {
-		stopController()
-		<-controllerDone
+		stopBackground()
+		_ = group.Wait()
 	}()
+	group.Go(func() error {
+		controller.Run(background)
+		return actorStopped(background, "the model controller")
+	})
+	group.Go(func() error {
+		return errors.Join(mirror.Run(background, decisions), actorStopped(background, "the shadow worker"))
+	})
 	// In local mode a model that cannot load is a start-up error. With MLflow
 	// the server listens at once (so /health answers while MLflow is slow)
 	// and /ready says 503 with the reason until a champion is loaded.
@@ -108,16 +130,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		}
 	}
 
-	mirror := shadow.New(shadow.DefaultQueue)
-	go mirror.Run(ctrlCtx)
-
 	var httpAPI *api.Server
-	app, httpAPI, err := api.New(api.Config{Model: cfg.Model}, api.Deps{
-		Router: router, Status: controller.Status, Registry: reg, Log: log, Build: buildInfo(), Shadow: mirror,
+	batchQueue := cfg.BatchQueue
+	if batchQueue == 0 {
+		batchQueue = -1 // api.Config: 0 is its default, negative none
+	}
+	app, httpAPI, err := api.New(api.Config{Model: cfg.Model, BatchConcurrency: cfg.BatchConcurrency, BatchQueue: batchQueue}, api.Deps{
+		Decisions: decisions, Router: router, Status: controller.Status, Registry: reg, Log: log, Build: buildInfo(),
 		Mount: []func(fiber.Router){
 			func(r fiber.Router) {
-				admin.Mount(r, admin.Config{Token: cfg.AdminToken, Controller: controller, Router: router,
-					Metrics: modelMetrics, Audit: log.With("component", "admin")})
+				admin.Mount(r, admin.Config{Auth: authn, Controller: controller, Router: router,
+					Metrics: modelMetrics, Audit: audit})
 			},
 			func(r fiber.Router) {
 				hooks.Mount(r, hooks.Config{Secret: cfg.WebhookSecret, Trigger: controller.Trigger, Log: log.With("component", "webhook")})
@@ -130,7 +153,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 							st := controller.Status()
 							return st.Ready && router.Current() != nil, st.Reason
 						},
-						Decider: &oip.Direct{Router: router, Shadow: mirror}}},
+						Decider: &oip.Path{Decisions: decisions}}},
 					Draining: func() bool { return httpAPI != nil && httpAPI.Draining() },
 					Log:      log.With("component", "oip"),
 				})
@@ -144,81 +167,119 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return fmt.Errorf("start-up failed: SERVE_ADDR=%q: %w", cfg.Addr, err)
 	}
-	log.Info("serving", "addr", ln.Addr().String(), "model", cfg.Model, "registry", source.Describe(),
+	log.Info("serving", "addr", ln.Addr().String(), "model", cfg.Model, "registry", regs.source.Describe(),
 		"status", controller.Status().Source, "onnxruntime", inference.Version())
 
-	served := make(chan error, 1)
-	go func() { served <- app.Listener(ln) }()
-	select {
-	case err := <-served:
-		return fmt.Errorf("server stopped: %w", err)
-	case <-ctx.Done():
-	}
-	// Drain first: connections a busy server has not accepted yet would be
-	// reset if the listener closed now, so keep serving (with /ready 503 and
-	// Connection: close) for the drain period, then stop accepting.
-	log.Info("shutting down: draining", "drain", cfg.ShutdownDrain.String(), "timeout", cfg.ShutdownTimeout.String())
-	httpAPI.Drain()
-	time.Sleep(cfg.ShutdownDrain)
-	if err := app.ShutdownWithTimeout(cfg.ShutdownTimeout); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+	group.Go(func() error {
+		defer stopBackground()
+		served := make(chan error, 1)
+		go func() { served <- app.Listener(ln) }()
+		select {
+		case err := <-served:
+			return fmt.Errorf("server stopped: %w", err)
+		case <-groupCtx.Done(): // another actor failed
+			_ = app.ShutdownWithTimeout(cfg.ShutdownTimeout)
+			return nil
+		case <-ctx.Done():
+		}
+		// Drain first: connections a busy server has not accepted yet would be
+		// reset if the listener closed now, so keep serving (with /ready 503 and
+		// Connection: close) for the drain period, then stop accepting.
+		log.Info("shutting down: draining", "drain", cfg.ShutdownDrain.String(), "timeout", cfg.ShutdownTimeout.String())
+		httpAPI.Drain()
+		time.Sleep(cfg.ShutdownDrain)
+		if err := app.ShutdownWithTimeout(cfg.ShutdownTimeout); err != nil {
+			return fmt.Errorf("shutdown: %w", err)
+		}
+		return nil
+	})
+	if err := group.Wait(); err != nil {
+		return err
 	}
 	log.Info("stopped")
 	return nil
 }
 
-// countedSession keeps model_sessions_open in step with the sessions.
-type countedSession struct {
-	*inference.Session
-	metrics *metrics.Models
-}
-
-// Tensors describes the model's tensors for /v2's metadata.
-func (s *countedSession) Tensors() (inputs, outputs []models.TensorInfo) {
-	in, out := s.Session.Tensors()
-	conv := func(ts []inference.Tensor) []models.TensorInfo {
-		infos := make([]models.TensorInfo, len(ts))
-		for i, t := range ts {
-			infos[i] = models.TensorInfo{Name: t.Name, DataType: t.DataType, Shape: t.Shape}
-		}
-		return infos
+// actorStopped is an actor's result when it returns: nil when the group
+// asked it to stop, an error when it stopped on its own.
+func actorStopped(ctx context.Context, name string) error {
+	if ctx.Err() != nil {
+		return nil
 	}
-	return conv(in), conv(out)
+	return fmt.Errorf("%s stopped unexpectedly", name)
 }
 
-func (s *countedSession) Close() error {
-	s.metrics.SessionClosed()
-	return s.Session.Close()
+// registries is where versions come from and where /admin writes.
+type registries struct {
+	source     registry.Source
+	writer     registry.Writer
+	fallbacks  []registry.Source
+	remembered rollout.Remembered
 }
 
 // sources picks where versions come from. With MLFLOW_TRACKING_URI set: the
-// MLflow registry, remembered on disk, falling back to the remembered state
-// over the verified cache and then to the embedded artifacts. Without it: the
-// local registry over artifacts/ with its state file.
-func sources(cfg config, local *registry.Local) (registry.Source, rollout.Writer, []registry.Source, error) {
+// MLflow registry (any model it has, embedded or not), falling back to what
+// this server last served from it (verified cache, sha256-pinned) and, only
+// with SERVE_ALLOW_EMBEDDED_FALLBACK=true, to the embedded artifacts. Without
+// it: the local registry over artifacts/ with its state file.
+func sources(cfg config) (registries, error) {
 	if cfg.TrackingURI == "" {
-		ls := &registry.LocalState{Local: local, Dir: filepath.Join(cfg.CacheDir, "state")}
-		return ls, ls, nil, nil
+		tree, err := artifactsTree(cfg)
+		if err != nil {
+			return registries{}, err
+		}
+		r := &local.Registry{Tree: tree, Dir: filepath.Join(cfg.CacheDir, "state")}
+		return registries{source: r, writer: r}, nil
 	}
 	client, err := mlflow.New(mlflow.Config{TrackingURI: cfg.TrackingURI,
 		Username: cfg.TrackingUsername, Password: cfg.TrackingPassword, Token: cfg.TrackingToken})
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("MLFLOW_TRACKING_URI=%q: %w", cfg.TrackingURI, err)
+		return registries{}, fmt.Errorf("MLFLOW_TRACKING_URI=%q: %w", redactURL(cfg.TrackingURI), err)
 	}
-	memory := &registry.Memory{Source: client, Dir: filepath.Join(cfg.CacheDir, "remembered")}
-	return memory, client, []registry.Source{memory.Offline(), local}, nil
+	regs := registries{source: client, writer: client}
+	if cfg.TrackingWriteUsername != "" {
+		if regs.writer, err = mlflow.New(mlflow.Config{TrackingURI: cfg.TrackingURI,
+			Username: cfg.TrackingWriteUsername, Password: cfg.TrackingWritePassword}); err != nil {
+			return registries{}, fmt.Errorf("MLFLOW_TRACKING_URI: %w", err)
+		}
+	}
+	last := &lastserved.Dir{Path: filepath.Join(cfg.CacheDir, "lastserved"), Registry: client}
+	regs.remembered = last
+	regs.fallbacks = []registry.Source{last.Source(), refusedEmbedded{}}
+	if cfg.AllowEmbeddedFallback {
+		tree, err := artifactsTree(cfg)
+		if err != nil {
+			return registries{}, fmt.Errorf("SERVE_ALLOW_EMBEDDED_FALLBACK: %w", err)
+		}
+		regs.fallbacks[1] = tree
+	}
+	return regs, nil
 }
 
-// localRegistry is the registry over artifacts/: the copy embedded in the
-// binary, or a directory given by SERVE_ARTIFACTS_DIR.
-func localRegistry(cfg config) (*registry.Local, error) {
+// refusedEmbedded stands for the embedded artifacts in MLflow mode without
+// the opt-in, so that /ready says why they do not serve.
+type refusedEmbedded struct{}
+
+func (refusedEmbedded) Key() string      { return "refused-embedded" }
+func (refusedEmbedded) Kind() string     { return "artifacts" }
+func (refusedEmbedded) Describe() string { return "embedded artifacts" }
+func (refusedEmbedded) State(context.Context, string) (registry.State, error) {
+	return registry.State{}, errors.New("not served in MLflow mode: they are not versions MLflow approved (set SERVE_ALLOW_EMBEDDED_FALLBACK=true to serve them anyway)")
+}
+func (refusedEmbedded) Download(context.Context, string, string, string) error {
+	return errors.New("the embedded artifacts are not served in MLflow mode")
+}
+
+// artifactsTree is the tree of artifacts/: the copy embedded in the binary,
+// or a directory given by SERVE_ARTIFACTS_DIR.
+func artifactsTree(cfg config) (*local.Tree, error) {
 	if cfg.ArtifactsDir != "" {
-		return &registry.Local{FS: os.DirFS(cfg.ArtifactsDir), Name: cfg.ArtifactsDir}, nil
+		return &local.Tree{FS: os.DirFS(cfg.ArtifactsDir), Name: cfg.ArtifactsDir}, nil
 	}
 	if _, err := fs.Stat(artifacts.FS, cfg.Model); err != nil {
 		return nil, fmt.Errorf("SERVE_MODEL=%q: no such model in the embedded artifacts", cfg.Model)
 	}
-	return &registry.Local{FS: artifacts.FS, Name: "embedded artifacts"}, nil
+	return &local.Tree{FS: artifacts.FS, Name: "embedded artifacts"}, nil
 }
 
 func newLogger(w io.Writer, level string) *slog.Logger {

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"mlservice/schemas"
+	"mlservice/serve/decision"
 	"mlservice/serve/metrics"
 	"mlservice/serve/models"
 	"mlservice/serve/rollout"
@@ -58,8 +59,9 @@ func newTestServer(t *testing.T, cfg Config) *testServer {
 		champion: &fakeScorer{columns: 5}, challenger: &fakeScorer{columns: 5}}
 	ts.ready.Store(true)
 	app, _, err := New(cfg, Deps{
-		Router:   ts.router,
-		Registry: ts.registry,
+		Decisions: decision.New(decision.Config{Router: ts.router}),
+		Router:    ts.router,
+		Registry:  ts.registry,
 		Status: func() rollout.Status {
 			if !ts.ready.Load() {
 				return rollout.Status{Reason: "starting: no champion loaded yet"}
@@ -322,8 +324,11 @@ func TestContractAndDocs(t *testing.T) {
 		t.Fatalf("/openapi.json: %d", resp.StatusCode)
 	}
 	status, page := ts.get(t, "/docs")
-	if status != 200 || !strings.Contains(page, "/openapi.json") || strings.Contains(page, "https://") {
-		t.Fatalf("/docs must render the local contract with no external assets")
+	if status != 200 || !strings.Contains(page, "/docs/swagger-ui-bundle.js") || strings.Contains(page, "https://") {
+		t.Fatalf("/docs must be Swagger UI with no external assets: %d %s", status, page)
+	}
+	if status, js := ts.get(t, "/docs/docs.js"); status != 200 || !strings.Contains(js, `url: "/openapi.json"`) {
+		t.Fatalf("/docs/docs.js must point Swagger UI at /openapi.json: %d %s", status, js)
 	}
 	resp, body = ts.do(t, "GET", "/", "", "")
 	if resp.StatusCode != 200 || body["service"] != "mlservice" {

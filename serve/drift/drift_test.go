@@ -116,7 +116,6 @@ func deciles(vs []float64) Distribution {
 	return d
 }
 
-
 // TestIncomeShiftRaisesOnlyIncomePSI is the drift drill of issue 16: decisions
 // with a shifted income distribution raise income's PSI above 0.25 while the
 // other fields stay below 0.1, and the PSI falls back once the traffic

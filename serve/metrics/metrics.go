@@ -61,7 +61,7 @@ func New(reg prometheus.Registerer) *Models {
 		}, []string{"model", "reason"}),
 		shadow: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "model_shadow_predictions_total",
-			Help: "Shadow decisions, by whether they agree with the decision served; agree=\"dropped\" counts requests the full shadow queue could not take.",
+			Help: "Shadow decisions, by whether they agree with the decision served; agree=\"dropped\" counts requests the full shadow queue could not take, agree=\"error\" copies the shadow could not decide.",
 		}, append(versionLabels, "agree")),
 		syncSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "model_registry_sync_success",
@@ -90,6 +90,7 @@ type Version struct {
 	shadowAgree        prometheus.Counter
 	shadowDisagree     prometheus.Counter
 	shadowDropped      prometheus.Counter
+	shadowError        prometheus.Counter
 }
 
 // ForVersion binds the per-version metrics.
@@ -104,6 +105,7 @@ func (m *Models) ForVersion(model, version, variant string) *Version {
 		v.shadowAgree = m.shadow.WithLabelValues(model, version, variant, "true")
 		v.shadowDisagree = m.shadow.WithLabelValues(model, version, variant, "false")
 		v.shadowDropped = m.shadow.WithLabelValues(model, version, variant, "dropped")
+		v.shadowError = m.shadow.WithLabelValues(model, version, variant, "error")
 	}
 	return v
 }
@@ -133,6 +135,11 @@ func (v *Version) ObserveShadow(agree bool) {
 
 // ObserveShadowDropped counts a request the shadow queue had no room for.
 func (v *Version) ObserveShadowDropped() { v.shadowDropped.Inc() }
+
+// ObserveShadowError counts a queued copy the shadow could not decide (its
+// version retired meanwhile, a failed model run, a non-finite score, a failed
+// record).
+func (v *Version) ObserveShadowError() { v.shadowError.Inc() }
 
 // Live describes one live variant for SetLive.
 type Live struct {

@@ -18,6 +18,7 @@ import (
 
 	"mlservice/schemas"
 	"mlservice/serve/api"
+	"mlservice/serve/decision"
 	"mlservice/serve/metrics"
 	"mlservice/serve/models"
 	"mlservice/serve/oip"
@@ -27,7 +28,7 @@ import (
 
 // fakeScorer scores probability = income/100,000 and approves above 0.5; it
 // describes its tensors as an ONNX session would. With contrib set it also
-// has one contribution output (not filled by the Direct decider).
+// has one contribution output (the fake has no contributions to give).
 type fakeScorer struct {
 	columns int
 	input   string
@@ -78,7 +79,7 @@ func newTestServer(t testing.TB) *testServer {
 		return rollout.Status{Ready: true, Source: "artifacts"}
 	}
 	app, srv, err := api.New(api.Config{Model: "loan-approval"}, api.Deps{
-		Router: ts.router, Registry: prometheus.NewRegistry(), Status: status,
+		Decisions: decision.New(decision.Config{Router: ts.router}), Router: ts.router, Registry: prometheus.NewRegistry(), Status: status,
 		Mount: []func(fiber.Router){func(r fiber.Router) {
 			oip.Mount(r, oip.Config{ServerVersion: "test", BodyLimit: 1 << 20,
 				Models: []oip.Model{{Name: "loan-approval", Router: ts.router,
@@ -86,7 +87,7 @@ func newTestServer(t testing.TB) *testServer {
 						st := status()
 						return st.Ready && ts.router.Current() != nil, st.Reason
 					},
-					Decider: &oip.Direct{Router: ts.router}}},
+					Decider: &oip.Path{Decisions: decision.New(decision.Config{Router: ts.router})}}},
 				Draining: func() bool { return ts.api != nil && ts.api.Draining() },
 			})
 		}},

