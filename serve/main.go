@@ -33,6 +33,7 @@ import (
 	"mlservice/serve/api"
 	"mlservice/serve/auth"
 	"mlservice/serve/decision"
+	"mlservice/serve/drift"
 	"mlservice/serve/hooks"
 	"mlservice/serve/inference"
 	"mlservice/serve/metrics"
@@ -93,6 +94,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		Sessions: modelMetrics,
 		Log:      log,
 	}
+	var observers []decision.Observer
+	if cfg.DriftWindow > 0 {
+		tracker := drift.NewTracker(reg, cfg.DriftWindow, nil)
+		loader.Drift = tracker
+		observers = append(observers, decision.DriftObserver{Tracker: tracker})
+	}
 	audit := log.With("component", "admin")
 	authn := auth.NewAuthenticator(auth.Config{Tokens: tokens, TrustedProxies: cfg.TrustedProxies,
 		Audit: log.With("component", "auth"), Registerer: reg})
@@ -102,7 +109,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		Log: log, Audit: audit, Interval: cfg.PollInterval, LoadTimeout: cfg.LoadTimeout,
 	})
 	mirror := shadow.New(shadow.DefaultQueue)
-	decisions := decision.New(decision.Config{Router: router, Mirror: mirror})
+	decisions := decision.New(decision.Config{Router: router, Mirror: mirror, Observers: observers})
 
 	// The controller, the shadow worker and the HTTP server run as one
 	// group: they start together, and when one stops (a signal, a failure)
