@@ -11,6 +11,7 @@ import (
 
 	"mlservice/schemas"
 	"mlservice/serve/drift"
+	"mlservice/serve/reasons"
 )
 
 // Scorer scores rows of float32 features; *inference.Session is the real one.
@@ -52,6 +53,12 @@ type Version struct {
 	Characteristics []string
 	// Threshold is the probability at and above which the model approves.
 	Threshold float32
+	// Reasons is the version's reasons table (reasons.json), checked against
+	// Characteristics at load; nil when the version has none.
+	Reasons *reasons.Table
+	// NoReasons says why the version cannot give reasons for a decline (and
+	// so may serve only as shadow); nil when it can.
+	NoReasons error
 	// Baseline is the training distribution drift is measured against (nil:
 	// none shipped with the version).
 	Baseline *drift.Baseline
