@@ -293,6 +293,7 @@ INI
       for v in $(compgen -e | grep -E '^(SERVE_|MLFLOW_|ONNXRUNTIME_)' || true); do printf ' %q' "$v=${!v}"; done
       printf ' %q' "${serve_auth[@]}" SERVE_ADDR="$STACK_HOST:$port" SERVE_CACHE_DIR="$STACK_DIR/serve-$i" \
         MLFLOW_TRACKING_URI="$mlflow_url" SERVE_ADMIN_TOKEN="$SERVE_ADMIN_TOKEN" \
+        SERVE_ALLOW_VERSIONS_WITHOUT_REASONS="${SERVE_ALLOW_VERSIONS_WITHOUT_REASONS:-true}" \
         ONNXRUNTIME_SHARED_LIBRARY_PATH="$ort" "$bin/serve"
       echo
     } >"$run/serve-$i.cmd"
