@@ -115,8 +115,11 @@ servers() {
 	wait_http "$SCORE/ping" 180
 	curl -sf "$OURS/ready" >"$RES/ours-ready.json"
 }
+# Stages that need no shared server; any other selected stage gets them.
+NO_SERVER_STAGES=" micro fuzz "
 needs_servers=0
-for s in agreement load rate shadow batch oip swap soak; do selected "$s" && needs_servers=1; done
+[[ -n $BENCH_STAGES ]] || needs_servers=1
+for s in $BENCH_STAGES; do [[ $NO_SERVER_STAGES == *" $s "* ]] || needs_servers=1; done
 [[ $needs_servers == 0 ]] || servers
 
 # One line per benchmark stage, in this order (bench/stages/NAME.sh).

@@ -131,7 +131,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 
 	var httpAPI *api.Server
-	app, httpAPI, err := api.New(api.Config{Model: cfg.Model, BatchConcurrency: cfg.BatchConcurrency, BatchQueue: cfg.BatchQueue}, api.Deps{
+	batchQueue := cfg.BatchQueue
+	if batchQueue == 0 {
+		batchQueue = -1 // api.Config: 0 is its default, negative none
+	}
+	app, httpAPI, err := api.New(api.Config{Model: cfg.Model, BatchConcurrency: cfg.BatchConcurrency, BatchQueue: batchQueue}, api.Deps{
 		Decisions: decisions, Router: router, Status: controller.Status, Registry: reg, Log: log, Build: buildInfo(),
 		Mount: []func(fiber.Router){
 			func(r fiber.Router) {

@@ -5,18 +5,20 @@ import (
 	"log/slog"
 	"time"
 
-	"mlservice/legacy/client"
+	"mlservice/internal/retry"
 )
 
 // Retrier decides queued applications in the background once the service
 // is back. While the service keeps failing it waits longer between passes
-// (Backoff), so a long outage costs the service nothing when it returns.
+// (Retry's backoff), so a long outage costs the service nothing when it
+// returns.
 type Retrier struct {
 	Queue   *Queue
 	Decider Decider
-	// Backoff paces passes after failures; Attempts is ignored: the
-	// Retrier never gives up on a kept application.
-	Backoff client.Backoff
+	// Retry paces passes after failures (the shared policy's waits, with
+	// the service's Retry-After); Attempts is ignored: the Retrier never
+	// gives up on the queue.
+	Retry retry.Policy
 	// Interval is the pause between passes while all goes well
 	// (default 2s): new applications are normally decided on submit.
 	Interval time.Duration
@@ -33,15 +35,14 @@ func (r *Retrier) Run(ctx context.Context) error {
 	if log == nil {
 		log = slog.Default()
 	}
-	failures := 0
+	pace := r.Retry.Pacer()
 	for {
 		wait := interval
 		if err := r.pass(ctx, log); err != nil {
-			failures++
-			wait = r.Backoff.Wait(failures)
+			wait = pace.Failed(err)
 			log.Warn("decision service unavailable; applications stay queued", "retry_in", wait.Round(time.Millisecond), "error", err)
 		} else {
-			failures = 0
+			pace.Succeeded()
 		}
 		t := time.NewTimer(wait)
 		select {

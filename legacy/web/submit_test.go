@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"mlservice/internal/retry"
 	"mlservice/legacy/client"
 	"mlservice/legacy/queue"
 	"mlservice/legacy/web"
@@ -92,7 +93,7 @@ func TestSlowServiceQueuesTheApplication(t *testing.T) {
 	stopped := make(chan struct{})
 	defer func() { cancel(); <-stopped }()
 	r := &queue.Retrier{Queue: q, Decider: &client.Client{BaseURL: apiURL(t, svc), HTTP: &http.Client{Timeout: time.Second}},
-		Interval: 10 * time.Millisecond, Backoff: client.Backoff{Initial: 10 * time.Millisecond, Max: 50 * time.Millisecond}}
+		Interval: 10 * time.Millisecond, Retry: retry.Policy{Initial: 10 * time.Millisecond, Max: 50 * time.Millisecond}}
 	go func() { _ = r.Run(ctx); close(stopped) }()
 	for {
 		rec, _ := q.Get("S-1")
