@@ -72,7 +72,7 @@ func TestStartUpErrorsAreOneLine(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			cmd := exec.Command(bin)
-			cmd.Env = append([]string{"SERVE_CACHE_DIR=" + t.TempDir(), "SERVE_ADDR=127.0.0.1:0",
+			cmd.Env = append([]string{"SERVE_CACHE_DIR=" + t.TempDir(), "SERVE_DATA_DIR=" + t.TempDir(), "SERVE_ADDR=127.0.0.1:0",
 				"ONNXRUNTIME_SHARED_LIBRARY_PATH=" + lib}, tc.env...)
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr

@@ -116,6 +116,7 @@ func Start(t testing.TB, opts Options) *Server {
 	env := append(os.Environ(),
 		"SERVE_ADDR="+addr,
 		"SERVE_CACHE_DIR="+t.TempDir(),
+		"SERVE_DATA_DIR="+t.TempDir(), // the decision record's SQLite file
 		"ONNXRUNTIME_SHARED_LIBRARY_PATH="+ORTLibrary(t),
 		"SERVE_LOG_LEVEL=info",
 		"SERVE_SHUTDOWN_DRAIN=0s", // tests that are about shutdown set their own
