@@ -53,6 +53,9 @@ type config struct {
 	DataDir      string
 	DecisionsURL string
 	Retention    record.Retention
+	// AllowWithoutReasons lets /admin make a version that cannot give
+	// reasons champion or challenger (tests on the legacy versions only).
+	AllowWithoutReasons bool
 }
 
 // setting is one configuration entry: its variable, flag, default and meaning.
@@ -265,6 +268,14 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 				return errors.New("must be a postgres:// URL, or off")
 			}
 			c.DecisionsURL = v
+			return nil
+		}},
+		{"SERVE_ALLOW_VERSIONS_WITHOUT_REASONS", "allow-versions-without-reasons", "false", "let /admin make a version without a reasons table champion or challenger (tests on the legacy versions only; by default 409)", func(v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return errors.New("must be true or false")
+			}
+			c.AllowWithoutReasons = b
 			return nil
 		}},
 		{"SERVE_DECISIONS_RETENTION", "decisions-retention", "25mo", "how long decisions are kept (25mo, 2y, 800d; at least 6mo)", func(v string) error {

@@ -102,7 +102,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	controller := rollout.New(rollout.Config{
 		Model: cfg.Model, Source: regs.source, Fallbacks: regs.fallbacks, Writer: regs.writer, Remembered: regs.remembered,
 		Loader: loader, Router: router, Cache: cache, Metrics: modelMetrics, Changes: rollout.NewChanges(reg),
-		Log: log, Audit: audit, Interval: cfg.PollInterval, LoadTimeout: cfg.LoadTimeout,
+		Log: log, Audit: audit, Interval: cfg.PollInterval, LoadTimeout: cfg.LoadTimeout, AllowWithoutReasons: cfg.AllowWithoutReasons,
 	})
 	mirror := shadow.New(shadow.DefaultQueue)
 	// The decision record: every decision is written before its answer.

@@ -361,6 +361,7 @@ INI
       printf ' %q' "${serve_auth[@]}" "${record_env[@]}" SERVE_ADDR="$STACK_HOST:$port" \
         SERVE_CACHE_DIR="$STACK_DIR/serve-$i" SERVE_DATA_DIR="$STACK_DIR/serve-$i/data" \
         MLFLOW_TRACKING_URI="$mlflow_url" SERVE_ADMIN_TOKEN="$SERVE_ADMIN_TOKEN" \
+        SERVE_ALLOW_VERSIONS_WITHOUT_REASONS="${SERVE_ALLOW_VERSIONS_WITHOUT_REASONS:-true}" \
         ONNXRUNTIME_SHARED_LIBRARY_PATH="$ort" "$bin/serve"
       echo
     } >"$run/serve-$i.cmd"
