@@ -34,6 +34,7 @@ import (
 	"mlservice/serve/api"
 	"mlservice/serve/auth"
 	"mlservice/serve/decision"
+	"mlservice/serve/drift"
 	"mlservice/serve/hooks"
 	"mlservice/serve/inference"
 	"mlservice/serve/metrics"
@@ -96,6 +97,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		Sessions: modelMetrics,
 		Log:      log,
 	}
+	var observers []decision.Observer
+	if cfg.DriftWindow > 0 {
+		tracker := drift.NewTracker(reg, cfg.DriftWindow, nil)
+		loader.Drift = tracker
+		observers = append(observers, decision.DriftObserver{Tracker: tracker})
+	}
 	audit := log.With("component", "admin")
 	authn := auth.NewAuthenticator(auth.Config{Tokens: tokens, TrustedProxies: cfg.TrustedProxies,
 		Audit: log.With("component", "auth"), Registerer: reg})
@@ -115,7 +122,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		decisionRecorder = recorder
 		defer recorder.Close() // after the HTTP server and the shadow worker have stopped
 	}
-	decisions := decision.New(decision.Config{Router: router, Mirror: mirror, Recorder: decisionRecorder})
+	decisions := decision.New(decision.Config{Router: router, Mirror: mirror, Recorder: decisionRecorder, Observers: observers})
 	// Readiness: the controller's, and the record's (no record, no decision).
 	status := func() rollout.Status {
 		st := controller.Status()

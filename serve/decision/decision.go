@@ -35,7 +35,10 @@ type Decision struct {
 	Served                         bool      // false for shadow decisions
 	Model, Version, SHA256, Source string
 	// Inputs is the application's JSON object as received (an owned copy).
-	Inputs      []byte
+	Inputs []byte
+	// Application holds the decoded values the model was given (drift
+	// monitoring counts them).
+	Application schemas.Application
 	Probability float32
 	Approve     bool
 	Threshold   float32
@@ -449,6 +452,7 @@ func (p *Path) score(sc *scratch, r *routing.Route, c call, idx []int, now time.
 			SHA256:        v.SHA256,
 			Source:        v.Source,
 			Inputs:        inputs[i],
+			Application:   c.ins[i].Application,
 			Probability:   sc.probs[j],
 			Approve:       sc.approve[j],
 			Threshold:     v.Threshold,
