@@ -105,7 +105,7 @@ servers() {
 	port=$(free_port)
 	export OURS=http://127.0.0.1:$port
 	start serve env SERVE_ADDR="127.0.0.1:$port" SERVE_CACHE_DIR="$WORK/serve-cache" \
-		MLFLOW_TRACKING_URI="$MLFLOW_URI" SERVE_ADMIN_TOKEN="$TOKEN" SERVE_LOG_LEVEL=info "$BIN/serve"
+		MLFLOW_TRACKING_URI="$MLFLOW_URI" SERVE_ADMIN_TOKEN="$TOKEN" SERVE_LOG_LEVEL=info SERVE_ALLOW_VERSIONS_WITHOUT_REASONS=true "$BIN/serve"
 	local floor
 	floor=$(free_port)
 	export FLOOR=http://127.0.0.1:$floor

@@ -54,6 +54,11 @@ type config struct {
 	DataDir      string
 	DecisionsURL string
 	Retention    record.Retention
+	// AllowWithoutReasons lets /admin make a version that cannot give
+	// reasons champion or challenger (tests on the legacy versions only).
+	AllowWithoutReasons bool
+	// DriftWindow is how far back model_feature_psi looks (0: no drift monitoring).
+	DriftWindow time.Duration
 }
 
 // setting is one configuration entry: its variable, flag, default and meaning.
@@ -243,6 +248,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 			c.InferThreads = n
 			return nil
 		}},
+		{"SERVE_DRIFT_WINDOW", "drift-window", "1h", "how far back the input and score distributions are compared with the training data (model_feature_psi); 0 turns drift monitoring off", duration(&c.DriftWindow, 0)},
 		{"SERVE_SHUTDOWN_TIMEOUT", "shutdown-timeout", "20s", "how long in-flight requests get to finish on SIGTERM", duration(&c.ShutdownTimeout, 0)},
 		{"SERVE_SHUTDOWN_DRAIN", "shutdown-drain", "1s", "on SIGTERM, how long to keep accepting while /ready says 503, before closing the listener", duration(&c.ShutdownDrain, 0)},
 		{"SERVE_LOG_LEVEL", "log-level", "info", "debug, info, warn or error", func(v string) error {
@@ -267,6 +273,14 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 				return errors.New("must be a postgres:// URL, or off")
 			}
 			c.DecisionsURL = v
+			return nil
+		}},
+		{"SERVE_ALLOW_VERSIONS_WITHOUT_REASONS", "allow-versions-without-reasons", "false", "let /admin make a version without a reasons table champion or challenger (tests on the legacy versions only; by default 409)", func(v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return errors.New("must be true or false")
+			}
+			c.AllowWithoutReasons = b
 			return nil
 		}},
 		{"SERVE_DECISIONS_RETENTION", "decisions-retention", "25mo", "how long decisions are kept (25mo, 2y, 800d; at least 6mo)", func(v string) error {

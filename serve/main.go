@@ -34,6 +34,7 @@ import (
 	"mlservice/serve/api"
 	"mlservice/serve/auth"
 	"mlservice/serve/decision"
+	"mlservice/serve/drift"
 	"mlservice/serve/hooks"
 	"mlservice/serve/inference"
 	"mlservice/serve/metrics"
@@ -95,6 +96,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		Sessions: modelMetrics,
 		Log:      log,
 	}
+	var observers []decision.Observer
+	if cfg.DriftWindow > 0 {
+		tracker := drift.NewTracker(reg, cfg.DriftWindow, nil)
+		loader.Drift = tracker
+		observers = append(observers, decision.DriftObserver{Tracker: tracker})
+	}
 	audit := log.With("component", "admin")
 	authn := auth.NewAuthenticator(auth.Config{Tokens: tokens, TrustedProxies: cfg.TrustedProxies,
 		Audit: log.With("component", "auth"), Registerer: reg})
@@ -127,8 +134,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			Model: name, Source: regs.source, Fallbacks: regs.fallbacks, Writer: regs.writer, Remembered: regs.remembered,
 			Loader: loader, Router: m.router, Cache: cache, Metrics: modelMetrics, Changes: changes,
 			Log: log.With("model", name), Audit: audit, Interval: cfg.PollInterval, LoadTimeout: cfg.LoadTimeout,
+			AllowWithoutReasons: cfg.AllowWithoutReasons,
 		})
-		m.decisions = decision.New(decision.Config{Router: m.router, Mirror: m.mirror, Recorder: decisionRecorder})
+		m.decisions = decision.New(decision.Config{Router: m.router, Mirror: m.mirror, Recorder: decisionRecorder, Observers: observers})
 		served[i] = m
 	}
 	loan := served[0]

@@ -39,6 +39,9 @@ type Model struct {
 	Name    string `json:"name"`
 	Version string `json:"version"`
 	Variant string `json:"variant"`
+	// SHA256 identifies the model's files exactly (empty from an older
+	// service).
+	SHA256 string `json:"sha256,omitempty"`
 }
 
 // Reason is one principal reason for a decline, in the bank's words: Code

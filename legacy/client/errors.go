@@ -2,6 +2,8 @@ package client
 
 import (
 	"errors"
+	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 	"time"
@@ -62,6 +64,18 @@ func Outage(err error) bool {
 		return e.Status == http.StatusServiceUnavailable || e.Status == http.StatusTooManyRequests
 	}
 	return false
+}
+
+// Unusable says why a 200 answer is not a decision one can act on (a
+// probability that is not a number in [0, 1], no model version), or "".
+func Unusable(d Decision) string {
+	switch {
+	case math.IsNaN(d.Probability) || d.Probability < 0 || d.Probability > 1:
+		return fmt.Sprintf("the decision's probability %v is not a number between 0 and 1", d.Probability)
+	case d.Model.Version == "":
+		return "the decision names no model version"
+	}
+	return ""
 }
 
 // Refusal returns the service's refusal of the application itself (422 with

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"mlservice/internal/retry"
+	"mlservice/legacy/client"
 )
 
 // Retrier decides queued applications in the background once the service
@@ -55,7 +56,9 @@ func (r *Retrier) Run(ctx context.Context) error {
 }
 
 // pass tries every queued application, oldest first, and stops at the
-// first outage: the rest would fail the same way.
+// first outage: the rest would fail the same way. A failure of one
+// application alone (a server fault on it, an answer that cannot be used)
+// is noted on it and the pass goes on with the others.
 func (r *Retrier) pass(ctx context.Context, log *slog.Logger) error {
 	waiting, err := r.Queue.Waiting()
 	if err != nil {
@@ -66,8 +69,13 @@ func (r *Retrier) pass(ctx context.Context, log *slog.Logger) error {
 			return nil
 		}
 		rec, err := Attempt(ctx, r.Queue, r.Decider, rec)
-		if err != nil {
+		if err != nil && (client.Outage(err) || ctx.Err() != nil) {
 			return err
+		}
+		if err != nil {
+			log.Warn("the decision service failed on one application; going on with the others",
+				"application_id", rec.Application.ApplicationID, "status", rec.Status, "error", err)
+			continue
 		}
 		log.Info("queued application settled", "application_id", rec.Application.ApplicationID, "status", rec.Status)
 	}

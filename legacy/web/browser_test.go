@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -122,7 +123,14 @@ func TestFormDecides(t *testing.T) {
 	if model := b.Text("#model"); !strings.Contains(model, "version "+want.Model.Version) || !strings.Contains(model, want.Model.Name) {
 		t.Errorf("model %q, want %s version %s", model, want.Model.Name, want.Model.Version)
 	}
+	if id := b.Text("#decision-id"); id == "" {
+		t.Error("the page shows no decision id")
+	}
 	b.Screenshot(filepath.Join(art, "form-decision.png"))
+	page, err := url.Parse(b.URL()) // the page's address holds the application's key
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	t.Run("generated reference", func(t *testing.T) {
 		b.Open(f.URL)
@@ -136,7 +144,7 @@ func TestFormDecides(t *testing.T) {
 
 	t.Run("decision survives a restart", func(t *testing.T) {
 		again := startFormAt(t, svc.URL, f.Dir) // a new process over the same queue
-		b.Open(again.URL + "/applications/T-1001")
+		b.Open(again.URL + page.RequestURI())
 		if got2 := b.Text("#decision"); got2 != got {
 			t.Errorf("after a restart the page says %q, want %q", got2, got)
 		}

@@ -415,3 +415,44 @@ func TestOutagePostgres(t *testing.T) {
 		t.Error("no log line for the record coming back")
 	}
 }
+
+// TestShadowOnlyWithoutReasons: a version that cannot give reasons (the
+// shipped versions 1 and 2 have no reasons.json) may not be made champion or
+// challenger (409 naming why), may be shadow, and its shadow decisions are
+// recorded, flagged as not served.
+func TestShadowOnlyWithoutReasons(t *testing.T) {
+	srv := start(t, "SERVE_DATA_DIR="+t.TempDir(), "SERVE_ALLOW_VERSIONS_WITHOUT_REASONS=false")
+	for _, alias := range []string{"challenger", "champion"} {
+		status, body := do(t, "POST", srv.URL+"/admin/promote", readToken, map[string]string{"alias": alias, "version": "1"})
+		if status != http.StatusConflict || !bytes.Contains(body, []byte("shadow")) || !bytes.Contains(body, []byte("reasons")) {
+			t.Fatalf("promote version 1 to %s = %d, want 409 naming why: %s", alias, status, body)
+		}
+		t.Logf("%s: %s", alias, body)
+	}
+	if status, body := do(t, "POST", srv.URL+"/admin/promote", readToken, map[string]string{"alias": "shadow", "version": "1"}); status != 200 {
+		t.Fatalf("promote version 1 to shadow = %d: %s", status, body)
+	}
+	status, body := do(t, "POST", srv.URL+"/v1/predict", "", applicant("SHADOWED", 3))
+	if status != 200 {
+		t.Fatalf("predict = %d: %s", status, body)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		rs := records(t, srv.URL, "SHADOWED")
+		var served, shadow int
+		for _, d := range rs {
+			if d.Served {
+				served++
+			} else if d.Variant == "shadow" && d.Model.Version == "1" {
+				shadow++
+			}
+		}
+		if served == 1 && shadow == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("records of a shadowed application: %+v", rs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
