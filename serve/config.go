@@ -56,6 +56,8 @@ type config struct {
 	// AllowWithoutReasons lets /admin make a version that cannot give
 	// reasons champion or challenger (tests on the legacy versions only).
 	AllowWithoutReasons bool
+	// DriftWindow is how far back model_feature_psi looks (0: no drift monitoring).
+	DriftWindow time.Duration
 }
 
 // setting is one configuration entry: its variable, flag, default and meaning.
@@ -244,6 +246,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 			c.InferThreads = n
 			return nil
 		}},
+		{"SERVE_DRIFT_WINDOW", "drift-window", "1h", "how far back the input and score distributions are compared with the training data (model_feature_psi); 0 turns drift monitoring off", duration(&c.DriftWindow, 0)},
 		{"SERVE_SHUTDOWN_TIMEOUT", "shutdown-timeout", "20s", "how long in-flight requests get to finish on SIGTERM", duration(&c.ShutdownTimeout, 0)},
 		{"SERVE_SHUTDOWN_DRAIN", "shutdown-drain", "1s", "on SIGTERM, how long to keep accepting while /ready says 503, before closing the listener", duration(&c.ShutdownDrain, 0)},
 		{"SERVE_LOG_LEVEL", "log-level", "info", "debug, info, warn or error", func(v string) error {

@@ -34,6 +34,7 @@ import (
 	"mlservice/serve/api"
 	"mlservice/serve/auth"
 	"mlservice/serve/decision"
+	"mlservice/serve/drift"
 	"mlservice/serve/hooks"
 	"mlservice/serve/inference"
 	"mlservice/serve/metrics"
@@ -96,6 +97,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		Sessions: modelMetrics,
 		Log:      log,
 	}
+	var observers []decision.Observer
+	if cfg.DriftWindow > 0 {
+		tracker := drift.NewTracker(reg, cfg.DriftWindow, nil)
+		loader.Drift = tracker
+		observers = append(observers, decision.DriftObserver{Tracker: tracker})
+	}
 	audit := log.With("component", "admin")
 	authn := auth.NewAuthenticator(auth.Config{Tokens: tokens, TrustedProxies: cfg.TrustedProxies,
 		Audit: log.With("component", "auth"), Registerer: reg})
@@ -111,11 +118,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return fmt.Errorf("start-up failed: %w", err)
 	}
 	var decisionRecorder decision.Recorder = decision.NopRecorder{}
+	// The bank's outcomes live beside the decisions they judge.
+	var outcomeStore outcomes.Store
 	if recorder != nil {
+		outcomeStore, _ = recorder.Store().(outcomes.Store)
 		decisionRecorder = recorder
 		defer recorder.Close() // after the HTTP server and the shadow worker have stopped
 	}
-	decisions := decision.New(decision.Config{Router: router, Mirror: mirror, Recorder: decisionRecorder})
+	decisions := decision.New(decision.Config{Router: router, Mirror: mirror, Recorder: decisionRecorder, Observers: observers})
 	// Readiness: the controller's, and the record's (no record, no decision).
 	status := func() rollout.Status {
 		st := controller.Status()
@@ -163,15 +173,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		Mount: []func(fiber.Router){
 			func(r fiber.Router) {
 				admin.Mount(r, admin.Config{Auth: authn, Controller: controller, Router: router,
-					Metrics: modelMetrics, Audit: audit})
+					Metrics: modelMetrics, Audit: audit, Outcomes: outcomeStore})
 			},
 			func(r fiber.Router) {
 				if recorder != nil {
 					record.Mount(r, record.RoutesConfig{Store: recorder.Store(),
 						Read: authn.Require(auth.Admin, auth.Audit), Admin: authn.Require(auth.Admin),
 						Principal: auth.Name, Audit: log.With("component", "record")})
-					if store, ok := recorder.Store().(outcomes.Store); ok {
-						(&outcomes.Handler{Store: store, Metrics: outcomes.NewMetrics(reg), Principal: auth.Name}).
+					if outcomeStore != nil {
+						(&outcomes.Handler{Store: outcomeStore, Metrics: outcomes.NewMetrics(reg), Principal: auth.Name}).
 							Mount(r, authn.Require(auth.Admin, auth.Audit))
 					}
 				}
