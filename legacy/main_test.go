@@ -54,7 +54,14 @@ func throttled(t *testing.T, target string, delay time.Duration) string {
 // still running.
 func startBatch(t *testing.T, bin string, args ...string) (*exec.Cmd, *bytes.Buffer) {
 	t.Helper()
-	cmd := exec.Command(bin, append([]string{"batch"}, args...)...)
+	return startCmd(t, bin, nil, append([]string{"batch"}, args...)...)
+}
+
+// startCmd runs the legacy binary with env added to the test's.
+func startCmd(t *testing.T, bin string, env []string, args ...string) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
