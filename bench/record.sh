@@ -26,6 +26,7 @@ export CGO_ENABLED=1
 OWN_WORK=
 if [[ -z ${WORK:-} ]]; then
 	WORK=$(mktemp -d "${TMPDIR:-/tmp}/mlservice-bench-record-XXXXXX")
+	chmod 711 "$WORK" # postgres (below) must reach its data directory
 	OWN_WORK=1
 fi
 RES=${1:-$WORK/results}

@@ -45,6 +45,7 @@ export TOKEN=bench-admin-token-$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')
 COMMAND="make bench DURATION=$DURATION SOAK=$SOAK SWAP_DURATION=$SWAP_DURATION FUZZTIME=$FUZZTIME RATE=$RATE SWAP_RATE=$SWAP_RATE BENCHTIME=$BENCHTIME PROFILETIME=$PROFILETIME MLFLOW_WORKERS=$MLFLOW_WORKERS${BENCH_STAGES:+ BENCH_STAGES=\"$BENCH_STAGES\"}"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/mlservice-bench-XXXXXX")
+chmod 711 "$WORK" # a stage may run a server as another user (PostgreSQL as postgres): traverse, not list
 export WORK RES=$WORK/results BIN=$WORK/bin BODIES=$WORK/bodies
 mkdir -p "$RES/sections" "$RES/targets" "$BIN"
 cleanup() {
@@ -116,7 +117,7 @@ servers() {
 	curl -sf "$OURS/ready" >"$RES/ours-ready.json"
 }
 # Stages that need no shared server; any other selected stage gets them.
-NO_SERVER_STAGES=" micro fuzz "
+NO_SERVER_STAGES=" micro record fuzz "
 needs_servers=0
 [[ -n $BENCH_STAGES ]] || needs_servers=1
 for s in $BENCH_STAGES; do [[ $NO_SERVER_STAGES == *" $s "* ]] || needs_servers=1; done
@@ -129,6 +130,7 @@ stage rate      # fixed RATE, open loop
 stage shadow    # the fixed rate with and without a shadow, alternating pairs
 stage batch     # batch rows/s, v2 and v1, ours and mlflow
 stage oip       # /v2: JSON single row vs /v1/predict, binary 1,000-row infer
+stage record    # the decision record off / SQLite / PostgreSQL (its own servers)
 stage swap      # swap under load: a promote every 5 s
 stage soak      # SOAK with swaps, sampling /metrics
 stage fuzz      # FUZZTIME per fuzz target
