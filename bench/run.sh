@@ -117,7 +117,7 @@ servers() {
 	curl -sf "$OURS/ready" >"$RES/ours-ready.json"
 }
 # Stages that need no shared server; any other selected stage gets them.
-NO_SERVER_STAGES=" micro record fuzz "
+NO_SERVER_STAGES=" micro record quality fuzz "
 needs_servers=0
 [[ -n $BENCH_STAGES ]] || needs_servers=1
 for s in $BENCH_STAGES; do [[ $NO_SERVER_STAGES == *" $s "* ]] || needs_servers=1; done
@@ -131,6 +131,7 @@ stage shadow    # the fixed rate with and without a shadow, alternating pairs
 stage batch     # batch rows/s, v2 and v1, ours and mlflow
 stage oip       # /v2: JSON single row vs /v1/predict, binary 1,000-row infer
 stage record    # the decision record off / SQLite / PostgreSQL (its own servers)
+stage quality   # outcomes and drift monitoring on vs off at 32 connections
 stage swap      # swap under load: a promote every 5 s
 stage soak      # SOAK with swaps, sampling /metrics
 stage fuzz      # FUZZTIME per fuzz target

@@ -60,8 +60,9 @@ func freePorts(t *testing.T, n int) int {
 }
 
 // The stack is started once for the whole package (TestMain stops it):
-// MLflow, the shipped versions registered with their aliases, three replicas
-// behind HAProxy; no Prometheus, no legacy form.
+// MLflow with basic auth, the shipped versions registered with their
+// aliases, PostgreSQL for the decision record, three replicas behind
+// HAProxy; no Prometheus, no legacy form.
 var (
 	sharedOnce sync.Once
 	shared     *topology
@@ -109,13 +110,14 @@ func upStack(t *testing.T) (*topology, error) {
 	if err != nil {
 		return nil, err
 	}
-	mlflowPort, lbPort, servePort := freePorts(t, 1), freePorts(t, 1), freePorts(t, replicas)
+	mlflowPort, lbPort, pgPort, servePort := freePorts(t, 1), freePorts(t, 1), freePorts(t, 1), freePorts(t, replicas)
 	env := append(os.Environ(),
 		"STACK_DIR="+dir,
 		"STACK_HOST=127.0.0.1",
 		"STACK_REPLICAS="+strconv.Itoa(replicas),
 		"STACK_MLFLOW_PORT="+strconv.Itoa(mlflowPort),
 		"STACK_LB_PORT="+strconv.Itoa(lbPort),
+		"STACK_POSTGRES_PORT="+strconv.Itoa(pgPort),
 		"STACK_SERVE_PORT="+strconv.Itoa(servePort),
 		"STACK_TRAIN=artifacts",
 		"STACK_PROMETHEUS=0",

@@ -3,6 +3,7 @@ package batch_test
 import (
 	"context"
 	"encoding/csv"
+	"errors"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -82,4 +83,36 @@ func readCSV(t *testing.T, path string) [][]string {
 		t.Fatal(err)
 	}
 	return all[1:]
+}
+
+// TestBatchAgainstTheServerWithAnOverflowingRow: against the real server, a
+// row whose figures overflow the model's float32 input is that row's
+// reject alone; the rest of its chunk is decided, each decision with the
+// service's decision id.
+func TestBatchAgainstTheServerWithAnOverflowingRow(t *testing.T) {
+	svc := servetest.Start(t, servetest.Options{})
+	api := &client.Client{BaseURL: svc.URL, HTTP: &http.Client{Timeout: 30 * time.Second}}
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.csv")
+	os.WriteFile(in, []byte("application_id,income,credit_score,loan_amount,years_employed,points\n"+
+		"G-1,50000,700,20000,5,60\nX-1,1e39,700,1e39,5,60\nG-2,30000,400,90000,1,10\nG-3,80000,800,10000,12,80\n"), 0o644)
+	out := filepath.Join(dir, "decisions.csv")
+	sum, err := (&batch.Job{In: in, Out: out, ChunkSize: 500, Decider: api}).Run(context.Background())
+	if !errors.Is(err, batch.ErrRowsRejected) || errors.Is(err, batch.ErrRowsUndecided) || sum.Decided != 3 || sum.Rejected != 1 {
+		t.Fatalf("%v (%v)", err, sum)
+	}
+	decided := readCSV(t, out)
+	for _, d := range decided {
+		if d[1] == "X-1" {
+			t.Fatalf("the overflowing row was decided: %q", d)
+		}
+		if d[9] == "" {
+			t.Errorf("%s has no decision_id: %q", d[1], d)
+		}
+	}
+	rejects := readCSV(t, filepath.Join(dir, "decisions.rejects.csv"))
+	if len(rejects) != 1 || rejects[0][1] != "X-1" || rejects[0][4] != "no" {
+		t.Fatalf("rejects %q", rejects)
+	}
+	t.Logf("the service on the overflowing row: %s", rejects[0][3])
 }

@@ -123,6 +123,9 @@ func TestFormDecides(t *testing.T) {
 	if model := b.Text("#model"); !strings.Contains(model, "version "+want.Model.Version) || !strings.Contains(model, want.Model.Name) {
 		t.Errorf("model %q, want %s version %s", model, want.Model.Name, want.Model.Version)
 	}
+	if id := b.Text("#decision-id"); id == "" {
+		t.Error("the page shows no decision id")
+	}
 	b.Screenshot(filepath.Join(art, "form-decision.png"))
 	page, err := url.Parse(b.URL()) // the page's address holds the application's key
 	if err != nil {

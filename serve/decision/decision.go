@@ -360,6 +360,9 @@ func (p *Path) decide(ctx context.Context, t *routing.Table, c call) error {
 	}
 	now := p.cfg.Now().UTC()
 	inputs := ownedInputs(c.ins)
+	for i := range c.out { // ids in input order, so a batch's ids sort as its items
+		c.out[i].ID = p.cfg.NewID()
+	}
 	var runs [3]time.Duration
 	for k, r := range routes {
 		if counts[k] == 0 {
@@ -441,7 +444,7 @@ func (p *Path) score(sc *scratch, r *routing.Route, c call, idx []int, now time.
 	for j, i := range idx {
 		d := &c.out[i]
 		*d = Decision{
-			ID:            p.cfg.NewID(),
+			ID:            d.ID,
 			RequestID:     c.requestID,
 			ApplicationID: c.ins[i].Application.ApplicationID,
 			Time:          now,
