@@ -118,7 +118,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return fmt.Errorf("start-up failed: %w", err)
 	}
 	var decisionRecorder decision.Recorder = decision.NopRecorder{}
+	// The bank's outcomes live beside the decisions they judge.
+	var outcomeStore outcomes.Store
 	if recorder != nil {
+		outcomeStore, _ = recorder.Store().(outcomes.Store)
 		decisionRecorder = recorder
 		defer recorder.Close() // after the HTTP server and the shadow worker have stopped
 	}
@@ -170,15 +173,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		Mount: []func(fiber.Router){
 			func(r fiber.Router) {
 				admin.Mount(r, admin.Config{Auth: authn, Controller: controller, Router: router,
-					Metrics: modelMetrics, Audit: audit})
+					Metrics: modelMetrics, Audit: audit, Outcomes: outcomeStore})
 			},
 			func(r fiber.Router) {
 				if recorder != nil {
 					record.Mount(r, record.RoutesConfig{Store: recorder.Store(),
 						Read: authn.Require(auth.Admin, auth.Audit), Admin: authn.Require(auth.Admin),
 						Principal: auth.Name, Audit: log.With("component", "record")})
-					if store, ok := recorder.Store().(outcomes.Store); ok {
-						(&outcomes.Handler{Store: store, Metrics: outcomes.NewMetrics(reg), Principal: auth.Name}).
+					if outcomeStore != nil {
+						(&outcomes.Handler{Store: outcomeStore, Metrics: outcomes.NewMetrics(reg), Principal: auth.Name}).
 							Mount(r, authn.Require(auth.Admin, auth.Audit))
 					}
 				}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -214,7 +215,7 @@ func call(t *testing.T, method, url string, body any, out any) int {
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	if strings.Contains(url, "/admin/") {
+	if strings.Contains(url, "/admin/") || strings.Contains(url, "/v1/decisions") {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := client.Do(req)
@@ -233,6 +234,7 @@ func call(t *testing.T, method, url string, body any, out any) int {
 }
 
 type decision struct {
+	DecisionID    string `json:"decision_id"`
 	ApplicationID string `json:"application_id"`
 	Model         struct {
 		Version string `json:"version"`
@@ -361,4 +363,42 @@ func TestScaleOut(t *testing.T) {
 		}
 		t.Logf("60 applications: %v, identical on %d replicas and the load balancer", variants, replicas)
 	})
+}
+
+// TestRecordShared: the three replicas write to one decision record
+// (PostgreSQL, SERVE_DECISIONS_URL from stack.sh): a decision made by any
+// replica is readable through every replica and through HAProxy.
+func TestRecordShared(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the stack")
+	}
+	top := startStack(t)
+	made := map[string]string{} // application id -> decision id
+	for i, r := range top.replicas {
+		for n := range 10 {
+			id := fmt.Sprintf("R-%d-%02d", i+1, n)
+			d := predict(t, r, id)
+			if d.DecisionID == "" {
+				t.Fatalf("%s on %s: no decision_id in the answer", id, r)
+			}
+			made[id] = d.DecisionID
+		}
+	}
+	readers := append(slices.Clone(top.replicas), top.lb)
+	for id, want := range made {
+		for _, r := range readers {
+			var got struct {
+				Decisions []struct {
+					DecisionID string `json:"decision_id"`
+				} `json:"decisions"`
+			}
+			if code := call(t, http.MethodGet, r+"/v1/decisions/"+id, nil, &got); code != http.StatusOK {
+				t.Fatalf("GET %s/v1/decisions/%s: status %d", r, id, code)
+			}
+			if len(got.Decisions) != 1 || got.Decisions[0].DecisionID != want {
+				t.Fatalf("%s through %s: %+v, want the one decision %s", id, r, got.Decisions, want)
+			}
+		}
+	}
+	t.Logf("%d decisions, made 10 by each replica, each read back through all %d replicas and HAProxy", len(made), replicas)
 }

@@ -96,43 +96,73 @@ func (s Summary) String() string {
 // not run.
 func (j *Job) Run(ctx context.Context) (Summary, error) {
 	j.defaults()
-	var sum Summary
-	in, err := os.Open(j.In)
+	return fileJob{in: j.In, out: j.Out, rejects: j.Rejects, read: ReadExport, header: decisionHeader,
+		chunkSize: j.ChunkSize, progress: j.progress,
+		settle: func(ctx context.Context, chunk []Row, p *Progress) chunkResult {
+			return j.decide(ctx, chunk, p, j.Retry)
+		},
+	}.run(ctx)
+}
+
+// fileJob is the shape of both jobs: rows from an input file, each settled
+// once into an append-only ledger (out) or the rejects file, resumable.
+type fileJob struct {
+	in, out, rejects string
+	read             func(io.Reader) ([]Row, error)
+	header           []string // the ledger's columns; column 1 is application_id
+	chunkSize        int
+	settle           func(context.Context, []Row, *Progress) chunkResult
+	progress         func(total int) *Progress
+	verb             string // Summary's verb
+}
+
+func (f fileJob) run(ctx context.Context) (Summary, error) {
+	sum := Summary{verb: f.verb}
+	in, err := os.Open(f.in)
 	if err != nil {
 		return sum, err
 	}
-	rows, err := ReadExport(in)
+	rows, err := f.read(in)
 	in.Close()
 	if err != nil {
-		return sum, fmt.Errorf("%s: %w", j.In, err)
+		return sum, fmt.Errorf("%s: %w", f.in, err)
 	}
 	sum.Rows = len(rows)
 
-	decisions, decided, err := openLedger(j.Out, decisionHeader)
+	done, settled, err := openLedger(f.out, f.header)
 	if err != nil {
 		return sum, err
 	}
-	defer decisions.Close()
-	rejects, rejectedLines, err := openRejects(j.Rejects)
+	defer done.Close()
+	rejects, rejectedLines, err := openRejects(f.rejects)
 	if err != nil {
 		return sum, err
 	}
 	defer rejects.Close()
 
-	todo, refused := j.plan(rows, decided, rejectedLines, &sum)
+	todo, refused := plan(rows, settled, rejectedLines, &sum)
 	if err := rejects.append(refused); err != nil {
 		return sum, err
 	}
 	sum.Rejected += len(refused)
 
-	err = settleAll(ctx, todo, j.ChunkSize, func(ctx context.Context, chunk []Row, p *Progress) chunkResult {
-		return j.decide(ctx, chunk, p, j.Retry)
-	}, decisions, rejects, j.progress(len(todo)), &sum)
+	stop, err := settleAll(ctx, todo, f.chunkSize, f.settle, done, rejects, f.progress(len(todo)), &sum)
 	if err != nil {
 		return sum, err
 	}
+	var fatal *fatalError
+	if errors.As(stop, &fatal) {
+		return sum, fatal.err
+	}
 	return sum, sum.outcome()
 }
+
+// fatalError stops a job as "could not run" (exit 1) rather than "rows left
+// for a rerun": a rerun would meet it again (a refused token, say).
+type fatalError struct{ err error }
+
+func (e *fatalError) Error() string { return e.err.Error() }
+func (e *fatalError) Unwrap() error { return e.err }
 
 func (j *Job) progress(total int) *Progress { return NewProgress(j.Status, j.Terminal, total, j.Now) }
 
@@ -148,10 +178,11 @@ type chunkResult struct {
 // settleAll sends todo in chunks through settle, appending each chunk's
 // rows to the ledger and the rejects as it goes, until every row is
 // settled or the service stays down; then the rows left are reported in the
-// rejects file (retry=yes) for the rerun. It returns only an error that
-// stops the job (a disk write failing).
+// rejects file (retry=yes) for the rerun. It returns the error that
+// stopped it early (nil when every chunk was sent) and any error that
+// stops the job at once (a disk write failing).
 func settleAll(ctx context.Context, todo []Row, chunkSize int, settle func(context.Context, []Row, *Progress) chunkResult,
-	done, rejects *ledger, progress *Progress, sum *Summary) error {
+	done, rejects *ledger, progress *Progress, sum *Summary) (stop, err error) {
 	if sum.AlreadyDecided+sum.AlreadyRejected > 0 {
 		fmt.Fprintf(progress.w, "resuming: %d rows already %s, %d already rejected\n", sum.AlreadyDecided, sum.Verb(), sum.AlreadyRejected)
 	}
@@ -161,10 +192,10 @@ func settleAll(ctx context.Context, todo []Row, chunkSize int, settle func(conte
 		// Done rows first: a crash between the two appends re-sends only
 		// the refused rows, which the service refuses again.
 		if err := done.append(res.done); err != nil {
-			return err
+			return nil, err
 		}
 		if err := rejects.append(res.refused); err != nil {
-			return err
+			return nil, err
 		}
 		sum.Decided += len(res.done)
 		sum.Rejected += len(res.refused)
@@ -177,9 +208,10 @@ func settleAll(ctx context.Context, todo []Row, chunkSize int, settle func(conte
 				left = append(left, []string{strconv.Itoa(r.Line), r.ID, r.Name, reason, retryYes})
 			}
 			if err := rejects.append(left); err != nil {
-				return err
+				return nil, err
 			}
 			sum.Undecided = len(left)
+			stop = res.err
 			break
 		}
 		progress.Add(len(chunk))
@@ -188,7 +220,7 @@ func settleAll(ctx context.Context, todo []Row, chunkSize int, settle func(conte
 		progress.Finish()
 	}
 	fmt.Fprintln(progress.w, *sum)
-	return nil
+	return stop, nil
 }
 
 // outcome is the job's result for the scheduler: ErrRowsRejected and/or
@@ -247,7 +279,7 @@ func openRejects(path string) (*ledger, map[int]bool, error) {
 // plan sorts the rows into those to send and those refused before sending:
 // malformed, or reusing an earlier row's application_id (the id is what
 // makes a rerun skip a row, so it must name one row only).
-func (j *Job) plan(rows []Row, decided [][]string, rejectedLines map[int]bool, sum *Summary) ([]Row, [][]string) {
+func plan(rows []Row, decided [][]string, rejectedLines map[int]bool, sum *Summary) ([]Row, [][]string) {
 	done := make(map[string]bool, len(decided))
 	for _, d := range decided {
 		done[d[1]] = true

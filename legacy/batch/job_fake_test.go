@@ -2,7 +2,6 @@ package batch
 
 import (
 	"context"
-	"encoding/csv"
 	"errors"
 	"fmt"
 	"os"
@@ -13,6 +12,7 @@ import (
 
 	"mlservice/internal/retry"
 	"mlservice/legacy/client"
+	"mlservice/legacy/internal/legacytest"
 )
 
 // flakyService decides everything, refuses credit scores under 250 like
@@ -135,7 +135,7 @@ func TestOneBadRowCostsOnlyItself(t *testing.T) {
 			if !errors.Is(err, ErrRowsRejected) || errors.Is(err, ErrRowsUndecided) || sum.Decided != 39 || sum.Rejected != 1 {
 				t.Fatalf("%v, %v", sum, err)
 			}
-			rejects := readRows(t, filepath.Join(dir, "out.rejects.csv"))
+			rejects := legacytest.Rows(t, filepath.Join(dir, "out.rejects.csv"))
 			if len(rejects) != 1 || rejects[0][1] != "A-13" || rejects[0][4] != "no" || !strings.Contains(rejects[0][3], "cannot decide this row") {
 				t.Fatalf("rejects %q", rejects)
 			}
@@ -143,7 +143,7 @@ func TestOneBadRowCostsOnlyItself(t *testing.T) {
 				t.Errorf("%d calls to find one bad row among 40", svc.calls)
 			}
 			// The decisions carry the decision id and a decline's reasons.
-			header, rows := readAll(t, out)
+			header, rows := legacytest.ReadCSV(t, out)
 			col := map[string]int{}
 			for i, h := range header {
 				col[h] = i
@@ -180,8 +180,8 @@ func TestOutageDuringASplitLeavesTheRestForTheRerun(t *testing.T) {
 	if !errors.Is(err, ErrRowsUndecided) || sum.Decided+sum.Rejected+sum.Undecided != 4 {
 		t.Fatalf("%v, %v", sum, err)
 	}
-	_, decided := readAll(t, out)
-	rejects := readRows(t, filepath.Join(dir, "out.rejects.csv"))
+	_, decided := legacytest.ReadCSV(t, out)
+	rejects := legacytest.Rows(t, filepath.Join(dir, "out.rejects.csv"))
 	if len(decided)+len(rejects) != 4 {
 		t.Fatalf("%d decided + %d reported, want 4", len(decided), len(rejects))
 	}
@@ -199,23 +199,4 @@ func (s *downAfter) DecideBatch(ctx context.Context, apps []client.Application) 
 		return nil, &client.UnavailableError{Err: errors.New("connection refused")}
 	}
 	return s.poisoned.DecideBatch(ctx, apps)
-}
-
-func readAll(t *testing.T, path string) ([]string, [][]string) {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	all, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return all[0], all[1:]
-}
-
-func readRows(t *testing.T, path string) [][]string {
-	_, rows := readAll(t, path)
-	return rows
 }

@@ -2,7 +2,6 @@ package batch_test
 
 import (
 	"context"
-	"encoding/csv"
 	"errors"
 	"net/http"
 	"os"
@@ -42,7 +41,7 @@ func TestBatchMatchesOneByOne(t *testing.T) {
 	if len(rows) != 2000 || sum.Decided != 2000 {
 		t.Fatalf("%d rows read, %v", len(rows), sum)
 	}
-	decided := readCSV(t, out)
+	decided := legacytest.Rows(t, out)
 	if len(decided) != len(rows) {
 		t.Fatalf("%d decisions for %d rows", len(decided), len(rows))
 	}
@@ -70,21 +69,6 @@ func TestBatchMatchesOneByOne(t *testing.T) {
 	}
 }
 
-// readCSV returns a file's rows without its header.
-func readCSV(t *testing.T, path string) [][]string {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	all, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return all[1:]
-}
-
 // TestBatchAgainstTheServerWithAnOverflowingRow: against the real server, a
 // row whose figures overflow the model's float32 input is that row's
 // reject alone; the rest of its chunk is decided, each decision with the
@@ -101,7 +85,7 @@ func TestBatchAgainstTheServerWithAnOverflowingRow(t *testing.T) {
 	if !errors.Is(err, batch.ErrRowsRejected) || errors.Is(err, batch.ErrRowsUndecided) || sum.Decided != 3 || sum.Rejected != 1 {
 		t.Fatalf("%v (%v)", err, sum)
 	}
-	decided := readCSV(t, out)
+	decided := legacytest.Rows(t, out)
 	for _, d := range decided {
 		if d[1] == "X-1" {
 			t.Fatalf("the overflowing row was decided: %q", d)
@@ -110,7 +94,7 @@ func TestBatchAgainstTheServerWithAnOverflowingRow(t *testing.T) {
 			t.Errorf("%s has no decision_id: %q", d[1], d)
 		}
 	}
-	rejects := readCSV(t, filepath.Join(dir, "decisions.rejects.csv"))
+	rejects := legacytest.Rows(t, filepath.Join(dir, "decisions.rejects.csv"))
 	if len(rejects) != 1 || rejects[0][1] != "X-1" || rejects[0][4] != "no" {
 		t.Fatalf("rejects %q", rejects)
 	}
