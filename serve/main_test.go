@@ -35,6 +35,9 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{map[string]string{"SERVE_MEMORY_LIMIT": "lots"}, `SERVE_MEMORY_LIMIT="lots": not a size`},
 		{map[string]string{"SERVE_BATCH_CONCURRENCY": "0"}, `SERVE_BATCH_CONCURRENCY="0": must be a whole number from 1 to 64`},
 		{map[string]string{"SERVE_BATCH_QUEUE": "-1"}, `SERVE_BATCH_QUEUE="-1"`},
+		{map[string]string{"SERVE_MODEL": "loan-approval,,credit-line"}, `SERVE_MODEL="loan-approval,,credit-line": has an empty name`},
+		{map[string]string{"SERVE_MODEL": "loan-approval, loan-approval"}, `SERVE_MODEL="loan-approval, loan-approval": names "loan-approval" twice`},
+		{map[string]string{"SERVE_MODEL": "a/b"}, `SERVE_MODEL="a/b": "a/b" is not a model name`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.want, func(t *testing.T) {
