@@ -22,18 +22,20 @@ include monitoring/monitoring.mk
 include stack/stack.mk
 include deploy/deploy.mk
 include interop/interop.mk
+include serve/api/swagger/swagger.mk
+include serve/record/record.mk
 
-.PHONY: help run build test test-go lint fuzz-short bench deps ort clean
+.PHONY: help run build test-deps test test-go lint fuzz-short bench deps ort clean
 
 help: ## list the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-22s %s\n", $$1, $$2}'
 
 # Runs every time: it re-checks the cached library's sha256 (pinned in
 # scripts/onnxruntime.sh, as is the wheel's) and fetches it again if altered.
 ort: ## fetch the ONNX Runtime shared library (pinned sha256), or re-check the cached one
 	@ORT_VERSION=$(ORT_VERSION) scripts/onnxruntime.sh >/dev/null
 
-deps: ort ## fetch Go modules and the ONNX Runtime library
+deps: ort swagger-ui ## fetch Go modules, the ONNX Runtime library and the Swagger UI files
 	$(GO) mod download
 
 run: deps ## serve the embedded default model on :8000
@@ -42,7 +44,10 @@ run: deps ## serve the embedded default model on :8000
 build: deps ## build bin/serve
 	$(GO) build -o bin/serve ./serve
 
-test: deps notebooks-env interop-env legacy-test-deps monitoring-test-deps stack-test-deps ## set up everything and run every test
+# Everything the tests need; add your area's *-deps target here (one word).
+test-deps: deps notebooks-env interop-env legacy-test-deps monitoring-test-deps stack-test-deps record-test-deps ## install what the tests need
+
+test: test-deps ## set up everything and run every test
 	$(GO) vet ./...
 	$(MAKE) --no-print-directory lint
 	$(GO) test -race -count=1 ./...
@@ -51,7 +56,7 @@ test: deps notebooks-env interop-env legacy-test-deps monitoring-test-deps stack
 	$(MAKE) --no-print-directory fuzz-short
 	$(MAKE) --no-print-directory notebooks-test
 
-test-go: deps notebooks-env interop-env legacy-test-deps monitoring-test-deps stack-test-deps ## only the Go tests
+test-go: test-deps ## only the Go tests
 	$(GO) test -race -count=1 ./...
 	$(MAKE) --no-print-directory deploy-test
 
@@ -64,8 +69,8 @@ fuzz-short: deps ## a short run of every fuzz target
 	$(GO) test -run='^$$' -fuzz='^FuzzWebhook$$' -fuzztime=$(FUZZTIME) ./serve/hooks
 	$(GO) test -run='^$$' -fuzz='^FuzzInferBinary$$' -fuzztime=$(FUZZTIME) ./serve/oip
 
-bench: deps notebooks-env ## benchmarks; writes BENCHMARKS.md (knobs: bench/run.sh)
+bench: deps notebooks-env record-test-deps ## benchmarks; writes BENCHMARKS.md (knobs: bench/run.sh)
 	bench/run.sh
 
 clean: ## remove build output and caches of this checkout
-	rm -rf bin .cache notebooks/.venv
+	rm -rf bin .cache notebooks/.venv interop/.venv

@@ -19,8 +19,10 @@ import (
 	"mlservice/artifacts"
 	"mlservice/internal/servetest"
 	"mlservice/registry"
+	"mlservice/registry/local"
 	"mlservice/schemas"
 	"mlservice/serve/api"
+	"mlservice/serve/decision"
 	"mlservice/serve/inference"
 	"mlservice/serve/metrics"
 	"mlservice/serve/models"
@@ -90,12 +92,13 @@ func champion(tb testing.TB) *models.Version {
 		Open: func(path string) (models.Scorer, error) {
 			return inference.Open(path, inference.Options{IntraOpThreads: 1})
 		},
+		Check: decision.ServingCheck,
 	}
-	v, err := l.Load(context.Background(), &registry.Local{FS: artifacts.FS, Name: "embedded"}, "loan-approval", "2")
+	v, err := l.Load(context.Background(), &local.Tree{FS: artifacts.FS, Name: "embedded"}, "loan-approval", "2")
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(v.Release)
+	tb.Cleanup(func() { v.Release() })
 	return v
 }
 
@@ -138,9 +141,14 @@ func BenchmarkONNXRun(b *testing.B) {
 			apps := decodedApps(b, rows)
 			x := make([]float32, rows*len(v.Features))
 			probs, approve := make([]float32, rows), make([]bool, rows)
+			contrib := make([]float32, rows*len(v.Characteristics))
+			w := len(v.Features)
 			b.ReportAllocs()
 			for b.Loop() {
-				if err := v.Decide(apps, x, probs, approve); err != nil {
+				for i, a := range apps {
+					v.FillRow(a, x[i*w:(i+1)*w])
+				}
+				if err := v.Score(x, probs, approve, contrib); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -168,10 +176,11 @@ func inProcess(tb testing.TB) *fasthttp.Client {
 	}
 	router.Publish(t)
 	app, _, err := api.New(api.Config{Model: "loan-approval"}, api.Deps{
-		Router:   router,
-		Status:   func() rollout.Status { return rollout.Status{Ready: true, Source: "artifacts"} },
-		Registry: reg,
-		Log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Decisions: decision.New(decision.Config{Router: router}),
+		Router:    router,
+		Status:    func() rollout.Status { return rollout.Status{Ready: true, Source: "artifacts"} },
+		Registry:  reg,
+		Log:       slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
 		tb.Fatal(err)

@@ -12,7 +12,7 @@ PROMTOOL ?= promtool
 .PHONY: monitoring-test-deps monitoring-check monitoring-test
 
 monitoring-test-deps: ## install prometheus and promtool (Debian package) if missing
-	@$(APT_INSTALL) prometheus
+	@scripts/apt-install.sh prometheus
 
 monitoring-check: monitoring-test-deps ## promtool check config / check rules / test rules
 	$(PROMTOOL) check config $(PROMETHEUS_DIR)/prometheus.yml

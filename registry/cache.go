@@ -13,6 +13,9 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
+
+	"mlservice/internal/durable"
 )
 
 // manifestFile records the sha256 of every file of a cached version. It is
@@ -74,43 +77,118 @@ func (c *Cache) Get(ctx context.Context, src Source, model, version string) (Ent
 	if err := src.Download(ctx, model, version, tmp); err != nil {
 		return Entry{}, err
 	}
-	files, err := hashTree(tmp)
+	// Every file and directory reaches the disk before the manifest says
+	// the version is complete, and the manifest before the rename.
+	files, err := hashTree(tmp, true)
 	if err != nil {
 		return Entry{}, err
 	}
-	if err := writeFileAtomic(filepath.Join(tmp, manifestFile), mustJSON(files)); err != nil {
-		return Entry{}, err
+	if err := durable.WriteFile(filepath.Join(tmp, manifestFile), mustJSON(files)); err != nil {
+		return Entry{}, fmt.Errorf("registry: cache: %w", err)
 	}
 	// Swap the new copy in whole: a reader sees the old complete copy, no
-	// copy, or the new complete copy.
+	// copy, or the new complete copy; the directory fsync makes the rename
+	// survive a crash.
 	if err := os.RemoveAll(dir); err != nil {
 		return Entry{}, fmt.Errorf("registry: cache: %w", err)
 	}
 	if err := os.Rename(tmp, dir); err != nil {
 		return Entry{}, fmt.Errorf("registry: cache: %w", err)
 	}
+	if err := durable.SyncDir(filepath.Dir(dir)); err != nil {
+		return Entry{}, fmt.Errorf("registry: cache: %w", err)
+	}
 	return Entry{Dir: dir, Files: files}, nil
 }
 
 func (c *Cache) path(src Source, model, version string) string {
-	return filepath.Join(c.Dir, "versions", safeName(src.Key()), safeName(model), safeName(version))
+	return filepath.Join(c.modelDir(src, model), SafeName(version))
 }
 
-// safeName keeps a registry-supplied name from escaping the cache directory.
-func safeName(s string) string {
-	r := strings.NewReplacer("/", "_", "\\", "_", "..", "__", "\x00", "_")
-	s = r.Replace(s)
-	if s == "" || s == "." {
-		return "_"
+func (c *Cache) modelDir(src Source, model string) string {
+	return filepath.Join(c.Dir, "versions", SafeName(src.Key()), SafeName(model))
+}
+
+// Prune removes the cached versions of model from src that are not in keep,
+// and downloads abandoned more than an hour ago. It must not run while a
+// version of the model is being downloaded into the cache (the controller
+// that owns the model runs both).
+func (c *Cache) Prune(src Source, model string, keep []string) error {
+	dir := c.modelDir(src, model)
+	entries, err := os.ReadDir(filepath.Dir(dir))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
 	}
-	return s
+	if err != nil {
+		return fmt.Errorf("registry: cache: %w", err)
+	}
+	// Downloads are staged beside the model's directory.
+	var errs []error
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".download-") {
+			if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > time.Hour {
+				errs = append(errs, os.RemoveAll(filepath.Join(filepath.Dir(dir), e.Name())))
+			}
+		}
+	}
+	kept := map[string]bool{}
+	for _, v := range keep {
+		kept[SafeName(v)] = true
+	}
+	versions, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return errors.Join(errs...)
+	}
+	if err != nil {
+		return fmt.Errorf("registry: cache: %w", err)
+	}
+	removed := false
+	for _, v := range versions {
+		if !kept[v.Name()] {
+			// The manifest goes first: a half-removed version is then
+			// "never cached", not "corrupt".
+			errs = append(errs, os.Remove(filepath.Join(dir, v.Name(), manifestFile)))
+			errs = append(errs, os.RemoveAll(filepath.Join(dir, v.Name())))
+			removed = true
+		}
+	}
+	if removed {
+		errs = append(errs, durable.SyncDir(dir))
+	}
+	for i, err := range errs {
+		if errors.Is(err, fs.ErrNotExist) {
+			errs[i] = nil
+		}
+	}
+	return errors.Join(errs...)
 }
 
-func hashTree(root string) (map[string]string, error) {
+// Versions lists the cached versions of model from src, complete or not.
+func (c *Cache) Versions(src Source, model string) ([]string, error) {
+	entries, err := os.ReadDir(c.modelDir(src, model))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	var out []string
+	for _, e := range entries {
+		out = append(out, e.Name())
+	}
+	return out, err
+}
+
+// hashTree returns the sha256 of every file under root; with sync it also
+// fsyncs each file and directory, for a tree about to be declared complete.
+func hashTree(root string, sync bool) (map[string]string, error) {
 	files := map[string]string{}
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
+		if err != nil {
 			return err
+		}
+		if d.IsDir() {
+			if sync {
+				return durable.SyncDir(path)
+			}
+			return nil
 		}
 		rel, err := filepath.Rel(root, path)
 		if err != nil {
@@ -119,7 +197,7 @@ func hashTree(root string) (map[string]string, error) {
 		if rel == manifestFile {
 			return nil
 		}
-		sum, err := hashFile(path)
+		sum, err := hashFile(path, sync)
 		if err != nil {
 			return err
 		}
@@ -142,7 +220,7 @@ func verify(dir string, files map[string]string) error {
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		sum, err := hashFile(filepath.Join(dir, filepath.FromSlash(name)))
+		sum, err := hashFile(filepath.Join(dir, filepath.FromSlash(name)), false)
 		if err != nil {
 			return fmt.Errorf("%w: %s: %v", ErrCorrupt, name, err)
 		}
@@ -153,40 +231,23 @@ func verify(dir string, files map[string]string) error {
 	return nil
 }
 
-// HashFile returns the hex sha256 of a file.
-func hashFile(path string) (string, error) {
+// hashFile returns the hex sha256 of a file, fsyncing it first if sync.
+func hashFile(path string, sync bool) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", err
 	}
 	defer f.Close()
+	if sync {
+		if err := f.Sync(); err != nil {
+			return "", err
+		}
+	}
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-// writeFileAtomic writes data to a temporary file beside path and renames it
-// into place, so a crash leaves either the old file or the new one.
-func writeFileAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }
 
 func mustJSON(v any) []byte {

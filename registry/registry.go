@@ -1,13 +1,20 @@
-// Package registry is where model versions come from: the MLflow Model Registry
-// (subpackage mlflow) or the local registry over the versions shipped in
-// artifacts/, and the verified on-disk cache that every version passes through
-// before the server opens it.
+// Package registry is where model versions come from. The root holds what
+// every backend shares: the Source and Writer interfaces, the State a
+// registry reports, the sentinel errors and the verified on-disk Cache that
+// every version passes through before the server opens it. Each backend is a
+// subpackage that asserts the interfaces it implements:
+//
+//   - mlflow: the MLflow Model Registry over its REST API;
+//   - local: the versions shipped in artifacts/, writable through a state file;
+//   - lastserved: what this server last served, on disk, for a start while
+//     the registry is down.
 package registry
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Variant is the role a version plays for a registered model: champion
@@ -54,8 +61,14 @@ var (
 	ErrNotFound = errors.New("registry: not found")
 	// ErrUnavailable means the registry could not be reached or failed.
 	ErrUnavailable = errors.New("registry: unavailable")
-	// ErrCorrupt means a file does not match its recorded sha256.
+	// ErrCorrupt means a file does not match its recorded sha256, or a
+	// version is not what its listing says.
 	ErrCorrupt = errors.New("registry: corrupt artifact")
+	// ErrDenied means the registry refused the credentials for the call
+	// (a read-only account asked to write, say).
+	ErrDenied = errors.New("registry: permission denied")
+	// ErrTooLarge means a file or a version is over its size cap.
+	ErrTooLarge = errors.New("registry: artifact too large")
 	// ErrUnknownVariant means a string names no variant.
 	ErrUnknownVariant = errors.New("registry: not a variant")
 )
@@ -66,6 +79,10 @@ type State struct {
 	Aliases map[string]string
 	// Tags are the registered model's tags.
 	Tags map[string]string
+	// SHA256 pins versions to the sha256 of their model file (version →
+	// sum); a version whose file differs must not serve. Only lastserved
+	// sets it.
+	SHA256 map[string]string
 }
 
 // Version returns the version the variant's alias points at ("" for none).
@@ -85,4 +102,28 @@ type Source interface {
 	// Download writes every file of the version into dir, which exists and is
 	// empty. It must not leave partial files behind on success.
 	Download(ctx context.Context, model, version, dir string) error
+}
+
+// Writer is a registry the admin API can change: MLflow in MLflow mode, the
+// local state file otherwise.
+type Writer interface {
+	// HasVersion returns an error wrapping ErrNotFound for a version the
+	// registry does not have.
+	HasVersion(ctx context.Context, model, version string) error
+	SetAlias(ctx context.Context, model, alias, version string) error
+	DeleteAlias(ctx context.Context, model, alias string) error
+	SetModelTag(ctx context.Context, model, key, value string) error
+	DeleteModelTag(ctx context.Context, model, key string) error
+}
+
+// SafeName keeps a registry-supplied name (a model, a version, a source key)
+// to one path element, so it can never escape the directory it names a file
+// or directory in.
+func SafeName(s string) string {
+	r := strings.NewReplacer("/", "_", "\\", "_", "..", "__", "\x00", "_")
+	s = r.Replace(s)
+	if s == "" || s == "." {
+		return "_"
+	}
+	return s
 }

@@ -58,6 +58,22 @@ func (e FieldErrors) add(field, problem string) FieldErrors {
 	return e
 }
 
+// The sizes that bound a request's work before it is done.
+const (
+	// MaxItemBytes caps each item of a batch (a realistic one is ~130 bytes).
+	MaxItemBytes = 4 << 10
+	// avgItemBytes is what one batch item may need on average: a 64-character
+	// id and five long numbers with their keys fit in 400 bytes.
+	avgItemBytes = 512
+	// MaxBatchBytes caps a POST /v1/predict/batch body: what the largest
+	// batch can need (a legitimate 10,000-item batch is about 1.3 MB).
+	MaxBatchBytes = MaxBatch*avgItemBytes + 1<<10
+)
+
+// pooledParseLimit is the largest body parsed with a pooled parser: a pooled
+// parser keeps the memory of the largest document it ever parsed.
+const pooledParseLimit = 16 << 10
+
 // Decoder turns request bodies into validated Applications. It is strict:
 // unknown, duplicate, missing and wrongly typed fields are each named. A Decoder
 // is safe for concurrent use; the zero value is ready.
@@ -65,11 +81,27 @@ type Decoder struct {
 	parsers fastjson.ParserPool
 }
 
+// parser returns a parser for a document of n bytes; put gives it back. A
+// large document gets a parser of its own that the garbage collector takes
+// back, as a pooled parser keeps the memory of the largest document it parsed.
+func (d *Decoder) parser(n int) *fastjson.Parser {
+	if n > pooledParseLimit {
+		return new(fastjson.Parser)
+	}
+	return d.parsers.Get()
+}
+
+func (d *Decoder) put(p *fastjson.Parser, n int) {
+	if n <= pooledParseLimit {
+		d.parsers.Put(p)
+	}
+}
+
 // Application decodes and validates one application. The error is a
 // *MalformedError or FieldErrors.
 func (d *Decoder) Application(body []byte) (Application, error) {
-	p := d.parsers.Get()
-	defer d.parsers.Put(p)
+	p := d.parser(len(body))
+	defer d.put(p, len(body))
 	v, err := p.ParseBytes(body)
 	if err != nil {
 		return Application{}, &MalformedError{Reason: shortReason(err)}
@@ -80,51 +112,37 @@ func (d *Decoder) Application(body []byte) (Application, error) {
 // Item is one entry of a batch: a valid application or what is wrong with it.
 type Item struct {
 	Application Application
-	Err         error
+	// JSON is the item as the body has it (a sub-slice of the body).
+	JSON []byte
+	Err  error
 }
 
 // Batch decodes a batch body. Each item is validated on its own, so one bad
-// application never fails the rest; the error is for the envelope only.
+// application never fails the rest; the error is for the envelope only. The
+// work is bounded before it is done: the envelope is scanned without building
+// a document, scanning stops at the MaxBatch+1st item, and each item (at
+// most MaxItemBytes) is parsed on its own.
 func (d *Decoder) Batch(body []byte) ([]Item, error) {
-	p := d.parsers.Get()
-	defer d.parsers.Put(p)
-	v, err := p.ParseBytes(body)
+	spans, err := splitBatch(body)
 	if err != nil {
-		return nil, &MalformedError{Reason: shortReason(err)}
+		return nil, err
 	}
-	obj, err := v.Object()
-	if err != nil {
-		return nil, FieldErrors{"": "the body must be a JSON object"}
-	}
-	var list []*fastjson.Value
-	var errs FieldErrors
-	found := false
-	obj.Visit(func(key []byte, v *fastjson.Value) {
-		if string(key) != "applications" {
-			errs = errs.add(string(key), "unknown field")
-			return
+	items := make([]Item, len(spans))
+	p := d.parser(MaxItemBytes)
+	defer d.put(p, MaxItemBytes)
+	for i, span := range spans {
+		items[i].JSON = span
+		if len(span) > MaxItemBytes {
+			if err := fastjson.ValidateBytes(span); err != nil {
+				return nil, &MalformedError{Reason: shortReason(err)}
+			}
+			items[i].Err = FieldErrors{"": fmt.Sprintf("an application must be at most %d bytes", MaxItemBytes)}
+			continue
 		}
-		if found {
-			errs = errs.add("applications", "duplicate field")
-			return
+		v, err := p.ParseBytes(span)
+		if err != nil {
+			return nil, &MalformedError{Reason: shortReason(err)}
 		}
-		found = true
-		if list, err = v.Array(); err != nil {
-			errs = errs.add("applications", "must be an array of applications")
-		}
-	})
-	switch {
-	case errs != nil:
-		return nil, errs
-	case !found:
-		return nil, FieldErrors{"applications": "is required"}
-	case len(list) == 0:
-		return nil, FieldErrors{"applications": "must contain at least 1 application"}
-	case len(list) > MaxBatch:
-		return nil, FieldErrors{"applications": fmt.Sprintf("must contain at most %d applications", MaxBatch)}
-	}
-	items := make([]Item, len(list))
-	for i, v := range list {
 		items[i].Application, items[i].Err = applicationFrom(v)
 	}
 	return items, nil

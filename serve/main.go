@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -15,23 +16,32 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"syscall"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
 
 	"mlservice/artifacts"
 	"mlservice/registry"
+	"mlservice/registry/lastserved"
+	"mlservice/registry/local"
 	"mlservice/registry/mlflow"
 	"mlservice/serve/admin"
 	"mlservice/serve/api"
+	"mlservice/serve/auth"
+	"mlservice/serve/decision"
+	"mlservice/serve/drift"
 	"mlservice/serve/hooks"
 	"mlservice/serve/inference"
 	"mlservice/serve/metrics"
 	"mlservice/serve/models"
 	"mlservice/serve/oip"
+	"mlservice/serve/outcomes"
+	"mlservice/serve/record"
 	"mlservice/serve/rollout"
 	"mlservice/serve/routing"
 	"mlservice/serve/shadow"
@@ -61,78 +71,153 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err := inference.Init(cfg.ORTLibrary); err != nil {
 		return fmt.Errorf("start-up failed: %w", err)
 	}
-	local, err := localRegistry(cfg)
+	regs, err := sources(cfg)
 	if err != nil {
 		return fmt.Errorf("start-up failed: %w", err)
 	}
-	source, writer, fallbacks, err := sources(cfg, local)
+	tokens, err := auth.Load(cfg.TokensFile, cfg.AdminToken)
 	if err != nil {
-		return fmt.Errorf("start-up failed: %w", err)
+		return fmt.Errorf("start-up failed: SERVE_TOKENS_FILE: %w", err)
 	}
 
+	if cfg.MemoryLimit > 0 {
+		debug.SetMemoryLimit(cfg.MemoryLimit)
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	modelMetrics := metrics.New(reg)
-	router := &routing.Router{}
+	cache := &registry.Cache{Dir: cfg.CacheDir}
 	loader := &models.Loader{
-		Cache: &registry.Cache{Dir: cfg.CacheDir},
+		Cache: cache,
 		Open: func(path string) (models.Scorer, error) {
-			s, err := inference.Open(path, inference.Options{IntraOpThreads: cfg.InferThreads})
-			if err != nil {
-				return nil, err
-			}
-			modelMetrics.SessionOpened()
-			return &countedSession{Session: s, metrics: modelMetrics}, nil
+			return inference.Open(path, inference.Options{IntraOpThreads: cfg.InferThreads})
 		},
+		Check:    decision.ServingCheck,
+		Sessions: modelMetrics,
+		Log:      log,
 	}
-	controller := rollout.New(rollout.Config{
-		Model: cfg.Model, Source: source, Fallbacks: fallbacks, Writer: writer, Loader: loader, Router: router,
-		Metrics: modelMetrics, Log: log, Interval: cfg.PollInterval,
-	})
-	ctrlCtx, stopController := context.WithCancel(context.WithoutCancel(ctx))
-	controllerDone := make(chan struct{})
-	go func() {
-		defer close(controllerDone)
-		controller.Run(ctrlCtx)
-	}()
+	var observers []decision.Observer
+	if cfg.DriftWindow > 0 {
+		tracker := drift.NewTracker(reg, cfg.DriftWindow, nil)
+		loader.Drift = tracker
+		observers = append(observers, decision.DriftObserver{Tracker: tracker})
+	}
+	audit := log.With("component", "admin")
+	authn := auth.NewAuthenticator(auth.Config{Tokens: tokens, TrustedProxies: cfg.TrustedProxies,
+		Audit: log.With("component", "auth"), Registerer: reg})
+	// The decision record: every decision is written before its answer.
+	recorder, err := openRecord(ctx, cfg, reg, log)
+	if err != nil {
+		return fmt.Errorf("start-up failed: %w", err)
+	}
+	var decisionRecorder decision.Recorder = decision.NopRecorder{}
+	// The bank's outcomes live beside the decisions they judge.
+	var outcomeStore outcomes.Store
+	if recorder != nil {
+		outcomeStore, _ = recorder.Store().(outcomes.Store)
+		decisionRecorder = recorder
+		defer recorder.Close() // after the HTTP server and the shadow worker have stopped
+	}
+	// recordHealth is nil while the record can take decisions.
+	recordHealth := func() error {
+		if recorder != nil {
+			return recorder.Health()
+		}
+		return nil
+	}
+	// Each served model has its own routing table, controller (aliases,
+	// traffic, fallbacks) and decision path; they share the registries, the
+	// cache, the loader, the record and the metrics (labelled by model). The
+	// first is the loan model: /v1, /ready and /admin are its.
+	changes := rollout.NewChanges(reg)
+	served := make([]*servedModel, len(cfg.Models))
+	for i, name := range cfg.Models {
+		m := &servedModel{name: name, router: &routing.Router{}, mirror: shadow.New(shadow.DefaultQueue), recordHealth: recordHealth}
+		m.controller = rollout.New(rollout.Config{
+			Model: name, Source: regs.source, Fallbacks: regs.fallbacks, Writer: regs.writer, Remembered: regs.remembered,
+			Loader: loader, Router: m.router, Cache: cache, Metrics: modelMetrics, Changes: changes,
+			Log: log.With("model", name), Audit: audit, Interval: cfg.PollInterval, LoadTimeout: cfg.LoadTimeout,
+			AllowWithoutReasons: cfg.AllowWithoutReasons,
+		})
+		m.decisions = decision.New(decision.Config{Router: m.router, Mirror: m.mirror, Recorder: decisionRecorder, Observers: observers})
+		served[i] = m
+	}
+	loan := served[0]
+	router, controller, decisions := loan.router, loan.controller, loan.decisions
+	// Readiness: the controller's, and the record's (no record, no decision).
+	status := loan.status
+
+	// The controller, the shadow worker and the HTTP server run as one
+	// group: they start together, and when one stops (a signal, a failure)
+	// the others are stopped and waited for. The background actors stop
+	// after the HTTP server, so in-flight requests still have them.
+	group, groupCtx := errgroup.WithContext(context.WithoutCancel(ctx))
+	background, stopBackground := context.WithCancel(groupCtx)
 	defer func() {
-		stopController()
-		<-controllerDone
+		stopBackground()
+		_ = group.Wait()
 	}()
+	for _, m := range served {
+		group.Go(func() error {
+			m.controller.Run(background)
+			return actorStopped(background, "the model controller of "+m.name)
+		})
+		group.Go(func() error {
+			return errors.Join(m.mirror.Run(background, m.decisions), actorStopped(background, "the shadow worker of "+m.name))
+		})
+	}
 	// In local mode a model that cannot load is a start-up error. With MLflow
 	// the server listens at once (so /health answers while MLflow is slow)
 	// and /ready says 503 with the reason until a champion is loaded.
 	if cfg.TrackingURI == "" {
-		if err := controller.Sync(ctx); err != nil && router.Current() == nil {
-			return fmt.Errorf("start-up failed: SERVE_MODEL=%q: %w", cfg.Model, err)
+		for _, m := range served {
+			if err := m.controller.Sync(ctx); err != nil && m.router.Current() == nil {
+				return fmt.Errorf("start-up failed: SERVE_MODEL=%q: %w", m.name, err)
+			}
 		}
 	}
-
-	mirror := shadow.New(shadow.DefaultQueue)
-	go mirror.Run(ctrlCtx)
+	oipModels := make([]oip.Model, len(served))
+	for i, m := range served {
+		oipModels[i] = m.oipModel()
+	}
 
 	var httpAPI *api.Server
-	app, httpAPI, err := api.New(api.Config{Model: cfg.Model}, api.Deps{
-		Router: router, Status: controller.Status, Registry: reg, Log: log, Build: buildInfo(), Shadow: mirror,
+	batchQueue := cfg.BatchQueue
+	if batchQueue == 0 {
+		batchQueue = -1 // api.Config: 0 is its default, negative none
+	}
+	app, httpAPI, err := api.New(api.Config{Model: cfg.Model, BatchConcurrency: cfg.BatchConcurrency, BatchQueue: batchQueue}, api.Deps{
+		Decisions: decisions, Router: router, Status: status, Registry: reg, Log: log, Build: buildInfo(),
 		Mount: []func(fiber.Router){
 			func(r fiber.Router) {
-				admin.Mount(r, admin.Config{Token: cfg.AdminToken, Controller: controller, Router: router,
-					Metrics: modelMetrics, Audit: log.With("component", "admin")})
+				admin.Mount(r, admin.Config{Auth: authn, Controller: controller, Router: router,
+					Metrics: modelMetrics, Audit: audit, Outcomes: outcomeStore})
 			},
 			func(r fiber.Router) {
-				hooks.Mount(r, hooks.Config{Secret: cfg.WebhookSecret, Trigger: controller.Trigger, Log: log.With("component", "webhook")})
+				if recorder != nil {
+					record.Mount(r, record.RoutesConfig{Store: recorder.Store(),
+						Read: authn.Require(auth.Admin, auth.Audit), Admin: authn.Require(auth.Admin),
+						Principal: auth.Name, Audit: log.With("component", "record")})
+					if outcomeStore != nil {
+						(&outcomes.Handler{Store: outcomeStore, Metrics: outcomes.NewMetrics(reg), Principal: auth.Name}).
+							Mount(r, authn.Require(auth.Admin, auth.Audit))
+					}
+				}
+			},
+			func(r fiber.Router) {
+				hooks.Mount(r, hooks.Config{Secret: cfg.WebhookSecret, Log: log.With("component", "webhook"),
+					Trigger: func() {
+						for _, m := range served {
+							m.controller.Trigger()
+						}
+					}})
 			},
 			func(r fiber.Router) {
 				oip.Mount(r, oip.Config{
 					ServerVersion: serverVersion(),
-					Models: []oip.Model{{Name: cfg.Model, Router: router,
-						Ready: func() (bool, string) {
-							st := controller.Status()
-							return st.Ready && router.Current() != nil, st.Reason
-						},
-						Decider: &oip.Direct{Router: router, Shadow: mirror}}},
-					Draining: func() bool { return httpAPI != nil && httpAPI.Draining() },
-					Log:      log.With("component", "oip"),
+					Models:        oipModels,
+					Draining:      func() bool { return httpAPI != nil && httpAPI.Draining() },
+					Log:           log.With("component", "oip"),
 				})
 			},
 		},
@@ -144,81 +229,157 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return fmt.Errorf("start-up failed: SERVE_ADDR=%q: %w", cfg.Addr, err)
 	}
-	log.Info("serving", "addr", ln.Addr().String(), "model", cfg.Model, "registry", source.Describe(),
+	log.Info("serving", "addr", ln.Addr().String(), "model", cfg.Model, "models", cfg.Models, "registry", regs.source.Describe(),
 		"status", controller.Status().Source, "onnxruntime", inference.Version())
 
-	served := make(chan error, 1)
-	go func() { served <- app.Listener(ln) }()
-	select {
-	case err := <-served:
-		return fmt.Errorf("server stopped: %w", err)
-	case <-ctx.Done():
-	}
-	// Drain first: connections a busy server has not accepted yet would be
-	// reset if the listener closed now, so keep serving (with /ready 503 and
-	// Connection: close) for the drain period, then stop accepting.
-	log.Info("shutting down: draining", "drain", cfg.ShutdownDrain.String(), "timeout", cfg.ShutdownTimeout.String())
-	httpAPI.Drain()
-	time.Sleep(cfg.ShutdownDrain)
-	if err := app.ShutdownWithTimeout(cfg.ShutdownTimeout); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+	group.Go(func() error {
+		defer stopBackground()
+		served := make(chan error, 1)
+		go func() { served <- app.Listener(ln) }()
+		select {
+		case err := <-served:
+			return fmt.Errorf("server stopped: %w", err)
+		case <-groupCtx.Done(): // another actor failed
+			_ = app.ShutdownWithTimeout(cfg.ShutdownTimeout)
+			return nil
+		case <-ctx.Done():
+		}
+		// Drain first: connections a busy server has not accepted yet would be
+		// reset if the listener closed now, so keep serving (with /ready 503 and
+		// Connection: close) for the drain period, then stop accepting.
+		log.Info("shutting down: draining", "drain", cfg.ShutdownDrain.String(), "timeout", cfg.ShutdownTimeout.String())
+		httpAPI.Drain()
+		time.Sleep(cfg.ShutdownDrain)
+		if err := app.ShutdownWithTimeout(cfg.ShutdownTimeout); err != nil {
+			return fmt.Errorf("shutdown: %w", err)
+		}
+		return nil
+	})
+	if err := group.Wait(); err != nil {
+		return err
 	}
 	log.Info("stopped")
 	return nil
 }
 
-// countedSession keeps model_sessions_open in step with the sessions.
-type countedSession struct {
-	*inference.Session
-	metrics *metrics.Models
+// servedModel is one model the server serves: its routing table, the
+// controller that owns it and its decision path.
+type servedModel struct {
+	name       string
+	router     *routing.Router
+	controller *rollout.Controller
+	mirror     *shadow.Mirror
+	decisions  *decision.Path
+	// recordHealth says why the decision record cannot take decisions.
+	recordHealth func() error
 }
 
-// Tensors describes the model's tensors for /v2's metadata.
-func (s *countedSession) Tensors() (inputs, outputs []models.TensorInfo) {
-	in, out := s.Session.Tensors()
-	conv := func(ts []inference.Tensor) []models.TensorInfo {
-		infos := make([]models.TensorInfo, len(ts))
-		for i, t := range ts {
-			infos[i] = models.TensorInfo{Name: t.Name, DataType: t.DataType, Shape: t.Shape}
-		}
-		return infos
+// status is the model's readiness: its controller's, and the record's.
+func (m *servedModel) status() rollout.Status {
+	st := m.controller.Status()
+	if err := m.recordHealth(); err != nil {
+		st.Ready, st.Reason = false, err.Error()
 	}
-	return conv(in), conv(out)
+	return st
 }
 
-func (s *countedSession) Close() error {
-	s.metrics.SessionClosed()
-	return s.Session.Close()
+// oipModel is the model as /v2/models/{name} serves it.
+func (m *servedModel) oipModel() oip.Model {
+	return oip.Model{Name: m.name, Router: m.router, Decider: &oip.Path{Decisions: m.decisions},
+		Ready: func() (bool, string) {
+			st := m.status()
+			return st.Ready && m.router.Current() != nil, st.Reason
+		}}
+}
+
+// actorStopped is an actor's result when it returns: nil when the group
+// asked it to stop, an error when it stopped on its own.
+func actorStopped(ctx context.Context, name string) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	return fmt.Errorf("%s stopped unexpectedly", name)
+}
+
+// registries is where versions come from and where /admin writes.
+type registries struct {
+	source     registry.Source
+	writer     registry.Writer
+	fallbacks  []registry.Source
+	remembered rollout.Remembered
 }
 
 // sources picks where versions come from. With MLFLOW_TRACKING_URI set: the
-// MLflow registry, remembered on disk, falling back to the remembered state
-// over the verified cache and then to the embedded artifacts. Without it: the
-// local registry over artifacts/ with its state file.
-func sources(cfg config, local *registry.Local) (registry.Source, rollout.Writer, []registry.Source, error) {
+// MLflow registry (any model it has, embedded or not), falling back to what
+// this server last served from it (verified cache, sha256-pinned) and, only
+// with SERVE_ALLOW_EMBEDDED_FALLBACK=true, to the embedded artifacts. Without
+// it: the local registry over artifacts/ with its state file.
+func sources(cfg config) (registries, error) {
 	if cfg.TrackingURI == "" {
-		ls := &registry.LocalState{Local: local, Dir: filepath.Join(cfg.CacheDir, "state")}
-		return ls, ls, nil, nil
+		tree, err := artifactsTree(cfg)
+		if err != nil {
+			return registries{}, err
+		}
+		r := &local.Registry{Tree: tree, Dir: filepath.Join(cfg.CacheDir, "state")}
+		return registries{source: r, writer: r}, nil
 	}
 	client, err := mlflow.New(mlflow.Config{TrackingURI: cfg.TrackingURI,
 		Username: cfg.TrackingUsername, Password: cfg.TrackingPassword, Token: cfg.TrackingToken})
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("MLFLOW_TRACKING_URI=%q: %w", cfg.TrackingURI, err)
+		return registries{}, fmt.Errorf("MLFLOW_TRACKING_URI=%q: %w", redactURL(cfg.TrackingURI), err)
 	}
-	memory := &registry.Memory{Source: client, Dir: filepath.Join(cfg.CacheDir, "remembered")}
-	return memory, client, []registry.Source{memory.Offline(), local}, nil
+	regs := registries{source: client, writer: client}
+	if cfg.TrackingWriteUsername != "" {
+		if regs.writer, err = mlflow.New(mlflow.Config{TrackingURI: cfg.TrackingURI,
+			Username: cfg.TrackingWriteUsername, Password: cfg.TrackingWritePassword}); err != nil {
+			return registries{}, fmt.Errorf("MLFLOW_TRACKING_URI: %w", err)
+		}
+	}
+	last := &lastserved.Dir{Path: filepath.Join(cfg.CacheDir, "lastserved"), Registry: client}
+	regs.remembered = last
+	regs.fallbacks = []registry.Source{last.Source(), refusedEmbedded{}}
+	if cfg.AllowEmbeddedFallback {
+		tree, err := artifactsTree(cfg)
+		if err != nil {
+			return registries{}, fmt.Errorf("SERVE_ALLOW_EMBEDDED_FALLBACK: %w", err)
+		}
+		regs.fallbacks[1] = tree
+	}
+	return regs, nil
 }
 
-// localRegistry is the registry over artifacts/: the copy embedded in the
-// binary, or a directory given by SERVE_ARTIFACTS_DIR.
-func localRegistry(cfg config) (*registry.Local, error) {
+// refusedEmbedded stands for the embedded artifacts in MLflow mode without
+// the opt-in, so that /ready says why they do not serve.
+type refusedEmbedded struct{}
+
+func (refusedEmbedded) Key() string      { return "refused-embedded" }
+func (refusedEmbedded) Kind() string     { return "artifacts" }
+func (refusedEmbedded) Describe() string { return "embedded artifacts" }
+func (refusedEmbedded) State(context.Context, string) (registry.State, error) {
+	return registry.State{}, errors.New("not served in MLflow mode: they are not versions MLflow approved (set SERVE_ALLOW_EMBEDDED_FALLBACK=true to serve them anyway)")
+}
+func (refusedEmbedded) Download(context.Context, string, string, string) error {
+	return errors.New("the embedded artifacts are not served in MLflow mode")
+}
+
+// artifactsTree is the tree of artifacts/: the copy embedded in the binary,
+// or a directory given by SERVE_ARTIFACTS_DIR.
+func artifactsTree(cfg config) (*local.Tree, error) {
 	if cfg.ArtifactsDir != "" {
-		return &registry.Local{FS: os.DirFS(cfg.ArtifactsDir), Name: cfg.ArtifactsDir}, nil
+		return &local.Tree{FS: os.DirFS(cfg.ArtifactsDir), Name: cfg.ArtifactsDir}, nil
 	}
-	if _, err := fs.Stat(artifacts.FS, cfg.Model); err != nil {
-		return nil, fmt.Errorf("SERVE_MODEL=%q: no such model in the embedded artifacts", cfg.Model)
+	// Every model must be there in local mode; with MLflow (the opt-in
+	// fallback) the loan model must, the others fall back where the name matches.
+	names := cfg.Models
+	if cfg.TrackingURI != "" {
+		names = names[:1]
 	}
-	return &registry.Local{FS: artifacts.FS, Name: "embedded artifacts"}, nil
+	for _, name := range names {
+		if _, err := fs.Stat(artifacts.FS, name); err != nil {
+			return nil, fmt.Errorf("SERVE_MODEL=%q: no such model in the embedded artifacts", name)
+		}
+	}
+	return &local.Tree{FS: artifacts.FS, Name: "embedded artifacts"}, nil
 }
 
 func newLogger(w io.Writer, level string) *slog.Logger {
@@ -254,4 +415,26 @@ func buildInfo() map[string]string {
 		info["onnxruntime"] = v
 	}
 	return info
+}
+
+// openRecord opens the decision record's store (SQLite in SERVE_DATA_DIR, or
+// PostgreSQL at SERVE_DECISIONS_URL) and starts its Recorder; nil with
+// SERVE_DECISIONS_URL=off.
+func openRecord(ctx context.Context, cfg config, reg prometheus.Registerer, log *slog.Logger) (*record.Recorder, error) {
+	if cfg.DecisionsURL == "off" {
+		log.Warn("the decision record is off (SERVE_DECISIONS_URL=off): decisions are answered without being recorded; for benchmarks only")
+		return nil, nil
+	}
+	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	store, writers, err := record.Open(openCtx, cfg.DataDir, cfg.DecisionsURL, cfg.DecisionsSync)
+	if err != nil {
+		if cfg.DecisionsURL != "" {
+			return nil, fmt.Errorf("SERVE_DECISIONS_URL=%s: %w", strconv.Quote(redactURL(cfg.DecisionsURL)), err)
+		}
+		return nil, fmt.Errorf("SERVE_DATA_DIR=%q: %w", cfg.DataDir, err)
+	}
+	log.Info("decision record", "backend", store.Backend(), "sync", cfg.DecisionsSync, "retention", cfg.Retention.String(), "schema", record.SchemaVersion())
+	return record.New(store, record.Config{Writers: writers, Retention: cfg.Retention, Registerer: reg,
+		Log: log.With("component", "record")}), nil
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os/exec"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -26,11 +27,17 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{map[string]string{"SERVE_POLL_INTERVAL": "often"}, `SERVE_POLL_INTERVAL="often": not a duration`},
 		{map[string]string{"SERVE_POLL_INTERVAL": "1ms"}, `SERVE_POLL_INTERVAL="1ms": must be at least`},
 		{map[string]string{"MLFLOW_TRACKING_URI": "localhost:5000"}, `MLFLOW_TRACKING_URI="localhost:5000": must be an http(s) URL`},
-		{map[string]string{"SERVE_ADMIN_TOKEN": "short"}, `SERVE_ADMIN_TOKEN="short": must be at least 16 characters`},
+		{map[string]string{"SERVE_ADMIN_TOKEN": "short"}, `SERVE_ADMIN_TOKEN=(5 characters, not shown): must be at least 16 characters`},
 		{map[string]string{"SERVE_INFERENCE_THREADS": "0"}, `SERVE_INFERENCE_THREADS="0"`},
 		{map[string]string{"SERVE_LOG_LEVEL": "loud"}, `SERVE_LOG_LEVEL="loud"`},
 		{map[string]string{"SERVE_ARTIFACTS_DIR": "/no/such/dir"}, `SERVE_ARTIFACTS_DIR="/no/such/dir": must be an existing directory`},
 		{map[string]string{"SERVE_MODEL": " "}, `SERVE_MODEL=" ": must not be empty`},
+		{map[string]string{"SERVE_MEMORY_LIMIT": "lots"}, `SERVE_MEMORY_LIMIT="lots": not a size`},
+		{map[string]string{"SERVE_BATCH_CONCURRENCY": "0"}, `SERVE_BATCH_CONCURRENCY="0": must be a whole number from 1 to 64`},
+		{map[string]string{"SERVE_BATCH_QUEUE": "-1"}, `SERVE_BATCH_QUEUE="-1"`},
+		{map[string]string{"SERVE_MODEL": "loan-approval,,credit-line"}, `SERVE_MODEL="loan-approval,,credit-line": has an empty name`},
+		{map[string]string{"SERVE_MODEL": "loan-approval, loan-approval"}, `SERVE_MODEL="loan-approval, loan-approval": names "loan-approval" twice`},
+		{map[string]string{"SERVE_MODEL": "a/b"}, `SERVE_MODEL="a/b": "a/b" is not a model name`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.want, func(t *testing.T) {
@@ -71,7 +78,7 @@ func TestStartUpErrorsAreOneLine(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			cmd := exec.Command(bin)
-			cmd.Env = append([]string{"SERVE_CACHE_DIR=" + t.TempDir(), "SERVE_ADDR=127.0.0.1:0",
+			cmd.Env = append([]string{"SERVE_CACHE_DIR=" + t.TempDir(), "SERVE_DATA_DIR=" + t.TempDir(), "SERVE_ADDR=127.0.0.1:0",
 				"ONNXRUNTIME_SHARED_LIBRARY_PATH=" + lib}, tc.env...)
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
@@ -199,8 +206,11 @@ func (s *signalAtEOF) Read(p []byte) (int, error) {
 // TestMLflowDownAtFirstStart points the server at an MLflow that is not
 // there and has never been reached: it must serve the embedded default model
 // and say so on /ready.
+// With the opt-in, a first start with MLflow down serves the embedded
+// artifacts, degraded.
 func TestMLflowDownAtFirstStart(t *testing.T) {
-	s := servetest.Start(t, servetest.Options{Env: []string{"MLFLOW_TRACKING_URI=http://" + servetest.FreeAddr(t)}})
+	s := servetest.Start(t, servetest.Options{Env: []string{"MLFLOW_TRACKING_URI=http://" + servetest.FreeAddr(t),
+		"SERVE_ALLOW_EMBEDDED_FALLBACK=true"}})
 	resp, err := http.Get(s.URL + "/ready")
 	if err != nil {
 		t.Fatal(err)
@@ -209,5 +219,184 @@ func TestMLflowDownAtFirstStart(t *testing.T) {
 	raw, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != 200 || !strings.Contains(string(raw), `"source":"artifacts"`) || !strings.Contains(string(raw), `"degraded"`) {
 		t.Fatalf("/ready: %d %s", resp.StatusCode, raw)
+	}
+}
+
+// TestSecretsAreNeverPrinted: -h, a mistyped flag, a too-short token and a
+// tracking URI with credentials must not print a secret.
+func TestSecretsAreNeverPrinted(t *testing.T) {
+	const (
+		token    = "admin-token-0123456789-s3cr3t"
+		password = "mlflow-password-s3cr3t"
+		webhook  = "webhook-secret-s3cr3t"
+		bearer   = "mlflow-bearer-s3cr3t"
+	)
+	env := map[string]string{"SERVE_ADMIN_TOKEN": token, "MLFLOW_TRACKING_PASSWORD": password,
+		"SERVE_WEBHOOK_SECRET": webhook, "MLFLOW_TRACKING_TOKEN": bearer}
+	getenv := func(k string) string { return env[k] }
+	secrets := []string{token, password, webhook, bearer, "s3cr3t"}
+	check := func(t *testing.T, what, out string) {
+		t.Helper()
+		for _, s := range secrets {
+			if strings.Contains(out, s) {
+				t.Fatalf("%s prints a secret (%q):\n%s", what, s, out)
+			}
+		}
+	}
+	for _, args := range [][]string{{"-h"}, {"-admin-tokn", "x"}, {"-poll-interval"}} {
+		var out bytes.Buffer
+		_, err := loadConfig(args, getenv, &out)
+		if err == nil {
+			t.Fatalf("%v: no error", args)
+		}
+		check(t, strings.Join(args, " "), out.String()+err.Error())
+		if !strings.Contains(out.String(), "-admin-token") {
+			t.Fatalf("%v: usage not printed:\n%s", args, out.String())
+		}
+	}
+	// The environment still configures the secrets.
+	c, err := loadConfig(nil, getenv, io.Discard)
+	if err != nil || c.AdminToken != token || c.TrackingPassword != password || c.WebhookSecret != webhook || c.TrackingToken != bearer {
+		t.Fatalf("secrets from the environment: %+v %v", c, err)
+	}
+	for name, bad := range map[string]map[string]string{
+		"short token":          {"SERVE_ADMIN_TOKEN": "s3cr3t-x"},
+		"short token by flag":  nil,
+		"credentials in a URI": {"MLFLOW_TRACKING_URI": "ftp://alice:s3cr3t@mlflow:5000"},
+		"unparsable URI":       {"MLFLOW_TRACKING_URI": "http://alice:s3cr3t@mlflow:50:00"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			args := []string(nil)
+			if bad == nil {
+				args = []string{"-admin-token", "s3cr3t-y"}
+			}
+			_, err := loadConfig(args, func(k string) string { return bad[k] }, io.Discard)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			check(t, name, err.Error())
+		})
+	}
+	// The binary's own -h.
+	cmd := exec.Command(servetest.Binary(t), "-h")
+	cmd.Env = []string{"SERVE_ADMIN_TOKEN=" + token, "MLFLOW_TRACKING_PASSWORD=" + password, "SERVE_WEBHOOK_SECRET=" + webhook,
+		"MLFLOW_TRACKING_URI=http://alice:" + password + "@127.0.0.1:1"}
+	out, _ := cmd.CombinedOutput()
+	check(t, "serve -h", string(out))
+}
+
+// TestActorsStopTogether runs the server in-process and stops it: when run
+// returns, the controller and the shadow worker have returned too (one
+// group, joined), not merely been asked to stop.
+func TestActorsStopTogether(t *testing.T) {
+	env := map[string]string{"SERVE_ADDR": "127.0.0.1:0", "SERVE_CACHE_DIR": t.TempDir(),
+		"ONNXRUNTIME_SHARED_LIBRARY_PATH": servetest.ORTLibrary(t), "SERVE_SHUTDOWN_DRAIN": "0s", "SERVE_LOG_LEVEL": "error"}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, nil, func(k string) string { return env[k] }, io.Discard) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for !actorsRunning() {
+		if time.Now().After(deadline) {
+			t.Fatal("the controller and the shadow worker never started")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond) // the HTTP server is up
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("run did not return after its context ended")
+	}
+	if actorsAlive() {
+		t.Fatalf("run returned with an actor still running:\n%s", stacks())
+	}
+}
+
+func stacks() string {
+	buf := make([]byte, 1<<20)
+	return string(buf[:runtime.Stack(buf, true)])
+}
+
+func actorsRunning() bool {
+	s := stacks()
+	return strings.Contains(s, "shadow.(*Mirror).Run") && strings.Contains(s, "rollout.(*Controller).Run")
+}
+
+func actorsAlive() bool {
+	s := stacks()
+	return strings.Contains(s, "shadow.(*Mirror).Run") || strings.Contains(s, "rollout.(*Controller).Run")
+}
+
+// Issue 12 item 3: without the opt-in, a first start with MLflow down never
+// goes ready on the embedded artifacts, and /ready says why.
+func TestMLflowDownAtFirstStartWithoutOptInIsNotReady(t *testing.T) {
+	s := servetest.Start(t, servetest.Options{NoWait: true, Env: []string{"MLFLOW_TRACKING_URI=http://" + servetest.FreeAddr(t)}})
+	if !s.WaitLog("fallback failed", 30*time.Second) {
+		t.Fatalf("no sync attempt logged:\n%s", s.Log.String())
+	}
+	for range 3 {
+		resp, err := http.Get(s.URL + "/ready")
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 503 || !strings.Contains(string(raw), "unavailable") ||
+			!strings.Contains(string(raw), "SERVE_ALLOW_EMBEDDED_FALLBACK") || !strings.Contains(string(raw), "not served") {
+			t.Fatalf("/ready: %d %s", resp.StatusCode, raw)
+		}
+		resp, err = http.Post(s.URL+"/v1/predict", "application/json", strings.NewReader(
+			`{"income":50000,"credit_score":700,"loan_amount":20000,"years_employed":5,"points":60}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 503 {
+			t.Fatalf("predict without an approved version: %d", resp.StatusCode)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Issue 12 item 4: in MLflow mode the model need not be embedded; start-up
+// goes on and waits for MLflow (the serving itself is TestMLflowServesAModelTheBinaryDoesNotEmbed).
+func TestMLflowModeAcceptsAModelTheBinaryDoesNotEmbed(t *testing.T) {
+	s := servetest.Start(t, servetest.Options{NoWait: true, Env: []string{"MLFLOW_TRACKING_URI=http://" + servetest.FreeAddr(t),
+		"SERVE_MODEL=credit-risk"}})
+	if !s.WaitLog(`"msg":"serving"`, 30*time.Second) || s.Exited() {
+		t.Fatalf("start-up with a model only MLflow has:\n%s", s.Log.String())
+	}
+	// The opt-in cannot help a model the binary does not have: say so at start.
+	bad := servetest.Start(t, servetest.Options{NoWait: true, Env: []string{"MLFLOW_TRACKING_URI=http://" + servetest.FreeAddr(t),
+		"SERVE_MODEL=credit-risk", "SERVE_ALLOW_EMBEDDED_FALLBACK=true"}})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := bad.Wait(ctx); err == nil || !strings.Contains(bad.Log.String(), "no such model in the embedded artifacts") {
+		t.Fatalf("opt-in with a model not embedded: %v\n%s", err, bad.Log.String())
+	}
+}
+
+// TestMemoryLimit: the Go heap gets a soft limit by default (1GiB),
+// SERVE_MEMORY_LIMIT sets another, and a GOMEMLIMIT of the environment is
+// left to the runtime.
+func TestMemoryLimit(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		want int64
+	}{
+		{nil, 1 << 30},
+		{map[string]string{"SERVE_MEMORY_LIMIT": "768MiB"}, 768 << 20},
+		{map[string]string{"SERVE_MEMORY_LIMIT": "0"}, 0},
+		{map[string]string{"GOMEMLIMIT": "512MiB"}, 0},
+		{map[string]string{"GOMEMLIMIT": "512MiB", "SERVE_MEMORY_LIMIT": "2GiB"}, 2 << 30},
+	} {
+		c, err := loadConfig(nil, func(k string) string { return tc.env[k] }, io.Discard)
+		if err != nil || c.MemoryLimit != tc.want {
+			t.Errorf("%v: limit %d, want %d (%v)", tc.env, c.MemoryLimit, tc.want, err)
+		}
 	}
 }

@@ -20,8 +20,8 @@ import (
 
 	"mlservice/internal/mlflowtest"
 	"mlservice/internal/servetest"
-	"mlservice/registry"
 	"mlservice/registry/mlflow"
+	"mlservice/serve/models"
 )
 
 // These tests run the server in MLflow mode against a real `mlflow server`,
@@ -51,12 +51,12 @@ func startMLflow(t *testing.T) *mlflowEnv {
 	os.WriteFile(filepath.Join(badSignature, "MLmodel"), bytes.Replace(ml, []byte(`"name": "income"`), []byte(`"name": "salary"`), 1), 0o644)
 
 	badCheck := mlflowtest.CopyModelDir(t, good2)
-	var check registry.ServingCheck
-	rawCheck, _ := os.ReadFile(filepath.Join(badCheck, registry.ServingCheckFile))
+	var check models.ServingCheck
+	rawCheck, _ := os.ReadFile(filepath.Join(badCheck, models.ServingCheckFile))
 	json.Unmarshal(rawCheck, &check)
 	check.Cases[0].Probability = math.Mod(check.Cases[0].Probability+0.3, 1)
 	rawCheck, _ = json.Marshal(check)
-	os.WriteFile(filepath.Join(badCheck, registry.ServingCheckFile), rawCheck, 0o644)
+	os.WriteFile(filepath.Join(badCheck, models.ServingCheckFile), rawCheck, 0o644)
 
 	vs := m.RegisterVersions(t, model, good1, good2, corrupt, badSignature, badCheck)
 	c, err := mlflow.New(mlflow.Config{TrackingURI: m.URI})

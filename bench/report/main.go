@@ -1,7 +1,10 @@
 // Command report turns the results directory bench/run.sh fills into
 // BENCHMARKS.md: the machine, the targets with what was reached, the
 // side-by-side table with MLflow's scoring server, swap and soak figures,
-// the micro-benchmarks and the CPU profile with bench/notes.md.
+// the micro-benchmarks and the CPU profile with bench/notes.md. Stages of
+// bench/run.sh may add rows to the targets table (results/targets/*.md) and
+// sections of their own (results/sections/*.md), put in as they are, in
+// file-name order.
 //
 //	report -results DIR -notes bench/notes.md -out BENCHMARKS.md
 package main
@@ -146,7 +149,10 @@ func (r *report) write(notesPath string) {
 	r.p("| command | `%s` |", m["command"])
 	r.p("| software | %s, ONNX Runtime %s, MLflow %s (`mlflow models serve --env-manager local --workers %s`) |", m["go"], m["onnxruntime"], m["mlflow"], m["mlflow_workers"])
 	r.p("| model | `loan-approval` version 2 (random forest, 150 trees, depth ≤ 10) from a throwaway MLflow server, registered from `artifacts/` the way the notebook registers; both servers load it from that registry |")
-	r.p("| load | `bench/loadgen`: own keep-alive HTTP/1.1 connections, 1,000 distinct seeded applications sent in turn (`bench/bodies`), every 200 body checked; closed loop unless a rate is given; open loop measures from the time each request was due (no coordinated omission); 2 s warm-up not counted |")
+	if st := r.stages(); st != "" {
+		r.p("| stages | %s |", st)
+	}
+	r.p("| load | `bench/loadgen`: fasthttp's HostClient over keep-alive connections, 1,000 distinct seeded applications sent in turn (`bench/bodies`), every 200 body checked; closed loop unless a rate is given; open loop measures from the time each request was due (no coordinated omission); 2 s warm-up not counted |")
 	r.p("")
 	if a := r.text("agreement.json"); a != "" {
 		r.p("Before timing, both servers scored the same 1,000 applications: `%s` (labels equal, max |Δp|).", a)
@@ -182,6 +188,9 @@ func (r *report) write(notesPath string) {
 		rate.Rate, pairs, onP99, offP99, 100*(ratio(onP99, offP99)-1), yes(pairs > 0 && onP99 <= 1.10*offP99))
 	soakLine, soakOK := r.soakSummary()
 	r.p("| soak: RSS and goroutines flat ±10%% after warm-up; sessions = live versions | flat; equal | %s | %s |", soakLine, yes(soakOK))
+	for _, rows := range r.parts("targets") {
+		r.p("%s", rows)
+	}
 	r.p("")
 
 	r.p("## `/v1/predict` side by side with `mlflow models serve`")
@@ -270,6 +279,11 @@ func (r *report) write(notesPath string) {
 	r.p("")
 	r.writeSoak()
 
+	for _, sec := range r.parts("sections") {
+		r.p("%s", sec)
+		r.p("")
+	}
+
 	r.p("## Go micro-benchmarks")
 	r.p("")
 	r.p("`go test -run '^$' -bench . -benchmem -benchtime 2s ./bench` (one process; rows/s is rows scored per second of one core).")
@@ -298,6 +312,42 @@ func (r *report) write(notesPath string) {
 		r.p("%s", f)
 		r.p("```")
 	}
+}
+
+// parts is the text of each results/DIR/*.md, in file-name order, trimmed.
+func (r *report) parts(dir string) []string {
+	files, _ := filepath.Glob(filepath.Join(r.dir, dir, "*.md"))
+	slices.Sort(files)
+	var out []string
+	for _, f := range files {
+		if raw, err := os.ReadFile(f); err == nil && len(strings.TrimSpace(string(raw))) > 0 {
+			out = append(out, strings.TrimSpace(string(raw)))
+		}
+	}
+	return out
+}
+
+// stages summarises results/stages.txt ("NAME ok|failed SECONDS" lines).
+func (r *report) stages() string {
+	var ran, failed []string
+	for _, line := range strings.Split(r.text("stages.txt"), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 3 || (f[1] != "ok" && f[1] != "failed") {
+			continue
+		}
+		ran = append(ran, fmt.Sprintf("%s %s s", f[0], f[2]))
+		if f[1] != "ok" {
+			failed = append(failed, f[0])
+		}
+	}
+	if len(ran) == 0 {
+		return ""
+	}
+	s := strings.Join(ran, ", ")
+	if len(failed) > 0 {
+		s += "; **failed: " + strings.Join(failed, ", ") + "**"
+	}
+	return s
 }
 
 func trim(f float64) string { return strings.TrimSuffix(fmt.Sprintf("%.1f", f), ".0") }

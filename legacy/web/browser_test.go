@@ -2,19 +2,22 @@ package web_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"mlservice/internal/retry"
 	"mlservice/internal/servetest"
 	"mlservice/legacy/client"
+	"mlservice/legacy/internal/browser"
 	"mlservice/legacy/internal/legacytest"
-	"mlservice/legacy/internal/webdriver"
 	"mlservice/legacy/queue"
 	"mlservice/legacy/web"
 )
@@ -46,25 +49,25 @@ func startFormAt(t *testing.T, api, dir string) *form {
 	ctx, cancel := context.WithCancel(context.Background())
 	stopped := make(chan struct{})
 	r := &queue.Retrier{Queue: q, Decider: decider, Log: log,
-		Backoff: client.Backoff{Initial: 100 * time.Millisecond, Max: 400 * time.Millisecond}, Interval: 100 * time.Millisecond}
+		Retry: retry.Policy{Initial: 100 * time.Millisecond, Max: 400 * time.Millisecond}, Interval: 100 * time.Millisecond}
 	go func() { _ = r.Run(ctx); close(stopped) }()
 	t.Cleanup(func() { cancel(); <-stopped })
 	return &form{URL: ts.URL, Dir: dir, Queue: q}
 }
 
-func browser(t *testing.T) *webdriver.Browser {
+func startBrowser(t *testing.T) *browser.Browser {
 	t.Helper()
-	if !webdriver.Available() {
-		t.Fatal("chromium and chromedriver are not installed: run `make legacy-test-deps` (make test does)")
+	if !browser.Available() {
+		t.Fatal("chromium is not installed: run `make legacy-test-deps` (make test does)")
 	}
-	return webdriver.Start(t)
+	return browser.Start(t)
 }
 
 type figures map[string]string
 
 var goodApplication = figures{"income": "50000", "credit_score": "700", "loan_amount": "20000", "years_employed": "5", "points": "60"}
 
-func fillForm(b *webdriver.Browser, f figures) {
+func fillForm(b *browser.Browser, f figures) {
 	for _, name := range []string{"application_id", "income", "credit_score", "loan_amount", "years_employed", "points"} {
 		b.Fill("#"+name, f[name])
 	}
@@ -80,7 +83,7 @@ func with(f figures, k, v string) figures {
 }
 
 // decided waits for the application page to show a decision and returns it.
-func decided(b *webdriver.Browser) string {
+func decided(b *browser.Browser) string {
 	var got string
 	b.WaitFor("a decision", func() bool {
 		got = b.Text("#decision")
@@ -92,7 +95,7 @@ func decided(b *webdriver.Browser) string {
 func TestFormDecides(t *testing.T) {
 	svc := servetest.Start(t, servetest.Options{})
 	f := startForm(t, svc.URL)
-	b := browser(t)
+	b := startBrowser(t)
 	art := legacytest.ArtifactDir(t)
 	api := &client.Client{BaseURL: svc.URL, HTTP: &http.Client{Timeout: 5 * time.Second}}
 
@@ -121,7 +124,14 @@ func TestFormDecides(t *testing.T) {
 	if model := b.Text("#model"); !strings.Contains(model, "version "+want.Model.Version) || !strings.Contains(model, want.Model.Name) {
 		t.Errorf("model %q, want %s version %s", model, want.Model.Name, want.Model.Version)
 	}
+	if id := b.Text("#decision-id"); id == "" {
+		t.Error("the page shows no decision id")
+	}
 	b.Screenshot(filepath.Join(art, "form-decision.png"))
+	page, err := url.Parse(b.URL()) // the page's address holds the application's key
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	t.Run("generated reference", func(t *testing.T) {
 		b.Open(f.URL)
@@ -135,7 +145,7 @@ func TestFormDecides(t *testing.T) {
 
 	t.Run("decision survives a restart", func(t *testing.T) {
 		again := startFormAt(t, svc.URL, f.Dir) // a new process over the same queue
-		b.Open(again.URL + "/applications/T-1001")
+		b.Open(again.URL + page.RequestURI())
 		if got2 := b.Text("#decision"); got2 != got {
 			t.Errorf("after a restart the page says %q, want %q", got2, got)
 		}
@@ -145,7 +155,7 @@ func TestFormDecides(t *testing.T) {
 func TestFormShowsServiceFieldMessages(t *testing.T) {
 	svc := servetest.Start(t, servetest.Options{})
 	f := startForm(t, svc.URL)
-	b := browser(t)
+	b := startBrowser(t)
 	api := &client.Client{BaseURL: svc.URL, HTTP: &http.Client{Timeout: 5 * time.Second}}
 
 	// The service's own message for a too-low credit score, word for word.
@@ -190,7 +200,7 @@ func TestFormShowsServiceFieldMessages(t *testing.T) {
 func TestFormKeepsApplicationWhileServiceIsDown(t *testing.T) {
 	apiAddr := servetest.FreeAddr(t) // nothing listens here yet
 	f := startForm(t, "http://"+apiAddr)
-	b := browser(t)
+	b := startBrowser(t)
 	art := legacytest.ArtifactDir(t)
 
 	b.Open(f.URL)
@@ -231,4 +241,55 @@ func TestFormKeepsApplicationWhileServiceIsDown(t *testing.T) {
 func application(id string, income, score, amount, years, points float64) client.Application {
 	return client.Application{ApplicationID: id, Income: &income, CreditScore: &score, LoanAmount: &amount,
 		YearsEmployed: &years, Points: &points}
+}
+
+// TestFormShowsReasonsAndWhatCannotBeDecided: in the browser, a decline's
+// reasons in the service's order and words, its decision id; an application
+// the service cannot decide says why; a page's address without its key
+// shows nothing.
+func TestFormShowsReasonsAndWhatCannotBeDecided(t *testing.T) {
+	declines := httptest.NewServer(fixedService{200, `{"decision_id":"0193a1b2-7c3d-7e4f-8a5b-6c7d8e9f0a1b","approve":false,"probability":0.18,
+		"model":{"name":"loan-approval","version":"3","variant":"champion","sha256":"ab12"},
+		"reasons":[{"code":"LTI","feature":"loan_amount","text":"Loan is more than 25% of income (yours 40%)"},
+		           {"code":"CS","feature":"credit_score","text":"Credit score below 620 (yours 580)"},
+		           {"code":"YE","feature":"years_employed","text":"Less than 2 years in employment (yours 1)"}],"request_id":"r"}`})
+	t.Cleanup(declines.Close)
+	f := startForm(t, declines.URL)
+	b := startBrowser(t)
+	art := legacytest.ArtifactDir(t)
+
+	b.Open(f.URL)
+	fillForm(b, with(goodApplication, "application_id", "T-4001"))
+	b.Click("#submit")
+	if got := decided(b); got != "Declined" {
+		t.Fatalf("decision %q", got)
+	}
+	if got := b.Text("#decision-id"); got != "0193a1b2-7c3d-7e4f-8a5b-6c7d8e9f0a1b" {
+		t.Errorf("decision id %q", got)
+	}
+	for i, want := range []string{"Loan is more than 25% of income (yours 40%)", "Credit score below 620 (yours 580)", "Less than 2 years in employment (yours 1)"} {
+		if got := b.Text(fmt.Sprintf("#reasons li:nth-child(%d)", i+1)); !strings.HasPrefix(got, want) {
+			t.Errorf("reason %d: %q, want %q", i+1, got, want)
+		}
+	}
+	b.Screenshot(filepath.Join(art, "form-declined-reasons.png"))
+	page, _ := url.Parse(b.URL())
+	b.Open(f.URL + page.Path) // the reference without the key
+	if got := b.Text("h1"); got != "Application not found" || b.Text("#decision") != "" {
+		t.Errorf("without the key the page shows %q / %q", got, b.Text("#decision"))
+	}
+
+	undecidable := httptest.NewServer(fixedService{422, `{"error":{"code":"undecidable","message":"the model gave no finite score for this application; it cannot be decided automatically"},"request_id":"r"}`})
+	t.Cleanup(undecidable.Close)
+	g := startForm(t, undecidable.URL)
+	b.Open(g.URL)
+	fillForm(b, with(goodApplication, "application_id", "T-4002"))
+	b.Click("#submit")
+	if got := b.Text("#decision"); got != "Not decided" {
+		t.Errorf("decision %q", got)
+	}
+	if got := b.Text("#failure"); !strings.Contains(got, "undecidable") || !strings.Contains(got, "no finite score") {
+		t.Errorf("failure %q", got)
+	}
+	b.Screenshot(filepath.Join(art, "form-undecidable.png"))
 }

@@ -36,10 +36,23 @@ func (c *Client) Download(ctx context.Context, model, version, dir string) error
 	if len(files) == 0 {
 		return fmt.Errorf("%w: mlflow: %s version %s has no files under %s", registry.ErrNotFound, model, version, uri)
 	}
+	var listed int64
 	for _, f := range files {
-		if err := c.downloadFile(ctx, root, f, dir); err != nil {
+		if f.size > c.cfg.MaxFileBytes {
+			return fmt.Errorf("%w: mlflow: %s version %s: %s is listed at %d bytes, over the %d-byte cap", registry.ErrTooLarge, model, version, f.rel, f.size, c.cfg.MaxFileBytes)
+		}
+		listed += max(f.size, 0)
+	}
+	if listed > c.cfg.MaxVersionBytes {
+		return fmt.Errorf("%w: mlflow: %s version %s is listed at %d bytes, over the %d-byte cap", registry.ErrTooLarge, model, version, listed, c.cfg.MaxVersionBytes)
+	}
+	budget := c.cfg.MaxVersionBytes
+	for _, f := range files {
+		n, err := c.downloadFile(ctx, root, f, dir, min(c.cfg.MaxFileBytes, budget))
+		if err != nil {
 			return err
 		}
+		budget -= n
 	}
 	return nil
 }
@@ -176,18 +189,21 @@ func (c *Client) listTree(ctx context.Context, root, rel string, depth int) ([]a
 }
 
 // downloadFile fetches root/f.rel into dir/f.rel through a temporary file,
-// retrying like any call, and renames it into place only when complete.
-func (c *Client) downloadFile(ctx context.Context, root string, f artifactFile, dir string) error {
+// retrying like any call, and renames it into place only when complete. It
+// reads at most limit bytes whatever the listing says (registry.ErrTooLarge
+// past it) and returns the file's size.
+func (c *Client) downloadFile(ctx context.Context, root string, f artifactFile, dir string, limit int64) (int64, error) {
 	target := filepath.Join(dir, filepath.FromSlash(f.rel))
 	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-		return err
+		return 0, err
 	}
 	segs := strings.Split(path.Join(root, f.rel), "/")
 	for i, s := range segs {
 		segs[i] = url.PathEscape(s)
 	}
 	u := c.base + "/api/2.0/mlflow-artifacts/artifacts/" + strings.Join(segs, "/")
-	return c.retry(ctx, "download "+path.Join(root, f.rel), c.cfg.DownloadTimeout, func(ctx context.Context) error {
+	var size int64
+	err := c.retry(ctx, "download "+path.Join(root, f.rel), c.cfg.DownloadTimeout, func(ctx context.Context) error {
 		resp, err := c.send(ctx, http.MethodGet, u, nil)
 		if err != nil {
 			return err
@@ -198,12 +214,12 @@ func (c *Client) downloadFile(ctx context.Context, root string, f artifactFile, 
 			return err
 		}
 		defer os.Remove(tmp.Name()) // fails harmlessly after the rename
-		// Read at most one byte more than listed: enough to tell "too long".
-		body := io.Reader(resp.Body)
+		// Read at most one byte more than allowed: enough to tell "too long".
+		want := limit
 		if f.size >= 0 {
-			body = io.LimitReader(resp.Body, f.size+1)
+			want = min(f.size, limit)
 		}
-		n, err := io.Copy(tmp, body)
+		n, err := io.Copy(tmp, io.LimitReader(resp.Body, want+1))
 		if err != nil {
 			tmp.Close()
 			var pe *os.PathError
@@ -211,6 +227,10 @@ func (c *Client) downloadFile(ctx context.Context, root string, f artifactFile, 
 				return err // the disk, not the network
 			}
 			return &transportError{err}
+		}
+		if n > limit {
+			tmp.Close()
+			return fmt.Errorf("%w: %s is more than %d bytes", registry.ErrTooLarge, f.rel, limit)
 		}
 		if f.size >= 0 && n != f.size {
 			tmp.Close()
@@ -223,6 +243,8 @@ func (c *Client) downloadFile(ctx context.Context, root string, f artifactFile, 
 		if err := tmp.Close(); err != nil {
 			return err
 		}
+		size = n
 		return os.Rename(tmp.Name(), target)
 	})
+	return size, err
 }

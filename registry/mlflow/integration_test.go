@@ -13,6 +13,7 @@ import (
 	"mlservice/internal/mlflowtest"
 	"mlservice/registry"
 	"mlservice/registry/mlflow"
+	"mlservice/serve/models"
 )
 
 // TestAgainstMLflow runs the client against a real MLflow server. One server
@@ -134,7 +135,7 @@ func TestAgainstMLflow(t *testing.T) {
 		if e.Files["model.onnx"] == "" || e.Files["serving_check.json"] == "" {
 			t.Errorf("cached files %v", e.Files)
 		}
-		md, err := registry.ReadModelDir(e.Dir)
+		md, err := models.ReadModelDir(e.Dir)
 		must(t, err)
 		if strings.Join(md.Inputs, ",") != "income,credit_score,loan_amount,years_employed" || len(md.Check.Cases) == 0 {
 			t.Errorf("model dir %+v", md)

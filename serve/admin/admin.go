@@ -5,31 +5,33 @@
 package admin
 
 import (
+	"bytes"
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 
 	"mlservice/registry"
 	"mlservice/serve/api"
+	"mlservice/serve/auth"
 	"mlservice/serve/metrics"
+	"mlservice/serve/outcomes"
 	"mlservice/serve/rollout"
 	"mlservice/serve/routing"
 )
 
-// Controller is the part of rollout.Controller the admin API drives.
+// Controller is the part of rollout.Controller the admin API drives. Status
+// and Desired are atomic reads that never wait for the controller.
 type Controller interface {
 	Status() rollout.Status
-	Desired(ctx context.Context) (rollout.Desired, error)
+	Desired() rollout.Desired
 	Promote(ctx context.Context, alias, version string) (rollout.Change, error)
 	Rollback(ctx context.Context) (rollout.Change, error)
 	Retire(ctx context.Context, alias string) (rollout.Change, error)
@@ -38,8 +40,9 @@ type Controller interface {
 
 // Config wires the admin API.
 type Config struct {
-	// Token is the bearer token; empty disables /admin (it is never open).
-	Token      string
+	// Auth checks the callers: every route needs the admin role, and with no
+	// principal holding it /admin answers 403 admin_disabled (never open).
+	Auth       *auth.Authenticator
 	Controller Controller
 	Router     *routing.Router
 	Metrics    *metrics.Models
@@ -47,6 +50,9 @@ type Config struct {
 	Audit *slog.Logger
 	// Timeout bounds one action, a model load included (default 2m).
 	Timeout time.Duration
+	// Outcomes, when set, lets GET /admin/models compare the live versions'
+	// agreement with the bank's outcomes (the decision record).
+	Outcomes outcomes.Store
 }
 
 // Mount adds the /admin routes to app.
@@ -54,8 +60,8 @@ func Mount(app fiber.Router, cfg Config) {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 2 * time.Minute
 	}
-	h := &handlers{cfg: cfg, tokenSum: sha256.Sum256([]byte(cfg.Token))}
-	g := app.Group("/admin", h.authenticate)
+	h := &handlers{cfg: cfg}
+	g := app.Group("/admin", cfg.Auth.Require(auth.Admin))
 	g.Get("/models", h.models)
 	g.Post("/promote", h.promote)
 	g.Put("/traffic", h.traffic)
@@ -64,26 +70,7 @@ func Mount(app fiber.Router, cfg Config) {
 }
 
 type handlers struct {
-	cfg      Config
-	tokenSum [32]byte
-}
-
-// authenticate checks the bearer token in constant time (over sha256 sums,
-// so not even the token's length leaks).
-func (h *handlers) authenticate(c *fiber.Ctx) error {
-	if h.cfg.Token == "" {
-		return &api.Error{Status: http.StatusForbidden, Code: api.CodeAdminDisabled,
-			Message: "the admin API is disabled: start the server with SERVE_ADMIN_TOKEN set"}
-	}
-	auth := c.Get(fiber.HeaderAuthorization)
-	token, ok := strings.CutPrefix(auth, "Bearer ")
-	sum := sha256.Sum256([]byte(token))
-	if !ok || subtle.ConstantTimeCompare(sum[:], h.tokenSum[:]) != 1 {
-		h.cfg.Audit.Warn("admin auth failed", "remote", c.IP(), "path", c.Path(), "had_token", ok)
-		return &api.Error{Status: http.StatusUnauthorized, Code: api.CodeUnauthorized,
-			Message: "a valid bearer token is required"}
-	}
-	return c.Next()
+	cfg Config
 }
 
 // variantState is one live variant in GET /admin/models.
@@ -97,13 +84,7 @@ type variantState struct {
 }
 
 func (h *handlers) models(c *fiber.Ctx) error {
-	ctx, cancel := context.WithTimeout(c.UserContext(), 10*time.Second)
-	defer cancel()
-	desired, err := h.cfg.Controller.Desired(ctx)
-	if err != nil {
-		return err
-	}
-	out := fiber.Map{"status": h.cfg.Controller.Status(), "desired": desired}
+	out := fiber.Map{"status": h.cfg.Controller.Status(), "desired": h.cfg.Controller.Desired()}
 	if t := h.cfg.Router.Current(); t != nil {
 		var live []variantState
 		weights := map[string]float64{}
@@ -117,8 +98,38 @@ func (h *handlers) models(c *fiber.Ctx) error {
 		out["model"] = t.Model
 		out["live"] = live
 		out["weights"] = t.Weights
+		if h.cfg.Outcomes != nil {
+			out["outcomes"] = h.outcomes(c.UserContext(), t)
+		}
 	}
 	return c.JSON(out)
+}
+
+// outcomesTimeout bounds the record query of GET /admin/models: a slow
+// record must not make the live state unreadable.
+const outcomesTimeout = 2 * time.Second
+
+// outcomes compares the live versions on the applications with an outcome;
+// a record that cannot answer is reported in place, not as a failed read.
+func (h *handlers) outcomes(ctx context.Context, t *routing.Table) any {
+	ctx, cancel := context.WithTimeout(ctx, outcomesTimeout)
+	defer cancel()
+	arms, err := h.cfg.Outcomes.Arms(ctx, t.Model)
+	if err != nil {
+		return fiber.Map{"error": "the decision record cannot be read: outcomes unknown"}
+	}
+	var live outcomes.Live
+	for _, r := range t.Routes() {
+		switch r.Variant {
+		case registry.Champion:
+			live.Champion = r.Version.Version
+		case registry.Challenger:
+			live.Challenger = r.Version.Version
+		case registry.Shadow:
+			live.Shadow = r.Version.Version
+		}
+	}
+	return outcomes.Compare(arms, live)
 }
 
 type promoteRequest struct {
@@ -129,12 +140,12 @@ type promoteRequest struct {
 func (h *handlers) promote(c *fiber.Ctx) error {
 	var req promoteRequest
 	if err := decodeStrict(c, &req); err != nil {
-		return h.audit(c, "promote", nil, err)
+		return h.audit(c, "promote", nil, nil, err)
 	}
 	if req.Alias == "" {
 		req.Alias = registry.Champion.String()
 	}
-	return h.run(c, "promote", func(ctx context.Context) (rollout.Change, error) {
+	return h.run(c, "promote", []any{"alias", req.Alias, "version", req.Version}, func(ctx context.Context) (rollout.Change, error) {
 		return h.cfg.Controller.Promote(ctx, req.Alias, req.Version)
 	})
 }
@@ -142,9 +153,9 @@ func (h *handlers) promote(c *fiber.Ctx) error {
 func (h *handlers) traffic(c *fiber.Ctx) error {
 	var w routing.Weights
 	if err := decodeStrict(c, &w); err != nil {
-		return h.audit(c, "traffic", nil, err)
+		return h.audit(c, "traffic", nil, nil, err)
 	}
-	return h.run(c, "traffic", func(ctx context.Context) (rollout.Change, error) {
+	return h.run(c, "traffic", []any{"weights", w}, func(ctx context.Context) (rollout.Change, error) {
 		return h.cfg.Controller.SetWeights(ctx, w)
 	})
 }
@@ -156,9 +167,9 @@ type retireRequest struct {
 func (h *handlers) retire(c *fiber.Ctx) error {
 	var req retireRequest
 	if err := decodeStrict(c, &req); err != nil {
-		return h.audit(c, "retire", nil, err)
+		return h.audit(c, "retire", nil, nil, err)
 	}
-	return h.run(c, "retire", func(ctx context.Context) (rollout.Change, error) {
+	return h.run(c, "retire", []any{"alias", req.Alias}, func(ctx context.Context) (rollout.Change, error) {
 		return h.cfg.Controller.Retire(ctx, req.Alias)
 	})
 }
@@ -167,33 +178,45 @@ func (h *handlers) rollback(c *fiber.Ctx) error {
 	if len(c.Body()) > 0 {
 		var empty struct{}
 		if err := decodeStrict(c, &empty); err != nil {
-			return h.audit(c, "rollback", nil, err)
+			return h.audit(c, "rollback", nil, nil, err)
 		}
 	}
-	return h.run(c, "rollback", func(ctx context.Context) (rollout.Change, error) {
+	return h.run(c, "rollback", nil, func(ctx context.Context) (rollout.Change, error) {
 		return h.cfg.Controller.Rollback(ctx)
 	})
 }
 
-// run performs one action with the action timeout and answers with the change.
-func (h *handlers) run(c *fiber.Ctx, action string, do func(context.Context) (rollout.Change, error)) error {
+// run performs one action with the action timeout and answers with the
+// change; params are the action's parameters for the audit line.
+func (h *handlers) run(c *fiber.Ctx, action string, params []any, do func(context.Context) (rollout.Change, error)) error {
 	ctx, cancel := context.WithTimeout(c.UserContext(), h.cfg.Timeout)
 	defer cancel()
 	ch, err := do(ctx)
-	if err := h.audit(c, action, &ch, err); err != nil {
+	if err := h.audit(c, action, params, &ch, err); err != nil {
 		return err
 	}
 	return c.JSON(fiber.Map{"action": action, "result": "success", "before": ch.Before, "after": ch.After})
 }
 
-// audit writes the audit line, counts the action and maps its error.
-func (h *handlers) audit(c *fiber.Ctx, action string, ch *rollout.Change, err error) error {
+// audit writes the audit line, counts the action and maps its error. The
+// line names the principal, the server's request id (and the client's, as
+// client_request_id), the client address and the action's parameters, on
+// success and on failure alike.
+func (h *handlers) audit(c *fiber.Ctx, action string, params []any, ch *rollout.Change, err error) error {
 	result := "success"
 	if err != nil {
 		result = "failure"
 	}
-	attrs := []any{"audit", true, "remote", c.IP(), "action", action, "result", result,
-		"request_id", c.GetRespHeader(fiber.HeaderXRequestID)}
+	attrs := []any{"audit", true, "principal", auth.Name(c), "remote", h.cfg.Auth.Remote(c), "action", action, "result", result,
+		"request_id", auth.RequestID(c)}
+	if id := auth.ClientRequestID(c); id != "" {
+		attrs = append(attrs, "client_request_id", id)
+	}
+	attrs = append(attrs, params...)
+	if params == nil && ch == nil && len(c.Body()) > 0 {
+		// The body did not decode: log what was sent, bounded.
+		attrs = append(attrs, "body", string(c.Body()[:min(len(c.Body()), 512)]))
+	}
 	if ch != nil && ch.Before != (rollout.Desired{}) {
 		attrs = append(attrs, "before", ch.Before, "after", ch.After)
 	}
@@ -218,23 +241,37 @@ func toAPIError(err error) error {
 		return &api.Error{Status: http.StatusUnprocessableEntity, Code: api.CodeValidationFailed, Message: err.Error()}
 	case errors.As(err, &verify), errors.Is(err, rollout.ErrNoHistory):
 		return &api.Error{Status: http.StatusConflict, Code: api.CodeConflict, Message: err.Error()}
+	case errors.Is(err, registry.ErrDenied):
+		return &api.Error{Status: http.StatusForbidden, Code: api.CodeForbidden,
+			Message: "the registry refused the server's credentials; nothing was changed (in MLflow mode /admin writes with SERVE_MLFLOW_WRITE_USERNAME)"}
+	case errors.Is(err, rollout.ErrReadOnly):
+		return &api.Error{Status: http.StatusForbidden, Code: api.CodeForbidden, Message: err.Error()}
 	case errors.Is(err, registry.ErrUnavailable):
-		return &api.Error{Status: http.StatusServiceUnavailable, Code: api.CodeNotReady, Message: "the registry is unavailable; nothing was changed"}
-	case errors.Is(err, context.DeadlineExceeded):
-		return &api.Error{Status: http.StatusServiceUnavailable, Code: api.CodeNotReady, Message: "the action timed out"}
+		return &api.Error{Status: http.StatusServiceUnavailable, Code: api.CodeNotReady,
+			Message: "the registry is unavailable or too slow; nothing was changed: " + err.Error()}
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return &api.Error{Status: http.StatusServiceUnavailable, Code: api.CodeNotReady, Message: "the action timed out; nothing was changed"}
 	}
 	return err
 }
 
-// decodeStrict decodes a small JSON body, rejecting unknown fields.
+// decodeStrict decodes a small JSON body: exactly one JSON value, no unknown
+// fields, sent as application/json (parameters such as charset allowed;
+// application/jsonp and the like are not JSON).
 func decodeStrict(c *fiber.Ctx, v any) error {
-	if !strings.HasPrefix(strings.ToLower(c.Get(fiber.HeaderContentType)), fiber.MIMEApplicationJSON) {
+	if mt, _, err := mime.ParseMediaType(c.Get(fiber.HeaderContentType)); err != nil || mt != fiber.MIMEApplicationJSON {
 		return &api.Error{Status: http.StatusUnsupportedMediaType, Code: api.CodeUnsupportedMediaType,
 			Message: "send the body as Content-Type: application/json"}
 	}
-	dec := json.NewDecoder(strings.NewReader(string(c.Body())))
+	dec := json.NewDecoder(bytes.NewReader(c.Body()))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	err := dec.Decode(v)
+	if err == nil {
+		if _, extra := dec.Token(); extra != io.EOF {
+			return &api.Error{Status: http.StatusBadRequest, Code: api.CodeMalformedJSON, Message: "malformed JSON: data after the JSON value"}
+		}
+	}
+	if err != nil {
 		var syntax *json.SyntaxError
 		if errors.As(err, &syntax) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			return &api.Error{Status: http.StatusBadRequest, Code: api.CodeMalformedJSON, Message: "malformed JSON: " + err.Error()}

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"mlservice/internal/servetest"
-	"mlservice/registry"
+	"mlservice/serve/models"
 )
 
 // These tests drive the real server binary in local mode (the shipped
@@ -222,8 +222,8 @@ func TestVersionFailingVerificationIs409(t *testing.T) {
 	if err := os.CopyFS(dir, os.DirFS(filepath.Join(servetest.ModuleRoot(), "artifacts"))); err != nil {
 		t.Fatal(err)
 	}
-	checkPath := filepath.Join(dir, "loan-approval", "versions", "1", registry.ServingCheckFile)
-	var check registry.ServingCheck
+	checkPath := filepath.Join(dir, "loan-approval", "versions", "1", models.ServingCheckFile)
+	var check models.ServingCheck
 	if err := json.Unmarshal(read(t, checkPath), &check); err != nil {
 		t.Fatal(err)
 	}

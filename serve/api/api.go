@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"mlservice/schemas"
+	"mlservice/serve/decision"
 	"mlservice/serve/rollout"
 	"mlservice/serve/routing"
 )
@@ -27,9 +28,18 @@ type Config struct {
 	Model string
 	// PredictBodyLimit caps a POST /v1/predict body (default 64 KiB).
 	PredictBodyLimit int
-	// BodyLimit caps any body, batches included (default 8 MiB). Larger
-	// bodies are refused from their Content-Length, before they are read.
-	BodyLimit    int
+	// BodyLimit caps any body, batches included (default
+	// schemas.MaxBatchBytes, what the largest batch can need). Larger bodies
+	// are refused from their Content-Length, before they are read.
+	BodyLimit int
+	// BatchConcurrency caps the batches decoded and decided at once
+	// (default 2); BatchQueue more (default 16, negative none) may wait up
+	// to BatchWait (default 10s) for a slot, the rest get 503 with
+	// Retry-After.
+	BatchConcurrency int
+	BatchQueue       int
+	BatchWait        time.Duration
+
 	ReadTimeout  time.Duration // default 10s
 	WriteTimeout time.Duration // default 30s
 	IdleTimeout  time.Duration // default 60s
@@ -40,7 +50,18 @@ func (c *Config) defaults() {
 		c.PredictBodyLimit = 64 << 10
 	}
 	if c.BodyLimit <= 0 {
-		c.BodyLimit = 8 << 20
+		c.BodyLimit = schemas.MaxBatchBytes
+	}
+	if c.BatchConcurrency <= 0 {
+		c.BatchConcurrency = 2
+	}
+	if c.BatchQueue < 0 {
+		c.BatchQueue = 0
+	} else if c.BatchQueue == 0 {
+		c.BatchQueue = 16
+	}
+	if c.BatchWait <= 0 {
+		c.BatchWait = 10 * time.Second
 	}
 	if c.ReadTimeout <= 0 {
 		c.ReadTimeout = 10 * time.Second
@@ -55,25 +76,21 @@ func (c *Config) defaults() {
 
 // Deps are the parts the API reads from.
 type Deps struct {
+	// Decisions is the decision path every prediction goes through.
+	Decisions *decision.Path
+	// Router is read for /ready and GET /.
 	Router *routing.Router
 	// Status reports readiness and where the champion came from.
 	Status func() rollout.Status
 	// Registry collects every metric for /metrics; the HTTP metrics are
 	// registered into it too.
 	Registry *prometheus.Registry
-	// Shadow mirrors requests to the shadow variant; nil disables mirroring.
-	Shadow Mirror
-	Log    *slog.Logger
+	Log      *slog.Logger
 	// Build describes the binary for GET /.
 	Build map[string]string
 	// Mount adds further routes (/admin, /hooks) behind the same request-id,
 	// metrics and error handling.
 	Mount []func(app fiber.Router)
-}
-
-// Mirror sends a decided request to the shadow variant, off the request path.
-type Mirror interface {
-	Offer(t *routing.Table, app *schemas.Application, served bool)
 }
 
 // Server holds the handlers' dependencies. It is safe for concurrent use.
@@ -82,6 +99,7 @@ type Server struct {
 	deps    Deps
 	log     *slog.Logger
 	decoder schemas.Decoder
+	batches *admission
 	openapi []byte
 	// requestIDs makes request ids unique within the process without a
 	// random read per request: a random prefix and a counter.
@@ -112,6 +130,23 @@ func New(cfg Config, deps Deps) (*fiber.App, *Server, error) {
 	var prefix [4]byte
 	_, _ = rand.Read(prefix[:])
 	s := &Server{cfg: cfg, deps: deps, log: deps.Log, openapi: openapi, idPrefix: hex.EncodeToString(prefix[:])}
+	admissions := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "batch_admissions_total",
+		Help: "POST /v1/predict/batch requests by admission: admitted, or refused with 503 because too many batches were in progress.",
+	}, []string{"result"})
+	admitted, refused := admissions.WithLabelValues("admitted"), admissions.WithLabelValues("refused")
+	if deps.Registry != nil {
+		if err := deps.Registry.Register(admissions); err != nil {
+			return nil, nil, err
+		}
+	}
+	s.batches = newAdmission(cfg.BatchConcurrency, cfg.BatchQueue, cfg.BatchWait, func(ok bool) {
+		if ok {
+			admitted.Inc()
+		} else {
+			refused.Inc()
+		}
+	})
 
 	app := fiber.New(fiber.Config{
 		AppName:               "mlservice",
@@ -141,6 +176,7 @@ func New(cfg Config, deps Deps) (*fiber.App, *Server, error) {
 	app.Get("/ready", s.ready)
 	app.Get("/openapi.json", s.openAPI)
 	app.Get("/docs", s.docs)
+	app.Get("/docs/:file", s.docsAsset)
 	app.Post("/v1/predict", s.predict)
 	app.Post("/v1/predict/batch", s.predictBatch)
 	for _, mount := range deps.Mount {

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"mlservice/schemas"
+	"mlservice/serve/decision"
 	"mlservice/serve/metrics"
 	"mlservice/serve/models"
 	"mlservice/serve/rollout"
@@ -58,8 +59,9 @@ func newTestServer(t *testing.T, cfg Config) *testServer {
 		champion: &fakeScorer{columns: 5}, challenger: &fakeScorer{columns: 5}}
 	ts.ready.Store(true)
 	app, _, err := New(cfg, Deps{
-		Router:   ts.router,
-		Registry: ts.registry,
+		Decisions: decision.New(decision.Config{Router: ts.router}),
+		Router:    ts.router,
+		Registry:  ts.registry,
 		Status: func() rollout.Status {
 			if !ts.ready.Load() {
 				return rollout.Status{Reason: "starting: no champion loaded yet"}
@@ -79,12 +81,12 @@ func (ts *testServer) publish(t *testing.T, challengerWeight int) {
 	t.Helper()
 	m := metrics.New(prometheus.NewRegistry())
 	champ := &routing.Route{Variant: routing.Champion,
-		Version: models.NewVersion("loan-approval", "1", "aa", "artifacts", allFeatures, ts.champion),
+		Version: models.NewVersion("loan-approval", "1", strings.Repeat("a", 64), "artifacts", allFeatures, ts.champion),
 		Metrics: m.ForVersion("loan-approval", "1", "champion")}
 	var chall *routing.Route
 	if challengerWeight > 0 {
 		chall = &routing.Route{Variant: routing.Challenger,
-			Version: models.NewVersion("loan-approval", "2", "bb", "artifacts", allFeatures, ts.challenger),
+			Version: models.NewVersion("loan-approval", "2", strings.Repeat("b", 64), "artifacts", allFeatures, ts.challenger),
 			Metrics: m.ForVersion("loan-approval", "2", "challenger")}
 	}
 	table, err := routing.NewTable("loan-approval", champ, chall, nil,
@@ -110,6 +112,8 @@ func (ts *testServer) do(t *testing.T, method, path, contentType, body string, h
 	}
 	raw, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
+	// Every reply satisfies its published schema.
+	newReplyValidator(t).check(t, method, path, resp.StatusCode, resp.Header.Get("Content-Type"), raw)
 	var out map[string]any
 	if len(raw) > 0 && strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
 		if err := json.Unmarshal(raw, &out); err != nil {
@@ -240,7 +244,7 @@ func TestBatch(t *testing.T) {
 			b.WriteString(`{"application_id":"bad-` + itoa(i) + `","income":-1,"credit_score":700,"loan_amount":1,"years_employed":1,"points":1}`)
 			continue
 		}
-		b.WriteString(`{"application_id":"A-` + itoa(i) + `","income":` + itoa(1000*(i+1)) + `,"credit_score":700,"loan_amount":1,"years_employed":1,"points":1}`)
+		b.WriteString(`{"application_id":"A-` + itoa(i) + `","income":` + itoa(500*(i+1)) + `,"credit_score":700,"loan_amount":1,"years_employed":1,"points":1}`)
 	}
 	b.WriteString("]}")
 	resp, body := ts.do(t, "POST", "/v1/predict/batch", "application/json", b.String())
@@ -263,7 +267,7 @@ func TestBatch(t *testing.T) {
 			}
 			continue
 		}
-		if item["application_id"] != "A-"+itoa(i) || float32(item["probability"].(float64)) != float32(1000*(i+1))/100000 {
+		if item["application_id"] != "A-"+itoa(i) || float32(item["probability"].(float64)) != float32(500*(i+1))/100000 {
 			t.Fatalf("item %d decided wrongly: %v", i, item)
 		}
 		model := item["model"].(map[string]any)
@@ -322,8 +326,11 @@ func TestContractAndDocs(t *testing.T) {
 		t.Fatalf("/openapi.json: %d", resp.StatusCode)
 	}
 	status, page := ts.get(t, "/docs")
-	if status != 200 || !strings.Contains(page, "/openapi.json") || strings.Contains(page, "https://") {
-		t.Fatalf("/docs must render the local contract with no external assets")
+	if status != 200 || !strings.Contains(page, "/docs/swagger-ui-bundle.js") || strings.Contains(page, "https://") {
+		t.Fatalf("/docs must be Swagger UI with no external assets: %d %s", status, page)
+	}
+	if status, js := ts.get(t, "/docs/docs.js"); status != 200 || !strings.Contains(js, `url: "/openapi.json"`) {
+		t.Fatalf("/docs/docs.js must point Swagger UI at /openapi.json: %d %s", status, js)
 	}
 	resp, body = ts.do(t, "GET", "/", "", "")
 	if resp.StatusCode != 200 || body["service"] != "mlservice" {

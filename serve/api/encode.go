@@ -5,50 +5,72 @@ import (
 	"strconv"
 	"unicode/utf8"
 
-	"mlservice/serve/routing"
+	"mlservice/serve/decision"
 )
 
 // The decision responses are written by hand: they are the hot path, and
 // reflection-based encoding would cost more than the model run itself.
-// encode_test.go checks the output against encoding/json.
+// encode_test.go checks the output against encoding/json, and the golden
+// tests every reply against its published schema.
 
-func appendDecision(b []byte, applicationID string, approve bool, p float32, model string, r *routing.Route, requestID string) []byte {
+func appendDecision(b []byte, d *decision.Decision) []byte {
 	b = append(b, '{')
-	if applicationID != "" {
+	if d.ApplicationID != "" {
 		b = append(b, `"application_id":`...)
-		b = appendString(b, applicationID)
+		b = appendString(b, d.ApplicationID)
 		b = append(b, ',')
 	}
-	b = appendOutcome(b, approve, p, model, r)
+	b = appendOutcome(b, d)
 	b = append(b, `,"request_id":`...)
-	b = appendString(b, requestID)
+	b = appendString(b, d.RequestID)
 	return append(b, '}')
 }
 
-func appendBatchDecision(b []byte, index int, applicationID string, approve bool, p float32, model string, r *routing.Route) []byte {
+func appendBatchDecision(b []byte, index int, d *decision.Decision) []byte {
 	b = append(b, `{"index":`...)
 	b = appendInt(b, index)
-	if applicationID != "" {
+	if d.ApplicationID != "" {
 		b = append(b, `,"application_id":`...)
-		b = appendString(b, applicationID)
+		b = appendString(b, d.ApplicationID)
 	}
 	b = append(b, ',')
-	b = appendOutcome(b, approve, p, model, r)
+	b = appendOutcome(b, d)
 	return append(b, '}')
 }
 
-func appendOutcome(b []byte, approve bool, p float32, model string, r *routing.Route) []byte {
-	b = append(b, `"approve":`...)
-	b = strconv.AppendBool(b, approve)
+func appendOutcome(b []byte, d *decision.Decision) []byte {
+	b = append(b, `"decision_id":`...)
+	b = appendString(b, d.ID)
+	b = append(b, `,"approve":`...)
+	b = strconv.AppendBool(b, d.Approve)
 	b = append(b, `,"probability":`...)
-	b = strconv.AppendFloat(b, float64(p), 'g', -1, 32)
+	b = strconv.AppendFloat(b, float64(d.Probability), 'g', -1, 32)
 	b = append(b, `,"model":{"name":`...)
-	b = appendString(b, model)
+	b = appendString(b, d.Model)
 	b = append(b, `,"version":`...)
-	b = appendString(b, r.Version.Version)
+	b = appendString(b, d.Version)
 	b = append(b, `,"variant":`...)
-	b = appendString(b, string(r.Variant))
-	return append(b, '}')
+	b = appendString(b, d.Variant)
+	b = append(b, `,"sha256":`...)
+	b = appendString(b, d.SHA256)
+	b = append(b, '}')
+	if len(d.Reasons) > 0 {
+		b = append(b, `,"reasons":[`...)
+		for i, r := range d.Reasons {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"code":`...)
+			b = appendString(b, r.Code)
+			b = append(b, `,"feature":`...)
+			b = appendString(b, r.Feature)
+			b = append(b, `,"text":`...)
+			b = appendString(b, r.Text)
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	return b
 }
 
 // appendItemError writes one batch item's error; rare, so encoding/json does it.

@@ -4,8 +4,7 @@ import (
 	"encoding/json"
 	"testing"
 
-	"mlservice/serve/models"
-	"mlservice/serve/routing"
+	"mlservice/serve/decision"
 )
 
 func TestAppendStringMatchesEncodingJSON(t *testing.T) {
@@ -31,8 +30,9 @@ func FuzzAppendString(f *testing.F) {
 }
 
 func TestAppendDecisionIsTheDecisionShape(t *testing.T) {
-	route := &routing.Route{Variant: routing.Challenger, Version: models.NewVersion("loan-approval", "7", "", "", nil, nil)}
-	raw := appendDecision(nil, "A-\"1", true, 0.97, "loan-approval", route, "req-1")
+	d := decision.Decision{ApplicationID: "A-\"1", Approve: true, Probability: 0.97, Model: "loan-approval",
+		Version: "7", Variant: "challenger", RequestID: "req-1"}
+	raw := appendDecision(nil, &d)
 	var got struct {
 		ApplicationID string  `json:"application_id"`
 		Approve       bool    `json:"approve"`
@@ -47,7 +47,7 @@ func TestAppendDecisionIsTheDecisionShape(t *testing.T) {
 		got.Model.Name != "loan-approval" || got.Model.Version != "7" || got.Model.Variant != "challenger" || got.RequestID != "req-1" {
 		t.Fatalf("decoded %+v from %s", got, raw)
 	}
-	if raw := appendDecision(nil, "", false, 0, "m", route, "r"); json.Valid(raw) == false || string(raw[:12]) != `{"approve":f` {
+	if raw := appendDecision(nil, &decision.Decision{Model: "m", RequestID: "r"}); json.Valid(raw) == false || string(raw[:15]) != `{"decision_id":` {
 		t.Fatalf("no application_id must mean no field: %s", raw)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"mlservice/schemas"
+	"mlservice/serve/decision"
 	"mlservice/serve/oip"
 )
 
@@ -36,6 +37,15 @@ const (
 	CodeConflict             = "conflict"
 	CodeInternal             = "internal"
 	CodeAdminDisabled        = "admin_disabled"
+	// CodeOverloaded: too many batches at once (503 with Retry-After).
+	CodeOverloaded = "overloaded"
+	// CodeUndecidable: the model gave no finite score for this application.
+	CodeUndecidable = "undecidable"
+	// CodeRecordUnavailable: the decision could not be recorded, so none is given.
+	CodeRecordUnavailable = "record_unavailable"
+	// CodeBadGateway is written by the load balancer in front of the
+	// replicas (stack/lb), never by the server itself.
+	CodeBadGateway = "bad_gateway"
 )
 
 // errorBody is the one error shape of every route.
@@ -67,6 +77,14 @@ func asAPIError(err error) *Error {
 		return &Error{Status: http.StatusBadRequest, Code: CodeMalformedJSON, Message: malformed.Error()}
 	case errors.As(err, &fiberErr):
 		return fromFiber(fiberErr)
+	case errors.Is(err, decision.ErrNotReady):
+		return errNotReady
+	case errors.Is(err, decision.ErrBadScore):
+		return &Error{Status: http.StatusUnprocessableEntity, Code: CodeUndecidable,
+			Message: "the model gave no finite score for this application; it cannot be decided automatically"}
+	case errors.Is(err, decision.ErrUnrecorded):
+		return &Error{Status: http.StatusServiceUnavailable, Code: CodeRecordUnavailable,
+			Message: "the decision could not be recorded, so none is given; retry later"}
 	}
 	return &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error"}
 }

@@ -9,8 +9,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"mlservice/schemas"
-	"mlservice/serve/routing"
+	"mlservice/serve/decision"
 )
 
 var (
@@ -18,6 +17,8 @@ var (
 		Message: "send the body as Content-Type: application/json"}
 	errNotReady = &Error{Status: http.StatusServiceUnavailable, Code: CodeNotReady,
 		Message: "no champion model is loaded yet"}
+	errBusy = &Error{Status: http.StatusServiceUnavailable, Code: CodeOverloaded,
+		Message: "too many batches in progress; retry after the Retry-After seconds"}
 )
 
 // isJSON accepts application/json with optional parameters (charset=utf-8).
@@ -31,6 +32,7 @@ func isJSON(c *fiber.Ctx) bool {
 	return len(rest) == 0 || rest[0] == ';'
 }
 
+// predict is decode → decide → encode.
 func (s *Server) predict(c *fiber.Ctx) error {
 	if !isJSON(c) {
 		return errNotJSON
@@ -44,30 +46,19 @@ func (s *Server) predict(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	t, route := s.deps.Router.Acquire(app.ApplicationID)
-	if t == nil {
-		return errNotReady
-	}
 	var (
-		x       [8]float32
-		prob    [1]float32
-		approve [1]bool
+		in   = [1]decision.Input{{Application: app, JSON: bytes.TrimSpace(body)}}
+		out  [1]decision.Decision
+		errs [1]error
 	)
-	apps := [1]*schemas.Application{&app}
-	start := time.Now()
-	err = route.Version.Decide(apps[:], x[:0], prob[:], approve[:])
-	elapsed := time.Since(start)
-	route.Version.Release()
-	if err != nil {
+	if err := s.deps.Decisions.Decide(c.UserContext(), requestID(c), in[:], out[:], errs[:]); err != nil {
 		return err
 	}
-	route.Metrics.ObserveRun(elapsed)
-	route.Metrics.ObserveDecision(approve[0], prob[0])
-	if t.Shadow != nil && s.deps.Shadow != nil {
-		s.deps.Shadow.Offer(t, &app, approve[0])
+	if errs[0] != nil {
+		return errs[0]
 	}
 	buf := bufPool.Get().(*[]byte)
-	b := appendDecision((*buf)[:0], app.ApplicationID, approve[0], prob[0], t.Model, route, requestID(c))
+	b := appendDecision((*buf)[:0], &out[0])
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
 	c.Response().SetBody(b) // copies: b goes back to the pool
 	*buf = b
@@ -77,60 +68,55 @@ func (s *Server) predict(c *fiber.Ctx) error {
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
+// predictBatch is admit → decode → decide → encode.
 func (s *Server) predictBatch(c *fiber.Ctx) error {
 	if !isJSON(c) {
 		return errNotJSON
 	}
+	done, ok := s.batches.admit()
+	if !ok {
+		c.Set(fiber.HeaderRetryAfter, "1")
+		return errBusy
+	}
+	defer done()
 	items, err := s.decoder.Batch(c.Body())
 	if err != nil {
 		return err
 	}
-	t, release := s.deps.Router.AcquireAll()
-	defer release()
-	if t == nil {
-		return errNotReady
-	}
-	// Group the valid items by route so each model version runs once.
-	groups := map[*routing.Route][]int{}
+	// Decide the valid items; ins[j] is items[at[j]].
+	ins := make([]decision.Input, 0, len(items))
+	at := make([]int, 0, len(items))
 	for i := range items {
 		if items[i].Err == nil {
-			r := t.Pick(items[i].Application.ApplicationID)
-			groups[r] = append(groups[r], i)
+			ins = append(ins, decision.Input{Application: items[i].Application, JSON: items[i].JSON})
+			at = append(at, i)
 		}
 	}
-	probs := make([]float32, len(items))
-	approve := make([]bool, len(items))
-	routes := make([]*routing.Route, len(items))
-	for route, idx := range groups {
-		apps := make([]*schemas.Application, len(idx))
-		for j, i := range idx {
-			apps[j] = &items[i].Application
-		}
-		p := make([]float32, len(idx))
-		a := make([]bool, len(idx))
-		start := time.Now()
-		if err := route.Version.Decide(apps, nil, p, a); err != nil {
-			return err
-		}
-		route.Metrics.ObserveRun(time.Since(start))
-		for j, i := range idx {
-			probs[i], approve[i], routes[i] = p[j], a[j], route
-			route.Metrics.ObserveDecision(a[j], p[j])
-		}
+	out, errs := make([]decision.Decision, len(ins)), make([]error, len(ins))
+	if err := s.deps.Decisions.Decide(c.UserContext(), requestID(c), ins, out, errs); err != nil {
+		return err
 	}
-	accepted := 0
-	b := make([]byte, 0, 160*len(items)+64)
+	for j, i := range at {
+		items[i].Application.ApplicationID = ins[j].Application.ApplicationID
+		items[i].Err = errs[j]
+	}
+	accepted, j := 0, 0
+	b := make([]byte, 0, 200*len(items)+64)
 	b = append(b, `{"results":[`...)
 	for i := range items {
 		if i > 0 {
 			b = append(b, ',')
+		}
+		decided := j < len(at) && at[j] == i
+		if decided {
+			j++
 		}
 		if items[i].Err != nil {
 			b = appendItemError(b, i, items[i].Application.ApplicationID, items[i].Err)
 			continue
 		}
 		accepted++
-		b = appendBatchDecision(b, i, items[i].Application.ApplicationID, approve[i], probs[i], t.Model, routes[i])
+		b = appendBatchDecision(b, i, &out[j-1])
 	}
 	b = append(b, `],"accepted":`...)
 	b = appendInt(b, accepted)
@@ -141,4 +127,47 @@ func (s *Server) predictBatch(c *fiber.Ctx) error {
 	b = append(b, '}')
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
 	return c.Send(b)
+}
+
+// admission bounds how many batches are decoded and decided at once, so a
+// burst of batches can neither exhaust memory nor take the cores that single
+// predictions need. A batch waits up to wait for a slot when at most queue
+// others are waiting; otherwise it is refused at once.
+type admission struct {
+	slots   chan struct{}
+	waiting chan struct{}
+	wait    time.Duration
+	counted func(admitted bool)
+}
+
+func newAdmission(concurrency, queue int, wait time.Duration, counted func(bool)) *admission {
+	return &admission{slots: make(chan struct{}, concurrency), waiting: make(chan struct{}, queue), wait: wait, counted: counted}
+}
+
+// admit takes a slot; done gives it back.
+func (a *admission) admit() (done func(), ok bool) {
+	release := func() { <-a.slots }
+	select {
+	case a.slots <- struct{}{}:
+		a.counted(true)
+		return release, true
+	default:
+	}
+	select {
+	case a.waiting <- struct{}{}:
+	default:
+		a.counted(false)
+		return nil, false
+	}
+	defer func() { <-a.waiting }()
+	t := time.NewTimer(a.wait)
+	defer t.Stop()
+	select {
+	case a.slots <- struct{}{}:
+		a.counted(true)
+		return release, true
+	case <-t.C:
+		a.counted(false)
+		return nil, false
+	}
 }

@@ -61,7 +61,7 @@ func New(reg prometheus.Registerer) *Models {
 		}, []string{"model", "reason"}),
 		shadow: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "model_shadow_predictions_total",
-			Help: "Shadow decisions, by whether they agree with the decision served; agree=\"dropped\" counts requests the full shadow queue could not take.",
+			Help: "Shadow decisions, by whether they agree with the decision served; agree=\"dropped\" counts requests the full shadow queue could not take, agree=\"error\" copies the shadow could not decide.",
 		}, append(versionLabels, "agree")),
 		syncSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "model_registry_sync_success",
@@ -90,6 +90,7 @@ type Version struct {
 	shadowAgree        prometheus.Counter
 	shadowDisagree     prometheus.Counter
 	shadowDropped      prometheus.Counter
+	shadowError        prometheus.Counter
 }
 
 // ForVersion binds the per-version metrics.
@@ -104,6 +105,7 @@ func (m *Models) ForVersion(model, version, variant string) *Version {
 		v.shadowAgree = m.shadow.WithLabelValues(model, version, variant, "true")
 		v.shadowDisagree = m.shadow.WithLabelValues(model, version, variant, "false")
 		v.shadowDropped = m.shadow.WithLabelValues(model, version, variant, "dropped")
+		v.shadowError = m.shadow.WithLabelValues(model, version, variant, "error")
 	}
 	return v
 }
@@ -134,14 +136,20 @@ func (v *Version) ObserveShadow(agree bool) {
 // ObserveShadowDropped counts a request the shadow queue had no room for.
 func (v *Version) ObserveShadowDropped() { v.shadowDropped.Inc() }
 
+// ObserveShadowError counts a queued copy the shadow could not decide (its
+// version retired meanwhile, a failed model run, a non-finite score, a failed
+// record).
+func (v *Version) ObserveShadowError() { v.shadowError.Inc() }
+
 // Live describes one live variant for SetLive.
 type Live struct {
 	Variant, Version, SHA256 string
 	Weight                   float64 // 0-1
 }
 
-// SetLive replaces model_info and model_traffic_weight with the live table's,
-// in one step: a scrape sees the old set or the new one, never a mix.
+// SetLive replaces the model's model_info and model_traffic_weight with its
+// live table's, in one step: a scrape sees the old set or the new one, never
+// a mix. Each served model has its own set.
 func (m *Models) SetLive(model string, live []Live) {
 	m.live.set(model, live)
 }
@@ -153,10 +161,8 @@ type liveCollector struct {
 	snapshot      atomic.Pointer[liveSnapshot]
 }
 
-type liveSnapshot struct {
-	model string
-	live  []Live
-}
+// liveSnapshot is every served model's live variants; replaced whole.
+type liveSnapshot map[string][]Live
 
 func newLiveCollector() liveCollector {
 	return liveCollector{
@@ -170,7 +176,19 @@ func newLiveCollector() liveCollector {
 }
 
 func (c *liveCollector) set(model string, live []Live) {
-	c.snapshot.Store(&liveSnapshot{model: model, live: append([]Live(nil), live...)})
+	for {
+		old := c.snapshot.Load()
+		next := liveSnapshot{}
+		if old != nil {
+			for k, v := range *old {
+				next[k] = v
+			}
+		}
+		next[model] = append([]Live(nil), live...)
+		if c.snapshot.CompareAndSwap(old, &next) {
+			return
+		}
+	}
 }
 
 // Describe implements prometheus.Collector.
@@ -185,9 +203,11 @@ func (c *liveCollector) Collect(ch chan<- prometheus.Metric) {
 	if s == nil {
 		return
 	}
-	for _, l := range s.live {
-		ch <- prometheus.MustNewConstMetric(c.info, prometheus.GaugeValue, 1, s.model, l.Version, l.Variant, l.SHA256)
-		ch <- prometheus.MustNewConstMetric(c.traffic, prometheus.GaugeValue, l.Weight, s.model, l.Variant)
+	for model, live := range *s {
+		for _, l := range live {
+			ch <- prometheus.MustNewConstMetric(c.info, prometheus.GaugeValue, 1, model, l.Version, l.Variant, l.SHA256)
+			ch <- prometheus.MustNewConstMetric(c.traffic, prometheus.GaugeValue, l.Weight, model, l.Variant)
+		}
 	}
 }
 

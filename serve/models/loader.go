@@ -4,17 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
+	"log/slog"
 	"path/filepath"
 	"strings"
 
 	"mlservice/registry"
 	"mlservice/schemas"
+	"mlservice/serve/drift"
+	"mlservice/serve/reasons"
 )
-
-// MaxServingCheckDelta is the largest difference allowed between a probability
-// the server computes and the one the training run recorded.
-const MaxServingCheckDelta = 1e-5
 
 // The reasons a load fails, as counted in model_load_failures_total{reason}.
 const (
@@ -24,6 +22,7 @@ const (
 	ReasonSession      = "session"
 	ReasonSignature    = "signature"
 	ReasonServingCheck = "serving_check"
+	ReasonReasons      = "reasons"
 )
 
 // LoadError says which step of the load pipeline failed and why.
@@ -42,6 +41,17 @@ func (e *LoadError) Unwrap() error { return e.Err }
 // OpenFunc opens a scorer for an ONNX file (inference.Open in production).
 type OpenFunc func(path string) (Scorer, error)
 
+// CheckFunc replays a version's serving check before it may serve
+// (decision.ServingCheck: the check goes through the decision path itself).
+type CheckFunc func(v *Version, check ServingCheck) error
+
+// Sessions is told when a scorer opens and when it closes, for
+// model_sessions_open (*metrics.Models implements it).
+type Sessions interface {
+	SessionOpened()
+	SessionClosed()
+}
+
 // Loader runs the load pipeline: download → verify sha256 → open a session →
 // check the signature against the API's fields → replay serving_check.json.
 // Only a Version that passed every step is returned; on failure nothing is
@@ -49,6 +59,23 @@ type OpenFunc func(path string) (Scorer, error)
 type Loader struct {
 	Cache *registry.Cache
 	Open  OpenFunc
+	// Check replays the serving check; required (a Loader without one
+	// refuses every version rather than serve one unverified).
+	Check CheckFunc
+	// Sessions, when set, counts open sessions.
+	Sessions Sessions
+	// Log receives errors closing a retired version's session (default slog.Default()).
+	Log *slog.Logger
+	// Drift, when set, watches every version that passed its checks until
+	// its session closes (*drift.Tracker).
+	Drift Watcher
+}
+
+// Watcher follows the versions that are open, each with its training
+// distribution; *drift.Tracker is the real one.
+type Watcher interface {
+	Track(model, version string, b *drift.Baseline)
+	Forget(model, version string)
 }
 
 // Load fetches (or finds in the cache) and verifies one version of model.
@@ -74,9 +101,14 @@ func (l *Loader) LoadCached(src registry.Source, model, version string) (*Versio
 	return l.open(model, version, "cache", entry)
 }
 
+var errNoCheck = errors.New("models: the Loader has no serving check (Loader.Check)")
+
 func (l *Loader) open(model, version, source string, entry registry.Entry) (*Version, error) {
 	fail := func(reason string, err error) error { return &LoadError{model, version, reason, err} }
-	dir, err := registry.ReadModelDir(entry.Dir)
+	if l.Check == nil {
+		return nil, fail(ReasonServingCheck, errNoCheck)
+	}
+	dir, err := ReadModelDir(entry.Dir)
 	if err != nil {
 		return nil, fail(ReasonModelDir, err)
 	}
@@ -89,19 +121,56 @@ func (l *Loader) open(model, version, source string, entry registry.Entry) (*Ver
 		return nil, fail(ReasonSession, err)
 	}
 	if scorer.Columns() != len(features) {
-		scorer.Close()
-		return nil, fail(ReasonSignature, fmt.Errorf("the signature names %d inputs, the ONNX graph takes %d columns", len(features), scorer.Columns()))
+		err := fmt.Errorf("the signature names %d inputs, the ONNX graph takes %d columns", len(features), scorer.Columns())
+		return nil, fail(ReasonSignature, errors.Join(err, scorer.Close()))
+	}
+	if l.Sessions != nil {
+		l.Sessions.SessionOpened()
 	}
 	rel := "model.onnx"
 	if r, ok := relPath(entry.Dir, dir.ModelFile); ok {
 		rel = r
 	}
 	v := NewVersion(model, version, entry.Files[rel], source, features, scorer)
-	if err := ReplayServingCheck(v, dir.Check); err != nil {
+	v.onClose = l.closed
+	// The reasons table (serve/reasons): one that does not cover the graph's
+	// contrib_* outputs fails the load; none at all lets the version load as
+	// one that may serve only as shadow.
+	if v.Reasons, err = reasons.Load(filepath.Dir(dir.ModelFile), v.Characteristics); err != nil {
+		v.Release()
+		return nil, fail(ReasonReasons, err)
+	}
+	v.NoReasons = reasons.CanDecide(v.Reasons, v.Characteristics)
+	if v.Reasons != nil {
+		v.Threshold = float32(v.Reasons.Threshold)
+	}
+	v.Baseline = dir.Baseline
+	if err := l.Check(v, dir.Check); err != nil {
 		v.Release()
 		return nil, fail(ReasonServingCheck, err)
 	}
+	if l.Drift != nil && v.Baseline != nil {
+		l.Drift.Track(v.Name, v.Version, v.Baseline)
+		v.watched = true
+	}
 	return v, nil
+}
+
+// closed is every loaded Version's close hook.
+func (l *Loader) closed(v *Version, err error) {
+	if v.watched {
+		l.Drift.Forget(v.Name, v.Version)
+	}
+	if l.Sessions != nil {
+		l.Sessions.SessionClosed()
+	}
+	if err != nil {
+		log := l.Log
+		if log == nil {
+			log = slog.Default()
+		}
+		log.Error("closing a retired model version failed", "model", v.Name, "version", v.Version, "error", err)
+	}
 }
 
 // signatureFeatures maps the signature's input names to application fields.
@@ -120,42 +189,6 @@ func signatureFeatures(inputs []string) ([]schemas.Feature, error) {
 		features[i] = f
 	}
 	return features, nil
-}
-
-// ReplayServingCheck scores the check's cases through the same path requests
-// take and compares with what the training run recorded.
-func ReplayServingCheck(v *Version, check registry.ServingCheck) error {
-	tol := MaxServingCheckDelta
-	if check.Tolerance > 0 && check.Tolerance < tol {
-		tol = check.Tolerance
-	}
-	apps := make([]*schemas.Application, len(check.Cases))
-	for i, c := range check.Cases {
-		a := &schemas.Application{}
-		for _, f := range schemas.Features {
-			val, ok := c.Input[f.String()]
-			if !ok {
-				return fmt.Errorf("case %d has no %s", i, f)
-			}
-			a.Set(f, val)
-		}
-		apps[i] = a
-	}
-	probs := make([]float32, len(apps))
-	approve := make([]bool, len(apps))
-	if err := v.Decide(apps, nil, probs, approve); err != nil {
-		return err
-	}
-	for i, c := range check.Cases {
-		d := math.Abs(float64(probs[i]) - c.Probability)
-		if math.IsNaN(d) || d > tol {
-			return fmt.Errorf("case %d: probability %.8f, training run recorded %.8f (|Δp| %.2g > %.0e)", i, probs[i], c.Probability, d, tol)
-		}
-		if approve[i] != c.Approve {
-			return fmt.Errorf("case %d: decision %v, training run recorded %v", i, approve[i], c.Approve)
-		}
-	}
-	return nil
 }
 
 // relPath is filepath.Rel for a file known to be inside dir.

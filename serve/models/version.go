@@ -1,5 +1,5 @@
 // Package models turns a registry's model version into a live, verified
-// Version that can decide applications, and owns its lifetime: a Version is
+// Version that can score applications, and owns its lifetime: a Version is
 // closed only after the last request using it has finished.
 package models
 
@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"mlservice/schemas"
+	"mlservice/serve/drift"
+	"mlservice/serve/reasons"
 )
 
 // Scorer scores rows of float32 features; *inference.Session is the real one.
@@ -23,8 +25,21 @@ type Scorer interface {
 	Close() error
 }
 
+// ContributionScorer is a Scorer whose model also gives, in the same run, each
+// characteristic's log-odds contribution (the contrib_<characteristic>
+// outputs of a scorecard-shaped model). *inference.Session implements it.
+type ContributionScorer interface {
+	Scorer
+	// Characteristics names the contributions in the order ScoreContributions
+	// writes them; empty for a model without contrib_* outputs.
+	Characteristics() []string
+	// ScoreContributions is Score that also writes len(Characteristics())
+	// contributions per row into contrib (row-major).
+	ScoreContributions(x, probs []float32, approve []bool, contrib []float32) error
+}
+
 // Version is one loaded model version. Its identity fields never change after
-// loading, so a Version can be shared freely; Decide is safe for concurrent use.
+// loading, so a Version can be shared freely; Score is safe for concurrent use.
 type Version struct {
 	Name     string
 	Version  string
@@ -33,8 +48,29 @@ type Version struct {
 	LoadedAt time.Time
 	// Features are the model's input columns, mapped to application fields.
 	Features []schemas.Feature
+	// Characteristics name the contributions the model gives with every
+	// score (nil for a version without contrib_* outputs).
+	Characteristics []string
+	// Threshold is the probability at and above which the model approves.
+	Threshold float32
+	// Reasons is the version's reasons table (reasons.json), checked against
+	// Characteristics at load; nil when the version has none.
+	Reasons *reasons.Table
+	// NoReasons says why the version cannot give reasons for a decline (and
+	// so may serve only as shadow); nil when it can.
+	NoReasons error
+	// Baseline is the training distribution drift is measured against (nil:
+	// none shipped with the version).
+	Baseline *drift.Baseline
 
-	scorer Scorer
+	scorer      Scorer
+	contributor ContributionScorer // nil without characteristics
+	// onClose runs once, after the scorer is closed, with Close's error
+	// (the Loader logs it and keeps model_sessions_open in step).
+	onClose func(v *Version, err error)
+	// watched: the Loader's drift Watcher tracks this Version (and must be
+	// told when it closes).
+	watched bool
 	// refs counts the owners of the Version: one for each routing table that
 	// holds it (well, the one reference the publisher holds) plus one per
 	// in-flight request. The scorer is closed when it drops to zero.
@@ -43,6 +79,9 @@ type Version struct {
 	closed atomic.Bool
 }
 
+// DefaultThreshold is the approval threshold of a version that names none.
+const DefaultThreshold = 0.5
+
 // ErrRetired means the Version was retired before the caller acquired it;
 // the caller should read the current routing table again.
 var ErrRetired = errors.New("models: version retired")
@@ -50,7 +89,11 @@ var ErrRetired = errors.New("models: version retired")
 // NewVersion wraps a scorer; the caller holds the one initial reference.
 func NewVersion(name, version, sha, source string, features []schemas.Feature, s Scorer) *Version {
 	v := &Version{Name: name, Version: version, SHA256: sha, Source: source,
-		LoadedAt: time.Now().UTC(), Features: features, scorer: s}
+		LoadedAt: time.Now().UTC(), Features: features, Threshold: DefaultThreshold, scorer: s}
+	if cs, ok := s.(ContributionScorer); ok && len(cs.Characteristics()) > 0 {
+		v.contributor = cs
+		v.Characteristics = cs.Characteristics()
+	}
 	v.refs.Store(1)
 	return v
 }
@@ -69,11 +112,24 @@ func (v *Version) Acquire() bool {
 	}
 }
 
-// Release drops a reference; the last one closes the scorer.
+// Release drops a reference; the last one closes the scorer and reports
+// Close's error to the loader's hook. Releasing more often than the Version
+// was acquired is a bug in the caller and panics, as Caddy's UsagePool does:
+// silently going below zero would close a session under a running request.
 func (v *Version) Release() {
-	if v.refs.Add(-1) == 0 {
-		v.scorer.Close()
-		v.closed.Store(true)
+	switch n := v.refs.Add(-1); {
+	case n > 0:
+		return
+	case n < 0:
+		panic(fmt.Sprintf("models: %s released more often than acquired (references %d)", v, n))
+	}
+	var err error
+	if v.scorer != nil {
+		err = v.scorer.Close()
+	}
+	v.closed.Store(true)
+	if v.onClose != nil {
+		v.onClose(v, err)
 	}
 }
 
@@ -90,18 +146,17 @@ func (v *Version) FillRow(a *schemas.Application, row []float32) {
 	}
 }
 
-// Decide scores applications in one model run. probs and approve receive one
-// entry per application; x is scratch space of at least
-// len(apps)*len(v.Features) values (nil allocates it). The caller holds a
-// reference (Acquire).
-func (v *Version) Decide(apps []*schemas.Application, x []float32, probs []float32, approve []bool) error {
-	width := len(v.Features)
-	if cap(x) < len(apps)*width {
-		x = make([]float32, len(apps)*width)
-	}
-	x = x[:len(apps)*width]
-	for i, a := range apps {
-		v.FillRow(a, x[i*width:(i+1)*width])
+// Score runs the model once over rows of x (FillRow's layout, len(probs)
+// rows) and writes each row's probability and decision, and, when the
+// version has characteristics, len(v.Characteristics) contributions per row
+// into contrib. The caller holds a reference (Acquire). serve/decision is
+// the one caller: every decision is scored here.
+func (v *Version) Score(x, probs []float32, approve []bool, contrib []float32) error {
+	if v.contributor != nil {
+		if len(contrib) != len(probs)*len(v.Characteristics) {
+			return fmt.Errorf("models: %d contributions for %d rows of %d characteristics", len(contrib), len(probs), len(v.Characteristics))
+		}
+		return v.contributor.ScoreContributions(x, probs, approve, contrib)
 	}
 	return v.scorer.Score(x, probs, approve)
 }

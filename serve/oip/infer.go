@@ -10,11 +10,11 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-	"time"
 
 	"github.com/gofiber/fiber/v2"
 
 	"mlservice/schemas"
+	"mlservice/serve/decision"
 	"mlservice/serve/models"
 	"mlservice/serve/routing"
 )
@@ -193,7 +193,7 @@ func applicationInputs(apps []schemas.Application, features []schemas.Feature, r
 			raw = append(raw, '"')
 			raw = append(raw, f.String()...)
 			raw = append(raw, `":`...)
-			raw = strconv.AppendFloat(raw, apps[i].Value(f), 'g', -1, 64)
+			raw = appendNumber(raw, apps[i].Value(f))
 		}
 		raw = append(raw, '}')
 	}
@@ -202,6 +202,15 @@ func applicationInputs(apps []schemas.Application, features []schemas.Feature, r
 		inputs = append(inputs, raw[offsets[i]:offsets[i+1]:offsets[i+1]])
 	}
 	return raw, inputs
+}
+
+// appendNumber writes a finite float64 as JSON: whole numbers (most of an
+// application's fields) as integers, without the float formatter's cost.
+func appendNumber(b []byte, v float64) []byte {
+	if v == math.Trunc(v) && math.Abs(v) < 1<<53 {
+		return strconv.AppendInt(b, int64(v), 10)
+	}
+	return strconv.AppendFloat(b, v, 'g', -1, 64)
 }
 
 // encode writes the response: JSON, followed by the binary outputs when the
@@ -256,6 +265,14 @@ func encode(s *inferScratch, b *inferBody, res *Result) (out []byte, jsonLen int
 	}
 	out = append(out, `,"parameters":{"variant":`...)
 	out = appendString(out, string(res.Variant))
+	if n == 1 && res.DecisionID != "" {
+		out = append(out, `,"decision_id":`...)
+		out = appendString(out, res.DecisionID)
+	}
+	if n == 1 && res.ApplicationID != "" {
+		out = append(out, `,"application_id":`...)
+		out = appendString(out, res.ApplicationID)
+	}
 	out = append(out, `},"outputs":[`...)
 	anyBinary := false
 	for i, o := range sel {
@@ -346,75 +363,59 @@ func appendString(b []byte, s string) []byte {
 
 func appendStringBytes(b []byte, s []byte) []byte { return appendString(b, string(s)) }
 
-// Direct is a Decider over a routing table: it acquires the version, scores,
-// observes the metrics and mirrors to the shadow, as /v1/predict does. It is
-// what serves /v2 until the shared decision path (serve/decision) does.
-type Direct struct {
-	Router *routing.Router
-	// Shadow mirrors decided rows to the shadow variant; nil disables it.
-	Shadow interface {
-		Offer(t *routing.Table, app *schemas.Application, served bool)
-	}
+// Path is the Decider over the shared decision path (serve/decision): each
+// /v2 row is routed, scored, recorded, observed and mirrored exactly as a
+// /v1 decision is. A request is answered by one version: its rows go to one
+// variant (by the request's application id) or to the pinned version.
+type Path struct {
+	Decisions *decision.Path
 }
 
 // Decide implements Decider.
-func (d *Direct) Decide(_ context.Context, req *Request) (*Result, error) {
-	t, route, err := d.acquire(req)
-	if err != nil {
-		return nil, err
-	}
+func (p *Path) Decide(ctx context.Context, req *Request) (*Result, error) {
 	n := len(req.Applications)
-	res := &Result{Model: t.Model, Version: route.Version.Version, Variant: route.Variant,
-		Probability: make([]float32, n), Approve: make([]bool, n)}
-	ptrs := make([]*schemas.Application, n)
+	ins := make([]decision.Input, n)
 	for i := range req.Applications {
-		ptrs[i] = &req.Applications[i]
+		ins[i].Application = req.Applications[i]
+		if i < len(req.Inputs) {
+			ins[i].JSON = req.Inputs[i]
+		}
 	}
-	start := time.Now()
-	err = route.Version.Decide(ptrs, nil, res.Probability, res.Approve)
-	elapsed := time.Since(start)
-	route.Version.Release()
-	if err != nil {
+	out, errs := make([]decision.Decision, n), make([]error, n)
+	opt := decision.Options{Version: req.Version, Together: true, RouteKey: req.ApplicationID}
+	switch err := p.Decisions.DecideWith(ctx, req.RequestID, opt, ins, out, errs); {
+	case errors.Is(err, decision.ErrUnknownVersion):
+		return nil, ErrUnknownVersion
+	case errors.Is(err, decision.ErrNotReady):
+		if req.Version != "" {
+			return nil, ErrUnknownVersion
+		}
+		return nil, ErrNotReady
+	case err != nil:
 		return nil, err
 	}
-	route.Metrics.ObserveRun(elapsed)
-	for i := range res.Probability {
-		route.Metrics.ObserveDecision(res.Approve[i], res.Probability[i])
+	for i, err := range errs {
+		if err != nil {
+			return nil, &Error{Status: http.StatusUnprocessableEntity, Message: fmt.Sprintf("row %d: the model gave no finite score", i)}
+		}
 	}
-	if d.Shadow != nil && t.Shadow != nil && route.Variant != routing.Shadow {
-		for i, a := range ptrs {
-			d.Shadow.Offer(t, a, res.Approve[i])
+	res := &Result{Model: out[0].Model, Version: out[0].Version, Variant: routing.Variant(out[0].Variant),
+		Probability: make([]float32, n), Approve: make([]bool, n)}
+	if n == 1 {
+		res.DecisionID, res.ApplicationID = out[0].ID, out[0].ApplicationID
+	}
+	for i := range out {
+		res.Probability[i], res.Approve[i] = out[i].Probability, out[i].Approve
+		for name, c := range out[i].Contributions {
+			if res.Contributions == nil {
+				res.Contributions = make(map[string][]float32, len(out[i].Contributions))
+			}
+			key := "contrib_" + name // the ONNX output it came from
+			if res.Contributions[key] == nil {
+				res.Contributions[key] = make([]float32, n)
+			}
+			res.Contributions[key][i] = c
 		}
 	}
 	return res, nil
-}
-
-func (d *Direct) acquire(req *Request) (*routing.Table, *routing.Route, error) {
-	if req.Version == "" {
-		t, route := d.Router.Acquire(req.ApplicationID)
-		if t == nil {
-			return nil, nil, ErrNotReady
-		}
-		return t, route, nil
-	}
-	for {
-		t := d.Router.Current()
-		if t == nil {
-			return nil, nil, ErrUnknownVersion
-		}
-		var route *routing.Route
-		for _, r := range t.Routes() {
-			if r.Version.Version == req.Version {
-				route = r
-				break
-			}
-		}
-		if route == nil {
-			return nil, nil, ErrUnknownVersion
-		}
-		if route.Version.Acquire() {
-			return t, route, nil
-		}
-		// Retired between the load and the acquire: read the table again.
-	}
 }

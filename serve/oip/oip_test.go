@@ -18,6 +18,7 @@ import (
 
 	"mlservice/schemas"
 	"mlservice/serve/api"
+	"mlservice/serve/decision"
 	"mlservice/serve/metrics"
 	"mlservice/serve/models"
 	"mlservice/serve/oip"
@@ -27,7 +28,7 @@ import (
 
 // fakeScorer scores probability = income/100,000 and approves above 0.5; it
 // describes its tensors as an ONNX session would. With contrib set it also
-// has one contribution output (not filled by the Direct decider).
+// has one contribution output (the fake has no contributions to give).
 type fakeScorer struct {
 	columns int
 	input   string
@@ -78,7 +79,7 @@ func newTestServer(t testing.TB) *testServer {
 		return rollout.Status{Ready: true, Source: "artifacts"}
 	}
 	app, srv, err := api.New(api.Config{Model: "loan-approval"}, api.Deps{
-		Router: ts.router, Registry: prometheus.NewRegistry(), Status: status,
+		Decisions: decision.New(decision.Config{Router: ts.router}), Router: ts.router, Registry: prometheus.NewRegistry(), Status: status,
 		Mount: []func(fiber.Router){func(r fiber.Router) {
 			oip.Mount(r, oip.Config{ServerVersion: "test", BodyLimit: 1 << 20,
 				Models: []oip.Model{{Name: "loan-approval", Router: ts.router,
@@ -86,7 +87,7 @@ func newTestServer(t testing.TB) *testServer {
 						st := status()
 						return st.Ready && ts.router.Current() != nil, st.Reason
 					},
-					Decider: &oip.Direct{Router: ts.router}}},
+					Decider: &oip.Path{Decisions: decision.New(decision.Config{Router: ts.router})}}},
 				Draining: func() bool { return ts.api != nil && ts.api.Draining() },
 			})
 		}},
@@ -291,6 +292,17 @@ func TestInferJSON(t *testing.T) {
 	t.Run("id echoed", func(t *testing.T) {
 		r := ts.do(t, "POST", "/v2/models/loan-approval/infer", []byte(`{"id":"req-\"42\"","inputs":[{"name":"features","shape":[1,4],"datatype":"FP32","data":`+row1+`}]}`))
 		if r.status != 200 || r.json["id"] != `req-"42"` {
+			t.Fatalf("%d %s", r.status, r.raw)
+		}
+		// One row: the record's decision id and the generated application id.
+		params, _ := r.json["parameters"].(map[string]any)
+		if params["variant"] != "champion" || params["decision_id"] == "" || params["decision_id"] == nil || params["application_id"] == nil {
+			t.Fatalf("parameters %v", params)
+		}
+	})
+	t.Run("application id echoed", func(t *testing.T) {
+		r := ts.do(t, "POST", "/v2/models/loan-approval/infer", []byte(`{"parameters":{"application_id":"A-77"},"inputs":[{"name":"features","shape":[1,4],"datatype":"FP32","data":`+row1+`}]}`))
+		if params, _ := r.json["parameters"].(map[string]any); r.status != 200 || params["application_id"] != "A-77" {
 			t.Fatalf("%d %s", r.status, r.raw)
 		}
 	})

@@ -10,36 +10,15 @@ import (
 	"mlservice/serve/routing"
 )
 
-// Writer is a registry the admin API can change: MLflow in MLflow mode, the
-// local state file otherwise. Actions write the registry first and then
-// reconcile, so every replica converges on the same state.
-type Writer interface {
-	// HasVersion returns an error wrapping registry.ErrNotFound for a
-	// version the registry does not have.
-	HasVersion(ctx context.Context, model, version string) error
-	SetAlias(ctx context.Context, model, alias, version string) error
-	DeleteAlias(ctx context.Context, model, alias string) error
-	SetModelTag(ctx context.Context, model, key, value string) error
-}
-
-// HistoryTag is the registered-model tag holding the previous champions,
-// oldest first, so a rollback works from any replica and after restarts.
+// HistoryTag is the registered-model tag holding the champions, oldest first
+// and the current one last, so a rollback works from any replica and after
+// restarts. An admin action writes it before it moves the champion alias;
+// championHistory reads it so that a failure between the two writes, or a
+// champion moved by someone else, still gives the true history.
 const HistoryTag = "serve.champion_history"
 
 // maxHistory bounds the champion history.
 const maxHistory = 20
-
-// Errors of the admin actions; serve/admin maps them to HTTP statuses.
-var (
-	// ErrInvalid means the request itself is wrong (422).
-	ErrInvalid = errors.New("invalid request")
-	// ErrUnknownVersion means the registry has no such version (422).
-	ErrUnknownVersion = errors.New("unknown version")
-	// ErrNoHistory means there is no previous champion to roll back to (409).
-	ErrNoHistory = errors.New("no previous champion to roll back to")
-	// ErrReadOnly means the registry cannot be written.
-	ErrReadOnly = errors.New("the registry is read-only")
-)
 
 // VerifyError means the version failed the load pipeline; nothing was
 // changed (409).
@@ -52,17 +31,14 @@ func (e *VerifyError) Unwrap() error { return e.Err }
 type Change struct {
 	Before Desired `json:"before"`
 	After  Desired `json:"after"`
-}
-
-// Desired returns the state the live table was built from.
-func (c *Controller) Desired(ctx context.Context) (Desired, error) {
-	var d Desired
-	err := c.Do(ctx, func(context.Context) error { d = c.desired; return nil })
-	return d, err
+	// Warning says what the sync after the change could not do (a variant
+	// the action did not touch failed to load, say); the change itself
+	// stands.
+	Warning string `json:"warning,omitempty"`
 }
 
 // Promote points alias at version. The version is loaded and verified first;
-// only then is the alias written and the routing table swapped. A version
+// only then is the registry written and the routing table swapped. A version
 // that fails verification changes nothing.
 func (c *Controller) Promote(ctx context.Context, alias, version string) (Change, error) {
 	variant, err := registry.ParseVariant(alias)
@@ -72,58 +48,108 @@ func (c *Controller) Promote(ctx context.Context, alias, version string) (Change
 	if version == "" {
 		return Change{}, fmt.Errorf("%w: version is required", ErrInvalid)
 	}
-	return c.act(ctx, func(ctx context.Context, w Writer, st registry.State, before Desired) error {
+	return c.act(ctx, func(ctx context.Context, w registry.Writer, st registry.State, before Desired) error {
 		if err := w.HasVersion(ctx, c.cfg.Model, version); err != nil {
 			if errors.Is(err, registry.ErrNotFound) {
 				return fmt.Errorf("%w: %s has no version %q", ErrUnknownVersion, c.cfg.Model, version)
 			}
 			return err
 		}
-		if _, err := c.version(ctx, c.cfg.Source, variant, version); err != nil {
-			return &VerifyError{Err: err}
+		if err := c.prepare(ctx, variant, version); err != nil {
+			return err
 		}
-		if variant == registry.Champion && before.Champion != "" && before.Champion != version {
-			history := append(championHistory(st), before.Champion)
-			if len(history) > maxHistory {
-				history = history[len(history)-maxHistory:]
-			}
-			if err := w.SetModelTag(ctx, c.cfg.Model, HistoryTag, mustJSON(history)); err != nil {
-				return err
-			}
+		if variant != registry.Champion || before.Champion == version {
+			return w.SetAlias(ctx, c.cfg.Model, alias, version)
 		}
-		return w.SetAlias(ctx, c.cfg.Model, alias, version)
+		history := append(championHistory(st), version)
+		return c.writeChampion(ctx, w, st, history[max(0, len(history)-maxHistory):], version)
 	})
+}
+
+// prepare loads and verifies a version before any write, so that a version
+// that cannot serve never reaches the registry. A registry that is slow or
+// down is not the version's fault: those errors pass unchanged (503).
+func (c *Controller) prepare(ctx context.Context, variant registry.Variant, version string) error {
+	v, err := c.version(ctx, c.cfg.Source, variant, version, "", loadForAction)
+	if err == nil {
+		return c.mayDecide(variant, v)
+	}
+	if errors.Is(err, registry.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return err
+	}
+	return &VerifyError{Err: err}
+}
+
+// writeChampion moves the champion alias to version with history as the new
+// history tag, in the order that keeps the registry consistent: the history
+// first, then the alias. If the alias write fails, the tag is put back as it
+// was (Caddy's changeConfig); should even that fail, championHistory reads a
+// history whose last entry the alias never reached as the old one, so the
+// registry still reads as it was and repeating the action converges.
+func (c *Controller) writeChampion(ctx context.Context, w registry.Writer, st registry.State, history []string, version string) error {
+	if err := w.SetModelTag(ctx, c.cfg.Model, HistoryTag, mustJSON(history)); err != nil {
+		return err
+	}
+	err := w.SetAlias(ctx, c.cfg.Model, registry.Champion.String(), version)
+	if err == nil {
+		return nil
+	}
+	if rerr := restoreTag(ctx, w, c.cfg.Model, st, HistoryTag); rerr != nil {
+		c.cfg.Log.Warn("could not restore the history tag after a failed alias write; it reads as before anyway",
+			"model", c.cfg.Model, "error", rerr)
+	}
+	return err
+}
+
+// restoreTag puts a tag back to its value in st (deleting it if st had none).
+func restoreTag(ctx context.Context, w registry.Writer, model string, st registry.State, key string) error {
+	ctx = context.WithoutCancel(ctx) // undo even when the action timed out
+	if old, ok := st.Tags[key]; ok {
+		return w.SetModelTag(ctx, model, key, old)
+	}
+	return w.DeleteModelTag(ctx, model, key)
 }
 
 // Retire removes the challenger or shadow alias, taking that variant out of
 // service. The champion cannot be retired: something must always serve.
+// Retiring the challenger also sets its traffic share to 0, so the next
+// challenger starts with none: the split first, then the alias, so a failure
+// between the two leaves a challenger that gets no traffic, and repeating
+// the action converges.
 func (c *Controller) Retire(ctx context.Context, alias string) (Change, error) {
-	if v, err := registry.ParseVariant(alias); err != nil || v == registry.Champion {
+	variant, err := registry.ParseVariant(alias)
+	if err != nil || variant == registry.Champion {
 		return Change{}, fmt.Errorf("%w: alias %q: only challenger or shadow can be retired", ErrInvalid, alias)
 	}
-	return c.act(ctx, func(ctx context.Context, w Writer, st registry.State, _ Desired) error {
-		if st.Aliases[alias] == "" {
+	return c.act(ctx, func(ctx context.Context, w registry.Writer, st registry.State, before Desired) error {
+		if st.Version(variant) == "" {
 			return fmt.Errorf("%w: no %s alias is set", ErrInvalid, alias)
+		}
+		if variant == registry.Challenger && before.Weights.Challenger != 0 {
+			if err := w.SetModelTag(ctx, c.cfg.Model, registry.TrafficTag, mustJSON(routing.DefaultWeights)); err != nil {
+				return err
+			}
 		}
 		return w.DeleteAlias(ctx, c.cfg.Model, alias)
 	})
 }
 
-// Rollback points the champion back at the previous champion.
+// Rollback points the champion back at the previous champion. It refuses
+// when there is none, or when the previous one is the current champion.
 func (c *Controller) Rollback(ctx context.Context) (Change, error) {
-	return c.act(ctx, func(ctx context.Context, w Writer, st registry.State, before Desired) error {
+	return c.act(ctx, func(ctx context.Context, w registry.Writer, st registry.State, before Desired) error {
 		history := championHistory(st)
-		if len(history) == 0 {
+		if len(history) < 2 {
 			return ErrNoHistory
 		}
-		previous := history[len(history)-1]
-		if _, err := c.version(ctx, c.cfg.Source, registry.Champion, previous); err != nil {
-			return &VerifyError{Err: err}
+		previous := history[len(history)-2]
+		if previous == before.Champion {
+			return fmt.Errorf("%w: the previous champion is version %s, the current one", ErrNoHistory, previous)
 		}
-		if err := w.SetAlias(ctx, c.cfg.Model, registry.Champion.String(), previous); err != nil {
+		if err := c.prepare(ctx, registry.Champion, previous); err != nil {
 			return err
 		}
-		return w.SetModelTag(ctx, c.cfg.Model, HistoryTag, mustJSON(history[:len(history)-1]))
+		return c.writeChampion(ctx, w, st, history[:len(history)-1], previous)
 	})
 }
 
@@ -132,7 +158,7 @@ func (c *Controller) SetWeights(ctx context.Context, weights routing.Weights) (C
 	if err := weights.Validate(); err != nil {
 		return Change{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	return c.act(ctx, func(ctx context.Context, w Writer, _ registry.State, before Desired) error {
+	return c.act(ctx, func(ctx context.Context, w registry.Writer, _ registry.State, before Desired) error {
 		if weights.Challenger > 0 && before.Challenger == "" {
 			return fmt.Errorf("%w: no challenger alias is set; promote a challenger first", ErrInvalid)
 		}
@@ -140,13 +166,16 @@ func (c *Controller) SetWeights(ctx context.Context, weights routing.Weights) (C
 	})
 }
 
-// act runs an admin action on the controller goroutine: read the registry,
-// apply the change there, then reconcile so the routing table follows.
-func (c *Controller) act(ctx context.Context, change func(context.Context, Writer, registry.State, Desired) error) (Change, error) {
+// act runs an admin action on the controller goroutine, cancelling a
+// background load that would make it wait: read the registry, apply the
+// change there, then reconcile so the routing table follows. A change that
+// fails leaves the registry as it was.
+func (c *Controller) act(ctx context.Context, change func(context.Context, registry.Writer, registry.State, Desired) error) (Change, error) {
 	w := c.cfg.Writer
 	if w == nil {
 		return Change{}, ErrReadOnly
 	}
+	c.preempt()
 	var ch Change
 	err := c.Do(ctx, func(ctx context.Context) error {
 		st, err := c.cfg.Source.State(ctx, c.cfg.Model)
@@ -161,19 +190,45 @@ func (c *Controller) act(ctx context.Context, change func(context.Context, Write
 		if err := change(ctx, w, st, before); err != nil {
 			return err // nothing was changed
 		}
-		err = c.reconcile(ctx)
-		ch.After = c.desired
-		return err
+		if err := c.reconcile(ctx, loadAfterAction); err != nil {
+			ch.Warning = err.Error()
+			c.cfg.Log.Warn("sync after an admin action failed", "model", c.cfg.Model, "error", err)
+		}
+		ch.After = c.Desired()
+		return nil
 	})
 	return ch, err
 }
 
-func championHistory(st registry.State) []string {
+// historyTag is the history tag as written.
+func historyTag(st registry.State) []string {
 	var h []string
 	if raw := st.Tags[HistoryTag]; raw != "" {
 		_ = json.Unmarshal([]byte(raw), &h) // a damaged tag means no history
 	}
 	return h
+}
+
+// championHistory returns the champions, oldest first, the current one
+// last. The tag is read against the champion alias:
+//   - it ends with the champion: as written;
+//   - its last-but-one entry is the champion: the last write of an action
+//     never reached the alias (or a rollback's alias write did and the tag
+//     restore did not), so the entry the alias never reached is dropped;
+//   - otherwise the champion was moved outside /admin (or the tag predates
+//     this format, when it listed only previous champions): it is appended.
+func championHistory(st registry.State) []string {
+	h := historyTag(st)
+	champion := st.Version(registry.Champion)
+	switch {
+	case champion == "":
+		return h
+	case len(h) > 0 && h[len(h)-1] == champion:
+		return h
+	case len(h) > 1 && h[len(h)-2] == champion:
+		return h[:len(h)-1]
+	}
+	return append(h, champion)
 }
 
 func mustJSON(v any) string {

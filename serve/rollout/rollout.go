@@ -4,6 +4,11 @@
 // never race. A swap is one transaction: load and verify the new version,
 // publish a new routing table in one atomic store, then retire the old version
 // once its in-flight requests finish. A failure leaves the old version serving.
+//
+// What the controller only reports (Status, Desired) is published atomically
+// after every change, so reads never wait behind a load. Loads have a bounded
+// deadline, and an admin action cancels a background load that is still
+// running, so a stalled download never blocks ops.
 package rollout
 
 import (
@@ -14,8 +19,11 @@ import (
 	"log/slog"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"mlservice/registry"
 	"mlservice/serve/metrics"
@@ -45,8 +53,26 @@ func (d *Desired) field(v registry.Variant) *string {
 	return &d.Champion
 }
 
-// ErrNoChampion means the registry has no champion alias for the model.
-var ErrNoChampion = errors.New("the registry has no champion alias for the model")
+// Errors of the controller and its actions; serve/admin maps them to HTTP
+// statuses.
+var (
+	// ErrNoChampion means the registry has no champion alias for the model.
+	ErrNoChampion = errors.New("the registry has no champion alias for the model")
+	// ErrInvalid means the request itself is wrong (422).
+	ErrInvalid = errors.New("invalid request")
+	// ErrUnknownVersion means the registry has no such version (422).
+	ErrUnknownVersion = errors.New("unknown version")
+	// ErrNoHistory means there is no previous champion to roll back to (409).
+	ErrNoHistory = errors.New("no previous champion to roll back to")
+	// ErrReadOnly means the registry cannot be written.
+	ErrReadOnly = errors.New("the registry is read-only")
+	// ErrPreempted means a background load was cancelled so that an admin
+	// action could run; the next poll tries again.
+	ErrPreempted = errors.New("load cancelled by an admin action; the next sync tries again")
+	// ErrPinMismatch means a version's files are not the ones that verified
+	// here before (the remembered sha256 differs).
+	ErrPinMismatch = errors.New("the version's sha256 is not the one that was verified here")
+)
 
 // DesiredFrom reads the aliases and the traffic tag of a registry state.
 func DesiredFrom(s registry.State) (Desired, error) {
@@ -83,6 +109,13 @@ type Status struct {
 	SyncedOnce bool      `json:"synced_once"`
 }
 
+// Remembered is where the controller records what loaded and verified from
+// its registry, so that a restart while the registry is down serves only
+// those versions (registry/lastserved).
+type Remembered interface {
+	Save(model string, st registry.State) error
+}
+
 // Config wires a Controller.
 type Config struct {
 	Model    string
@@ -92,12 +125,56 @@ type Config struct {
 	Metrics  *metrics.Models
 	Log      *slog.Logger
 	Interval time.Duration // reconciliation poll; 0 disables the poll
+	// LoadTimeout bounds one version's load, download included (default 5m).
+	LoadTimeout time.Duration
 	// Fallbacks serve, in order, while Source cannot be reached and nothing
-	// is live: the remembered state over the verified cache, then the
-	// artifacts embedded in the binary.
+	// is live: the remembered state over the verified cache, and the
+	// embedded artifacts only where the configuration allows them.
 	Fallbacks []registry.Source
 	// Writer is where admin actions write (nil: the registry is read-only).
-	Writer Writer
+	Writer registry.Writer
+	// Remembered records the live versions after every change from Source
+	// (nil: nothing is remembered).
+	Remembered Remembered
+	// Changes counts champion changes by origin (nil: not counted).
+	Changes *Changes
+	// Audit receives a line for every champion change that did not come
+	// through /admin (default Log).
+	Audit *slog.Logger
+	// Cache, when set, is pruned after every change from Source of the
+	// versions that are neither live nor among the last KeepChampions
+	// champions (default 5).
+	Cache         Pruner
+	KeepChampions int
+	// AllowWithoutReasons lets admin actions put a version that cannot give
+	// reasons for a decline (serve/reasons) in the champion or challenger
+	// variant; by default such a version may serve only as shadow (409).
+	AllowWithoutReasons bool
+}
+
+// Pruner removes cached versions of a model except those kept.
+type Pruner interface {
+	Prune(src registry.Source, model string, keep []string) error
+}
+
+// Changes counts champion changes. Create it once per process with
+// NewChanges; it is safe for concurrent use.
+type Changes struct{ total *prometheus.CounterVec }
+
+// NewChanges creates model_champion_changes_total and registers it with reg.
+func NewChanges(reg prometheus.Registerer) *Changes {
+	c := &Changes{total: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "model_champion_changes_total",
+		Help: "Champion alias changes this server saw in the registry, by origin: admin (through /admin on any replica) or outside (anyone else who can write to the registry).",
+	}, []string{"model", "origin"})}
+	reg.MustRegister(c.total)
+	return c
+}
+
+func (c *Changes) inc(model, origin string) {
+	if c != nil {
+		c.total.WithLabelValues(model, origin).Inc()
+	}
 }
 
 // Controller reconciles the registry with the routing table. Create it with
@@ -108,11 +185,33 @@ type Controller struct {
 	requests chan request
 	triggers chan struct{}
 	status   atomic.Pointer[Status]
+	desired  atomic.Pointer[Desired]
+
+	mu           sync.Mutex
+	cancelReload context.CancelFunc // cancels the running background reconcile
+
 	// Owned by the Run goroutine:
-	live    map[string]*models.Version // version → the controller's reference
-	failed  map[string]error           // versions that failed to load, until the registry moves on
-	desired Desired
+	live       map[string]*models.Version // version → the controller's reference
+	failed     map[string]error           // versions that failed to load, until the registry moves on
+	preempted  map[string]bool            // loads an admin action cancelled, until the next background sync
+	applied    Desired                    // what the live table was built from
+	champion   string                     // the champion the registry last named, "" before the first sync
+	remembered *routing.Table             // the table last remembered
 }
+
+// loadMode says who a load is for, which decides what a cancellation means.
+type loadMode int
+
+const (
+	// loadBackground: a sync nobody waits for; an admin action may cancel
+	// it, and the cancelled load waits for the next background sync.
+	loadBackground loadMode = iota
+	// loadForAction: the version an admin action asked for.
+	loadForAction
+	// loadAfterAction: the sync after an admin action's write; it skips the
+	// loads the action cancelled rather than stall on them again.
+	loadAfterAction
+)
 
 type request struct {
 	ctx  context.Context
@@ -125,25 +224,39 @@ func New(cfg Config) *Controller {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
+	if cfg.Audit == nil {
+		cfg.Audit = cfg.Log
+	}
+	if cfg.LoadTimeout <= 0 {
+		cfg.LoadTimeout = 5 * time.Minute
+	}
+	if cfg.KeepChampions <= 0 {
+		cfg.KeepChampions = 5
+	}
 	c := &Controller{
-		cfg:      cfg,
-		requests: make(chan request),
-		triggers: make(chan struct{}, 1),
-		live:     map[string]*models.Version{},
-		failed:   map[string]error{},
+		cfg:       cfg,
+		requests:  make(chan request),
+		triggers:  make(chan struct{}, 1),
+		live:      map[string]*models.Version{},
+		failed:    map[string]error{},
+		preempted: map[string]bool{},
 	}
 	c.status.Store(&Status{Reason: "starting: no champion loaded yet", Registry: cfg.Source.Describe()})
+	c.desired.Store(&Desired{})
 	return c
 }
 
-// Status returns the current status.
+// Status returns the current status. It never waits.
 func (c *Controller) Status() Status { return *c.status.Load() }
+
+// Desired returns the state the live table was built from. It never waits.
+func (c *Controller) Desired() Desired { return *c.desired.Load() }
 
 // Run reconciles once, then on every poll tick and request, until ctx ends.
 // On return every version the controller held has been released.
 func (c *Controller) Run(ctx context.Context) {
 	defer c.releaseAll()
-	c.reconcile(ctx)
+	c.background(ctx)
 	var tick <-chan time.Time
 	if c.cfg.Interval > 0 {
 		t := time.NewTicker(c.cfg.Interval)
@@ -155,12 +268,36 @@ func (c *Controller) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-tick:
-			c.reconcile(ctx)
+			c.background(ctx)
 		case r := <-c.requests:
 			r.done <- r.fn(r.ctx)
 		case <-c.triggers:
-			c.reconcile(ctx)
+			c.background(ctx)
 		}
+	}
+}
+
+// background is a reconciliation nobody waits for (start, poll, webhook): an
+// admin action may cancel it.
+func (c *Controller) background(ctx context.Context) {
+	ctx, cancel := context.WithCancel(ctx)
+	c.mu.Lock()
+	c.cancelReload = cancel
+	c.mu.Unlock()
+	clear(c.preempted)
+	_ = c.reconcile(ctx, loadBackground)
+	c.mu.Lock()
+	c.cancelReload = nil
+	c.mu.Unlock()
+	cancel()
+}
+
+// preempt cancels the running background reconciliation, if any.
+func (c *Controller) preempt() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cancelReload != nil {
+		c.cancelReload()
 	}
 }
 
@@ -192,31 +329,33 @@ func (c *Controller) Trigger() {
 
 // Sync asks for an immediate reconciliation and waits for it.
 func (c *Controller) Sync(ctx context.Context) error {
-	return c.Do(ctx, func(ctx context.Context) error { return c.reconcile(ctx) })
+	return c.Do(ctx, func(ctx context.Context) error { return c.reconcile(ctx, loadBackground) })
 }
 
 // reconcile brings the routing table in line with the registry; when the
-// registry cannot be reached and nothing is live yet, it serves the fallback.
-// It runs only on the Run goroutine.
-func (c *Controller) reconcile(ctx context.Context) error {
-	err := c.reconcileFrom(ctx, c.cfg.Source)
+// registry cannot be reached and nothing is live yet, it serves the first
+// fallback that works. It runs only on the Run goroutine.
+func (c *Controller) reconcile(ctx context.Context, mode loadMode) error {
+	err := c.reconcileFrom(ctx, c.cfg.Source, mode)
 	c.cfg.Metrics.Sync(err == nil)
+	var fallbackErrs []string
 	if err != nil {
 		c.cfg.Log.Warn("registry sync failed", "model", c.cfg.Model, "registry", c.cfg.Source.Describe(), "error", err)
 		for _, fb := range c.cfg.Fallbacks {
 			if c.cfg.Router.Current() != nil {
 				break
 			}
-			if ferr := c.reconcileFrom(ctx, fb); ferr != nil {
+			if ferr := c.reconcileFrom(ctx, fb, mode); ferr != nil {
 				c.cfg.Log.Warn("fallback failed", "model", c.cfg.Model, "fallback", fb.Describe(), "error", ferr)
+				fallbackErrs = append(fallbackErrs, fb.Describe()+": "+ferr.Error())
 			}
 		}
 	}
-	c.setStatus(err)
+	c.setStatus(err, fallbackErrs)
 	return err
 }
 
-func (c *Controller) setStatus(syncErr error) {
+func (c *Controller) setStatus(syncErr error, fallbackErrs []string) {
 	st := Status{Registry: c.cfg.Source.Describe(), LastSync: time.Now().UTC(), SyncedOnce: true}
 	if syncErr != nil {
 		st.LastError = syncErr.Error()
@@ -225,6 +364,9 @@ func (c *Controller) setStatus(syncErr error) {
 	switch {
 	case t == nil:
 		st.Reason = "no champion loaded: " + st.LastError
+		if len(fallbackErrs) > 0 {
+			st.Reason += "; and no fallback could serve: " + strings.Join(fallbackErrs, "; ")
+		}
 	case syncErr != nil:
 		st.Ready = true
 		st.Source = t.Champion.Version.Source
@@ -237,7 +379,7 @@ func (c *Controller) setStatus(syncErr error) {
 	c.status.Store(&st)
 }
 
-func (c *Controller) reconcileFrom(ctx context.Context, src registry.Source) error {
+func (c *Controller) reconcileFrom(ctx context.Context, src registry.Source, mode loadMode) error {
 	state, err := src.State(ctx, c.cfg.Model)
 	if err != nil {
 		return err
@@ -246,28 +388,111 @@ func (c *Controller) reconcileFrom(ctx context.Context, src registry.Source) err
 	if err != nil {
 		return err
 	}
-	return c.apply(ctx, src, want)
+	primary := src == c.cfg.Source
+	if primary {
+		c.noticeChampion(ctx, state)
+	}
+	t, err := c.apply(ctx, src, state, want, mode)
+	if primary && t != nil && t != c.remembered {
+		c.remember(state, t)
+		c.remembered = t
+	}
+	return err
+}
+
+// noticeChampion audits and counts a champion change; one that did not come
+// through /admin is added to the rollback history. An admin action writes
+// the history naming the new champion before it moves the alias, so a
+// champion the history does not end with was moved by someone else.
+func (c *Controller) noticeChampion(ctx context.Context, st registry.State) {
+	now, before := st.Version(registry.Champion), c.champion
+	c.champion = now
+	if before == "" || now == before || now == "" {
+		return
+	}
+	if h := historyTag(st); len(h) > 0 && h[len(h)-1] == now {
+		c.cfg.Changes.inc(c.cfg.Model, "admin")
+		return
+	}
+	c.cfg.Changes.inc(c.cfg.Model, "outside")
+	history := championHistory(st) // ends with now
+	if len(history) < 2 || history[len(history)-2] != before {
+		history = append(history[:len(history)-1:len(history)-1], before, now)
+	}
+	history = history[max(0, len(history)-maxHistory):]
+	attrs := []any{"audit", true, "action", "outside_change", "model", c.cfg.Model, "variant", registry.Champion.String(),
+		"from", before, "to", now, "registry", c.cfg.Source.Describe(), "history", history}
+	if c.cfg.Writer != nil {
+		// Best effort: with the history tag written, the change survives
+		// further outside changes; without it, the history still reads it.
+		if err := c.cfg.Writer.SetModelTag(ctx, c.cfg.Model, HistoryTag, mustJSON(history)); err != nil {
+			attrs = append(attrs, "history_error", err.Error())
+		}
+	}
+	c.cfg.Audit.Warn("champion changed outside /admin", attrs...)
+}
+
+// remember records the live table's versions, with their sha256, as the
+// state to serve after a restart while the registry is down, and prunes the
+// cache of versions nobody will ask for.
+func (c *Controller) remember(st registry.State, t *routing.Table) {
+	if c.cfg.Remembered != nil {
+		rem := registry.State{Aliases: map[string]string{}, Tags: map[string]string{}, SHA256: map[string]string{}}
+		for _, r := range t.Routes() {
+			rem.Aliases[r.Variant.String()] = r.Version.Version
+			rem.SHA256[r.Version.Version] = r.Version.SHA256
+		}
+		rem.Tags[registry.TrafficTag] = mustJSON(t.Weights)
+		if err := c.cfg.Remembered.Save(c.cfg.Model, rem); err != nil {
+			c.cfg.Log.Warn("could not remember the live versions", "model", c.cfg.Model, "error", err)
+		}
+	}
+	if c.cfg.Cache != nil {
+		keep := map[string]bool{}
+		for _, r := range t.Routes() {
+			keep[r.Version.Version] = true
+		}
+		for _, v := range registry.Variants() {
+			if v := st.Version(v); v != "" {
+				keep[v] = true // e.g. a challenger still downloading
+			}
+		}
+		h := championHistory(st)
+		for _, v := range h[max(0, len(h)-c.cfg.KeepChampions):] {
+			keep[v] = true
+		}
+		list := make([]string, 0, len(keep))
+		for v := range keep {
+			list = append(list, v)
+		}
+		sort.Strings(list)
+		if err := c.cfg.Cache.Prune(c.cfg.Source, c.cfg.Model, list); err != nil {
+			c.cfg.Log.Warn("cache prune failed", "model", c.cfg.Model, "error", err)
+		}
+	}
 }
 
 // apply makes the routing table serve want, loading what is missing. A
-// variant whose version fails to load keeps what it had.
-func (c *Controller) apply(ctx context.Context, src registry.Source, want Desired) error {
+// variant whose version fails to load keeps what it had. It returns the
+// table that is live from src (nil when none is).
+func (c *Controller) apply(ctx context.Context, src registry.Source, st registry.State, want Desired, mode loadMode) (*routing.Table, error) {
 	cur := c.cfg.Router.Current()
-	if want != c.desired {
+	if want != c.applied {
 		clear(c.failed) // a new registry state deserves a new try
 	} else if cur != nil && len(c.failed) == 0 && c.liveFrom(src) {
 		c.retireUnused(cur) // e.g. a version an admin action prepared in vain
-		return nil          // unchanged: no other work
+		return cur, nil     // unchanged: no other work
 	}
 	var errs []error
 	routes := map[registry.Variant]*routing.Route{}
+	var swapped []*routing.Route
 	for _, variant := range registry.Variants() {
 		version := want.Version(variant)
 		if version == "" {
 			continue
 		}
 		old := currentRoute(cur, variant)
-		v, err := c.version(ctx, src, variant, version)
+		v, err := c.version(ctx, src, variant, version, st.SHA256[version], mode)
 		switch {
 		case err != nil:
 			errs = append(errs, fmt.Errorf("%s version %s: %w", variant, version, err))
@@ -277,27 +502,45 @@ func (c *Controller) apply(ctx context.Context, src registry.Source, want Desire
 		case old != nil && old.Version == v:
 			routes[variant] = old
 		default:
-			routes[variant] = &routing.Route{Variant: variant, Version: v,
+			r := &routing.Route{Variant: variant, Version: v,
 				Metrics: c.cfg.Metrics.ForVersion(c.cfg.Model, v.Version, variant.String())}
-			c.cfg.Metrics.Swap(c.cfg.Model, variant.String(), true)
-			c.cfg.Log.Info("model version live", "model", c.cfg.Model, "variant", variant,
-				"version", v.Version, "sha256", v.SHA256, "source", v.Source)
+			routes[variant] = r
+			swapped = append(swapped, r)
+		}
+	}
+	failSwaps := func() {
+		for _, r := range swapped {
+			c.cfg.Metrics.Swap(c.cfg.Model, r.Variant.String(), false)
+		}
+		if cur != nil {
+			c.retireUnused(cur)
 		}
 	}
 	if routes[registry.Champion] == nil {
-		return errors.Join(append(errs, ErrNoChampion)...)
+		failSwaps()
+		return nil, errors.Join(append(errs, ErrNoChampion)...)
 	}
 	t, err := routing.NewTable(c.cfg.Model, routes[registry.Champion], routes[registry.Challenger], routes[registry.Shadow], want.Weights)
 	if err != nil {
-		return errors.Join(append(errs, err)...)
+		failSwaps()
+		return nil, errors.Join(append(errs, err)...)
 	}
 	if !sameTable(cur, t) {
 		c.cfg.Router.Publish(t)
 		c.cfg.Metrics.SetLive(c.cfg.Model, t.Live())
+	} else {
+		t = cur
 	}
-	c.desired = want
+	// Counted only now: until the table is published a swap can still fail.
+	for _, r := range swapped {
+		c.cfg.Metrics.Swap(c.cfg.Model, r.Variant.String(), true)
+		c.cfg.Log.Info("model version live", "model", c.cfg.Model, "variant", r.Variant,
+			"version", r.Version.Version, "sha256", r.Version.SHA256, "source", r.Version.Source)
+	}
+	c.applied = want
+	c.desired.Store(&want)
 	c.retireUnused(t)
-	return errors.Join(errs...)
+	return t, errors.Join(errs...)
 }
 
 // liveFrom reports whether every live version came from src, so that a
@@ -311,10 +554,13 @@ func (c *Controller) liveFrom(src registry.Source) bool {
 	return true
 }
 
-// version returns a loaded Version: one already live, or a fresh load. A
-// version that failed for the current registry state is not retried until
-// the state changes, so a bad artifact costs one download, not one per poll.
-func (c *Controller) version(ctx context.Context, src registry.Source, variant registry.Variant, version string) (*models.Version, error) {
+// version returns a loaded Version: one already live, or a fresh load within
+// the load deadline. A version that failed for the current registry state is
+// not retried until the state changes, so a bad artifact costs one download,
+// not one per poll; a load that timed out, found the registry unavailable or
+// was cancelled is retried at the next sync. pin, when set, is the sha256 the
+// version's model file must have.
+func (c *Controller) version(ctx context.Context, src registry.Source, variant registry.Variant, version, pin string, mode loadMode) (*models.Version, error) {
 	key := liveKey(src, version)
 	if v, ok := c.live[key]; ok {
 		return v, nil
@@ -322,17 +568,43 @@ func (c *Controller) version(ctx context.Context, src registry.Source, variant r
 	if err, ok := c.failed[key]; ok {
 		return nil, err
 	}
-	v, err := c.cfg.Loader.Load(ctx, src, c.cfg.Model, version)
+	if mode == loadAfterAction && c.preempted[key] {
+		return nil, ErrPreempted
+	}
+	lctx, cancel := context.WithTimeout(ctx, c.cfg.LoadTimeout)
+	v, err := c.cfg.Loader.Load(lctx, src, c.cfg.Model, version)
+	timedOut := errors.Is(lctx.Err(), context.DeadlineExceeded)
+	cancel()
+	if err == nil && pin != "" && v.SHA256 != pin {
+		v.Release()
+		err = &models.LoadError{Model: c.cfg.Model, Version: version, Reason: models.ReasonVerify,
+			Err: fmt.Errorf("%w: model file sha256 %s, remembered %s", ErrPinMismatch, v.SHA256, pin)}
+	}
 	if err != nil {
+		if ctx.Err() != nil {
+			// Cancelled from outside (an admin action preempting a poll, an
+			// action's own deadline, shutdown): not the version's fault, not
+			// counted, tried again at the next sync.
+			if mode == loadBackground {
+				c.preempted[key] = true
+				return nil, fmt.Errorf("%w: %v", ErrPreempted, err)
+			}
+			return nil, fmt.Errorf("loading %s version %s: %w", c.cfg.Model, version, ctx.Err())
+		}
 		reason := "unknown"
 		var le *models.LoadError
 		if errors.As(err, &le) {
 			reason = le.Reason
 		}
+		if timedOut {
+			reason = "timeout"
+			err = fmt.Errorf("%w: loading took longer than %s: %w", registry.ErrUnavailable, c.cfg.LoadTimeout, err)
+		}
 		c.cfg.Metrics.LoadFailure(c.cfg.Model, reason)
-		c.cfg.Metrics.Swap(c.cfg.Model, variant.String(), false)
-		c.cfg.Log.Error("model version rejected", "model", c.cfg.Model, "version", version, "reason", reason, "error", err)
-		c.failed[key] = err
+		c.cfg.Log.Error("model version rejected", "model", c.cfg.Model, "variant", variant, "version", version, "reason", reason, "error", err)
+		if !errors.Is(err, registry.ErrUnavailable) {
+			c.failed[key] = err
+		}
 		return nil, err
 	}
 	c.live[key] = v

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"mlservice/registry"
+	"mlservice/serve/decision"
 	"mlservice/serve/metrics"
 	"mlservice/serve/models"
 	"mlservice/serve/routing"
@@ -70,7 +71,7 @@ func (f *fakeRegistry) Download(_ context.Context, model, version, dir string) e
 	if strings.HasPrefix(version, "bad") {
 		p = 0.9 // the fake scorer says 0.6
 	}
-	check, _ := json.Marshal(registry.ServingCheck{Tolerance: 1e-5, Cases: []registry.ServingCase{
+	check, _ := json.Marshal(models.ServingCheck{Tolerance: 1e-5, Cases: []models.ServingCase{
 		{Input: map[string]float64{"income": 60000, "credit_score": 700, "loan_amount": 1, "years_employed": 1, "points": 1}, Probability: p, Approve: true}}})
 	for name, content := range map[string][]byte{"MLmodel": []byte(mlmodel), "model.onnx": []byte("model " + version), "serving_check.json": check} {
 		if err := os.WriteFile(filepath.Join(dir, name), content, 0o644); err != nil {
@@ -106,17 +107,22 @@ type harness struct {
 	done     chan struct{}
 }
 
-func start(t *testing.T, src, fallback registry.Source) *harness {
+func start(t *testing.T, src, fallback registry.Source, options ...func(*Config)) *harness {
 	t.Helper()
 	h := &harness{router: &routing.Router{}, registry: prometheus.NewRegistry(), done: make(chan struct{})}
 	cfg := Config{
 		Model: "loan-approval", Source: src, Router: h.router, Metrics: metrics.New(h.registry),
-		Log: slog.New(slog.NewTextHandler(testWriter{t}, nil)),
+		Log: slog.New(slog.NewTextHandler(testWriter{t}, nil)), Changes: NewChanges(h.registry),
 		Loader: &models.Loader{Cache: &registry.Cache{Dir: t.TempDir()},
-			Open: func(string) (models.Scorer, error) { return &fakeScorer{closed: make(chan struct{})}, nil }},
+			Open:  func(string) (models.Scorer, error) { return &fakeScorer{closed: make(chan struct{})}, nil },
+			Check: decision.ServingCheck},
+		AllowWithoutReasons: true, // fake versions without reasons; the rule is tested in serve/record
 	}
 	if fallback != nil {
 		cfg.Fallbacks = []registry.Source{fallback}
+	}
+	for _, o := range options {
+		o(&cfg)
 	}
 	h.ctrl = New(cfg)
 	ctx, cancel := context.WithCancel(context.Background())

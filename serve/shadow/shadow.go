@@ -1,8 +1,9 @@
-// Package shadow mirrors decided applications to the shadow model version,
-// off the request path: the request only offers a copy to a bounded queue
-// (when the queue is full the copy is dropped and counted), and a worker
-// scores what has queued up in one model run, recording whether the shadow
-// agrees with the decision that was served. The response is never touched.
+// Package shadow mirrors served decisions to the shadow model version, off
+// the request path: the request only offers a copy to a bounded queue (when
+// the queue is full the copy is dropped and counted), and a worker hands what
+// has queued up to the decision path in one call per routing table, which
+// scores it in one model run and records whether the shadow agrees with the
+// decision that was served. The response is never touched.
 package shadow
 
 import (
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"mlservice/schemas"
+	"mlservice/serve/decision"
 	"mlservice/serve/routing"
 )
 
@@ -20,16 +22,23 @@ const DefaultQueue = 1024
 // maxRun caps how many queued applications one model run scores.
 const maxRun = 256
 
+// Decider decides queued copies with a table's shadow (*decision.Path).
+type Decider interface {
+	Shadow(ctx context.Context, t *routing.Table, apps []schemas.Application, served []decision.Decision) error
+}
+
 type job struct {
-	route  *routing.Route // holds a reference on route.Version until scored
+	table  *routing.Table // the table the served decision was made with
 	app    schemas.Application
-	served bool
+	served decision.Decision
 }
 
 // Mirror is the shadow queue and its worker. Offer is safe for concurrent use.
 type Mirror struct {
 	jobs chan job
 }
+
+var _ decision.Mirror = (*Mirror)(nil)
 
 // New creates a Mirror with a queue of the given length (DefaultQueue if 0).
 func New(queue int) *Mirror {
@@ -39,18 +48,20 @@ func New(queue int) *Mirror {
 	return &Mirror{jobs: make(chan job, queue)}
 }
 
-// Offer queues a copy of app for the table's shadow, if it has one. It never
-// blocks.
-func (m *Mirror) Offer(t *routing.Table, app *schemas.Application, served bool) {
+// Offer queues a copy of a served decision for the table's shadow, if it has
+// one. It never blocks. The copy holds no reference on the shadow version: a
+// version retired before the worker gets to it is counted as an error.
+func (m *Mirror) Offer(t *routing.Table, app *schemas.Application, served *decision.Decision) {
 	r := t.Shadow
-	if r == nil || !r.Version.Acquire() {
+	if r == nil {
 		return
 	}
 	select {
-	case m.jobs <- job{route: r, app: *app, served: served}:
+	case m.jobs <- job{table: t, app: *app, served: *served}:
 	default:
-		r.Version.Release()
-		r.Metrics.ObserveShadowDropped()
+		if r.Metrics != nil {
+			r.Metrics.ObserveShadowDropped()
+		}
 	}
 }
 
@@ -61,8 +72,9 @@ func (m *Mirror) Offer(t *routing.Table, app *schemas.Application, served bool) 
 // wakes at most 1/gather times a second to score a whole batch.
 const gather = 5 * time.Millisecond
 
-// Run scores queued applications until ctx ends, then releases what is left.
-func (m *Mirror) Run(ctx context.Context) {
+// Run hands queued copies to d until ctx ends, then drops what is left. It
+// returns nil: a copy the shadow cannot decide is counted, never fatal.
+func (m *Mirror) Run(ctx context.Context, d Decider) error {
 	batch := make([]job, 0, maxRun)
 	pause := time.NewTimer(gather)
 	pause.Stop()
@@ -70,17 +82,15 @@ func (m *Mirror) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			m.drain()
-			return
+			return nil
 		case j := <-m.jobs:
 			batch = append(batch[:0], j)
 		}
 		pause.Reset(gather)
 		select {
 		case <-ctx.Done():
-			j := batch[0]
-			j.route.Version.Release()
 			m.drain()
-			return
+			return nil
 		case <-pause.C:
 		}
 	collect:
@@ -92,50 +102,37 @@ func (m *Mirror) Run(ctx context.Context) {
 				break collect
 			}
 		}
-		score(batch)
+		decide(ctx, d, batch)
 	}
 }
 
 func (m *Mirror) drain() {
 	for {
 		select {
-		case j := <-m.jobs:
-			j.route.Version.Release()
+		case <-m.jobs:
 		default:
 			return
 		}
 	}
 }
 
-// score runs each route's share of the batch in one model run.
-func score(batch []job) {
+// decide hands each table's share of the batch to d in one call (the path
+// counts what fails on the shadow's metrics).
+func decide(ctx context.Context, d Decider, batch []job) {
 	for len(batch) > 0 {
-		route := batch[0].route
-		var same, rest []job
+		t := batch[0].table
+		var rest []job
+		var apps []schemas.Application
+		var served []decision.Decision
 		for _, j := range batch {
-			if j.route == route {
-				same = append(same, j)
+			if j.table == t {
+				apps = append(apps, j.app)
+				served = append(served, j.served)
 			} else {
 				rest = append(rest, j)
 			}
 		}
-		apps := make([]*schemas.Application, len(same))
-		for i := range same {
-			apps[i] = &same[i].app
-		}
-		probs := make([]float32, len(same))
-		approve := make([]bool, len(same))
-		start := time.Now()
-		err := route.Version.Decide(apps, nil, probs, approve)
-		if err == nil {
-			route.Metrics.ObserveRun(time.Since(start))
-			for i, j := range same {
-				route.Metrics.ObserveShadow(approve[i] == j.served)
-			}
-		}
-		for range same {
-			route.Version.Release()
-		}
+		_ = d.Shadow(ctx, t, apps, served) // counted by the path
 		batch = rest
 	}
 }

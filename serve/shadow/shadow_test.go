@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"mlservice/schemas"
+	"mlservice/serve/decision"
 	"mlservice/serve/metrics"
 	"mlservice/serve/models"
 	"mlservice/serve/routing"
@@ -71,11 +72,11 @@ func TestMirrorRecordsAgreement(t *testing.T) {
 	m := New(16)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { m.Run(ctx); close(done) }()
+	go func() { m.Run(ctx, decision.New(decision.Config{})); close(done) }()
 	// The shadow approves incomes above 50,000; the served decisions say
 	// "approve" for all four, so two agree and two do not.
 	for _, income := range []float64{40000, 45000, 60000, 70000} {
-		m.Offer(tab, &schemas.Application{Income: income}, true)
+		m.Offer(tab, &schemas.Application{Income: income}, &decision.Decision{Approve: true})
 	}
 	deadline := time.Now().Add(2 * time.Second)
 	for count(t, reg, "true")+count(t, reg, "false") < 4 && time.Now().Before(deadline) {
@@ -97,7 +98,7 @@ func TestFullQueueDropsAndCounts(t *testing.T) {
 	tab := shadowTable(t, reg)
 	m := New(2) // no worker: the queue fills
 	for range 5 {
-		m.Offer(tab, &schemas.Application{Income: 1}, false)
+		m.Offer(tab, &schemas.Application{Income: 1}, &decision.Decision{})
 	}
 	if got := count(t, reg, "dropped"); got != 3 {
 		t.Fatalf("dropped %v, want 3", got)
@@ -108,7 +109,7 @@ func TestFullQueueDropsAndCounts(t *testing.T) {
 		t.Fatal("queued jobs' references not released by drain")
 	}
 	noShadow, _ := routing.NewTable("loan-approval", tab.Champion, nil, nil, routing.DefaultWeights)
-	m.Offer(noShadow, &schemas.Application{Income: 1}, false) // no shadow: nothing to do
+	m.Offer(noShadow, &schemas.Application{Income: 1}, &decision.Decision{}) // no shadow: nothing to do
 	if len(m.jobs) != 0 {
 		t.Fatal("queued a job for a table without a shadow")
 	}

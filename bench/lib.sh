@@ -1,0 +1,81 @@
+# bench/lib.sh — sourced by bench/run.sh and by every stage script in
+# bench/stages/. A stage is one executable script, run by run.sh as
+#   bench/stages/NAME.sh
+# with the environment below; it writes its results into $RES (loadgen JSON
+# files through `lg`, text files, and optionally a report section
+# $RES/sections/NN-NAME.md and target rows $RES/targets/NAME.md, which
+# bench/report puts into BENCHMARKS.md as they are). A stage that needs its
+# own servers starts them with `start` (stopped when the stage exits) and
+# must bind 127.0.0.1 on a `free_port`.
+#
+# What run.sh exports for the stages:
+#   ROOT WORK RES BIN BODIES VENV   repo, scratch dir, results dir, built binaries
+#                                   (serve loadgen floor bodies report), request bodies
+#                                   (predict.jsonl batch.jsonl invocations*.jsonl)
+#   OURS SCORE FLOOR MLFLOW_URI     our server (MLflow mode, champion 2), `mlflow models
+#                                   serve` of version 2, the bare Fiber floor, MLflow
+#   TOKEN                           admin bearer token of $OURS
+#   DURATION RATE SWAP_RATE SWAP_DURATION SOAK FUZZTIME BENCHTIME PROFILETIME
+#                                   the knobs (bench/run.sh's header)
+#   ONNXRUNTIME_SHARED_LIBRARY_PATH CGO_ENABLED
+
+say() { printf '\n== %s\n' "$*" >&2; }
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# start NAME CMD... : CMD in its own session (its pid is its process group),
+# logging to $WORK/NAME.log; stopped by stop_started on exit.
+BENCH_PIDS=()
+start() {
+	local name=$1
+	shift
+	setsid "$@" >"$WORK/$name.log" 2>&1 </dev/null &
+	BENCH_PIDS+=($!)
+}
+stop_started() {
+	local pid
+	[ "${#BENCH_PIDS[@]}" -gt 0 ] || return 0
+	for pid in "${BENCH_PIDS[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || true; done
+	sleep 1
+	for pid in "${BENCH_PIDS[@]}"; do kill -KILL -- "-$pid" 2>/dev/null || true; done
+	BENCH_PIDS=()
+}
+
+wait_http() { # URL SECONDS
+	local i
+	for ((i = 0; i < $2 * 5; i++)); do
+		curl -sf -o /dev/null "$1" && return 0
+		sleep 0.2
+	done
+	echo "bench: $1 not up after $2 s" >&2
+	return 1
+}
+
+wait_port() { # PORT SECONDS
+	local i
+	for ((i = 0; i < $2 * 5; i++)); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+		sleep 0.2
+	done
+	echo "bench: nothing listens on 127.0.0.1:$1 after $2 s" >&2
+	return 1
+}
+
+# lg NAME loadgen-args... : one load run (-d $DURATION, 2 s warm-up unless
+# given), its JSON in $RES/NAME.json (label NAME), one summary line on stderr.
+lg() {
+	local name=$1
+	shift
+	"$BIN/loadgen" -d "$DURATION" -warmup 2s -label "$name" "$@" >"$RES/$name.json"
+	summary "$RES/$name.json"
+}
+summary() { # RESULT.json
+	python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("  %-22s %9.0f req/s  p50 %7.3f  p99 %8.3f ms  errors %d" % (d["label"], d["rps"], d["p50_ms"], d["p99_ms"], d["errors"]))' "$1" >&2
+}
+
+# admin PATH JSON : POST to $OURS/admin/PATH with the admin token.
+admin() {
+	curl -sf -X POST -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+		--data "$2" "$OURS/admin/$1" >/dev/null
+}
+promote() { admin promote "{\"version\":\"$1\"}"; } # VERSION: the champion

@@ -1,0 +1,538 @@
+// Package decision is the one decision path. Every decision the server makes
+// — a POST /v1/predict, each item of a batch, an Open Inference Protocol
+// request, a shadow copy and each case of a version's serving check — goes
+// through one method, Path.decide: pick and acquire the version, score
+// (timed, in one model run per version), check the score, derive the reasons
+// of a decline, record, observe, release. The decision record, the reasons
+// and the drift and outcome observers attach here, once.
+package decision
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"mlservice/schemas"
+	"mlservice/serve/models"
+	"mlservice/serve/routing"
+)
+
+// Reason is one reason for a decline, in the applicant's words.
+type Reason struct{ Code, Feature, Text string }
+
+// Decision is one decision, served or shadow, as it is recorded.
+type Decision struct {
+	ID                             string    // decision id, generated, time-ordered (uuid v7)
+	RequestID                      string    // the HTTP request's id
+	ApplicationID                  string    // the client's, or generated when it sent none
+	Time                           time.Time // UTC
+	Variant                        string    // "champion" | "challenger" | "shadow" (routing.Variant)
+	Served                         bool      // false for shadow decisions
+	Model, Version, SHA256, Source string
+	// Inputs is the application's JSON object as received (an owned copy).
+	Inputs []byte
+	// Application holds the decoded values the model was given (drift
+	// monitoring counts them).
+	Application schemas.Application
+	Probability float32
+	Approve     bool
+	Threshold   float32
+	// Contributions are each characteristic's log-odds contribution, from
+	// the same model run; nil when the version has none.
+	Contributions map[string]float32
+	// Reasons explain a decline of a version with a reasons table, most
+	// important first.
+	Reasons []Reason
+	// Latency is the model run's duration (one run may score a whole batch).
+	Latency time.Duration
+}
+
+// Recorder writes decisions durably before any answer is sent; an error fails
+// the request (503 code "record_unavailable").
+type Recorder interface {
+	Record(ctx context.Context, ds []Decision) error
+}
+
+// Observer sees every decision after it is recorded (metrics, drift); must not block.
+type Observer interface {
+	Observe(ds []Decision)
+}
+
+// Mirror takes a copy of each served decision for the live table's shadow
+// (serve/shadow); Offer must not block.
+type Mirror interface {
+	Offer(t *routing.Table, app *schemas.Application, served *Decision)
+}
+
+// NopRecorder keeps nothing: the Recorder until the decision record is configured.
+type NopRecorder struct{}
+
+// Record implements Recorder.
+func (NopRecorder) Record(context.Context, []Decision) error { return nil }
+
+// Input is one application to decide.
+type Input struct {
+	// Application is the decoded, validated application. Decide sets its
+	// ApplicationID when the client sent none.
+	Application schemas.Application
+	// JSON is the application's JSON object as the client sent it; Decide
+	// copies it into Decision.Inputs, so it may be a request buffer.
+	JSON []byte
+}
+
+// The errors of the path. A per-item error (ErrBadScore) is one input's, in
+// errs; the others fail the whole call.
+var (
+	// ErrNotReady means no routing table is live yet.
+	ErrNotReady = errors.New("decision: no champion model is loaded")
+	// ErrUnrecorded means the Recorder failed: no record, no decision.
+	ErrUnrecorded = errors.New("decision: the decision record is unavailable")
+	// ErrBadScore means the model's output for this application (its
+	// probability or a contribution) is not a finite number: it is refused,
+	// never written as NaN.
+	ErrBadScore = errors.New("decision: the model gave no finite score for this application")
+	// errRetired means a picked version was retired before it was acquired:
+	// read the routing table again.
+	errRetired = errors.New("decision: version retired")
+)
+
+// Config wires a Path.
+type Config struct {
+	Router *routing.Router
+	// Recorder writes every decision before the answer (default NopRecorder).
+	Recorder Recorder
+	// Observers see every recorded decision.
+	Observers []Observer
+	// Mirror, when set, receives the served decisions for the shadow.
+	Mirror Mirror
+	// NewID makes decision ids and missing application ids (default uuid v7).
+	NewID func() string
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Path is the decision path. It is safe for concurrent use.
+type Path struct {
+	cfg Config
+}
+
+// New makes a Path.
+func New(cfg Config) *Path {
+	if cfg.Recorder == nil {
+		cfg.Recorder = NopRecorder{}
+	}
+	if cfg.NewID == nil {
+		cfg.NewID = NewID
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Path{cfg: cfg}
+}
+
+// NewID returns a time-ordered UUID (version 7).
+func NewID() string {
+	id, err := uuid.NewV7()
+	if err != nil { // the system's random source failed; v4 says the same thing
+		return uuid.NewString()
+	}
+	return id.String()
+}
+
+// Decide decides ins with the live routing table: each application goes to
+// its variant (by application id), each variant's share is scored in one
+// model run. out[i] is the decision on ins[i], or errs[i] says why there is
+// none (ErrBadScore). The returned error fails the whole call: ErrNotReady,
+// ErrUnrecorded, or a model run that failed. out and errs have len(ins).
+func (p *Path) Decide(ctx context.Context, requestID string, ins []Input, out []Decision, errs []error) error {
+	return p.DecideWith(ctx, requestID, Options{}, ins, out, errs)
+}
+
+// Options change how DecideWith picks the version.
+type Options struct {
+	// Version pins a live version (of any variant) for every input;
+	// ErrUnknownVersion when none of the live table's routes has it.
+	Version string
+	// Together sends every input to one variant, picked by RouteKey as an
+	// application id is ("" picks at random): the Open Inference Protocol
+	// answers a request with one model version.
+	Together bool
+	RouteKey string
+}
+
+// ErrUnknownVersion means a pinned version is not live.
+var ErrUnknownVersion = errors.New("decision: the version is not live")
+
+// DecideWith is Decide with a pinned version or one variant for all inputs.
+func (p *Path) DecideWith(ctx context.Context, requestID string, opt Options, ins []Input, out []Decision, errs []error) error {
+	if len(out) != len(ins) || len(errs) != len(ins) {
+		return fmt.Errorf("decision: %d inputs, %d decisions, %d errors", len(ins), len(out), len(errs))
+	}
+	for i := range ins {
+		if ins[i].Application.ApplicationID == "" {
+			ins[i].Application.ApplicationID = p.cfg.NewID()
+		}
+	}
+	for {
+		t := p.cfg.Router.Current()
+		if t == nil {
+			return ErrNotReady
+		}
+		c := call{requestID: requestID, ins: ins, out: out, errs: errs, pick: pickByID}
+		switch {
+		case opt.Version != "":
+			r := t.Champion
+			for _, candidate := range []*routing.Route{t.Champion, t.Challenger, t.Shadow} {
+				if candidate != nil && candidate.Version.Version == opt.Version {
+					r = candidate
+					break
+				}
+			}
+			if r.Version.Version != opt.Version {
+				return ErrUnknownVersion
+			}
+			c.pick, c.pinned = func(*routing.Table, *schemas.Application) *routing.Route { return r }, true
+		case opt.Together:
+			r := t.Pick(opt.RouteKey)
+			c.pick = func(*routing.Table, *schemas.Application) *routing.Route { return r }
+		}
+		err := p.decide(ctx, t, c)
+		if !errors.Is(err, errRetired) {
+			return err
+		}
+		// A swap retired a picked version between the load and the
+		// acquire: a newer table is already published.
+	}
+}
+
+// DecideOne is Decide for one application; a per-item error is returned.
+func (p *Path) DecideOne(ctx context.Context, requestID string, in *Input) (Decision, error) {
+	var (
+		out  [1]Decision
+		errs [1]error
+	)
+	ins := [1]Input{*in}
+	err := p.Decide(ctx, requestID, ins[:], out[:], errs[:])
+	in.Application.ApplicationID = ins[0].Application.ApplicationID
+	if err != nil {
+		return Decision{}, err
+	}
+	return out[0], errs[0]
+}
+
+// Shadow decides copies of served decisions with t's shadow variant
+// (serve/shadow's worker calls it). apps[i] is served[i]'s application. A
+// shadow version retired since the copies were queued, a bad score or a
+// failed record is counted on the shadow's metrics and returned.
+func (p *Path) Shadow(ctx context.Context, t *routing.Table, apps []schemas.Application, served []Decision) error {
+	r := t.Shadow
+	if r == nil {
+		return nil
+	}
+	ins := make([]Input, len(apps))
+	for i := range apps {
+		ins[i] = Input{Application: apps[i], JSON: served[i].Inputs}
+	}
+	out, errs := make([]Decision, len(ins)), make([]error, len(ins))
+	err := p.decide(ctx, t, call{ins: ins, out: out, errs: errs, served: served,
+		pick: func(*routing.Table, *schemas.Application) *routing.Route { return r }})
+	failed := 0
+	for _, e := range errs {
+		if e != nil {
+			failed++
+		}
+	}
+	switch {
+	case err != nil:
+		failed = len(ins)
+	case failed > 0:
+		err = ErrBadScore
+	}
+	if r.Metrics != nil {
+		for range failed {
+			r.Metrics.ObserveShadowError()
+		}
+	}
+	return err
+}
+
+// call is one use of the path: the inputs, where their decisions go, and how
+// each input's route is picked.
+type call struct {
+	requestID string
+	ins       []Input
+	out       []Decision
+	errs      []error
+	// served, for a shadow call, are the decisions the copies were made of.
+	served []Decision
+	// pinned: the client chose the version; its answers are served, and
+	// not mirrored.
+	pinned bool
+	pick   func(t *routing.Table, a *schemas.Application) *routing.Route
+}
+
+func pickByID(t *routing.Table, a *schemas.Application) *routing.Route {
+	return t.Pick(a.ApplicationID)
+}
+
+// scratch is one call's model buffers, pooled so a single decision
+// allocates none of them.
+type scratch struct {
+	x, probs, contrib []float32
+	approve           []bool
+	member            []uint8 // the route of each input
+	order             []int   // input indexes, grouped by route
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
+func grow[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	return s[:n]
+}
+
+// decide is the one decision path: acquire → score (timed) → release →
+// check → reasons → record → observe → offer to the shadow.
+func (p *Path) decide(ctx context.Context, t *routing.Table, c call) error {
+	n := len(c.ins)
+	if n == 0 {
+		return nil
+	}
+	sc := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(sc)
+
+	// Pick each input's route; a table has at most three.
+	routes := [3]*routing.Route{t.Champion, t.Challenger, t.Shadow}
+	var counts [3]int
+	sc.member = grow(sc.member, n)
+	for i := range c.ins {
+		r := c.pick(t, &c.ins[i].Application)
+		k := 0
+		for k < 2 && routes[k] != r {
+			k++
+		}
+		if routes[k] != r {
+			return fmt.Errorf("decision: picked a route that is not in the table")
+		}
+		sc.member[i] = uint8(k)
+		counts[k]++
+	}
+	// Acquire every version the call uses; a retired one sends the caller
+	// back to the current table.
+	var held [3]bool
+	release := func() {
+		for k, h := range held {
+			if h {
+				routes[k].Version.Release()
+				held[k] = false
+			}
+		}
+	}
+	defer release()
+	for k, cnt := range counts {
+		if cnt == 0 {
+			continue
+		}
+		if !routes[k].Version.Acquire() {
+			return errRetired
+		}
+		held[k] = true
+	}
+
+	// Group the inputs by route (a counting sort), then score each group
+	// in one model run.
+	var start [4]int
+	for k := range 3 {
+		start[k+1] = start[k] + counts[k]
+	}
+	sc.order = grow(sc.order, n)
+	next := start
+	for i, k := range sc.member {
+		sc.order[next[k]] = i
+		next[k]++
+	}
+	now := p.cfg.Now().UTC()
+	ownInputs(c.ins, c.out)
+	for i := range c.out { // ids in input order, so a batch's ids sort as its items
+		c.out[i].ID = p.cfg.NewID()
+	}
+	var runs [3]time.Duration
+	for k, r := range routes {
+		if counts[k] == 0 {
+			continue
+		}
+		idx := sc.order[start[k]:start[k+1]]
+		elapsed, err := p.score(sc, r, c, idx, now)
+		if err != nil {
+			return err
+		}
+		runs[k] = elapsed
+	}
+	release()
+
+	// Only decided inputs are recorded and observed.
+	decided := c.out
+	if bad := countErrs(c.errs); bad > 0 {
+		decided = make([]Decision, 0, n-bad)
+		for i := range c.out {
+			if c.errs[i] == nil {
+				decided = append(decided, c.out[i])
+			}
+		}
+	}
+	if len(decided) > 0 {
+		if err := p.cfg.Recorder.Record(ctx, decided); err != nil {
+			return fmt.Errorf("%w: %w", ErrUnrecorded, err)
+		}
+	}
+	for k, r := range routes {
+		if counts[k] == 0 || r.Metrics == nil {
+			continue
+		}
+		r.Metrics.ObserveRun(runs[k])
+		for _, i := range sc.order[start[k]:start[k+1]] {
+			if c.errs[i] != nil {
+				continue
+			}
+			d := &c.out[i]
+			if c.served != nil { // a shadow's metric is its agreement
+				r.Metrics.ObserveShadow(d.Approve == c.served[i].Approve)
+				continue
+			}
+			r.Metrics.ObserveDecision(d.Approve, d.Probability)
+		}
+	}
+	for _, o := range p.cfg.Observers {
+		o.Observe(decided)
+	}
+	if p.cfg.Mirror != nil && t.Shadow != nil && c.served == nil && !c.pinned {
+		for i := range c.out {
+			if c.errs[i] == nil {
+				p.cfg.Mirror.Offer(t, &c.ins[i].Application, &c.out[i])
+			}
+		}
+	}
+	return nil
+}
+
+// score runs route r's share idx of the call in one model run and fills
+// their decisions (or per-item errors).
+func (p *Path) score(sc *scratch, r *routing.Route, c call, idx []int, now time.Time) (time.Duration, error) {
+	v := r.Version
+	rows, width, k := len(idx), len(v.Features), len(v.Characteristics)
+	sc.x = grow(sc.x, rows*width)
+	sc.probs = grow(sc.probs, rows)
+	sc.approve = grow(sc.approve, rows)
+	sc.contrib = grow(sc.contrib, rows*k)
+	for j, i := range idx {
+		v.FillRow(&c.ins[i].Application, sc.x[j*width:(j+1)*width])
+	}
+	started := time.Now()
+	err := v.Score(sc.x, sc.probs, sc.approve, sc.contrib)
+	elapsed := time.Since(started)
+	if err != nil {
+		return 0, fmt.Errorf("decision: scoring with %s: %w", v, err)
+	}
+	served := c.pinned || r.Variant != routing.Shadow
+	for j, i := range idx {
+		d := &c.out[i]
+		*d = Decision{
+			ID:            d.ID,
+			RequestID:     c.requestID,
+			ApplicationID: c.ins[i].Application.ApplicationID,
+			Time:          now,
+			Variant:       string(r.Variant),
+			Served:        served,
+			Model:         v.Name,
+			Version:       v.Version,
+			SHA256:        v.SHA256,
+			Source:        v.Source,
+			Inputs:        d.Inputs,
+			Application:   c.ins[i].Application,
+			Probability:   sc.probs[j],
+			Approve:       sc.approve[j],
+			Threshold:     v.Threshold,
+			Latency:       elapsed,
+		}
+		if c.served != nil {
+			d.RequestID = c.served[i].RequestID
+		}
+		c.errs[i] = nil
+		if !isFinite(sc.probs[j]) {
+			c.errs[i] = ErrBadScore
+			continue
+		}
+		if k > 0 {
+			row := sc.contrib[j*k : (j+1)*k]
+			d.Contributions = make(map[string]float32, k)
+			for ci, name := range v.Characteristics {
+				if !isFinite(row[ci]) {
+					c.errs[i] = ErrBadScore
+				}
+				d.Contributions[name] = row[ci]
+			}
+			if c.errs[i] != nil {
+				continue
+			}
+		}
+		if !d.Approve {
+			deriveReasons(v, &c.ins[i].Application, d)
+		}
+	}
+	return elapsed, nil
+}
+
+// deriveReasons is where the reasons of a decline are derived from the
+// version's reasons table (serve/reasons; h6 fills it in). It sees the
+// decision with its contributions and the application's values.
+func deriveReasons(v *models.Version, app *schemas.Application, d *Decision) {
+	if v.Reasons == nil {
+		return
+	}
+	rs := v.Reasons.Explain(app, d.Contributions)
+	if len(rs) == 0 {
+		return
+	}
+	d.Reasons = make([]Reason, len(rs))
+	for i, r := range rs {
+		d.Reasons[i] = Reason(r)
+	}
+}
+
+// ownInputs copies every input's JSON into one buffer the decisions own.
+func ownInputs(ins []Input, out []Decision) {
+	total := 0
+	for i := range ins {
+		total += len(ins[i].JSON)
+	}
+	buf := make([]byte, 0, total)
+	for i := range ins {
+		start := len(buf)
+		buf = append(buf, ins[i].JSON...)
+		out[i].Inputs = nil
+		if len(ins[i].JSON) > 0 {
+			out[i].Inputs = buf[start:len(buf):len(buf)]
+		}
+	}
+}
+
+func countErrs(errs []error) int {
+	n := 0
+	for _, e := range errs {
+		if e != nil {
+			n++
+		}
+	}
+	return n
+}
+
+func isFinite(f float32) bool {
+	return !math.IsNaN(float64(f)) && !math.IsInf(float64(f), 0)
+}

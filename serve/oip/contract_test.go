@@ -1,0 +1,103 @@
+package oip_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+	"testing"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"mlservice/schemas"
+)
+
+// TestResponsesMatchPublishedContract validates what /v2 answers against the
+// OIP components of the published /openapi.json, so the contract Swagger UI
+// shows is the one the server keeps.
+func TestResponsesMatchPublishedContract(t *testing.T) {
+	raw, err := schemas.OpenAPI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := jsonschema.NewCompiler()
+	if err := c.AddResource("openapi.json", doc); err != nil {
+		t.Fatal(err)
+	}
+	compile := func(component string) *jsonschema.Schema {
+		s, err := c.Compile("openapi.json#/components/schemas/" + component)
+		if err != nil {
+			t.Fatalf("%s: %v", component, err)
+		}
+		return s
+	}
+	ts := newTestServer(t)
+	ts.publish(t, 10)
+	flat := []byte(`{"id":"c","inputs":[{"name":"features","shape":[1,4],"datatype":"FP32","data":` + row1 + `}]}`)
+	bin, hlen := binaryBody(`{"parameters":{"binary_data_output":true},"inputs":[{"name":"features","shape":[1,4],"datatype":"FP32","parameters":{"binary_data_size":16}}]}`, fp32(60000, 700, 20000, 5))
+	cases := []struct {
+		method, path string
+		body         []byte
+		headers      []string
+		status       int
+		component    string
+	}{
+		{"GET", "/v2", nil, nil, 200, "OIPServerMetadata"},
+		{"GET", "/v2/models/loan-approval", nil, nil, 200, "OIPModelMetadata"},
+		{"GET", "/v2/models/loan-approval/versions/1", nil, nil, 200, "OIPModelMetadata"},
+		{"GET", "/v2/models/loan-approval/ready", nil, nil, 200, "OIPModelReady"},
+		{"POST", "/v2/models/loan-approval/infer", flat, nil, 200, "OIPInferenceResponse"},
+		{"POST", "/v2/models/loan-approval/infer", bin, []string{"Inference-Header-Content-Length", hlen}, 200, "OIPInferenceResponse"},
+		{"GET", "/v2/models/nope", nil, nil, 404, "OIPError"},
+		{"POST", "/v2/models/loan-approval/infer", []byte(`{`), nil, 400, "OIPError"},
+	}
+	for i, tc := range cases {
+		t.Run(strconv.Itoa(i)+tc.path, func(t *testing.T) {
+			r := ts.do(t, tc.method, tc.path, tc.body, tc.headers...)
+			if r.status != tc.status {
+				t.Fatalf("%d %s", r.status, r.raw)
+			}
+			// r.json is the JSON part (before any binary data), decoded.
+			inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(mustJSON(t, r.json)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := compile(tc.component).Validate(inst); err != nil {
+				t.Fatalf("%s does not match %s: %v", r.raw, tc.component, err)
+			}
+		})
+	}
+	// Every route the server has is in the contract.
+	var paths struct {
+		Paths map[string]any `json:"paths"`
+	}
+	unmarshal(t, raw, &paths)
+	for _, p := range []string{"/v2", "/v2/health/live", "/v2/health/ready", "/v2/models/{model_name}",
+		"/v2/models/{model_name}/ready", "/v2/models/{model_name}/infer", "/v2/models/{model_name}/versions/{model_version}",
+		"/v2/models/{model_name}/versions/{model_version}/ready", "/v2/models/{model_name}/versions/{model_version}/infer",
+		"/admin/models", "/admin/promote", "/admin/traffic", "/admin/rollback", "/admin/retire",
+		"/v1/decisions", "/v1/decisions/{application_id}", "/v1/decisions/{application_id}/legal-hold", "/v1/outcomes", "/v1/predict", "/v1/predict/batch"} {
+		if _, ok := paths.Paths[p]; !ok {
+			t.Errorf("/openapi.json has no %s", p)
+		}
+	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func unmarshal(t *testing.T, raw []byte, v any) {
+	t.Helper()
+	if err := json.Unmarshal(raw, v); err != nil {
+		t.Fatal(err)
+	}
+}
