@@ -172,9 +172,8 @@ func (c *Controller) act(ctx context.Context, change func(context.Context, regis
 	if w == nil {
 		return Change{}, ErrReadOnly
 	}
-	c.preempt()
 	var ch Change
-	err := c.Do(ctx, func(ctx context.Context) error {
+	err := c.do(ctx, true, func(ctx context.Context) error {
 		st, err := c.cfg.Source.State(ctx, c.cfg.Model)
 		if err != nil {
 			return err

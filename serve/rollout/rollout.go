@@ -300,11 +300,30 @@ func (c *Controller) preempt() {
 // Do runs fn on the controller's goroutine and returns its error; it is how
 // webhooks and admin actions change the live state without racing the poll.
 func (c *Controller) Do(ctx context.Context, fn func(ctx context.Context) error) error {
+	return c.do(ctx, false, fn)
+}
+
+// do is Do; with preempt it cancels any background reconciliation that runs
+// while the request waits to be taken (a poll may start in between).
+func (c *Controller) do(ctx context.Context, preempt bool, fn func(ctx context.Context) error) error {
 	r := request{ctx: ctx, fn: fn, done: make(chan error, 1)}
-	select {
-	case c.requests <- r:
-	case <-ctx.Done():
-		return ctx.Err()
+	var again <-chan time.Time
+	if preempt {
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		again = t.C
+		c.preempt()
+	}
+wait:
+	for {
+		select {
+		case c.requests <- r:
+			break wait
+		case <-again:
+			c.preempt()
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	select {
 	case err := <-r.done:
