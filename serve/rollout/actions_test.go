@@ -320,6 +320,18 @@ func TestChampionChangedOutsideAdmin(t *testing.T) {
 	if ch, err := h.ctrl.Rollback(ctx); err != nil || ch.After.Champion != "2" {
 		t.Fatalf("rollback from an outside change: %+v %v", ch, err)
 	}
+	// An outside move back to the previous champion is a change too, not a
+	// half-done admin write.
+	reg.set(func(s *registry.State) { s.Aliases["champion"] = "1" })
+	if err := h.sync(t); err != nil {
+		t.Fatal(err)
+	}
+	if got := championHistory(reg.snapshot(t)); !slices.Equal(got, []string{"1", "2", "1"}) {
+		t.Fatalf("history after an outside revert %v", got)
+	}
+	if ch, err := h.ctrl.Rollback(ctx); err != nil || ch.After.Champion != "2" {
+		t.Fatalf("rollback of an outside revert: %+v %v", ch, err)
+	}
 }
 
 // Issue 13 item 2: model_swaps_total{result="success"} counts only versions

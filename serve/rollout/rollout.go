@@ -430,10 +430,14 @@ func (c *Controller) noticeChampion(ctx context.Context, st registry.State) {
 		return
 	}
 	c.cfg.Changes.inc(c.cfg.Model, "outside")
-	history := championHistory(st) // ends with now
-	if len(history) < 2 || history[len(history)-2] != before {
-		history = append(history[:len(history)-1:len(history)-1], before, now)
+	// This server saw before as the champion, so the tag up to it is true
+	// (even when now is the entry before it, which would otherwise read as an
+	// admin write that never reached the alias).
+	history := historyTag(st)
+	if len(history) == 0 || history[len(history)-1] != before {
+		history = append(history, before)
 	}
+	history = append(history, now)
 	history = history[max(0, len(history)-maxHistory):]
 	attrs := []any{"audit", true, "action", "outside_change", "model", c.cfg.Model, "variant", registry.Champion.String(),
 		"from", before, "to", now, "registry", c.cfg.Source.Describe(), "history", history}
