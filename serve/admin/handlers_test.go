@@ -33,7 +33,9 @@ type stuckController struct {
 	calls   chan string
 }
 
-func (s *stuckController) Status() rollout.Status { return rollout.Status{Ready: true, Source: "mlflow"} }
+func (s *stuckController) Status() rollout.Status {
+	return rollout.Status{Ready: true, Source: "mlflow"}
+}
 func (s *stuckController) Desired() rollout.Desired {
 	return rollout.Desired{Champion: "2", Weights: routing.DefaultWeights}
 }
