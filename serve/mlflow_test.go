@@ -491,7 +491,7 @@ func TestMLflowWithAuth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := fmt.Sprintf(`[%q,%q,%q]`, vs[0], vs[1], vs[0])
+	want := fmt.Sprintf(`{"champions":[%q,%q,%q],"outside":true}`, vs[0], vs[1], vs[0])
 	if got := st.Tags["serve.champion_history"]; got != want {
 		t.Fatalf("history tag %s, want %s", got, want)
 	}

@@ -425,7 +425,7 @@ func (c *Controller) noticeChampion(ctx context.Context, st registry.State) {
 	if before == "" || now == before || now == "" {
 		return
 	}
-	if h := historyTag(st); len(h) > 0 && h[len(h)-1] == now {
+	if h := historyTag(st); len(h.Champions) > 0 && h.Champions[len(h.Champions)-1] == now && !h.Outside {
 		c.cfg.Changes.inc(c.cfg.Model, "admin")
 		return
 	}
@@ -433,18 +433,18 @@ func (c *Controller) noticeChampion(ctx context.Context, st registry.State) {
 	// This server saw before as the champion, so the tag up to it is true
 	// (even when now is the entry before it, which would otherwise read as an
 	// admin write that never reached the alias).
-	history := historyTag(st)
-	if len(history) == 0 || history[len(history)-1] != before {
-		history = append(history, before)
+	champions := historyTag(st).Champions
+	if len(champions) == 0 || champions[len(champions)-1] != before {
+		champions = append(champions, before)
 	}
-	history = append(history, now)
-	history = history[max(0, len(history)-maxHistory):]
+	champions = append(champions, now)
+	champions = champions[max(0, len(champions)-maxHistory):]
 	attrs := []any{"audit", true, "action", "outside_change", "model", c.cfg.Model, "variant", registry.Champion.String(),
-		"from", before, "to", now, "registry", c.cfg.Source.Describe(), "history", history}
+		"from", before, "to", now, "registry", c.cfg.Source.Describe(), "history", champions}
 	if c.cfg.Writer != nil {
 		// Best effort: with the history tag written, the change survives
 		// further outside changes; without it, the history still reads it.
-		if err := c.cfg.Writer.SetModelTag(ctx, c.cfg.Model, HistoryTag, mustJSON(history)); err != nil {
+		if err := c.cfg.Writer.SetModelTag(ctx, c.cfg.Model, HistoryTag, history{Champions: champions, Outside: true}.String()); err != nil {
 			attrs = append(attrs, "history_error", err.Error())
 		}
 	}
