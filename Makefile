@@ -23,6 +23,7 @@ include stack/stack.mk
 include deploy/deploy.mk
 include interop/interop.mk
 include serve/api/swagger/swagger.mk
+include serve/record/record.mk
 
 .PHONY: help run build test-deps test test-go lint fuzz-short bench deps ort clean
 
@@ -44,7 +45,7 @@ build: deps ## build bin/serve
 	$(GO) build -o bin/serve ./serve
 
 # Everything the tests need; add your area's *-deps target here (one word).
-test-deps: deps notebooks-env interop-env legacy-test-deps monitoring-test-deps stack-test-deps ## install what the tests need
+test-deps: deps notebooks-env interop-env legacy-test-deps monitoring-test-deps stack-test-deps record-test-deps ## install what the tests need
 
 test: test-deps ## set up everything and run every test
 	$(GO) vet ./...

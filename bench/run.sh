@@ -64,7 +64,7 @@ FAILED=()
 stage() {
 	local name=$1 t0=$SECONDS rc=0
 	selected "$name" || return 0
-	"$ROOT/bench/stages/$name.sh" || rc=$?
+	bash "$ROOT/bench/stages/$name.sh" || rc=$?
 	if [[ $rc == 0 ]]; then
 		echo "$name ok $((SECONDS - t0))" >>"$RES/stages.txt"
 	else
@@ -105,7 +105,7 @@ servers() {
 	port=$(free_port)
 	export OURS=http://127.0.0.1:$port
 	start serve env SERVE_ADDR="127.0.0.1:$port" SERVE_CACHE_DIR="$WORK/serve-cache" \
-		MLFLOW_TRACKING_URI="$MLFLOW_URI" SERVE_ADMIN_TOKEN="$TOKEN" SERVE_LOG_LEVEL=info "$BIN/serve"
+		MLFLOW_TRACKING_URI="$MLFLOW_URI" SERVE_ADMIN_TOKEN="$TOKEN" SERVE_LOG_LEVEL=info SERVE_ALLOW_VERSIONS_WITHOUT_REASONS=true "$BIN/serve"
 	local floor
 	floor=$(free_port)
 	export FLOOR=http://127.0.0.1:$floor
@@ -115,8 +115,11 @@ servers() {
 	wait_http "$SCORE/ping" 180
 	curl -sf "$OURS/ready" >"$RES/ours-ready.json"
 }
+# Stages that need no shared server; any other selected stage gets them.
+NO_SERVER_STAGES=" micro fuzz "
 needs_servers=0
-for s in agreement load rate shadow batch swap soak; do selected "$s" && needs_servers=1; done
+[[ -n $BENCH_STAGES ]] || needs_servers=1
+for s in $BENCH_STAGES; do [[ $NO_SERVER_STAGES == *" $s "* ]] || needs_servers=1; done
 [[ $needs_servers == 0 ]] || servers
 
 # One line per benchmark stage, in this order (bench/stages/NAME.sh).
@@ -125,6 +128,7 @@ stage load      # closed loop at 1, 8, 32 connections: floor, ours, mlflow
 stage rate      # fixed RATE, open loop
 stage shadow    # the fixed rate with and without a shadow, alternating pairs
 stage batch     # batch rows/s, v2 and v1, ours and mlflow
+stage oip       # /v2: JSON single row vs /v1/predict, binary 1,000-row infer
 stage swap      # swap under load: a promote every 5 s
 stage soak      # SOAK with swaps, sampling /metrics
 stage fuzz      # FUZZTIME per fuzz target

@@ -9,6 +9,9 @@ import (
 	"os"
 	"time"
 
+	"golang.org/x/term"
+
+	"mlservice/internal/retry"
 	"mlservice/legacy/batch"
 	"mlservice/legacy/client"
 )
@@ -25,7 +28,7 @@ func runBatch(ctx context.Context, args []string, stderr io.Writer) error {
 	chunk := fs.Int("chunk", 500, "applications per call to /v1/predict/batch (at most 10000)")
 	timeout := fs.Duration("timeout", time.Minute, "how long one call may take")
 	retries := fs.Int("retries", 8, "tries per chunk before the job stops and reports the rest")
-	backoff := fs.Duration("backoff", 500*time.Millisecond, "first wait between tries; doubles each time")
+	backoff := fs.Duration("backoff", 500*time.Millisecond, "first wait between tries; doubles each time (±50% at random)")
 	backoffMax := fs.Duration("backoff-max", 30*time.Second, "longest wait between tries")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -39,7 +42,7 @@ func runBatch(ctx context.Context, args []string, stderr io.Writer) error {
 	job := &batch.Job{
 		In: *in, Out: *out, Rejects: *rejects, ChunkSize: *chunk,
 		Decider:  &client.Client{BaseURL: *api, HTTP: &http.Client{Timeout: *timeout}},
-		Backoff:  client.Backoff{Initial: *backoff, Max: *backoffMax, Attempts: *retries},
+		Retry:    retry.Policy{Initial: *backoff, Max: *backoffMax, Attempts: *retries},
 		Status:   stderr,
 		Terminal: isTerminal(stderr),
 	}
@@ -57,5 +60,5 @@ func runBatch(ctx context.Context, args []string, stderr io.Writer) error {
 // and plain lines anywhere else.
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
-	return ok && batch.IsTerminal(f)
+	return ok && term.IsTerminal(int(f.Fd()))
 }

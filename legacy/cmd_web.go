@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"time"
 
+	"mlservice/internal/retry"
 	"mlservice/legacy/client"
 	"mlservice/legacy/queue"
 	"mlservice/legacy/web"
@@ -48,7 +49,7 @@ func runWeb(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	retrier := &queue.Retrier{Queue: q, Decider: decider, Log: log,
-		Backoff: client.Backoff{Initial: *retryMin, Max: *retryMax}, Interval: *retryMin}
+		Retry: retry.Policy{Initial: *retryMin, Max: *retryMax}, Interval: *retryMin}
 	srv := &http.Server{Handler: form, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second,
 		WriteTimeout: *timeout + 15*time.Second, IdleTimeout: time.Minute}
 

@@ -9,8 +9,8 @@ LEGACY_OUT ?= $(CURDIR)/testout/legacy/decisions.csv
 
 .PHONY: legacy-test-deps legacy-web legacy-batch legacy-test
 
-legacy-test-deps: ## install Chromium + chromedriver for the form's browser tests (Debian packages)
-	@scripts/apt-install.sh chromium chromium-driver
+legacy-test-deps: ## install Debian's Chromium for the form's browser tests (chromedp drives it directly; no chromedriver)
+	@scripts/apt-install.sh chromium fonts-dejavu-core
 
 legacy-web: ## the loan officer's form on $(LEGACY_ADDR), deciding with $(LEGACY_API)
 	$(GO) run ./legacy web -addr $(LEGACY_ADDR) -api $(LEGACY_API) -queue $(LEGACY_QUEUE)

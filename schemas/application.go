@@ -4,8 +4,8 @@
 package schemas
 
 import (
-	"fmt"
 	"math"
+	"strconv"
 
 	"github.com/invopop/validation"
 )
@@ -111,11 +111,11 @@ var errNotFinite = validation.NewError("validation_not_finite", "must be a finit
 func newBound(min, max float64, exclusiveMin bool) bound {
 	b := bound{min: min, max: max, exclusiveMin: exclusiveMin}
 	if exclusiveMin {
-		b.tooLow = validation.NewError("validation_min_greater_than_required", fmt.Sprintf("must be greater than %g", min))
+		b.tooLow = validation.NewError("validation_min_greater_than_required", "must be greater than "+strconv.FormatFloat(min, 'f', -1, 64))
 	} else {
-		b.tooLow = validation.NewError("validation_min_greater_equal_than_required", fmt.Sprintf("must be no less than %g", min))
+		b.tooLow = validation.NewError("validation_min_greater_equal_than_required", "must be no less than "+strconv.FormatFloat(min, 'f', -1, 64))
 	}
-	b.tooHigh = validation.NewError("validation_max_less_equal_than_required", fmt.Sprintf("must be no greater than %g", max))
+	b.tooHigh = validation.NewError("validation_max_less_equal_than_required", "must be no greater than "+strconv.FormatFloat(max, 'f', -1, 64))
 	return b
 }
 
@@ -144,12 +144,14 @@ func (b bound) check(f float64) error {
 // featureBounds are the bounds of the legacy contract, one per Feature.
 // schemas/application.schema.json states the same bounds; contract_test.go
 // proves the two agree.
+// Every bound is finite and realistic: a number that passes is exact enough
+// as a float32 and overflows nothing a model computes from it.
 var featureBounds = [numFeatures]bound{
-	Income:        newBound(0, math.Inf(1), true),
+	Income:        newBound(0, 1e8, true),
 	CreditScore:   newBound(250, 900, false),
-	LoanAmount:    newBound(0, math.Inf(1), true),
-	YearsEmployed: newBound(0, math.Inf(1), false),
-	Points:        newBound(0, math.Inf(1), false),
+	LoanAmount:    newBound(0, 1e8, true),
+	YearsEmployed: newBound(0, 80, false),
+	Points:        newBound(0, 1000, false),
 }
 
 var _ validation.Rule = bound{}

@@ -86,7 +86,8 @@ func contractCases(t *testing.T, schema map[string]any) []contractCase {
 					with(fmt.Sprintf("%s %s%+g", field, key, d), field, bound+d, false)
 				}
 			}
-			for _, v := range []any{0.0, math.Copysign(0, -1), "12", nil, true, []any{1.0}, map[string]any{}, 1e300, -1e300} {
+			// 3.5e38 and 1e39 overflow a float32 tensor (issue 12: NaN answers).
+			for _, v := range []any{0.0, math.Copysign(0, -1), "12", nil, true, []any{1.0}, map[string]any{}, 1e300, -1e300, 3.5e38, 1e39, -3.5e38} {
 				with(fmt.Sprintf("%s=%v", field, v), field, v, false)
 			}
 		}
@@ -197,4 +198,37 @@ func refsIn(doc string) []string {
 		refs = append(refs, part[:strings.IndexByte(part, '"')])
 	}
 	return refs
+}
+
+// TestEveryNumberHasARealisticBound: each number of the contract is bounded on
+// both sides in the schema (and so, by TestSchemaAndValidationAgree, in the
+// Go validation), and every accepted value is a finite float32 far from
+// overflow, so nothing that overflows float32 reaches a tensor.
+func TestEveryNumberHasARealisticBound(t *testing.T) {
+	_, plain := compileApplicationSchema(t)
+	for name, p := range plain["properties"].(map[string]any) {
+		p := p.(map[string]any)
+		if p["type"] != "number" {
+			continue
+		}
+		hi, ok := p["maximum"].(float64)
+		if !ok {
+			t.Errorf("%s has no maximum", name)
+			continue
+		}
+		_, lo := p["minimum"].(float64)
+		_, exLo := p["exclusiveMinimum"].(float64)
+		if !lo && !exLo {
+			t.Errorf("%s has no minimum", name)
+		}
+		if f := float32(hi); math.IsInf(float64(f), 0) || hi > 1e9 {
+			t.Errorf("%s maximum %g is not a realistic bound", name, hi)
+		}
+	}
+	var d Decoder
+	_, err := d.Application([]byte(`{"income":1e39,"credit_score":700,"loan_amount":3.5e38,"years_employed":5,"points":60}`))
+	var fields FieldErrors
+	if !errors.As(err, &fields) || fields["income"] != "must be no greater than 100000000" || fields["loan_amount"] == "" {
+		t.Fatalf("float32-overflowing numbers: %v", err)
+	}
 }

@@ -20,4 +20,6 @@ python3 -m pip install -q --disable-pip-version-check --no-input --root-user-act
 	--require-hashes --target "$part" -r "$req" >&2
 cp "$req" "$part/.requirements"
 rm -rf "$dest"
-mv "$part" "$dest"
+# -T: never move into a DEST that a concurrent run has just put in place;
+# that one is as good as ours.
+mv -T "$part" "$dest" 2>/dev/null || cmp -s "$req" "$dest/.requirements"

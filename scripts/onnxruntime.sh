@@ -71,6 +71,8 @@ if [ "$got" != "$lib_sha" ]; then
 	echo "onnxruntime.sh: the library in the wheel has sha256 $got, want $lib_sha" >&2
 	exit 1
 fi
-mv "$tmp/lib.part" "$dest/libonnxruntime.so.part"
-mv "$dest/libonnxruntime.so.part" "$lib"
+# A name of our own beside the target, then one rename: a concurrent run
+# never sees a half-copied library.
+mv "$tmp/lib.part" "$dest/libonnxruntime.so.part.$$"
+mv "$dest/libonnxruntime.so.part.$$" "$lib"
 echo "$lib"

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"mlservice/serve/auth"
+	"mlservice/serve/record"
 )
 
 // config is the server's configuration: environment variables, each mirrored
@@ -47,6 +48,14 @@ type config struct {
 	BatchQueue            int
 	// MemoryLimit is the Go heap's soft limit in bytes (0: leave it to GOMEMLIMIT).
 	MemoryLimit int64
+	// The decision record (serve/record): SQLite under DataDir, or
+	// PostgreSQL at DecisionsURL; "off" only for benchmarks.
+	DataDir      string
+	DecisionsURL string
+	Retention    record.Retention
+	// AllowWithoutReasons lets /admin make a version that cannot give
+	// reasons champion or challenger (tests on the legacy versions only).
+	AllowWithoutReasons bool
 }
 
 // setting is one configuration entry: its variable, flag, default and meaning.
@@ -71,7 +80,7 @@ func (s setting) shown(v string) string {
 	switch {
 	case s.secret():
 		return fmt.Sprintf("(%d characters, not shown)", len(v))
-	case s.env == "MLFLOW_TRACKING_URI":
+	case s.env == "MLFLOW_TRACKING_URI", s.env == "SERVE_DECISIONS_URL":
 		return strconv.Quote(redactURL(v))
 	}
 	return strconv.Quote(v)
@@ -118,6 +127,12 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 	cacheDefault := ""
 	if dir, err := os.UserCacheDir(); err == nil {
 		cacheDefault = filepath.Join(dir, "mlservice")
+	}
+	dataDefault := "" // the decision record is data, not cache: $XDG_DATA_HOME or ~/.local/share
+	if dir := getenv("XDG_DATA_HOME"); dir != "" {
+		dataDefault = filepath.Join(dir, "mlservice")
+	} else if home, err := os.UserHomeDir(); err == nil {
+		dataDefault = filepath.Join(home, ".local", "share", "mlservice")
 	}
 	str := func(dst *string) func(string) error { return func(v string) error { *dst = v; return nil } }
 	whole := func(dst *int, min, max int) func(string) error {
@@ -241,6 +256,33 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 		}},
 		{"SERVE_BATCH_CONCURRENCY", "batch-concurrency", "2", "batches decided at once; more wait briefly, then get 503", whole(&c.BatchConcurrency, 1, 64)},
 		{"SERVE_BATCH_QUEUE", "batch-queue", "16", "batches that may wait for a slot (0: none)", whole(&c.BatchQueue, 0, 10000)},
+		{"SERVE_DATA_DIR", "data-dir", dataDefault, "directory of the decision record's SQLite file (decisions.db)", func(v string) error {
+			if v == "" {
+				return errors.New("must not be empty (no home directory to default to)")
+			}
+			c.DataDir = v
+			return nil
+		}},
+		{"SERVE_DECISIONS_URL", "decisions-url", "", "postgres://... keeps the decision record in PostgreSQL (several replicas); unset: SQLite in SERVE_DATA_DIR; off: no record (benchmarks only)", func(v string) error {
+			if v != "" && v != "off" && !strings.HasPrefix(v, "postgres://") && !strings.HasPrefix(v, "postgresql://") {
+				return errors.New("must be a postgres:// URL, or off")
+			}
+			c.DecisionsURL = v
+			return nil
+		}},
+		{"SERVE_ALLOW_VERSIONS_WITHOUT_REASONS", "allow-versions-without-reasons", "false", "let /admin make a version without a reasons table champion or challenger (tests on the legacy versions only; by default 409)", func(v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return errors.New("must be true or false")
+			}
+			c.AllowWithoutReasons = b
+			return nil
+		}},
+		{"SERVE_DECISIONS_RETENTION", "decisions-retention", "25mo", "how long decisions are kept (25mo, 2y, 800d; at least 6mo)", func(v string) error {
+			r, err := record.ParseRetention(v)
+			c.Retention = r
+			return err
+		}},
 		{"SERVE_MEMORY_LIMIT", "memory-limit", memoryDefault, "soft limit of the Go heap (e.g. 768MiB; 0 or unset with GOMEMLIMIT: the runtime's)", func(v string) error {
 			if v == "" {
 				return nil

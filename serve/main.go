@@ -16,6 +16,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -38,6 +39,8 @@ import (
 	"mlservice/serve/metrics"
 	"mlservice/serve/models"
 	"mlservice/serve/oip"
+	"mlservice/serve/outcomes"
+	"mlservice/serve/record"
 	"mlservice/serve/rollout"
 	"mlservice/serve/routing"
 	"mlservice/serve/shadow"
@@ -99,10 +102,30 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	controller := rollout.New(rollout.Config{
 		Model: cfg.Model, Source: regs.source, Fallbacks: regs.fallbacks, Writer: regs.writer, Remembered: regs.remembered,
 		Loader: loader, Router: router, Cache: cache, Metrics: modelMetrics, Changes: rollout.NewChanges(reg),
-		Log: log, Audit: audit, Interval: cfg.PollInterval, LoadTimeout: cfg.LoadTimeout,
+		Log: log, Audit: audit, Interval: cfg.PollInterval, LoadTimeout: cfg.LoadTimeout, AllowWithoutReasons: cfg.AllowWithoutReasons,
 	})
 	mirror := shadow.New(shadow.DefaultQueue)
-	decisions := decision.New(decision.Config{Router: router, Mirror: mirror})
+	// The decision record: every decision is written before its answer.
+	recorder, err := openRecord(ctx, cfg, reg, log)
+	if err != nil {
+		return fmt.Errorf("start-up failed: %w", err)
+	}
+	var decisionRecorder decision.Recorder = decision.NopRecorder{}
+	if recorder != nil {
+		decisionRecorder = recorder
+		defer recorder.Close() // after the HTTP server and the shadow worker have stopped
+	}
+	decisions := decision.New(decision.Config{Router: router, Mirror: mirror, Recorder: decisionRecorder})
+	// Readiness: the controller's, and the record's (no record, no decision).
+	status := func() rollout.Status {
+		st := controller.Status()
+		if recorder != nil {
+			if err := recorder.Health(); err != nil {
+				st.Ready, st.Reason = false, err.Error()
+			}
+		}
+		return st
+	}
 
 	// The controller, the shadow worker and the HTTP server run as one
 	// group: they start together, and when one stops (a signal, a failure)
@@ -131,12 +154,27 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 
 	var httpAPI *api.Server
-	app, httpAPI, err := api.New(api.Config{Model: cfg.Model, BatchConcurrency: cfg.BatchConcurrency, BatchQueue: cfg.BatchQueue}, api.Deps{
-		Decisions: decisions, Router: router, Status: controller.Status, Registry: reg, Log: log, Build: buildInfo(),
+	batchQueue := cfg.BatchQueue
+	if batchQueue == 0 {
+		batchQueue = -1 // api.Config: 0 is its default, negative none
+	}
+	app, httpAPI, err := api.New(api.Config{Model: cfg.Model, BatchConcurrency: cfg.BatchConcurrency, BatchQueue: batchQueue}, api.Deps{
+		Decisions: decisions, Router: router, Status: status, Registry: reg, Log: log, Build: buildInfo(),
 		Mount: []func(fiber.Router){
 			func(r fiber.Router) {
 				admin.Mount(r, admin.Config{Auth: authn, Controller: controller, Router: router,
 					Metrics: modelMetrics, Audit: audit})
+			},
+			func(r fiber.Router) {
+				if recorder != nil {
+					record.Mount(r, record.RoutesConfig{Store: recorder.Store(),
+						Read: authn.Require(auth.Admin, auth.Audit), Admin: authn.Require(auth.Admin),
+						Principal: auth.Name, Audit: log.With("component", "record")})
+					if store, ok := recorder.Store().(outcomes.Store); ok {
+						(&outcomes.Handler{Store: store, Metrics: outcomes.NewMetrics(reg), Principal: auth.Name}).
+							Mount(r, authn.Require(auth.Admin, auth.Audit))
+					}
+				}
 			},
 			func(r fiber.Router) {
 				hooks.Mount(r, hooks.Config{Secret: cfg.WebhookSecret, Trigger: controller.Trigger, Log: log.With("component", "webhook")})
@@ -146,7 +184,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 					ServerVersion: serverVersion(),
 					Models: []oip.Model{{Name: cfg.Model, Router: router,
 						Ready: func() (bool, string) {
-							st := controller.Status()
+							st := status()
 							return st.Ready && router.Current() != nil, st.Reason
 						},
 						Decider: &oip.Path{Decisions: decisions}}},
@@ -311,4 +349,26 @@ func buildInfo() map[string]string {
 		info["onnxruntime"] = v
 	}
 	return info
+}
+
+// openRecord opens the decision record's store (SQLite in SERVE_DATA_DIR, or
+// PostgreSQL at SERVE_DECISIONS_URL) and starts its Recorder; nil with
+// SERVE_DECISIONS_URL=off.
+func openRecord(ctx context.Context, cfg config, reg prometheus.Registerer, log *slog.Logger) (*record.Recorder, error) {
+	if cfg.DecisionsURL == "off" {
+		log.Warn("the decision record is off (SERVE_DECISIONS_URL=off): decisions are answered without being recorded; for benchmarks only")
+		return nil, nil
+	}
+	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	store, writers, err := record.Open(openCtx, cfg.DataDir, cfg.DecisionsURL)
+	if err != nil {
+		if cfg.DecisionsURL != "" {
+			return nil, fmt.Errorf("SERVE_DECISIONS_URL=%s: %w", strconv.Quote(redactURL(cfg.DecisionsURL)), err)
+		}
+		return nil, fmt.Errorf("SERVE_DATA_DIR=%q: %w", cfg.DataDir, err)
+	}
+	log.Info("decision record", "backend", store.Backend(), "retention", cfg.Retention.String(), "schema", record.SchemaVersion())
+	return record.New(store, record.Config{Writers: writers, Retention: cfg.Retention, Registerer: reg,
+		Log: log.With("component", "record")}), nil
 }

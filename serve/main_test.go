@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os/exec"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -71,7 +72,7 @@ func TestStartUpErrorsAreOneLine(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			cmd := exec.Command(bin)
-			cmd.Env = append([]string{"SERVE_CACHE_DIR=" + t.TempDir(), "SERVE_ADDR=127.0.0.1:0",
+			cmd.Env = append([]string{"SERVE_CACHE_DIR=" + t.TempDir(), "SERVE_DATA_DIR=" + t.TempDir(), "SERVE_ADDR=127.0.0.1:0",
 				"ONNXRUNTIME_SHARED_LIBRARY_PATH=" + lib}, tc.env...)
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
@@ -213,6 +214,115 @@ func TestMLflowDownAtFirstStart(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(string(raw), `"source":"artifacts"`) || !strings.Contains(string(raw), `"degraded"`) {
 		t.Fatalf("/ready: %d %s", resp.StatusCode, raw)
 	}
+}
+
+// TestSecretsAreNeverPrinted: -h, a mistyped flag, a too-short token and a
+// tracking URI with credentials must not print a secret.
+func TestSecretsAreNeverPrinted(t *testing.T) {
+	const (
+		token    = "admin-token-0123456789-s3cr3t"
+		password = "mlflow-password-s3cr3t"
+		webhook  = "webhook-secret-s3cr3t"
+		bearer   = "mlflow-bearer-s3cr3t"
+	)
+	env := map[string]string{"SERVE_ADMIN_TOKEN": token, "MLFLOW_TRACKING_PASSWORD": password,
+		"SERVE_WEBHOOK_SECRET": webhook, "MLFLOW_TRACKING_TOKEN": bearer}
+	getenv := func(k string) string { return env[k] }
+	secrets := []string{token, password, webhook, bearer, "s3cr3t"}
+	check := func(t *testing.T, what, out string) {
+		t.Helper()
+		for _, s := range secrets {
+			if strings.Contains(out, s) {
+				t.Fatalf("%s prints a secret (%q):\n%s", what, s, out)
+			}
+		}
+	}
+	for _, args := range [][]string{{"-h"}, {"-admin-tokn", "x"}, {"-poll-interval"}} {
+		var out bytes.Buffer
+		_, err := loadConfig(args, getenv, &out)
+		if err == nil {
+			t.Fatalf("%v: no error", args)
+		}
+		check(t, strings.Join(args, " "), out.String()+err.Error())
+		if !strings.Contains(out.String(), "-admin-token") {
+			t.Fatalf("%v: usage not printed:\n%s", args, out.String())
+		}
+	}
+	// The environment still configures the secrets.
+	c, err := loadConfig(nil, getenv, io.Discard)
+	if err != nil || c.AdminToken != token || c.TrackingPassword != password || c.WebhookSecret != webhook || c.TrackingToken != bearer {
+		t.Fatalf("secrets from the environment: %+v %v", c, err)
+	}
+	for name, bad := range map[string]map[string]string{
+		"short token":          {"SERVE_ADMIN_TOKEN": "s3cr3t-x"},
+		"short token by flag":  nil,
+		"credentials in a URI": {"MLFLOW_TRACKING_URI": "ftp://alice:s3cr3t@mlflow:5000"},
+		"unparsable URI":       {"MLFLOW_TRACKING_URI": "http://alice:s3cr3t@mlflow:50:00"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			args := []string(nil)
+			if bad == nil {
+				args = []string{"-admin-token", "s3cr3t-y"}
+			}
+			_, err := loadConfig(args, func(k string) string { return bad[k] }, io.Discard)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			check(t, name, err.Error())
+		})
+	}
+	// The binary's own -h.
+	cmd := exec.Command(servetest.Binary(t), "-h")
+	cmd.Env = []string{"SERVE_ADMIN_TOKEN=" + token, "MLFLOW_TRACKING_PASSWORD=" + password, "SERVE_WEBHOOK_SECRET=" + webhook,
+		"MLFLOW_TRACKING_URI=http://alice:" + password + "@127.0.0.1:1"}
+	out, _ := cmd.CombinedOutput()
+	check(t, "serve -h", string(out))
+}
+
+// TestActorsStopTogether runs the server in-process and stops it: when run
+// returns, the controller and the shadow worker have returned too (one
+// group, joined), not merely been asked to stop.
+func TestActorsStopTogether(t *testing.T) {
+	env := map[string]string{"SERVE_ADDR": "127.0.0.1:0", "SERVE_CACHE_DIR": t.TempDir(),
+		"ONNXRUNTIME_SHARED_LIBRARY_PATH": servetest.ORTLibrary(t), "SERVE_SHUTDOWN_DRAIN": "0s", "SERVE_LOG_LEVEL": "error"}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, nil, func(k string) string { return env[k] }, io.Discard) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for !actorsRunning() {
+		if time.Now().After(deadline) {
+			t.Fatal("the controller and the shadow worker never started")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond) // the HTTP server is up
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("run did not return after its context ended")
+	}
+	if actorsAlive() {
+		t.Fatalf("run returned with an actor still running:\n%s", stacks())
+	}
+}
+
+func stacks() string {
+	buf := make([]byte, 1<<20)
+	return string(buf[:runtime.Stack(buf, true)])
+}
+
+func actorsRunning() bool {
+	s := stacks()
+	return strings.Contains(s, "shadow.(*Mirror).Run") && strings.Contains(s, "rollout.(*Controller).Run")
+}
+
+func actorsAlive() bool {
+	s := stacks()
+	return strings.Contains(s, "shadow.(*Mirror).Run") || strings.Contains(s, "rollout.(*Controller).Run")
 }
 
 // Issue 12 item 3: without the opt-in, a first start with MLflow down never

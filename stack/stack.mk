@@ -25,13 +25,13 @@ stack-down: ## stop what `make stack` started
 stack-status: ## what `make stack` runs
 	stack/stack.sh status
 
-stack-prometheus:
+stack-prometheus: ## Debian's prometheus for the stack (skipped with STACK_PROMETHEUS=0)
 	@[ "$${STACK_PROMETHEUS:-auto}" = 0 ] || scripts/apt-install.sh prometheus
 
 # HAProxy from Debian's packages (bookworm: 2.6.12, the version the compose
 # file pins for its official image).
-stack-haproxy:
-	@$(APT_INSTALL) haproxy
+stack-haproxy: ## Debian's haproxy, the stack's load balancer
+	@scripts/apt-install.sh haproxy
 
 stack-deps: stack-haproxy stack-prometheus ## Debian packages `make stack` runs (haproxy, prometheus)
 

@@ -23,6 +23,10 @@
 #                                     the shipped artifacts/ versions (seconds); none: skip
 #   STACK_PROMETHEUS [auto]           1, 0, or auto (when `prometheus` is installed)
 #   STACK_LEGACY [1]                  the loan officer's form
+#   STACK_MLFLOW_AUTH [1]             MLflow's basic-auth app: the admin (user admin) for ops and
+#                                     the trainer, the read-only mlservice-reader for the replicas,
+#                                     mlservice-admin-api (EDIT on the model) for their /admin;
+#                                     passwords generated into $STACK_DIR/secrets/ (0: no auth)
 #   LOAN_DATA [../shared/data/loan_approval.csv]
 #   SERVE_ADMIN_TOKEN                 unset: one is generated into $STACK_DIR/admin-token
 #   SERVE_SHUTDOWN_DRAIN [3s]         longer than HAProxy's fall × inter + timeout check (1.5 s)
@@ -42,6 +46,7 @@ STACK_TRAIN="${STACK_TRAIN:-notebook}"
 STACK_PROMETHEUS="${STACK_PROMETHEUS:-auto}"
 STACK_LEGACY="${STACK_LEGACY:-1}"
 STACK_START_TIMEOUT="${STACK_START_TIMEOUT:-180}"
+STACK_MLFLOW_AUTH="${STACK_MLFLOW_AUTH:-1}"
 LOAN_DATA="${LOAN_DATA:-$(cd "$root/.." && pwd)/shared/data/loan_approval.csv}"
 venv="$root/notebooks/.venv"
 run="$STACK_DIR/run"   # <name>.pid
@@ -202,30 +207,70 @@ up() {
     && { [ "$STACK_LEGACY" = 0 ] || go build -o "$bin/legacy" ./legacy; })
 
   local mlflow_url; mlflow_url="$(url "$STACK_MLFLOW_PORT")"
-  say "starting MLflow on $mlflow_url"
+  # MLflow's basic-auth app: its own user store beside the tracking
+  # database; the admin account is created on the first start.
+  local auth_env=() auth_args=() trainer_env=() trainer_args=() serve_auth=()
+  case "$STACK_MLFLOW_AUTH" in
+    1)
+      mkdir -p "$STACK_DIR/secrets" && chmod 700 "$STACK_DIR/secrets"
+      # Passwords, and the auth app's CSRF key: one per stack, kept across restarts.
+      local f
+      for f in mlflow-admin-password mlflow-reader-password mlflow-writer-password mlflow-flask-secret-key; do
+        [ -s "$STACK_DIR/secrets/$f" ] ||
+          (umask 077 && od -An -tx1 -N18 /dev/urandom | tr -d ' \n' >"$STACK_DIR/secrets/$f")
+      done
+      (umask 077 && cat >"$STACK_DIR/mlflow/basic_auth.ini" <<INI
+[mlflow]
+default_permission = READ
+database_uri = sqlite:///$STACK_DIR/mlflow/basic_auth.db
+admin_username = admin
+admin_password = $(cat "$STACK_DIR/secrets/mlflow-admin-password")
+authorization_function = mlflow.server.auth:authenticate_request_basic_auth
+# Each replica polls: check a password once a minute, not on every call (PBKDF2).
+auth_cache_ttl_seconds = 60
+INI
+)
+      auth_env=(MLFLOW_AUTH_CONFIG_PATH="$STACK_DIR/mlflow/basic_auth.ini"
+        MLFLOW_FLASK_SERVER_SECRET_KEY="$(cat "$STACK_DIR/secrets/mlflow-flask-secret-key")")
+      auth_args=(--app-name basic-auth)
+      trainer_env=(MLFLOW_TRACKING_USERNAME=admin MLFLOW_TRACKING_PASSWORD="$(cat "$STACK_DIR/secrets/mlflow-admin-password")"
+        MLFLOW_READER_PASSWORD="$(cat "$STACK_DIR/secrets/mlflow-reader-password")"
+        MLFLOW_WRITER_PASSWORD="$(cat "$STACK_DIR/secrets/mlflow-writer-password")")
+      trainer_args=(--reader mlservice-reader --writer mlservice-admin-api)
+      serve_auth=(MLFLOW_TRACKING_USERNAME=mlservice-reader
+        MLFLOW_TRACKING_PASSWORD="$(cat "$STACK_DIR/secrets/mlflow-reader-password")"
+        SERVE_MLFLOW_WRITE_USERNAME=mlservice-admin-api
+        SERVE_MLFLOW_WRITE_PASSWORD="$(cat "$STACK_DIR/secrets/mlflow-writer-password")") ;;
+    0) ;;
+    *) die "STACK_MLFLOW_AUTH=$STACK_MLFLOW_AUTH: must be 1 or 0" ;;
+  esac
+  say "starting MLflow on $mlflow_url$([ "$STACK_MLFLOW_AUTH" = 1 ] && echo " (basic auth)")"
   # No job runner (its workers each import MLflow: slow start-up); no
   # inherited tracking URI or credentials.
   (cd "$STACK_DIR/mlflow" && start mlflow env -u MLFLOW_TRACKING_URI -u MLFLOW_TRACKING_TOKEN \
-      -u MLFLOW_TRACKING_USERNAME -u MLFLOW_TRACKING_PASSWORD \
+      -u MLFLOW_TRACKING_USERNAME -u MLFLOW_TRACKING_PASSWORD "${auth_env[@]}" \
       MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false PYTHONUNBUFFERED=1 "$venv/bin/mlflow" server \
       --backend-store-uri "sqlite:///$STACK_DIR/mlflow/mlflow.db" \
       --artifacts-destination "$STACK_DIR/mlflow/artifacts" --serve-artifacts \
-      --host "$STACK_HOST" --port "$STACK_MLFLOW_PORT" --workers 1)
+      --host "$STACK_HOST" --port "$STACK_MLFLOW_PORT" --workers 1 "${auth_args[@]}")
   wait_http mlflow "$mlflow_url/health"
 
+  # The trainer runs as MLflow's admin (ops' account) and sets up the
+  # replicas' accounts.
+  trainer() {
+    env -u MLFLOW_TRACKING_TOKEN "${trainer_env[@]}" "$venv/bin/python" "$root/stack/train.py" \
+      --tracking-uri "$mlflow_url" "${trainer_args[@]}" "$@" >"$logs/trainer.log" 2>&1 \
+      || { tail -n 30 "$logs/trainer.log" >&2; die "trainer failed"; }
+  }
   case "$STACK_TRAIN" in
-    none) say "STACK_TRAIN=none: not registering any version" ;;
+    none) say "STACK_TRAIN=none: not registering any version"; trainer --accounts-only ;;
     artifacts)
       say "registering the shipped versions of artifacts/ (log: $logs/trainer.log)"
-      "$venv/bin/python" "$root/stack/train.py" --tracking-uri "$mlflow_url" \
-        --from-artifacts "$root/artifacts/loan-approval" >"$logs/trainer.log" 2>&1 \
-        || { tail -n 30 "$logs/trainer.log" >&2; die "trainer failed"; } ;;
+      trainer --from-artifacts "$root/artifacts/loan-approval" ;;
     notebook)
       [ -s "$LOAN_DATA" ] || die "no data set at LOAN_DATA=$LOAN_DATA (see notebooks/README.md, Data); or use STACK_TRAIN=artifacts"
       say "training with train.ipynb on $LOAN_DATA (log: $logs/trainer.log)"
-      "$venv/bin/python" "$root/stack/train.py" --tracking-uri "$mlflow_url" --data "$LOAN_DATA" \
-        --workdir "$STACK_DIR/trainer" >"$logs/trainer.log" 2>&1 \
-        || { tail -n 30 "$logs/trainer.log" >&2; die "trainer failed"; } ;;
+      trainer --data "$LOAN_DATA" --workdir "$STACK_DIR/trainer" ;;
     *) die "STACK_TRAIN=$STACK_TRAIN: must be notebook, artifacts or none" ;;
   esac
   tail -n 1 "$logs/trainer.log" 2>/dev/null | sed 's/^/stack: /' >&2 || true
@@ -246,8 +291,9 @@ up() {
       printf 'env'
       local v
       for v in $(compgen -e | grep -E '^(SERVE_|MLFLOW_|ONNXRUNTIME_)' || true); do printf ' %q' "$v=${!v}"; done
-      printf ' %q' SERVE_ADDR="$STACK_HOST:$port" SERVE_CACHE_DIR="$STACK_DIR/serve-$i" \
+      printf ' %q' "${serve_auth[@]}" SERVE_ADDR="$STACK_HOST:$port" SERVE_CACHE_DIR="$STACK_DIR/serve-$i" \
         MLFLOW_TRACKING_URI="$mlflow_url" SERVE_ADMIN_TOKEN="$SERVE_ADMIN_TOKEN" \
+        SERVE_ALLOW_VERSIONS_WITHOUT_REASONS="${SERVE_ALLOW_VERSIONS_WITHOUT_REASONS:-true}" \
         ONNXRUNTIME_SHARED_LIBRARY_PATH="$ort" "$bin/serve"
       echo
     } >"$run/serve-$i.cmd"
@@ -301,6 +347,7 @@ ML Service stack is up ($STACK_REPLICAS replicas; state, PIDs and logs in $STACK
   replicas             ${backends[*]}
   MLflow               $mlflow_url
 EOF
+  [ "$STACK_MLFLOW_AUTH" = 1 ] && echo "  MLflow admin (ops)   user admin, password in $STACK_DIR/secrets/mlflow-admin-password"
   [ $prom = 1 ] && echo "  Prometheus           $(url "$STACK_PROMETHEUS_PORT")"
   [ "$STACK_LEGACY" != 0 ] && echo "  loan officer's form  $(url "$STACK_LEGACY_PORT")"
   if [ -s "$STACK_DIR/admin-token" ] && [ "$SERVE_ADMIN_TOKEN" = "$(cat "$STACK_DIR/admin-token")" ]; then

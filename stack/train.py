@@ -10,6 +10,14 @@
 Used by `make stack` and by the compose stack's one-shot `trainer` service. If the model
 already has a champion it does nothing (a second `docker compose up` keeps the registry as
 it is); --force trains anyway. The tracking URI defaults to $MLFLOW_TRACKING_URI.
+
+Against MLflow's basic-auth app it runs as the admin ($MLFLOW_TRACKING_USERNAME and
+$MLFLOW_TRACKING_PASSWORD, as every MLflow client does) and first sets up the servers'
+accounts (idempotent, on every run):
+    --reader USER   (password $MLFLOW_READER_PASSWORD) the servers' user: the default
+                    permission READ, nothing more
+    --writer USER   (password $MLFLOW_WRITER_PASSWORD) the user the servers' /admin writes
+                    aliases and tags as: EDIT on the registered model, once it exists
 """
 
 from __future__ import annotations
@@ -42,6 +50,59 @@ def wait_for(uri: str, timeout: float) -> None:
         if time.monotonic() > deadline:
             raise SystemExit(f"train: MLflow at {uri} not healthy after {timeout:.0f}s")
         time.sleep(1)
+
+
+def auth_call(uri: str, method: str, path: str, body: dict) -> tuple[int, dict]:
+    """One call of MLflow's auth REST API as the admin; returns (status, JSON body)."""
+    import base64
+    import urllib.error
+    import urllib.request
+
+    user, password = os.environ.get("MLFLOW_TRACKING_USERNAME", ""), os.environ.get("MLFLOW_TRACKING_PASSWORD", "")
+    req = urllib.request.Request(f"{uri}{path}", method=method, data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json",
+                                          "Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, json.loads(r.read() or b"{}")
+    except urllib.error.HTTPError as e:
+        raw = e.read()
+        try:
+            return e.code, json.loads(raw or b"{}")
+        except ValueError:
+            return e.code, {"message": raw.decode(errors="replace")[:200]}
+
+
+def ensure_user(uri: str, username: str, password: str) -> None:
+    """Create a basic-auth user, or set its password if it exists."""
+    if len(password) < 12:
+        raise SystemExit(f"train: the password of MLflow user {username} is shorter than 12 characters")
+    status, body = auth_call(uri, "POST", "/api/2.0/mlflow/users/create", {"username": username, "password": password})
+    if status == 200:
+        print(f"train: MLflow user {username} created", flush=True)
+        return
+    if body.get("error_code") != "RESOURCE_ALREADY_EXISTS":
+        raise SystemExit(f"train: creating MLflow user {username}: {status} {body}")
+    status, body = auth_call(uri, "PATCH", "/api/2.0/mlflow/users/update-password", {"username": username, "password": password})
+    if status != 200:
+        raise SystemExit(f"train: setting the password of MLflow user {username}: {status} {body}")
+
+
+def grant_edit(uri: str, username: str, model: str) -> None:
+    """EDIT on the registered model (set aliases and tags; no deletes, no permissions)."""
+    status, body = auth_call(uri, "POST", "/api/3.0/mlflow/users/permissions/grant",
+                             {"username": username, "resource_type": "registered_model",
+                              "resource_id": model, "permission": "EDIT"})
+    if status != 200 and body.get("error_code") != "RESOURCE_ALREADY_EXISTS":
+        raise SystemExit(f"train: granting EDIT on {model} to {username}: {status} {body}")
+    print(f"train: MLflow user {username} may edit {model}", flush=True)
+
+
+def accounts(uri: str, args) -> None:
+    if args.reader:
+        ensure_user(uri, args.reader, os.environ.get("MLFLOW_READER_PASSWORD", ""))
+    if args.writer:
+        ensure_user(uri, args.writer, os.environ.get("MLFLOW_WRITER_PASSWORD", ""))
 
 
 def champion(client, name: str) -> str | None:
@@ -101,6 +162,9 @@ def main() -> None:
     parser.add_argument("--from-artifacts", default="", help="register these shipped versions instead of training")
     parser.add_argument("--wait", type=float, default=180, help="seconds to wait for MLflow's /health")
     parser.add_argument("--force", action="store_true", help="train even if the model has a champion")
+    parser.add_argument("--reader", default="", help="MLflow basic-auth user of the servers (password: $MLFLOW_READER_PASSWORD)")
+    parser.add_argument("--writer", default="", help="MLflow basic-auth user of /admin (password: $MLFLOW_WRITER_PASSWORD)")
+    parser.add_argument("--accounts-only", action="store_true", help="set up --reader and --writer, register nothing")
     args = parser.parse_args()
     if not args.tracking_uri:
         raise SystemExit("train: no tracking URI (--tracking-uri or MLFLOW_TRACKING_URI)")
@@ -109,8 +173,13 @@ def main() -> None:
 
     from mlflow import MlflowClient
 
+    accounts(uri, args)
+    if args.accounts_only:
+        return
     existing = champion(MlflowClient(uri), args.model)
     if existing and not args.force:
+        if args.writer:
+            grant_edit(uri, args.writer, args.model)
         print(f"train: {args.model} already has champion -> version {existing}; nothing to do", flush=True)
         return
     if args.from_artifacts:
@@ -123,6 +192,8 @@ def main() -> None:
         else:
             with tempfile.TemporaryDirectory(prefix="train-") as tmp:
                 best = train(uri, args.model, args.data, families, Path(tmp))
+    if args.writer:
+        grant_edit(uri, args.writer, args.model)
     print(f"train: {args.model} champion -> version {best}", flush=True)
 
 

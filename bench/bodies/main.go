@@ -4,14 +4,18 @@
 //
 //	bodies -out DIR [-n 1000] [-batch 1000] [-seed 1]
 //
-// writes DIR/predict.jsonl and DIR/invocations.jsonl (one application per
-// request) and DIR/batch.jsonl and DIR/invocations-batch.jsonl (one request
-// of -batch applications).
+// writes DIR/predict.jsonl, DIR/invocations.jsonl and DIR/oip.jsonl (one
+// application per request: ours, MLflow's, the Open Inference Protocol's) and
+// DIR/batch.jsonl, DIR/invocations-batch.jsonl and DIR/oip-batch.bin (one
+// request of -batch applications; the last in binary tensors, its JSON
+// header's length in DIR/oip-batch.hlen).
 package main
 
 import (
+	"encoding/binary"
 	"flag"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -52,6 +56,28 @@ func (a application) row() string {
 	return "[" + strings.Join([]string{num(a.income), num(a.credit), num(a.loan), num(a.years), num(a.points)}, ",") + "]"
 }
 
+// oipJSON is one application as an Open Inference Protocol request: one
+// FP32 [1, 4] tensor in the signature's column order, routed by its id.
+func (a application) oipJSON() string {
+	return fmt.Sprintf(`{"parameters":{"application_id":%q},"inputs":[{"name":"features","shape":[1,4],"datatype":"FP32","data":[%s,%s,%s,%s]}]}`,
+		a.id, num(a.income), num(a.credit), num(a.loan), num(a.years))
+}
+
+// oipBinary is the applications as one binary-extension request: the JSON
+// header, then the [N, 4] FP32 tensor's bytes (little-endian); the outputs
+// come back binary too.
+func oipBinary(apps []application) (string, []byte) {
+	header := fmt.Sprintf(`{"parameters":{"binary_data_output":true},"inputs":[{"name":"features","shape":[%d,4],"datatype":"FP32","parameters":{"binary_data_size":%d}}]}`,
+		len(apps), 16*len(apps))
+	blob := make([]byte, 0, 16*len(apps))
+	for _, a := range apps {
+		for _, v := range []float64{a.income, a.credit, a.loan, a.years} {
+			blob = binary.LittleEndian.AppendUint32(blob, math.Float32bits(float32(v)))
+		}
+	}
+	return header, blob
+}
+
 func frame(apps []application) string {
 	rows := make([]string, len(apps))
 	for i, a := range apps {
@@ -82,7 +108,15 @@ func main() {
 	for i, a := range apps[:*batch] {
 		items[i] = a.ours()
 	}
+	var oip strings.Builder
+	for _, a := range single {
+		oip.WriteString(a.oipJSON() + "\n")
+	}
+	header, blob := oipBinary(apps[:*batch])
 	files := map[string]string{
+		"oip.jsonl":               oip.String(),
+		"oip-batch.bin":           header + string(blob),
+		"oip-batch.hlen":          strconv.Itoa(len(header)) + "\n",
 		"predict.jsonl":           ours.String(),
 		"invocations.jsonl":       inv.String(),
 		"batch.jsonl":             `{"applications":[` + strings.Join(items, ",") + "]}\n",

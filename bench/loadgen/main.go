@@ -90,6 +90,7 @@ type Sample struct {
 type options struct {
 	target       *url.URL
 	bodies       [][]byte
+	headers      []header
 	conns        int
 	duration     time.Duration
 	warmup       time.Duration
@@ -119,6 +120,15 @@ func run(args []string, stdout io.Writer) error {
 	var o options
 	rawURL := fs.String("url", "", "target URL (loopback only), e.g. http://127.0.0.1:8000/v1/predict")
 	bodiesFile := fs.String("bodies", "", "file with one JSON request body per line, sent in turn")
+	raw := fs.Bool("raw", false, "the -bodies file is one body sent as it is (binary tensors), not one body a line")
+	fs.Func("header", "extra request header `Name: value` (repeatable), e.g. Inference-Header-Content-Length: 120", func(v string) error {
+		name, value, ok := strings.Cut(v, ":")
+		if !ok || strings.TrimSpace(name) == "" {
+			return fmt.Errorf("-header %q: want Name: value", v)
+		}
+		o.headers = append(o.headers, header{strings.TrimSpace(name), strings.TrimSpace(value)})
+		return nil
+	})
 	fs.IntVar(&o.conns, "c", 1, "connections")
 	fs.DurationVar(&o.duration, "d", 10*time.Second, "measured duration")
 	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "load sent before measuring (not counted)")
@@ -145,7 +155,7 @@ func run(args []string, stdout io.Writer) error {
 		return err
 	}
 	o.target = u
-	if o.bodies, err = readBodies(*bodiesFile); err != nil {
+	if o.bodies, err = readBodies(*bodiesFile, *raw); err != nil {
 		return err
 	}
 	if o.conns < 1 || o.duration <= 0 {
@@ -192,13 +202,22 @@ func loopbackOnly(host string) error {
 	return nil
 }
 
-func readBodies(path string) ([][]byte, error) {
+// header is one extra request header (-header).
+type header struct{ name, value string }
+
+func readBodies(path string, whole bool) ([][]byte, error) {
 	if path == "" {
 		return nil, errors.New("-bodies is required")
 	}
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
+	}
+	if whole {
+		if len(raw) == 0 {
+			return nil, fmt.Errorf("%s is empty", path)
+		}
+		return [][]byte{raw}, nil
 	}
 	var out [][]byte
 	for _, line := range bytes.Split(raw, []byte("\n")) {
@@ -249,7 +268,7 @@ func load(o options) (*Result, error) {
 			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 			defer fasthttp.ReleaseRequest(req)
 			defer fasthttp.ReleaseResponse(resp)
-			prepare(req, o.target)
+			prepare(req, o.target, o.headers)
 			i := w
 			for {
 				var due time.Time
@@ -453,10 +472,13 @@ func newClient(o options) *fasthttp.HostClient {
 }
 
 // prepare sets everything of a worker's request but the body, once.
-func prepare(req *fasthttp.Request, u *url.URL) {
+func prepare(req *fasthttp.Request, u *url.URL, headers []header) {
 	req.Header.SetMethod(fasthttp.MethodPost)
 	req.SetRequestURI(u.String())
 	req.Header.SetContentType("application/json")
+	for _, h := range headers {
+		req.Header.Set(h.name, h.value)
+	}
 }
 
 // scrape reads the gauges the soak watches from a Prometheus exposition.

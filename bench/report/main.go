@@ -332,7 +332,7 @@ func (r *report) stages() string {
 	var ran, failed []string
 	for _, line := range strings.Split(r.text("stages.txt"), "\n") {
 		f := strings.Fields(line)
-		if len(f) != 3 {
+		if len(f) != 3 || (f[1] != "ok" && f[1] != "failed") {
 			continue
 		}
 		ran = append(ran, fmt.Sprintf("%s %s s", f[0], f[2]))

@@ -116,6 +116,10 @@ func Start(t testing.TB, opts Options) *Server {
 	env := append(os.Environ(),
 		"SERVE_ADDR="+addr,
 		"SERVE_CACHE_DIR="+t.TempDir(),
+		"SERVE_DATA_DIR="+t.TempDir(), // the decision record's SQLite file
+		// The shipped artifacts' versions give no reasons; tests of other
+		// features promote them (serve/record's tests set it false).
+		"SERVE_ALLOW_VERSIONS_WITHOUT_REASONS=true",
 		"ONNXRUNTIME_SHARED_LIBRARY_PATH="+ORTLibrary(t),
 		"SERVE_LOG_LEVEL=info",
 		"SERVE_SHUTDOWN_DRAIN=0s", // tests that are about shutdown set their own

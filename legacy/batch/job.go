@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"mlservice/internal/retry"
 	"mlservice/legacy/client"
 )
 
@@ -50,9 +51,10 @@ type Job struct {
 	// service takes at most 10,000).
 	ChunkSize int
 	Decider   Decider
-	// Backoff paces retries of a chunk after an outage; after
-	// Backoff.Attempts failed tries the job stops and reports the rest.
-	Backoff client.Backoff
+	// Retry paces retries of a chunk after an outage (the shared policy:
+	// network errors, 429 and 5xx); after Retry.Attempts failed tries the
+	// job stops and reports the rest.
+	Retry retry.Policy
 	// Status receives progress and the summary (usually stderr);
 	// Terminal says whether it is a terminal.
 	Status   io.Writer
@@ -239,7 +241,7 @@ func (j *Job) decide(ctx context.Context, chunk []Row, progress *Progress) (done
 		apps[i] = r.Application
 	}
 	var results []client.Result
-	err = client.Retry(ctx, j.Backoff, func(ctx context.Context) error {
+	err = retry.Do(ctx, j.Retry, func(ctx context.Context) error {
 		results, err = j.Decider.DecideBatch(ctx, apps)
 		return err
 	}, func(attempt int, wait time.Duration, err error) {

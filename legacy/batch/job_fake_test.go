@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"mlservice/internal/retry"
 	"mlservice/legacy/client"
 )
 
@@ -43,10 +44,10 @@ func TestJobOutageThenResume(t *testing.T) {
 	os.WriteFile(in, []byte("name,income,credit_score,loan_amount,years_employed,points\n"+
 		"a,1,700,1,1,1\nb,1,100,1,1,1\nc,x,700,1,1,1\nd,1,700,1,1,1\ne,1,700,1,1,1\n"), 0o644)
 	out := filepath.Join(dir, "out.csv")
-	fast := client.Backoff{Initial: time.Millisecond, Max: time.Millisecond, Attempts: 2}
+	fast := retry.Policy{Initial: time.Millisecond, Max: time.Millisecond, Attempts: 2}
 
 	svc := &flakyService{down: 1 << 30}
-	job := &Job{In: in, Out: out, ChunkSize: 2, Decider: svc, Backoff: fast}
+	job := &Job{In: in, Out: out, ChunkSize: 2, Decider: svc, Retry: fast}
 	sum, err := job.Run(context.Background())
 	if !errors.Is(err, ErrRowsUndecided) || sum.Undecided != 4 || sum.Rejected != 1 {
 		t.Fatalf("down: %v, %v", sum, err)
@@ -57,7 +58,7 @@ func TestJobOutageThenResume(t *testing.T) {
 	}
 
 	svc.down = svc.calls + 1 // one more failure, then up: the retry covers it
-	sum, err = (&Job{In: in, Out: out, ChunkSize: 2, Decider: svc, Backoff: fast}).Run(context.Background())
+	sum, err = (&Job{In: in, Out: out, ChunkSize: 2, Decider: svc, Retry: fast}).Run(context.Background())
 	if !errors.Is(err, ErrRowsRejected) || errors.Is(err, ErrRowsUndecided) || sum.Decided != 3 || sum.Rejected != 1 || sum.AlreadyRejected != 1 {
 		t.Fatalf("resumed: %v, %v", sum, err)
 	}

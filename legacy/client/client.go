@@ -2,7 +2,8 @@
 // (ML Service): one application to POST /v1/predict, many to
 // POST /v1/predict/batch. It turns every failure into either a refusal the
 // officer or the export must fix (*APIError with a 4xx status) or an outage
-// worth retrying (see Retryable), because the web form and the batch job
+// worth retrying (retry.Retryable; Outage tells a whole-service outage
+// from a failure of one application), because the web form and the batch job
 // both keep applications until they are decided, and need to know which is
 // which.
 package client
@@ -15,6 +16,9 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
+
+	"mlservice/internal/retry"
 )
 
 // Application is one loan application in the API's words. The numbers are
@@ -35,15 +39,33 @@ type Model struct {
 	Name    string `json:"name"`
 	Version string `json:"version"`
 	Variant string `json:"variant"`
+	// SHA256 identifies the model's files exactly (empty from an older
+	// service).
+	SHA256 string `json:"sha256,omitempty"`
+}
+
+// Reason is one principal reason for a decline, in the bank's words: Code
+// is the reason code, Feature the input field it is about, Text the
+// sentence for the applicant (with their value in it).
+type Reason struct {
+	Code    string `json:"code"`
+	Feature string `json:"feature"`
+	Text    string `json:"text"`
 }
 
 // Decision is the service's answer to one application.
 type Decision struct {
-	ApplicationID string  `json:"application_id,omitempty"`
-	Approve       bool    `json:"approve"`
-	Probability   float64 `json:"probability"`
-	Model         Model   `json:"model"`
-	RequestID     string  `json:"request_id,omitempty"`
+	ApplicationID string `json:"application_id,omitempty"`
+	// DecisionID is the service's id of this decision in its decision
+	// record (empty from a service that keeps none).
+	DecisionID  string  `json:"decision_id,omitempty"`
+	Approve     bool    `json:"approve"`
+	Probability float64 `json:"probability"`
+	Model       Model   `json:"model"`
+	// Reasons are a decline's principal reasons, most important first
+	// (1 to 4); none for an approval.
+	Reasons   []Reason `json:"reasons,omitempty"`
+	RequestID string   `json:"request_id,omitempty"`
 }
 
 // Result is one item of a batch answer: a Decision or the item's own
@@ -163,6 +185,6 @@ func errorFrom(resp *http.Response, raw []byte) error {
 		e.Code = "http_" + fmt.Sprint(resp.StatusCode)
 		e.Message = http.StatusText(resp.StatusCode)
 	}
-	e.RetryAfter = retryAfter(resp.Header.Get("Retry-After"))
+	e.retryAfter = retry.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	return e
 }

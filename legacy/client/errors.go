@@ -2,6 +2,8 @@ package client
 
 import (
 	"errors"
+	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 	"time"
@@ -16,9 +18,14 @@ type APIError struct {
 	Fields  map[string]string `json:"fields,omitempty"`
 	// RequestID is the service's id for the call, for its logs.
 	RequestID string `json:"-"`
-	// RetryAfter is the wait the service asked for (Retry-After), or 0.
-	RetryAfter time.Duration `json:"-"`
+	// retryAfter is the wait the service asked for (Retry-After), or 0.
+	retryAfter time.Duration
 }
+
+// HTTPStatus and RetryAfter tell the retry policy (internal/retry) what the
+// service said.
+func (e *APIError) HTTPStatus() int           { return e.Status }
+func (e *APIError) RetryAfter() time.Duration { return e.retryAfter }
 
 func (e *APIError) Error() string {
 	s := "decision service: " + strconv.Itoa(e.Status) + " " + e.Code + ": " + e.Message
@@ -35,25 +42,40 @@ type UnavailableError struct{ Err error }
 func (e *UnavailableError) Error() string { return "decision service unavailable: " + e.Err.Error() }
 func (e *UnavailableError) Unwrap() error { return e.Err }
 
+// Transient tells the retry policy that no usable answer came back.
+func (e *UnavailableError) Transient() bool { return true }
+
 // ProtocolError means the service answered 200 with something this client
 // cannot read: a version mismatch, not the officer's fault.
 type ProtocolError struct{ Reason string }
 
 func (e *ProtocolError) Error() string { return "decision service answer not understood: " + e.Reason }
 
-// Retryable reports whether err is an outage worth retrying later: the
-// service unreachable or too slow, a 5xx (503 while no model is loaded), or
-// 429. A 4xx other than 429 is a refusal: sending it again changes nothing.
-func Retryable(err error) bool {
-	var unavailable *UnavailableError
-	if errors.As(err, &unavailable) {
+// Outage reports whether err says that the service as a whole is not
+// deciding right now (unreachable, too slow, 503 while no model is loaded,
+// or 429), so every other application would fail the same way. Any other
+// error is about this call's applications: a refusal, a server fault, an
+// answer not understood.
+func Outage(err error) bool {
+	if _, ok := errors.AsType[*UnavailableError](err); ok {
 		return true
 	}
-	var apiErr *APIError
-	if errors.As(err, &apiErr) {
-		return apiErr.Status >= 500 || apiErr.Status == http.StatusTooManyRequests
+	if e, ok := errors.AsType[*APIError](err); ok {
+		return e.Status == http.StatusServiceUnavailable || e.Status == http.StatusTooManyRequests
 	}
 	return false
+}
+
+// Unusable says why a 200 answer is not a decision one can act on (a
+// probability that is not a number in [0, 1], no model version), or "".
+func Unusable(d Decision) string {
+	switch {
+	case math.IsNaN(d.Probability) || d.Probability < 0 || d.Probability > 1:
+		return fmt.Sprintf("the decision's probability %v is not a number between 0 and 1", d.Probability)
+	case d.Model.Version == "":
+		return "the decision names no model version"
+	}
+	return ""
 }
 
 // Refusal returns the service's refusal of the application itself (422 with
@@ -64,14 +86,4 @@ func Refusal(err error) *APIError {
 		return apiErr
 	}
 	return nil
-}
-
-// retryAfter reads a Retry-After header given in seconds; dates are rare
-// enough from this service to ignore.
-func retryAfter(v string) time.Duration {
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 0 {
-		return 0
-	}
-	return time.Duration(n) * time.Second
 }

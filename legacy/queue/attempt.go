@@ -2,7 +2,10 @@ package queue
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
+	"mlservice/internal/retry"
 	"mlservice/legacy/client"
 )
 
@@ -15,10 +18,15 @@ type Decider interface {
 var _ Decider = (*client.Client)(nil)
 
 // Attempt asks the service about a queued application once and records the
-// outcome: Decided, Refused (422), or still Queued with the cause noted.
-// The returned error is the service's when the application stays queued;
-// the record is then still safe on disk. The form's submit and the
-// background Retrier share this one path, so they cannot disagree.
+// outcome: Decided; Refused (422 naming fields the officer must correct);
+// Failed (an answer that sending it again will not change: another 4xx, a
+// 422 without fields such as "undecidable", an answer that is not a usable
+// decision, or maxFaults server faults on this application); or still Queued
+// with the cause noted. The returned error is the service's when the
+// application is not decided; client.Outage(err) tells whether the service
+// as a whole is down (then the others would fail the same way). The record
+// is safe on disk in every case. The form's submit and the background
+// Retrier share this one path, so they cannot disagree.
 func Attempt(ctx context.Context, q *Queue, d Decider, rec Record) (Record, error) {
 	if rec.Status != Queued {
 		return rec, nil
@@ -26,13 +34,40 @@ func Attempt(ctx context.Context, q *Queue, d Decider, rec Record) (Record, erro
 	id := rec.Application.ApplicationID
 	decision, err := d.Decide(ctx, rec.Application)
 	if err == nil {
-		return q.Decide(id, decision)
+		if problem := client.Unusable(decision); problem != "" {
+			err = &client.ProtocolError{Reason: problem}
+		} else {
+			return q.Decide(id, decision)
+		}
 	}
-	if refusal := client.Refusal(err); refusal != nil {
+	if refusal := client.Refusal(err); refusal != nil && len(refusal.Fields) > 0 {
 		return q.Refuse(id, Refusal{Message: refusal.Message, Fields: refusal.Fields})
 	}
-	if noted, noteErr := q.NoteFailure(id, err); noteErr == nil {
-		rec = noted
+	switch {
+	case ctx.Err() != nil && !client.Outage(err):
+		// The form's request went away: nothing was learnt about the
+		// application itself.
+	case client.Outage(err):
+		if noted, noteErr := q.NoteFailure(id, err, false); noteErr == nil {
+			rec = noted
+		}
+	case retry.Retryable(err):
+		if noted, noteErr := q.NoteFailure(id, err, true); noteErr == nil {
+			rec = noted
+		}
+	default:
+		if failed, failErr := q.Fail(id, failureReason(err)); failErr == nil {
+			rec = failed
+		}
 	}
 	return rec, err
+}
+
+// failureReason is what the officer's page says when the service cannot
+// decide an application.
+func failureReason(err error) string {
+	if e, ok := errors.AsType[*client.APIError](err); ok {
+		return fmt.Sprintf("the decision service answered %d %s: %s", e.Status, e.Code, e.Message)
+	}
+	return err.Error()
 }

@@ -7,7 +7,10 @@
 package queue
 
 import (
+	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -34,7 +37,17 @@ const (
 	// Refused: the service refused the application's fields (422);
 	// Record.Refusal names them. The officer corrects and submits again.
 	Refused Status = "refused"
+	// Failed: the service cannot decide this application (it answered it
+	// with an error that sending it again will not change, or kept failing
+	// on it while deciding others); Record.Failure says why. It is not
+	// retried any more, so it never holds up the applications behind it.
+	Failed Status = "failed"
 )
+
+// maxFaults is how many times the service may fail on one application
+// (answering 500, say, while it decides others) before the application is
+// set aside as Failed. Outages (service unreachable, 503, 429) never count.
+const maxFaults = 5
 
 // Refusal is what the service said was wrong with an application.
 type Refusal struct {
@@ -54,6 +67,29 @@ type Record struct {
 	Attempts int `json:"attempts,omitempty"`
 	// LastError is why the last attempt did not decide.
 	LastError string `json:"last_error,omitempty"`
+	// Faults counts attempts that failed on this application alone (not
+	// outages); at maxFaults it is set aside as Failed.
+	Faults int `json:"faults,omitempty"`
+	// Failure is why the service could not decide it (Status Failed).
+	Failure string `json:"failure,omitempty"`
+	// Key is the application's secret: its page is shown only to whoever
+	// has it (the officer who submitted it gets it in the page's address).
+	Key string `json:"key,omitempty"`
+}
+
+// KeyMatches reports, in constant time, whether key is the record's secret.
+// A record without one (kept by an older version) matches nothing.
+func (r Record) KeyMatches(key string) bool {
+	return r.Key != "" && subtle.ConstantTimeCompare([]byte(r.Key), []byte(key)) == 1
+}
+
+// newKey makes an application's secret: 128 random bits, URL-safe.
+func newKey() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:]), nil
 }
 
 // ErrNotFound means no application with that reference is kept.
@@ -89,7 +125,7 @@ func fileName(id string) string {
 }
 
 func (q *Queue) path(s Status, id string) string {
-	if s == Refused {
+	if s != Queued { // every final outcome lives in decided/
 		s = Decided
 	}
 	return filepath.Join(q.dir, string(s), fileName(id))
@@ -109,7 +145,11 @@ func (q *Queue) Keep(app client.Application) (Record, error) {
 	} else if !errors.Is(err, ErrNotFound) {
 		return Record{}, err
 	}
-	rec := Record{Application: app, Status: Queued, ReceivedAt: q.now().UTC()}
+	key, err := newKey()
+	if err != nil {
+		return Record{}, err
+	}
+	rec := Record{Application: app, Status: Queued, ReceivedAt: q.now().UTC(), Key: key}
 	return rec, q.write(rec)
 }
 
@@ -149,6 +189,14 @@ func (q *Queue) Refuse(id string, r Refusal) (Record, error) {
 	})
 }
 
+// Fail sets the application aside: the service cannot decide it (why says
+// how), and it is not retried any more.
+func (q *Queue) Fail(id, why string) (Record, error) {
+	return q.finish(id, func(rec *Record) {
+		rec.Status, rec.Failure = Failed, why
+	})
+}
+
 func (q *Queue) finish(id string, set func(*Record)) (Record, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -168,30 +216,40 @@ func (q *Queue) finish(id string, set func(*Record)) (Record, error) {
 	return rec, durable.Remove(q.path(Queued, id))
 }
 
-// Forget removes a refused application's record, so that the officer can
-// correct it and submit it again under the same reference.
+// Forget removes a refused or failed application's record, so that the
+// officer can correct it and submit it again under the same reference.
 func (q *Queue) Forget(id string) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	rec, err := q.get(id)
-	if err != nil || rec.Status != Refused {
+	if err != nil || (rec.Status != Refused && rec.Status != Failed) {
 		return err
 	}
-	return durable.Remove(q.path(Refused, id))
+	return durable.Remove(q.path(rec.Status, id))
 }
 
 // NoteFailure records an attempt that did not decide, so the officer's page
-// can say how long the application has waited and why.
-func (q *Queue) NoteFailure(id string, cause error) (Record, error) {
+// can say how long the application has waited and why. fault says the
+// failure was this application's alone (not an outage); after maxFaults of
+// those the application is set aside as Failed.
+func (q *Queue) NoteFailure(id string, cause error, fault bool) (Record, error) {
 	q.mu.Lock()
-	defer q.mu.Unlock()
 	rec, err := q.get(id)
 	if err != nil || rec.Status != Queued {
+		q.mu.Unlock()
 		return rec, err
 	}
 	rec.Attempts++
 	rec.LastError = cause.Error()
-	return rec, q.write(rec)
+	if fault {
+		rec.Faults++
+	}
+	err = q.write(rec)
+	q.mu.Unlock()
+	if err == nil && rec.Faults >= maxFaults {
+		return q.Fail(id, fmt.Sprintf("the decision service failed on it %d times while deciding others (last: %s)", rec.Faults, rec.LastError))
+	}
+	return rec, err
 }
 
 // Waiting lists the queued applications, oldest first.

@@ -5,18 +5,21 @@ import (
 	"log/slog"
 	"time"
 
+	"mlservice/internal/retry"
 	"mlservice/legacy/client"
 )
 
 // Retrier decides queued applications in the background once the service
 // is back. While the service keeps failing it waits longer between passes
-// (Backoff), so a long outage costs the service nothing when it returns.
+// (Retry's backoff), so a long outage costs the service nothing when it
+// returns.
 type Retrier struct {
 	Queue   *Queue
 	Decider Decider
-	// Backoff paces passes after failures; Attempts is ignored: the
-	// Retrier never gives up on a kept application.
-	Backoff client.Backoff
+	// Retry paces passes after failures (the shared policy's waits, with
+	// the service's Retry-After); Attempts is ignored: the Retrier never
+	// gives up on the queue.
+	Retry retry.Policy
 	// Interval is the pause between passes while all goes well
 	// (default 2s): new applications are normally decided on submit.
 	Interval time.Duration
@@ -33,15 +36,14 @@ func (r *Retrier) Run(ctx context.Context) error {
 	if log == nil {
 		log = slog.Default()
 	}
-	failures := 0
+	pace := r.Retry.Pacer()
 	for {
 		wait := interval
 		if err := r.pass(ctx, log); err != nil {
-			failures++
-			wait = r.Backoff.Wait(failures)
+			wait = pace.Failed(err)
 			log.Warn("decision service unavailable; applications stay queued", "retry_in", wait.Round(time.Millisecond), "error", err)
 		} else {
-			failures = 0
+			pace.Succeeded()
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -54,7 +56,9 @@ func (r *Retrier) Run(ctx context.Context) error {
 }
 
 // pass tries every queued application, oldest first, and stops at the
-// first outage: the rest would fail the same way.
+// first outage: the rest would fail the same way. A failure of one
+// application alone (a server fault on it, an answer that cannot be used)
+// is noted on it and the pass goes on with the others.
 func (r *Retrier) pass(ctx context.Context, log *slog.Logger) error {
 	waiting, err := r.Queue.Waiting()
 	if err != nil {
@@ -65,8 +69,13 @@ func (r *Retrier) pass(ctx context.Context, log *slog.Logger) error {
 			return nil
 		}
 		rec, err := Attempt(ctx, r.Queue, r.Decider, rec)
-		if err != nil {
+		if err != nil && (client.Outage(err) || ctx.Err() != nil) {
 			return err
+		}
+		if err != nil {
+			log.Warn("the decision service failed on one application; going on with the others",
+				"application_id", rec.Application.ApplicationID, "status", rec.Status, "error", err)
+			continue
 		}
 		log.Info("queued application settled", "application_id", rec.Application.ApplicationID, "status", rec.Status)
 	}

@@ -2,7 +2,6 @@ package web
 
 import (
 	"errors"
-	"fmt"
 	"net/http"
 	"net/url"
 
@@ -33,14 +32,14 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) error {
 	case errors.Is(err, queue.ErrNotFound):
 	case err != nil:
 		return err
-	case !sameFigures(kept.Application, app) && kept.Status == queue.Refused:
-		// A corrected resubmission of a refused application.
+	case !sameFigures(kept.Application, app) && (kept.Status == queue.Refused || kept.Status == queue.Failed):
+		// A corrected resubmission of a refused or failed application.
 		if err := s.cfg.Queue.Forget(id); err != nil {
 			return err
 		}
 	case !sameFigures(kept.Application, app):
 		return s.pages.render(w, http.StatusConflict, "form", newFormPage(r.PostForm, newDraftID(s.cfg.Now()), map[string]string{
-			"application_id": fmt.Sprintf("is already used by another application (%s); leave it empty to get a new reference", kept.Status),
+			"application_id": "is already used by another application; leave it empty to get a new reference",
 		}))
 	}
 
@@ -55,8 +54,14 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) error {
 	if rec.Status == queue.Refused {
 		return s.pages.render(w, http.StatusUnprocessableEntity, "form", newFormPage(formValuesFor(r.PostForm, rec), id, rec.Refusal.Fields))
 	}
-	http.Redirect(w, r, "/applications/"+url.PathEscape(id), http.StatusSeeOther)
+	http.Redirect(w, r, pageURL(rec), http.StatusSeeOther)
 	return nil
+}
+
+// pageURL is the address of an application's page: the reference and the
+// application's secret, without which the page shows nothing.
+func pageURL(rec queue.Record) string {
+	return "/applications/" + url.PathEscape(rec.Application.ApplicationID) + "?key=" + url.QueryEscape(rec.Key)
 }
 
 // formValuesFor shows the officer what they typed, with the reference the
@@ -75,19 +80,22 @@ func formValuesFor(typed url.Values, rec queue.Record) url.Values {
 // applicationPage is the application page's view model.
 type applicationPage struct {
 	Record         queue.Record
+	URL            string // this page's address, key included
 	RefreshSeconds int
 }
 
 // application shows a kept application: its decision, or that it waits.
+// Only with the application's key: a reference alone (A-1001 is easy to
+// guess) shows nothing, not even whether such an application exists.
 func (s *Server) application(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	rec, err := s.cfg.Queue.Get(id)
-	if errors.Is(err, queue.ErrNotFound) {
-		return &pageError{Status: http.StatusNotFound, Title: "Application not found",
-			Message: "No application with reference " + id + " was submitted here."}
-	}
-	if err != nil {
+	if err != nil && !errors.Is(err, queue.ErrNotFound) {
 		return err
 	}
-	return s.pages.render(w, http.StatusOK, "application", applicationPage{Record: rec, RefreshSeconds: s.cfg.RefreshSeconds})
+	if err != nil || !rec.KeyMatches(r.URL.Query().Get("key")) {
+		return &pageError{Status: http.StatusNotFound, Title: "Application not found",
+			Message: "No application with this address was submitted here. Use the address the form showed after submitting (it holds the application's key); the reference alone is not enough."}
+	}
+	return s.pages.render(w, http.StatusOK, "application", applicationPage{Record: rec, URL: pageURL(rec), RefreshSeconds: s.cfg.RefreshSeconds})
 }

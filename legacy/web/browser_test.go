@@ -6,15 +6,17 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"mlservice/internal/retry"
 	"mlservice/internal/servetest"
 	"mlservice/legacy/client"
+	"mlservice/legacy/internal/browser"
 	"mlservice/legacy/internal/legacytest"
-	"mlservice/legacy/internal/webdriver"
 	"mlservice/legacy/queue"
 	"mlservice/legacy/web"
 )
@@ -46,25 +48,25 @@ func startFormAt(t *testing.T, api, dir string) *form {
 	ctx, cancel := context.WithCancel(context.Background())
 	stopped := make(chan struct{})
 	r := &queue.Retrier{Queue: q, Decider: decider, Log: log,
-		Backoff: client.Backoff{Initial: 100 * time.Millisecond, Max: 400 * time.Millisecond}, Interval: 100 * time.Millisecond}
+		Retry: retry.Policy{Initial: 100 * time.Millisecond, Max: 400 * time.Millisecond}, Interval: 100 * time.Millisecond}
 	go func() { _ = r.Run(ctx); close(stopped) }()
 	t.Cleanup(func() { cancel(); <-stopped })
 	return &form{URL: ts.URL, Dir: dir, Queue: q}
 }
 
-func browser(t *testing.T) *webdriver.Browser {
+func startBrowser(t *testing.T) *browser.Browser {
 	t.Helper()
-	if !webdriver.Available() {
-		t.Fatal("chromium and chromedriver are not installed: run `make legacy-test-deps` (make test does)")
+	if !browser.Available() {
+		t.Fatal("chromium is not installed: run `make legacy-test-deps` (make test does)")
 	}
-	return webdriver.Start(t)
+	return browser.Start(t)
 }
 
 type figures map[string]string
 
 var goodApplication = figures{"income": "50000", "credit_score": "700", "loan_amount": "20000", "years_employed": "5", "points": "60"}
 
-func fillForm(b *webdriver.Browser, f figures) {
+func fillForm(b *browser.Browser, f figures) {
 	for _, name := range []string{"application_id", "income", "credit_score", "loan_amount", "years_employed", "points"} {
 		b.Fill("#"+name, f[name])
 	}
@@ -80,7 +82,7 @@ func with(f figures, k, v string) figures {
 }
 
 // decided waits for the application page to show a decision and returns it.
-func decided(b *webdriver.Browser) string {
+func decided(b *browser.Browser) string {
 	var got string
 	b.WaitFor("a decision", func() bool {
 		got = b.Text("#decision")
@@ -92,7 +94,7 @@ func decided(b *webdriver.Browser) string {
 func TestFormDecides(t *testing.T) {
 	svc := servetest.Start(t, servetest.Options{})
 	f := startForm(t, svc.URL)
-	b := browser(t)
+	b := startBrowser(t)
 	art := legacytest.ArtifactDir(t)
 	api := &client.Client{BaseURL: svc.URL, HTTP: &http.Client{Timeout: 5 * time.Second}}
 
@@ -122,6 +124,10 @@ func TestFormDecides(t *testing.T) {
 		t.Errorf("model %q, want %s version %s", model, want.Model.Name, want.Model.Version)
 	}
 	b.Screenshot(filepath.Join(art, "form-decision.png"))
+	page, err := url.Parse(b.URL()) // the page's address holds the application's key
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	t.Run("generated reference", func(t *testing.T) {
 		b.Open(f.URL)
@@ -135,7 +141,7 @@ func TestFormDecides(t *testing.T) {
 
 	t.Run("decision survives a restart", func(t *testing.T) {
 		again := startFormAt(t, svc.URL, f.Dir) // a new process over the same queue
-		b.Open(again.URL + "/applications/T-1001")
+		b.Open(again.URL + page.RequestURI())
 		if got2 := b.Text("#decision"); got2 != got {
 			t.Errorf("after a restart the page says %q, want %q", got2, got)
 		}
@@ -145,7 +151,7 @@ func TestFormDecides(t *testing.T) {
 func TestFormShowsServiceFieldMessages(t *testing.T) {
 	svc := servetest.Start(t, servetest.Options{})
 	f := startForm(t, svc.URL)
-	b := browser(t)
+	b := startBrowser(t)
 	api := &client.Client{BaseURL: svc.URL, HTTP: &http.Client{Timeout: 5 * time.Second}}
 
 	// The service's own message for a too-low credit score, word for word.
@@ -190,7 +196,7 @@ func TestFormShowsServiceFieldMessages(t *testing.T) {
 func TestFormKeepsApplicationWhileServiceIsDown(t *testing.T) {
 	apiAddr := servetest.FreeAddr(t) // nothing listens here yet
 	f := startForm(t, "http://"+apiAddr)
-	b := browser(t)
+	b := startBrowser(t)
 	art := legacytest.ArtifactDir(t)
 
 	b.Open(f.URL)

@@ -30,9 +30,10 @@ type Config struct {
 
 // Server serves the form. It is safe for concurrent use.
 type Server struct {
-	cfg   Config
-	pages pages
-	mux   *http.ServeMux
+	cfg     Config
+	pages   pages
+	mux     *http.ServeMux
+	handler http.Handler // mux behind the cross-origin check
 }
 
 // maxFormBytes caps a submitted form: six short fields.
@@ -64,6 +65,15 @@ func New(cfg Config) (*Server, error) {
 	s.mux.Handle("/", s.handle(func(http.ResponseWriter, *http.Request) error {
 		return &pageError{Status: http.StatusNotFound, Title: "Page not found", Message: "There is no such page."}
 	}))
+	// A form post from another site (a page the officer happens to have
+	// open elsewhere) is refused: browsers say where a request comes from
+	// (Sec-Fetch-Site, Origin), and only this form's own pages may post.
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(s.handle(func(http.ResponseWriter, *http.Request) error {
+		return &pageError{Status: http.StatusForbidden, Title: "Form refused",
+			Message: "This form can only be submitted from the loan application pages themselves. Open the form again and submit it from there."}
+	}))
+	s.handler = cop.Handler(s.mux)
 	return s, nil
 }
 
@@ -74,7 +84,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Cache-Control", "no-store")
-	s.mux.ServeHTTP(w, r)
+	s.handler.ServeHTTP(w, r)
 }
 
 // pageError is an error the officer should see as it is, with its status.

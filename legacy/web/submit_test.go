@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"mlservice/internal/retry"
 	"mlservice/legacy/client"
 	"mlservice/legacy/queue"
 	"mlservice/legacy/web"
@@ -72,14 +73,14 @@ func TestSlowServiceQueuesTheApplication(t *testing.T) {
 	svc.delay.Store(int64(500 * time.Millisecond))
 	form, q := newForm(t, svc, 100*time.Millisecond)
 	resp, _ := submit(t, form.URL, values("S-1"))
-	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/applications/S-1" {
+	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/applications/S-1?key=") {
 		t.Fatalf("status %d location %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
 	rec, err := q.Get("S-1")
 	if err != nil || rec.Status != queue.Queued || rec.Attempts != 1 {
 		t.Fatalf("record %+v, %v", rec, err)
 	}
-	page, _ := http.Get(form.URL + "/applications/S-1")
+	page, _ := http.Get(form.URL + resp.Header.Get("Location"))
 	b, _ := io.ReadAll(page.Body)
 	page.Body.Close()
 	if !strings.Contains(string(b), "is kept and will be decided") || !strings.Contains(string(b), `http-equiv="refresh"`) {
@@ -92,7 +93,7 @@ func TestSlowServiceQueuesTheApplication(t *testing.T) {
 	stopped := make(chan struct{})
 	defer func() { cancel(); <-stopped }()
 	r := &queue.Retrier{Queue: q, Decider: &client.Client{BaseURL: apiURL(t, svc), HTTP: &http.Client{Timeout: time.Second}},
-		Interval: 10 * time.Millisecond, Backoff: client.Backoff{Initial: 10 * time.Millisecond, Max: 50 * time.Millisecond}}
+		Interval: 10 * time.Millisecond, Retry: retry.Policy{Initial: 10 * time.Millisecond, Max: 50 * time.Millisecond}}
 	go func() { _ = r.Run(ctx); close(stopped) }()
 	for {
 		rec, _ := q.Get("S-1")
@@ -154,7 +155,7 @@ func TestDraftReferenceMakesRetriesIdempotent(t *testing.T) {
 	v.Set("draft_id", draft)
 	for range 2 { // the officer double-submits the same form
 		resp, _ := submit(t, form.URL, v)
-		if loc := resp.Header.Get("Location"); loc != "/applications/"+draft {
+		if loc := resp.Header.Get("Location"); !strings.HasPrefix(loc, "/applications/"+draft+"?key=") {
 			t.Fatalf("location %q, want the draft reference %s", loc, draft)
 		}
 	}

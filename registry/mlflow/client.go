@@ -17,13 +17,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
+	"mlservice/internal/retry"
 	"mlservice/registry"
 )
 
@@ -157,6 +156,10 @@ func (e *APIError) Error() string {
 // Unwrap returns the registry sentinel the error stands for, if any.
 func (e *APIError) Unwrap() error { return e.kind }
 
+// HTTPStatus and RetryAfter tell the retry policy what the server said.
+func (e *APIError) HTTPStatus() int           { return e.Status }
+func (e *APIError) RetryAfter() time.Duration { return e.retryAfter }
+
 // apiError reads an error answer. MLflow answers {"error_code", "message"};
 // a proxy in front of it may answer anything.
 func apiError(resp *http.Response) *APIError {
@@ -178,9 +181,7 @@ func apiError(resp *http.Response) *APIError {
 		e.kind = registry.ErrDenied
 	case e.Status == http.StatusTooManyRequests || e.Status >= 500:
 		e.kind = registry.ErrUnavailable
-		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
-			e.retryAfter = time.Duration(s) * time.Second
-		}
+		e.retryAfter = retry.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	}
 	return e
 }
@@ -188,51 +189,31 @@ func apiError(resp *http.Response) *APIError {
 // transportError is a failure to get any answer: refused, reset, timed out.
 type transportError struct{ err error }
 
-func (e *transportError) Error() string { return e.err.Error() }
-func (e *transportError) Unwrap() error { return e.err }
+func (e *transportError) Error() string   { return e.err.Error() }
+func (e *transportError) Unwrap() error   { return e.err }
+func (e *transportError) Transient() bool { return true }
 
-// retry runs attempt until it succeeds, fails for good, or runs out of tries
-// or ctx. Each attempt gets its own timeout, so one hung connection costs one
+// retry runs attempt under the shared policy (internal/retry: network
+// errors, 429 and 5xx are retried with backoff, Retry-After honoured up to
+// MaxBackoff) until it succeeds, fails for good, or runs out of tries or ctx.
+// Each attempt gets its own timeout, so one hung connection costs one
 // attempt, not the whole call.
 func (c *Client) retry(ctx context.Context, what string, timeout time.Duration, attempt func(ctx context.Context) error) error {
-	delay := c.cfg.Backoff
-	for n := 1; ; n++ {
-		actx, cancel := context.WithTimeout(ctx, timeout)
-		err := attempt(actx)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("mlflow: %s: %w", what, ctx.Err())
-		}
-		var te *transportError
-		var ae *APIError
-		switch {
-		case errors.As(err, &te):
-			if n >= c.cfg.Attempts {
-				return fmt.Errorf("%w: mlflow: %s: %v (after %d attempts)", registry.ErrUnavailable, what, te.err, n)
-			}
-		case errors.As(err, &ae) && (ae.Status == http.StatusTooManyRequests || ae.Status >= 500):
-			if n >= c.cfg.Attempts {
-				return fmt.Errorf("mlflow: %s (after %d attempts): %w", what, n, err)
-			}
-		default:
-			return fmt.Errorf("mlflow: %s: %w", what, err)
-		}
-		wait := delay/2 + rand.N(delay/2+1) // "equal jitter": never less than half the backoff
-		if ae != nil && ae.retryAfter > 0 {
-			wait = min(ae.retryAfter, c.cfg.MaxBackoff)
-		}
-		delay = min(2*delay, c.cfg.MaxBackoff)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("mlflow: %s: %w (last error: %v)", what, ctx.Err(), err)
-		case <-t.C:
-		}
+	n := 0
+	policy := retry.Policy{Initial: c.cfg.Backoff, Max: c.cfg.MaxBackoff, Attempts: c.cfg.Attempts, AttemptTimeout: timeout}
+	err := retry.Do(ctx, policy, func(ctx context.Context) error { n++; return attempt(ctx) }, nil)
+	var te *transportError
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil:
+		return fmt.Errorf("mlflow: %s: %w", what, err)
+	case errors.As(err, &te):
+		return fmt.Errorf("%w: mlflow: %s: %v (after %d attempts)", registry.ErrUnavailable, what, te.err, n)
+	case retry.Retryable(err):
+		return fmt.Errorf("mlflow: %s (after %d attempts): %w", what, n, err)
 	}
+	return fmt.Errorf("mlflow: %s: %w", what, err)
 }
 
 // send makes one HTTP request with auth; a non-2xx answer becomes an *APIError

@@ -33,8 +33,9 @@ type Config struct {
 	// are refused from their Content-Length, before they are read.
 	BodyLimit int
 	// BatchConcurrency caps the batches decoded and decided at once
-	// (default 2); BatchQueue more may wait up to BatchWait (default 16, 10s)
-	// for a slot, the rest get 503 with Retry-After.
+	// (default 2); BatchQueue more (default 16, negative none) may wait up
+	// to BatchWait (default 10s) for a slot, the rest get 503 with
+	// Retry-After.
 	BatchConcurrency int
 	BatchQueue       int
 	BatchWait        time.Duration

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 
 	"mlservice/schemas"
@@ -64,6 +65,9 @@ func ServingCheck(v *models.Version, check models.ServingCheck) error {
 		if err := sameContributions(d.Contributions, c.Contributions, contribTol); err != nil {
 			return fmt.Errorf("case %d: %w", i, err)
 		}
+		if err := sameReasons(v, d, c); err != nil {
+			return fmt.Errorf("case %d: %w", i, err)
+		}
 	}
 	return nil
 }
@@ -97,4 +101,29 @@ func keys[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// sameReasons compares the reason codes of a declined case with those the
+// training run recorded, in rank order. A case that lists reasons needs a
+// version with a reasons table; a version with a table must give exactly the
+// recorded codes for every declined case that lists contributions (the
+// serving check's current format).
+func sameReasons(v *models.Version, d Decision, c models.ServingCase) error {
+	if v.Reasons == nil {
+		if len(c.Reasons) > 0 {
+			return fmt.Errorf("the training run recorded reasons %v, but the version has no reasons table", c.Reasons)
+		}
+		return nil
+	}
+	if d.Approve || (len(c.Contributions) == 0 && len(c.Reasons) == 0) {
+		return nil
+	}
+	got := make([]string, len(d.Reasons))
+	for i, r := range d.Reasons {
+		got[i] = r.Code
+	}
+	if !slices.Equal(got, c.Reasons) {
+		return fmt.Errorf("reasons %v, training run recorded %v", got, c.Reasons)
+	}
+	return nil
 }

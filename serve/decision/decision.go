@@ -486,7 +486,17 @@ func (p *Path) score(sc *scratch, r *routing.Route, c call, idx []int, now time.
 // version's reasons table (serve/reasons; h6 fills it in). It sees the
 // decision with its contributions and the application's values.
 func deriveReasons(v *models.Version, app *schemas.Application, d *Decision) {
-	_, _, _ = v, app, d
+	if v.Reasons == nil {
+		return
+	}
+	rs := v.Reasons.Explain(app, d.Contributions)
+	if len(rs) == 0 {
+		return
+	}
+	d.Reasons = make([]Reason, len(rs))
+	for i, r := range rs {
+		d.Reasons[i] = Reason(r)
+	}
 }
 
 // ownedInputs copies every input's JSON into one buffer the decisions own.

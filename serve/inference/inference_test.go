@@ -3,6 +3,8 @@ package inference_test
 import (
 	"bufio"
 	"errors"
+	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -174,4 +176,80 @@ func rssKB(t *testing.T) int {
 	}
 	t.Fatal("no VmRSS")
 	return 0
+}
+
+// openScorecard opens testdata/scorecard (make_scorecard.py): a model with
+// contrib_* outputs, loan_to_income computed inside the graph.
+func openScorecard(t testing.TB) *inference.Session {
+	t.Helper()
+	if err := inference.Init(servetest.ORTLibrary(t)); err != nil {
+		t.Fatal(err)
+	}
+	s, err := inference.Open(filepath.Join("testdata", "scorecard", "model.onnx"), inference.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestContributionsComeFromTheSameRun(t *testing.T) {
+	s := openScorecard(t)
+	want := []string{"income", "credit_score", "years_employed", "loan_to_income"}
+	if got := s.Characteristics(); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("characteristics %v, want %v", got, want)
+	}
+	if got := open(t, "2").Characteristics(); got != nil {
+		t.Fatalf("a model without contrib_* outputs has characteristics %v", got)
+	}
+	r := rand.New(rand.NewPCG(7, 8))
+	const rows = 200
+	k := len(want)
+	x := make([]float32, rows*4)
+	for i := range rows {
+		x[4*i], x[4*i+1], x[4*i+2], x[4*i+3] = float32(30000+r.IntN(120000)), float32(300+r.IntN(550)), float32(1000+r.IntN(49000)), float32(r.IntN(40))
+	}
+	bp, ba, bc := make([]float32, rows), make([]bool, rows), make([]float32, rows*k)
+	if err := s.ScoreContributions(x, bp, ba, bc); err != nil {
+		t.Fatal(err)
+	}
+	for i := range rows {
+		p, a, c := make([]float32, 1), make([]bool, 1), make([]float32, k)
+		if err := s.ScoreContributions(x[4*i:4*i+4], p, a, c); err != nil {
+			t.Fatal(err)
+		}
+		if p[0] != bp[i] || a[0] != ba[i] || fmt.Sprint(c) != fmt.Sprint(bc[i*k:(i+1)*k]) {
+			t.Fatalf("row %d: one-row (%v %v %v) != batch (%v %v %v)", i, p[0], a[0], c, bp[i], ba[i], bc[i*k:(i+1)*k])
+		}
+		// probability = sigmoid(intercept + Σ contributions), per the contract.
+		logit := -0.5
+		for _, v := range c {
+			logit += float64(v)
+		}
+		if d := math.Abs(1/(1+math.Exp(-logit)) - float64(p[0])); d > 1e-6 {
+			t.Fatalf("row %d: probability %v is not sigmoid of the contributions (Δ %g)", i, p[0], d)
+		}
+		// loan_to_income is computed in the graph from loan_amount / income.
+		if lti := -4 * float64(x[4*i+2]) / float64(x[4*i]); math.Abs(lti-float64(c[3])) > 1e-5 {
+			t.Fatalf("row %d: contrib_loan_to_income %v, want %v", i, c[3], lti)
+		}
+	}
+	if err := s.ScoreContributions(x[:4], bp[:1], ba[:1], bc[:1]); err == nil {
+		t.Fatal("too few contribution slots accepted")
+	}
+}
+
+// TestOneRowContributionsAddNoAllocations: the one-row fast path reads the
+// contributions from pre-created tensors, so asking for them allocates
+// nothing more than a plain score.
+func TestOneRowContributionsAddNoAllocations(t *testing.T) {
+	s := openScorecard(t)
+	x := []float32{60000, 700, 20000, 5}
+	p, a, c := make([]float32, 1), make([]bool, 1), make([]float32, 4)
+	plain := testing.AllocsPerRun(200, func() { _ = s.Score(x, p, a) })
+	with := testing.AllocsPerRun(200, func() { _ = s.ScoreContributions(x, p, a, c) })
+	t.Logf("allocations per one-row run: %v plain, %v with contributions", plain, with)
+	if with > plain {
+		t.Fatalf("contributions cost %v allocations per one-row run, a plain score %v", with, plain)
+	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"mlservice/registry"
 	"mlservice/schemas"
+	"mlservice/serve/reasons"
 )
 
 // The reasons a load fails, as counted in model_load_failures_total{reason}.
@@ -20,6 +21,7 @@ const (
 	ReasonSession      = "session"
 	ReasonSignature    = "signature"
 	ReasonServingCheck = "serving_check"
+	ReasonReasons      = "reasons"
 )
 
 // LoadError says which step of the load pipeline failed and why.
@@ -120,6 +122,17 @@ func (l *Loader) open(model, version, source string, entry registry.Entry) (*Ver
 	}
 	v := NewVersion(model, version, entry.Files[rel], source, features, scorer)
 	v.onClose = l.closed
+	// The reasons table (serve/reasons): one that does not cover the graph's
+	// contrib_* outputs fails the load; none at all lets the version load as
+	// one that may serve only as shadow.
+	if v.Reasons, err = reasons.Load(filepath.Dir(dir.ModelFile), v.Characteristics); err != nil {
+		v.Release()
+		return nil, fail(ReasonReasons, err)
+	}
+	v.NoReasons = reasons.CanDecide(v.Reasons, v.Characteristics)
+	if v.Reasons != nil {
+		v.Threshold = float32(v.Reasons.Threshold)
+	}
 	if err := l.Check(v, dir.Check); err != nil {
 		v.Release()
 		return nil, fail(ReasonServingCheck, err)

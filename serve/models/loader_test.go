@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -177,4 +178,117 @@ func write(t *testing.T, path string, raw []byte) {
 	if err := os.WriteFile(path, raw, 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// scorecardRegistry is a local registry whose version "3" is the scorecard
+// test model (serve/inference/testdata/scorecard: contrib_* outputs and a
+// serving check with contributions); damage may change its serving check.
+func scorecardRegistry(t *testing.T, damage func(*models.ServingCheck)) *local.Tree {
+	t.Helper()
+	src := filepath.Join(servetest.ModuleRoot(), "serve", "inference", "testdata", "scorecard")
+	dir := t.TempDir()
+	vdir := filepath.Join(dir, "loan-approval", "versions", "3")
+	if err := os.MkdirAll(vdir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.CopyFS(vdir, os.DirFS(src)); err != nil {
+		t.Fatal(err)
+	}
+	if damage != nil {
+		var check models.ServingCheck
+		if err := json.Unmarshal(read(t, filepath.Join(vdir, models.ServingCheckFile)), &check); err != nil {
+			t.Fatal(err)
+		}
+		damage(&check)
+		raw, _ := json.Marshal(check)
+		write(t, filepath.Join(vdir, models.ServingCheckFile), raw)
+	}
+	write(t, filepath.Join(dir, "loan-approval", "registry.json"),
+		[]byte(`{"name":"loan-approval","aliases":{"champion":"3"},"tags":{},"versions":[{"version":"3"}]}`))
+	return &local.Tree{FS: os.DirFS(dir), Name: dir}
+}
+
+func TestLoadVerifiesContributions(t *testing.T) {
+	l := newLoader(t)
+	v, err := l.Load(context.Background(), scorecardRegistry(t, nil), "loan-approval", "3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(v.Characteristics, ",") != "income,credit_score,years_employed,loan_to_income" {
+		t.Fatalf("characteristics %v", v.Characteristics)
+	}
+	v.Release()
+	for name, damage := range map[string]func(*models.ServingCheck){
+		"a contribution off by 1e-4": func(c *models.ServingCheck) { c.Cases[1].Contributions["loan_to_income"] += 1e-4 },
+		"a characteristic the model lacks": func(c *models.ServingCheck) {
+			c.Cases[0].Contributions["points"] = 0
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := l.Load(context.Background(), scorecardRegistry(t, damage), "loan-approval", "3")
+			var le *models.LoadError
+			if !errors.As(err, &le) || le.Reason != models.ReasonServingCheck || !strings.Contains(err.Error(), "contribution") {
+				t.Fatalf("want a serving check failure about contributions, got %v", err)
+			}
+		})
+	}
+}
+
+// TestReleaseBelowZeroPanics: over-releasing a Version would close a session
+// under a running request; it must be loud.
+func TestReleaseBelowZeroPanics(t *testing.T) {
+	closeErr := errors.New("native close failed")
+	v := models.NewVersion("m", "1", "", "", nil, failingClose{closeErr})
+	v.Release() // the last reference: closes
+	defer func() {
+		if recover() == nil {
+			t.Fatal("a second release did not panic")
+		}
+	}()
+	v.Release()
+}
+
+type failingClose struct{ err error }
+
+func (failingClose) Columns() int                         { return 0 }
+func (failingClose) Score(_, _ []float32, _ []bool) error { return nil }
+func (f failingClose) Close() error                       { return f.err }
+
+// TestCloseErrorsAreLoggedAndSessionsCounted: the loader counts open
+// sessions itself (no wrapper in main) and logs a failed close.
+func TestCloseErrorsAreLoggedAndSessionsCounted(t *testing.T) {
+	var logged strings.Builder
+	sessions := &countingSessions{}
+	l := &models.Loader{Cache: &registry.Cache{Dir: t.TempDir()}, Check: decision.ServingCheck, Sessions: sessions,
+		Log: slog.New(slog.NewTextHandler(&logged, nil)),
+		Open: func(path string) (models.Scorer, error) {
+			s, err := inference.Open(path, inference.Options{})
+			return closeFails{s}, err
+		}}
+	if err := inference.Init(servetest.ORTLibrary(t)); err != nil {
+		t.Fatal(err)
+	}
+	v, err := l.Load(context.Background(), &local.Tree{FS: artifacts.FS, Name: "embedded"}, "loan-approval", "2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sessions.open != 1 {
+		t.Fatalf("%d sessions open after a load", sessions.open)
+	}
+	v.Release()
+	if sessions.open != 0 || !strings.Contains(logged.String(), "close failed on purpose") {
+		t.Fatalf("sessions %d, log %q", sessions.open, logged.String())
+	}
+}
+
+type countingSessions struct{ open int }
+
+func (c *countingSessions) SessionOpened() { c.open++ }
+func (c *countingSessions) SessionClosed() { c.open-- }
+
+type closeFails struct{ *inference.Session }
+
+func (c closeFails) Close() error {
+	_ = c.Session.Close()
+	return errors.New("close failed on purpose")
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"mlservice/schemas"
+	"mlservice/serve/reasons"
 )
 
 // Scorer scores rows of float32 features; *inference.Session is the real one.
@@ -51,6 +52,12 @@ type Version struct {
 	Characteristics []string
 	// Threshold is the probability at and above which the model approves.
 	Threshold float32
+	// Reasons is the version's reasons table (reasons.json), checked against
+	// Characteristics at load; nil when the version has none.
+	Reasons *reasons.Table
+	// NoReasons says why the version cannot give reasons for a decline (and
+	// so may serve only as shadow); nil when it can.
+	NoReasons error
 
 	scorer      Scorer
 	contributor ContributionScorer // nil without characteristics

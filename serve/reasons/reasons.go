@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
@@ -540,3 +541,43 @@ func (ch *Characteristic) Improve(a *schemas.Application) (out schemas.Applicati
 // ValueOf returns the applicant's value of the characteristic (a field or a
 // ratio of two).
 func (ch *Characteristic) ValueOf(a *schemas.Application) float64 { return ch.Value.of(a) }
+
+// ErrShadowOnly means a version cannot give reasons for its declines, so it
+// may serve only as shadow: it must not decide for applicants.
+var ErrShadowOnly = errors.New("the version cannot give reasons for a decline, so it may serve only as shadow")
+
+// Load reads the reasons table in a version's directory and checks it
+// against the graph's characteristics (the names of its contrib_* outputs).
+// A version with no reasons.json returns (nil, nil): it loads, and may serve
+// only as shadow (see CanDecide). A table that is invalid, or does not
+// cover the characteristics one to one, is an error: the load fails.
+func Load(dir string, characteristics []string) (*Table, error) {
+	t, err := ReadFile(filepath.Join(dir, FileName))
+	if errors.Is(err, ErrNoTable) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	outputs := make([]string, len(characteristics))
+	for i, c := range characteristics {
+		outputs[i] = ContribPrefix + c
+	}
+	if err := t.Cover(outputs); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// CanDecide says whether a version with table t (nil: none) and the given
+// characteristics may decide for applicants (champion, challenger); the
+// error names why not and wraps ErrShadowOnly.
+func CanDecide(t *Table, characteristics []string) error {
+	switch {
+	case len(characteristics) == 0:
+		return fmt.Errorf("%w: its model has no contrib_* outputs (not scorecard-shaped)", ErrShadowOnly)
+	case t == nil:
+		return fmt.Errorf("%w: it ships no %s", ErrShadowOnly, FileName)
+	}
+	return nil
+}

@@ -296,3 +296,32 @@ func checkOnlyFieldChanged(t *testing.T, before, after schemas.Application, fiel
 		}
 	}
 }
+
+func TestLoadAndCanDecide(t *testing.T) {
+	chars := []string{"income", "credit_score", "years_employed", "loan_to_income"}
+	dir := t.TempDir()
+	tb, err := Load(dir, chars)
+	if tb != nil || err != nil {
+		t.Fatalf("no reasons.json: %v, %v; want nil, nil", tb, err)
+	}
+	if err := CanDecide(nil, chars); !errors.Is(err, ErrShadowOnly) || !strings.Contains(err.Error(), "reasons.json") {
+		t.Fatalf("CanDecide without a table: %v", err)
+	}
+	if err := CanDecide(nil, nil); !errors.Is(err, ErrShadowOnly) || !strings.Contains(err.Error(), "contrib_") {
+		t.Fatalf("CanDecide without contributions: %v", err)
+	}
+	raw, _ := os.ReadFile("testdata/scorecard.json")
+	if err := os.WriteFile(dir+"/"+FileName, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tb, err = Load(dir, chars)
+	if err != nil || CanDecide(tb, chars) != nil {
+		t.Fatalf("a covering table: %v", err)
+	}
+	if _, err := Load(dir, chars[:3]); !errors.Is(err, ErrNotCovered) {
+		t.Fatalf("a table for a characteristic the graph lacks: %v", err)
+	}
+	if _, err := Load(dir, append(chars, "points")); !errors.Is(err, ErrNotCovered) {
+		t.Fatalf("a graph output the table lacks: %v", err)
+	}
+}

@@ -83,8 +83,11 @@ func (c *Controller) Promote(ctx context.Context, alias, version string) (Change
 // that cannot serve never reaches the registry. A registry that is slow or
 // down is not the version's fault: those errors pass unchanged (503).
 func (c *Controller) prepare(ctx context.Context, variant registry.Variant, version string) error {
-	_, err := c.version(ctx, c.cfg.Source, variant, version, "", loadForAction)
-	if err == nil || errors.Is(err, registry.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+	v, err := c.version(ctx, c.cfg.Source, variant, version, "", loadForAction)
+	if err == nil {
+		return c.mayDecide(variant, v)
+	}
+	if errors.Is(err, registry.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		return err
 	}
 	return &VerifyError{Err: err}

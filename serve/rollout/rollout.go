@@ -146,6 +146,10 @@ type Config struct {
 	// champions (default 5).
 	Cache         Pruner
 	KeepChampions int
+	// AllowWithoutReasons lets admin actions put a version that cannot give
+	// reasons for a decline (serve/reasons) in the champion or challenger
+	// variant; by default such a version may serve only as shadow (409).
+	AllowWithoutReasons bool
 }
 
 // Pruner removes cached versions of a model except those kept.

@@ -116,6 +116,7 @@ func start(t *testing.T, src, fallback registry.Source, options ...func(*Config)
 		Loader: &models.Loader{Cache: &registry.Cache{Dir: t.TempDir()},
 			Open:  func(string) (models.Scorer, error) { return &fakeScorer{closed: make(chan struct{})}, nil },
 			Check: decision.ServingCheck},
+		AllowWithoutReasons: true, // fake versions without reasons; the rule is tested in serve/record
 	}
 	if fallback != nil {
 		cfg.Fallbacks = []registry.Source{fallback}

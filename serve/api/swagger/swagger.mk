@@ -11,10 +11,10 @@ SWAGGER_FILES := swagger-ui-bundle.js swagger-ui.css favicon-32x32.png LICENSE N
 
 .PHONY: swagger-ui
 
-swagger-ui: $(SWAGGER_ASSETS)/.installed
+swagger-ui: $(SWAGGER_ASSETS)/.installed ## the pinned Swagger UI files /docs embeds (npm ci)
 
 $(SWAGGER_ASSETS)/.installed: $(SWAGGER_DIR)/package.json $(SWAGGER_DIR)/package-lock.json
-	@command -v npm >/dev/null || $(APT_INSTALL) npm
+	@command -v npm >/dev/null || scripts/apt-install.sh npm
 	cd $(SWAGGER_DIR) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 	cp $(addprefix $(SWAGGER_DIR)/node_modules/swagger-ui-dist/,$(SWAGGER_FILES)) $(SWAGGER_ASSETS)/
 	touch $@

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# bench stage: the Open Inference Protocol (/v2). Single-row JSON infer
+# against /v1/predict at 32 connections (the same applications, routed by the
+# same ids; alternating pairs, OIP_PAIRS [2]), and binary-tensor infer of
+# 1,000 rows a request over 2 connections, with the champion and with v1.
+# Writes two rows of the targets table.
+# Run by bench/run.sh with the environment bench/lib.sh describes.
+set -euo pipefail
+# shellcheck source=../lib.sh
+source "$(dirname "$0")/../lib.sh"
+trap stop_started EXIT
+
+INFER=$OURS/v2/models/loan-approval/infer
+HLEN=$(cat "$BODIES/oip-batch.hlen")
+say "oip: /v2 JSON single row vs /v1/predict at 32 connections; binary 1,000-row infer"
+for pair in $(seq "${OIP_PAIRS:-2}"); do
+	lg "oip-v1-c32-$pair" -url "$OURS/v1/predict" -bodies "$BODIES/predict.jsonl" -c 32 -expect '"approve"'
+	lg "oip-json-c32-$pair" -url "$INFER" -bodies "$BODIES/oip.jsonl" -c 32 -expect '"probability"'
+done
+lg "oip-binary-batch" -url "$INFER" -bodies "$BODIES/oip-batch.bin" -raw \
+	-header "Inference-Header-Content-Length: $HLEN" -rows 1000 -c 2 -expect '"binary_data_size":4000'
+promote 1
+lg "oip-binary-batch-v1" -url "$INFER" -bodies "$BODIES/oip-batch.bin" -raw \
+	-header "Inference-Header-Content-Length: $HLEN" -rows 1000 -c 2 -expect '"binary_data_size":4000'
+promote 2
+
+python3 - "$RES" "${OIP_PAIRS:-2}" >"$RES/targets/oip.md" <<'PY'
+import json, sys
+res, pairs = sys.argv[1], int(sys.argv[2])
+load = lambda n: json.load(open(f"{res}/{n}.json"))
+v1 = [load(f"oip-v1-c32-{p}") for p in range(1, pairs + 1)]
+v2 = [load(f"oip-json-c32-{p}") for p in range(1, pairs + 1)]
+mean = lambda rs: sum(r["rps"] for r in rs) / len(rs)
+errors = sum(r["errors"] for r in v1 + v2)
+share = mean(v2) / mean(v1) if mean(v1) else 0
+mark = lambda ok: "**met**" if ok else "**not met**"
+print(f"| OIP JSON single-row infer vs `/v1/predict`, 32 connections (mean of {pairs} alternating pairs) | ≥ 70% "
+      f"| {100*share:.0f}% ({mean(v2):,.0f} of {mean(v1):,.0f} req/s, p99 {max(r['p99_ms'] for r in v2):.2f} ms) | {mark(share >= 0.7 and errors == 0)} |")
+b, b1 = load("oip-binary-batch"), load("oip-binary-batch-v1")
+print(f"| OIP binary infer, 1,000 rows a request, 2 connections (champion v2; v1) | ≥ 1,000,000 rows/s "
+      f"| {b['rows_per_s']:,.0f}; {b1['rows_per_s']:,.0f} | {mark(b['rows_per_s'] >= 1e6 and b['errors'] == 0)} |")
+PY
+cat "$RES/targets/oip.md" >&2

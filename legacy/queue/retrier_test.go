@@ -1,0 +1,126 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"math"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"mlservice/internal/retry"
+	"mlservice/legacy/client"
+)
+
+// picky decides every application but those it has a fixed answer for.
+type picky struct {
+	mu    sync.Mutex
+	bad   map[string]func() (client.Decision, error)
+	calls map[string]int
+}
+
+func (p *picky) Decide(_ context.Context, a client.Application) (client.Decision, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls[a.ApplicationID]++
+	if f, ok := p.bad[a.ApplicationID]; ok {
+		return f()
+	}
+	return client.Decision{Approve: true, Probability: 0.8, Model: client.Model{Name: "m", Version: "2", Variant: "champion"}}, nil
+}
+
+// TestRetrierSkipsWhatKeepsFailing: an application the service keeps
+// failing on, or answers with something that sending again will not
+// change, is set aside with its reason; the applications queued behind it
+// are decided all the same.
+func TestRetrierSkipsWhatKeepsFailing(t *testing.T) {
+	serverFault := func() (client.Decision, error) {
+		return client.Decision{}, &client.APIError{Status: 500, Code: "internal", Message: "internal error"}
+	}
+	tests := map[string]struct {
+		answer func() (client.Decision, error)
+		calls  int    // tries before it is set aside
+		reason string // in Record.Failure
+	}{
+		"server fault on it every time": {serverFault, maxFaults, "failed on it 5 times"},
+		"400": {func() (client.Decision, error) {
+			return client.Decision{}, &client.APIError{Status: 400, Code: "malformed_json", Message: "the body is not JSON"}
+		}, 1, "400 malformed_json"},
+		"422 without fields (undecidable)": {func() (client.Decision, error) {
+			return client.Decision{}, &client.APIError{Status: 422, Code: "undecidable", Message: "the model gave no finite score"}
+		}, 1, "undecidable"},
+		"an answer that is not JSON (NaN)": {func() (client.Decision, error) {
+			return client.Decision{}, &client.ProtocolError{Reason: "undecodable response: invalid character 'N'"}
+		}, 1, "undecodable"},
+		"a non-finite probability": {func() (client.Decision, error) {
+			return client.Decision{Probability: math.Inf(1), Model: client.Model{Version: "1"}}, nil
+		}, 1, "not a number between 0 and 1"},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			now := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
+			q, _ := Open(t.TempDir(), func() time.Time { now = now.Add(time.Second); return now })
+			for _, id := range []string{"BAD", "A-2", "A-3"} { // BAD is the oldest: first in every pass
+				if _, err := q.Keep(client.Application{ApplicationID: id}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			svc := &picky{bad: map[string]func() (client.Decision, error){"BAD": tt.answer}, calls: map[string]int{}}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			r := &Retrier{Queue: q, Decider: svc, Interval: time.Millisecond,
+				Retry: retry.Policy{Initial: time.Millisecond, Max: 2 * time.Millisecond},
+				Log:   slog.New(slog.NewTextHandler(io.Discard, nil))}
+			stopped := make(chan struct{})
+			go func() { _ = r.Run(ctx); close(stopped) }()
+			for {
+				if waiting, _ := q.Waiting(); len(waiting) == 0 {
+					break
+				}
+				if ctx.Err() != nil {
+					waiting, _ := q.Waiting()
+					t.Fatalf("still queued: %+v", waiting)
+				}
+				time.Sleep(2 * time.Millisecond)
+			}
+			cancel()
+			<-stopped
+			for _, id := range []string{"A-2", "A-3"} {
+				if rec, _ := q.Get(id); rec.Status != Decided {
+					t.Errorf("%s behind the bad one: %s, want decided", id, rec.Status)
+				}
+			}
+			rec, _ := q.Get("BAD")
+			if rec.Status != Failed || !strings.Contains(rec.Failure, tt.reason) {
+				t.Errorf("the bad one: status %s, failure %q; want failed with %q", rec.Status, rec.Failure, tt.reason)
+			}
+			if n := svc.calls["BAD"]; n != tt.calls {
+				t.Errorf("the bad one was tried %d times, want %d", n, tt.calls)
+			}
+			// Set aside means set aside: a reopened queue does not retry it.
+			again, _ := Open(q.dir, nil)
+			if kept, _ := again.Get("BAD"); kept.Status != Failed {
+				t.Errorf("after reopening: %s", kept.Status)
+			}
+		})
+	}
+}
+
+// TestRetrierWaitsOutAnOutage: while the service is down, nothing is set
+// aside, however long it lasts.
+func TestRetrierWaitsOutAnOutage(t *testing.T) {
+	q, _ := Open(t.TempDir(), nil)
+	rec, _ := q.Keep(client.Application{ApplicationID: "A-1"})
+	down := answer{err: &client.UnavailableError{Err: errors.New("connection refused")}}
+	notReady := answer{err: &client.APIError{Status: 503, Code: "not_ready"}}
+	for range 3 * maxFaults {
+		rec, _ = Attempt(context.Background(), q, down, rec)
+		rec, _ = Attempt(context.Background(), q, notReady, rec)
+	}
+	if rec.Status != Queued || rec.Faults != 0 || rec.Attempts != 6*maxFaults {
+		t.Fatalf("after a long outage: %+v", rec)
+	}
+}

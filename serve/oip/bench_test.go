@@ -1,0 +1,57 @@
+package oip_test
+
+import (
+	"testing"
+
+	"github.com/valyala/fasthttp"
+)
+
+// The protocol layer's own cost (the fake scorer costs next to nothing):
+// go test -run '^$' -bench . -benchmem ./serve/oip
+
+func BenchmarkInferJSONOneRow(b *testing.B) {
+	ts := newTestServer(b)
+	ts.publish(b, 0)
+	body := []byte(`{"parameters":{"application_id":"B-1"},"inputs":[{"name":"features","shape":[1,4],"datatype":"FP32","data":[60000,700,20000,5]}]}`)
+	h := ts.app.Handler()
+	b.ReportAllocs()
+	for b.Loop() {
+		ctx := fastCtx("/v2/models/loan-approval/infer", body, nil)
+		h(ctx)
+		if ctx.Response.StatusCode() != 200 {
+			b.Fatalf("%d %s", ctx.Response.StatusCode(), ctx.Response.Body())
+		}
+	}
+}
+
+func BenchmarkInferBinary1000Rows(b *testing.B) {
+	ts := newTestServer(b)
+	ts.publish(b, 0)
+	var vals []float32
+	for i := range 1000 {
+		vals = append(vals, float32(30000+i*50), 700, 20000, 5)
+	}
+	header := `{"parameters":{"binary_data_output":true},"inputs":[{"name":"features","shape":[1000,4],"datatype":"FP32","parameters":{"binary_data_size":16000}}]}`
+	body, hlen := binaryBody(header, fp32(vals...))
+	h := ts.app.Handler()
+	b.ReportAllocs()
+	for b.Loop() {
+		ctx := fastCtx("/v2/models/loan-approval/infer", body, []string{"Inference-Header-Content-Length", hlen})
+		h(ctx)
+		if ctx.Response.StatusCode() != 200 {
+			b.Fatalf("%d %s", ctx.Response.StatusCode(), ctx.Response.Body())
+		}
+	}
+	b.ReportMetric(float64(b.N)*1000/b.Elapsed().Seconds(), "rows/s")
+}
+
+func fastCtx(path string, body []byte, headers []string) *fasthttp.RequestCtx {
+	ctx := &fasthttp.RequestCtx{}
+	ctx.Request.Header.SetMethod("POST")
+	ctx.Request.SetRequestURI(path)
+	ctx.Request.SetBody(body)
+	for i := 0; i+1 < len(headers); i += 2 {
+		ctx.Request.Header.Set(headers[i], headers[i+1])
+	}
+	return ctx
+}

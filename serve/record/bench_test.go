@@ -1,0 +1,58 @@
+package record
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"mlservice/serve/decision"
+)
+
+// BenchmarkRecordBatch is the record's share of a 1,000-row batch: encode
+// and commit 1,000 decisions in one group (SQLite, synchronous=FULL).
+func BenchmarkRecordBatch(b *testing.B) {
+	store, err := OpenSQLite(context.Background(), b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	rec := New(store, Config{})
+	defer rec.Close()
+	ds := make([]decision.Decision, 1000)
+	for i := range ds {
+		ds[i] = sample(fmt.Sprintf("B-%d", i), time.Now(), true)
+	}
+	b.ResetTimer()
+	for range b.N {
+		for i := range ds {
+			ds[i].ID = fmt.Sprintf("%d-%d", b.N, seq.Add(1))
+		}
+		if err := rec.Record(context.Background(), ds); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*len(ds))/b.Elapsed().Seconds(), "rows/s")
+}
+
+// BenchmarkRecordOne is one decision per Record from many goroutines: the
+// single-request path with group commit.
+func BenchmarkRecordOne(b *testing.B) {
+	store, err := OpenSQLite(context.Background(), b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	rec := New(store, Config{})
+	defer rec.Close()
+	b.SetParallelism(16)
+	b.RunParallel(func(pb *testing.PB) {
+		d := sample("P", time.Now(), true)
+		for pb.Next() {
+			d.ID = fmt.Sprintf("p-%d", seq.Add(1))
+			if err := rec.Record(context.Background(), []decision.Decision{d}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "decisions/s")
+}

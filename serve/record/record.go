@@ -1,0 +1,165 @@
+// Package record is the decision record: every decision the server makes —
+// each /v1/predict answer, each batch item, each shadow decision — written
+// durably before its answer is sent, kept for the retention period and read
+// back by application id or exported by time range.
+//
+// The Recorder is the decision path's decision.Recorder. It encodes each
+// decision once as the JSON document the read routes return, and a writer
+// goroutine commits whatever has queued up in one transaction (group commit:
+// many requests share one fsync). A failed write fails the requests that
+// waited for it (ErrUnavailable → 503 record_unavailable) and marks the
+// record unhealthy for /ready until a write or a probe succeeds again.
+//
+// Two backends implement Store with the same schema and versioned
+// migrations applied at start-up: SQLite (one file under SERVE_DATA_DIR, WAL,
+// synchronous=FULL) for a single server, and PostgreSQL
+// (SERVE_DECISIONS_URL=postgres://…) for several replicas. The record is
+// append-only: a trigger refuses UPDATE, and only the retention purge
+// deletes, never a record under legal hold.
+package record
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Row is one decision as the store keeps it: the indexed columns and the
+// document (the decision as JSON, exactly as the read routes return it).
+type Row struct {
+	DecisionID    string
+	ApplicationID string
+	Time          time.Time // UTC; stored as unix microseconds
+	Served        bool
+	Doc           []byte
+}
+
+// Store is a backend of the decision record. Implementations are safe for
+// concurrent use.
+type Store interface {
+	// Append writes rows in one transaction: all of them or none.
+	Append(ctx context.Context, rows []Row) error
+	// ByApplication calls fn with the documents of every decision about an
+	// application, newest first.
+	ByApplication(ctx context.Context, applicationID string, fn func(doc []byte) error) error
+	// Export calls fn with the document of every decision made in
+	// [from, to), oldest first, streaming.
+	Export(ctx context.Context, from, to time.Time, fn func(doc []byte) error) error
+	// Purge deletes decisions made before cutoff, except those about an
+	// application under legal hold, and returns how many it deleted.
+	Purge(ctx context.Context, cutoff time.Time) (int64, error)
+	// SetHold puts an application's decisions under legal hold (on) or lifts
+	// the hold; by names the person.
+	SetHold(ctx context.Context, applicationID, by, reason string, on bool, at time.Time) error
+	// Holds lists the applications under legal hold.
+	Holds(ctx context.Context) ([]Hold, error)
+	// Probe writes to the store (not to the record) to learn whether it
+	// takes writes.
+	Probe(ctx context.Context) error
+	// Backend names the kind of store: "sqlite" or "postgres".
+	Backend() string
+	Close() error
+}
+
+// Hold is one application under legal hold.
+type Hold struct {
+	ApplicationID string    `json:"application_id"`
+	SetAt         time.Time `json:"set_at"`
+	SetBy         string    `json:"set_by"`
+	Reason        string    `json:"reason"`
+}
+
+var (
+	// ErrUnavailable means the record could not be written: the decision must
+	// not be answered (503 record_unavailable).
+	ErrUnavailable = errors.New("the decision record is unavailable")
+	// ErrClosed means the Recorder has been closed.
+	ErrClosed = errors.New("record: closed")
+)
+
+// UnavailableError wraps the store's error; errors.Is(err, ErrUnavailable).
+type UnavailableError struct{ Err error }
+
+func (e *UnavailableError) Error() string { return ErrUnavailable.Error() + ": " + e.Err.Error() }
+
+// Unwrap returns both the sentinel and the cause.
+func (e *UnavailableError) Unwrap() []error { return []error{ErrUnavailable, e.Err} }
+
+// Retention is how long decisions are kept: whole calendar months, or a
+// fixed duration.
+type Retention struct {
+	Months int
+	Dur    time.Duration
+}
+
+// DefaultRetention is Regulation B's 25 months.
+var DefaultRetention = Retention{Months: 25}
+
+// MinRetention is the EU AI Act's six months (Art. 19, 26): a shorter
+// retention is refused.
+var MinRetention = Retention{Months: 6}
+
+// Cutoff is the time before which decisions are past retention.
+func (r Retention) Cutoff(now time.Time) time.Time {
+	if r.Months > 0 {
+		return now.AddDate(0, -r.Months, 0)
+	}
+	return now.Add(-r.Dur)
+}
+
+func (r Retention) String() string {
+	if r.Months > 0 {
+		return strconv.Itoa(r.Months) + " months"
+	}
+	return r.Dur.String()
+}
+
+// ParseRetention reads "25mo" / "25 months", "2y" / "2 years", "800d" /
+// "800 days", or a Go duration ("20000h"). It refuses less than MinRetention.
+func ParseRetention(s string) (Retention, error) {
+	s = strings.TrimSpace(strings.ToLower(s))
+	num := strings.TrimRightFunc(s, func(r rune) bool { return r < '0' || r > '9' })
+	unit := strings.TrimSpace(s[len(num):])
+	var r Retention
+	n, err := strconv.Atoi(num)
+	switch {
+	case err == nil && n > 0 && (unit == "mo" || unit == "month" || unit == "months"):
+		r.Months = n
+	case err == nil && n > 0 && (unit == "y" || unit == "year" || unit == "years"):
+		r.Months = 12 * n
+	case err == nil && n > 0 && (unit == "d" || unit == "day" || unit == "days"):
+		r.Dur = time.Duration(n) * 24 * time.Hour
+	default:
+		d, derr := time.ParseDuration(s)
+		if derr != nil || d <= 0 {
+			return r, errors.New("not a retention (write e.g. 25mo, 2y, 800d)")
+		}
+		r.Dur = d
+	}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	if r.Cutoff(now).After(MinRetention.Cutoff(now)) {
+		return r, fmt.Errorf("must be at least %s (EU AI Act Art. 19: logs kept at least six months)", MinRetention)
+	}
+	return r, nil
+}
+
+// Open opens the record's store: PostgreSQL when url is set (postgres:// or
+// postgresql://), else SQLite in dataDir. It returns the writers the
+// Recorder should run for it.
+func Open(ctx context.Context, dataDir, url string) (Store, int, error) {
+	if url != "" {
+		p, err := OpenPostgres(ctx, url)
+		if err != nil {
+			return nil, 0, err
+		}
+		return p, 4, nil
+	}
+	s, err := OpenSQLite(ctx, dataDir)
+	if err != nil {
+		return nil, 0, err
+	}
+	return s, 1, nil
+}

@@ -1,0 +1,517 @@
+package record
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"mlservice/internal/pgtest"
+	"mlservice/serve/decision"
+	"mlservice/serve/outcomes"
+)
+
+// backend is one store to run a test against.
+type backend struct {
+	name string
+	open func(t *testing.T) Store
+	// raw runs SQL on the store's database outside the store.
+	raw func(t *testing.T, q string) error
+}
+
+func backends(t *testing.T) []backend {
+	var (
+		pgOnce sync.Once
+		pg     *pgtest.Server
+		dbs    atomic.Int64
+	)
+	sqlite := backend{name: "sqlite"}
+	var sqliteDir string
+	sqlite.open = func(t *testing.T) Store {
+		sqliteDir = t.TempDir()
+		s, err := OpenSQLite(context.Background(), sqliteDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	sqlite.raw = func(t *testing.T, q string) error {
+		db, err := sql.Open("sqlite3", "file:"+filepath.Join(sqliteDir, SQLiteFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		_, err = db.Exec(q)
+		return err
+	}
+	postgres := backend{name: "postgres"}
+	var pgURL string
+	postgres.open = func(t *testing.T) Store {
+		pgOnce.Do(func() { pg = pgtest.Start(t) })
+		pgURL = pg.CreateDatabase(t, fmt.Sprintf("record_%d", dbs.Add(1)))
+		s, err := OpenPostgres(context.Background(), pgURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	postgres.raw = func(t *testing.T, q string) error {
+		ctx := context.Background()
+		conn, err := pgx.Connect(ctx, pgURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		_, err = conn.Exec(ctx, q)
+		return err
+	}
+	return []backend{sqlite, postgres}
+}
+
+var seq atomic.Int64
+
+// sample returns a decision as the decision path would make it.
+func sample(appID string, at time.Time, served bool) decision.Decision {
+	n := seq.Add(1)
+	d := decision.Decision{
+		ID:            fmt.Sprintf("0190%012d-7000-8000-000000000000", n),
+		RequestID:     fmt.Sprintf("req-%d", n),
+		ApplicationID: appID,
+		Time:          at,
+		Variant:       "champion",
+		Served:        served,
+		Model:         "loan-approval", Version: "3", SHA256: strings.Repeat("ab", 32), Source: "artifacts",
+		Inputs:      []byte(`{"application_id":"` + appID + `", "income":18000,"credit_score":560,"loan_amount":12000,"years_employed":1,"points":20}`),
+		Probability: 0.12345678,
+		Approve:     false,
+		Threshold:   0.5,
+		Contributions: map[string]float32{"income": -0.9, "credit_score": -1.5,
+			"years_employed": -0.7, "loan_to_income": -1.2},
+		Reasons: []decision.Reason{
+			{Code: "CRS", Feature: "credit_score", Text: "Credit score is below 580 (yours 560)"},
+			{Code: "LTI", Feature: "loan_amount", Text: "Loan is more than half of income (yours 66.7%) <&> \"quoted\" ünïcode"},
+		},
+		Latency: 1234 * time.Microsecond,
+	}
+	if !served {
+		d.Variant = "shadow"
+	}
+	return d
+}
+
+func docs(t *testing.T, s Store, appID string) []Document {
+	t.Helper()
+	var out []Document
+	err := s.ByApplication(context.Background(), appID, func(b []byte) error {
+		var d Document
+		if err := json.Unmarshal(b, &d); err != nil {
+			return fmt.Errorf("%v: %s", err, b)
+		}
+		out = append(out, d)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// wantDocument is what the record must say about d.
+func wantDocument(d decision.Decision) Document {
+	doc := Document{DecisionID: d.ID, RequestID: d.RequestID, ApplicationID: d.ApplicationID,
+		Time: d.Time.UTC().Truncate(time.Microsecond), Variant: d.Variant, Served: d.Served,
+		Model:  DocumentModel{Name: d.Model, Version: d.Version, SHA256: d.SHA256, Source: d.Source},
+		Inputs: json.RawMessage(d.Inputs), Probability: d.Probability, Approve: d.Approve, Threshold: d.Threshold,
+		Contributions: d.Contributions, LatencyMS: float64(d.Latency.Microseconds()) / 1000, Reasons: []DocumentReason{}}
+	for _, r := range d.Reasons {
+		doc.Reasons = append(doc.Reasons, DocumentReason(r))
+	}
+	return doc
+}
+
+func TestRecordEveryField(t *testing.T) {
+	for _, b := range backends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			store := b.open(t)
+			reg := prometheus.NewRegistry()
+			rec := New(store, Config{Registerer: reg})
+			defer rec.Close()
+			t0 := time.Date(2026, 11, 30, 9, 0, 0, 123456789, time.UTC)
+			older := sample("A-1", t0, true)
+			newer := sample("A-1", t0.Add(time.Minute), true)
+			shadow := sample("A-1", t0.Add(time.Minute), false)
+			other := sample("B-2", t0.Add(2*time.Minute), true)
+			other.Reasons, other.Approve, other.Contributions, other.Inputs = nil, true, nil, nil
+			if err := rec.Record(context.Background(), []decision.Decision{older}); err != nil {
+				t.Fatal(err)
+			}
+			if err := rec.Record(context.Background(), []decision.Decision{newer, shadow, other}); err != nil {
+				t.Fatal(err)
+			}
+			got := docs(t, store, "A-1")
+			if len(got) != 3 {
+				t.Fatalf("%d decisions for A-1, want 3", len(got))
+			}
+			if got[2].DecisionID != older.ID {
+				t.Fatalf("oldest last: got %s, want %s", got[2].DecisionID, older.ID)
+			}
+			for _, d := range []decision.Decision{older, newer, shadow} {
+				var found *Document
+				for i := range got {
+					if got[i].DecisionID == d.ID {
+						found = &got[i]
+					}
+				}
+				if found == nil {
+					t.Fatalf("decision %s not read back", d.ID)
+				}
+				want := wantDocument(d)
+				if string(found.Inputs) != string(d.Inputs) {
+					t.Fatalf("inputs not as received:\n got %s\nwant %s", found.Inputs, d.Inputs)
+				}
+				found.Inputs, want.Inputs = nil, nil
+				if !reflect.DeepEqual(*found, want) {
+					t.Fatalf("record differs:\n got %+v\nwant %+v", *found, want)
+				}
+			}
+			o := docs(t, store, "B-2")
+			if len(o) != 1 || len(o[0].Reasons) != 0 || string(o[0].Inputs) != "null" || !o[0].Approve {
+				t.Fatalf("approval record %+v", o)
+			}
+			if n := len(docs(t, store, "nobody")); n != 0 {
+				t.Fatalf("%d decisions for an unknown id", n)
+			}
+			// Export: [from, to), oldest first.
+			var ids []string
+			err := store.Export(context.Background(), t0.Add(time.Second), t0.Add(2*time.Minute+time.Microsecond), func(b []byte) error {
+				var d Document
+				if err := json.Unmarshal(b, &d); err != nil {
+					return err
+				}
+				ids = append(ids, d.DecisionID)
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(ids) != 3 || ids[2] != other.ID {
+				t.Fatalf("export %v, want newer, shadow, other", ids)
+			}
+			if v := testutil.ToFloat64(rec.m.written); v != 4 {
+				t.Fatalf("decision_records_written_total = %v, want 4", v)
+			}
+			// Append-only: the database itself refuses an UPDATE.
+			err = b.raw(t, `UPDATE decisions SET record = '{}'`)
+			if err == nil || !strings.Contains(err.Error(), "append-only") {
+				t.Fatalf("UPDATE of a record: %v, want the append-only trigger's refusal", err)
+			}
+		})
+	}
+}
+
+func TestGroupCommit(t *testing.T) {
+	for _, b := range backends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			store := &countingStore{Store: b.open(t)}
+			rec := New(store, Config{})
+			defer rec.Close()
+			const n = 400
+			var wg sync.WaitGroup
+			errs := make(chan error, n)
+			for i := range n {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					errs <- rec.Record(context.Background(), []decision.Decision{sample(fmt.Sprintf("G-%d", i), time.Now(), true)})
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			commits := store.appends.Load()
+			if commits >= n {
+				t.Fatalf("%d commits for %d concurrent decisions: no group commit", commits, n)
+			}
+			t.Logf("%d concurrent decisions in %d commits", n, commits)
+		})
+	}
+}
+
+type countingStore struct {
+	Store
+	appends atomic.Int64
+}
+
+func (c *countingStore) Append(ctx context.Context, rows []Row) error {
+	c.appends.Add(1)
+	return c.Store.Append(ctx, rows)
+}
+
+func TestRetentionAndLegalHold(t *testing.T) {
+	for _, b := range backends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			store := b.open(t)
+			now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+			rec := New(store, Config{Now: func() time.Time { return now }, PurgeEvery: time.Hour})
+			defer rec.Close()
+			old := now.AddDate(0, -26, 0)
+			ds := []decision.Decision{
+				sample("OLD-1", old, true), sample("OLD-1", old.Add(time.Hour), true),
+				sample("HELD", old, true), sample("KEEP", now.AddDate(0, -24, 0), true),
+			}
+			if err := rec.Record(context.Background(), ds); err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			if err := store.SetHold(ctx, "HELD", "alice", "case 2026-17", true, now); err != nil {
+				t.Fatal(err)
+			}
+			holds, err := store.Holds(ctx)
+			if err != nil || len(holds) != 1 || holds[0].SetBy != "alice" || holds[0].Reason != "case 2026-17" {
+				t.Fatalf("holds %+v, %v", holds, err)
+			}
+			n, err := rec.Purge(ctx)
+			if err != nil || n != 2 {
+				t.Fatalf("purge deleted %d (%v), want the 2 decisions of OLD-1", n, err)
+			}
+			if got := len(docs(t, store, "OLD-1")); got != 0 {
+				t.Fatalf("%d decisions of OLD-1 past retention survived", got)
+			}
+			if got := len(docs(t, store, "HELD")); got != 1 {
+				t.Fatal("a decision under legal hold was purged")
+			}
+			if got := len(docs(t, store, "KEEP")); got != 1 {
+				t.Fatal("a decision within retention was purged")
+			}
+			if v := testutil.ToFloat64(rec.m.purged); v != 2 {
+				t.Fatalf("decision_records_purged_total = %v", v)
+			}
+			// Lifting the hold lets the next purge take it.
+			if err := store.SetHold(ctx, "HELD", "alice", "", false, now); err != nil {
+				t.Fatal(err)
+			}
+			if n, err := rec.Purge(ctx); err != nil || n != 1 {
+				t.Fatalf("purge after the hold was lifted: %d, %v", n, err)
+			}
+		})
+	}
+}
+
+func TestParseRetention(t *testing.T) {
+	for in, want := range map[string]Retention{
+		"25mo": {Months: 25}, "25 months": {Months: 25}, "2y": {Months: 24}, "800d": {Dur: 800 * 24 * time.Hour},
+		"6mo": {Months: 6}, "5000h": {Dur: 5000 * time.Hour},
+	} {
+		got, err := ParseRetention(in)
+		if err != nil || got != want {
+			t.Errorf("ParseRetention(%q) = %+v, %v; want %+v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "soon", "5mo", "30d", "-3mo", "1h"} {
+		if _, err := ParseRetention(in); err == nil {
+			t.Errorf("ParseRetention(%q) accepted", in)
+		}
+	}
+}
+
+func TestMigrationsOnce(t *testing.T) {
+	for _, b := range backends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			s := b.open(t)
+			s.Close()
+			if err := b.raw(t, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (99, 'from the future', 'x')`); err != nil {
+				t.Fatal(err)
+			}
+			var err error
+			switch st := s.(type) {
+			case *SQLite:
+				_, err = OpenSQLite(context.Background(), filepath.Dir(st.Path()))
+			case *Postgres:
+				_, err = OpenPostgres(context.Background(), st.pool.Config().ConnString())
+			}
+			if err == nil || !strings.Contains(err.Error(), "newer than this server") {
+				t.Fatalf("opening a newer schema: %v", err)
+			}
+		})
+	}
+}
+
+// TestUnavailableSQLite makes the database file and its WAL immutable
+// (chattr +i: even root cannot write, and already-open descriptors fail):
+// Record fails with ErrUnavailable, nothing is half-written, Health says why,
+// and all of it comes back once the files are writable again.
+func TestUnavailableSQLite(t *testing.T) {
+	if _, err := exec.LookPath("chattr"); err != nil {
+		t.Fatal("chattr (e2fsprogs) is needed to make the database unwritable")
+	}
+	dir := t.TempDir()
+	store, err := OpenSQLite(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := New(store, Config{ProbeEvery: 100 * time.Millisecond, Registerer: prometheus.NewRegistry()})
+	defer rec.Close()
+	ctx := context.Background()
+	if err := rec.Record(ctx, []decision.Decision{sample("U-1", time.Now(), true)}); err != nil {
+		t.Fatal(err)
+	}
+	files := []string{store.Path(), store.Path() + "-wal"}
+	immutable(t, true, files...)
+	t.Cleanup(func() {
+		for _, f := range files { // closing the store may have removed the WAL
+			_ = exec.Command("chattr", "-i", f).Run()
+		}
+	})
+
+	err = rec.Record(ctx, []decision.Decision{sample("U-2", time.Now(), true), sample("U-3", time.Now(), true)})
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Record with an unwritable file: %v, want ErrUnavailable", err)
+	}
+	if rec.Health() == nil {
+		t.Fatal("Health is nil while the record cannot be written")
+	}
+	t.Logf("health: %v", rec.Health())
+	if v := testutil.ToFloat64(rec.m.failures); v < 1 {
+		t.Fatal("no write failure counted")
+	}
+	if v := testutil.ToFloat64(rec.m.up); v != 0 {
+		t.Fatal("decision_record_up is not 0")
+	}
+	time.Sleep(300 * time.Millisecond) // probes keep failing
+	if rec.Health() == nil {
+		t.Fatal("a probe claimed the unwritable record was back")
+	}
+
+	immutable(t, false, files...)
+	waitHealthy(t, rec)
+	if err := rec.Record(ctx, []decision.Decision{sample("U-4", time.Now(), true)}); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]int{"U-1": 1, "U-2": 0, "U-3": 0, "U-4": 1} {
+		if got := len(docs(t, store, id)); got != want {
+			t.Errorf("%s: %d records, want %d", id, got, want)
+		}
+	}
+}
+
+func immutable(t *testing.T, on bool, files ...string) {
+	t.Helper()
+	flag := "-i"
+	if on {
+		flag = "+i"
+	}
+	if out, err := exec.Command("chattr", append([]string{flag}, files...)...).CombinedOutput(); err != nil {
+		t.Fatalf("chattr %s: %v\n%s (needs root or CAP_LINUX_IMMUTABLE, on ext4/xfs/btrfs)", flag, err, out)
+	}
+}
+
+func waitHealthy(t *testing.T, rec *Recorder) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for rec.Health() != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("the record did not come back: %v", rec.Health())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestUnavailablePostgres(t *testing.T) {
+	pg := pgtest.Start(t)
+	store, err := OpenPostgres(context.Background(), pg.CreateDatabase(t, "outage"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := New(store, Config{ProbeEvery: 100 * time.Millisecond, WriteTimeout: 2 * time.Second})
+	defer rec.Close()
+	ctx := context.Background()
+	if err := rec.Record(ctx, []decision.Decision{sample("P-1", time.Now(), true)}); err != nil {
+		t.Fatal(err)
+	}
+	pg.Stop()
+	err = rec.Record(ctx, []decision.Decision{sample("P-2", time.Now(), true)})
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Record with PostgreSQL stopped: %v", err)
+	}
+	if rec.Health() == nil {
+		t.Fatal("Health is nil with PostgreSQL stopped")
+	}
+	t.Logf("health: %v", rec.Health())
+	pg.Start()
+	waitHealthy(t, rec)
+	if err := rec.Record(ctx, []decision.Decision{sample("P-3", time.Now(), true)}); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]int{"P-1": 1, "P-2": 0, "P-3": 1} {
+		if got := len(docs(t, store, id)); got != want {
+			t.Errorf("%s: %d records, want %d", id, got, want)
+		}
+	}
+}
+
+func TestOutcomesJoinTheRecord(t *testing.T) {
+	for _, b := range backends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			store := b.open(t)
+			rec := New(store, Config{})
+			defer rec.Close()
+			os, ok := store.(outcomes.Store)
+			if !ok {
+				t.Fatal("the store does not implement outcomes.Store")
+			}
+			ctx := context.Background()
+			t0 := time.Now().UTC()
+			first := sample("O-1", t0, true) // champion v3 declined, then retried:
+			retry := sample("O-1", t0.Add(time.Second), true)
+			retry.Approve = true // the latest decision is an approval
+			shadow := sample("O-1", t0.Add(time.Second), false)
+			other := sample("O-2", t0, true)
+			other.Variant, other.Version = "challenger", "4"
+			if err := rec.Record(ctx, []decision.Decision{first, retry, shadow, other}); err != nil {
+				t.Fatal(err)
+			}
+			joined, isFirst, err := os.PutOutcome(ctx, outcomes.Outcome{ApplicationID: "O-1", Approved: true, ReceivedAt: t0, By: "bank"})
+			if err != nil || !isFirst || len(joined) != 2 {
+				t.Fatalf("PutOutcome = %+v, %v, %v; want the champion's latest and the shadow's, first", joined, isFirst, err)
+			}
+			if _, again, err := os.PutOutcome(ctx, outcomes.Outcome{ApplicationID: "O-1", Approved: true, ReceivedAt: t0, By: "bank"}); err != nil || again {
+				t.Fatalf("second outcome: first=%v, %v", again, err)
+			}
+			if _, _, err := os.PutOutcome(ctx, outcomes.Outcome{ApplicationID: "nobody", Approved: true, ReceivedAt: t0}); !errors.Is(err, outcomes.ErrUnknownApplication) {
+				t.Fatalf("outcome of an unknown application: %v", err)
+			}
+			if _, _, err := os.PutOutcome(ctx, outcomes.Outcome{ApplicationID: "O-2", Approved: true, ReceivedAt: t0}); err != nil {
+				t.Fatal(err)
+			}
+			arms, err := os.Arms(ctx, "loan-approval")
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := []outcomes.Arm{
+				{Model: "loan-approval", Version: "3", Variant: "champion", Outcomes: 1, Agreeing: 1},
+				{Model: "loan-approval", Version: "3", Variant: "shadow", Outcomes: 1, Agreeing: 0},
+				{Model: "loan-approval", Version: "4", Variant: "challenger", Outcomes: 1, Agreeing: 0},
+			}
+			if !reflect.DeepEqual(arms, want) {
+				t.Fatalf("arms\n got %+v\nwant %+v", arms, want)
+			}
+		})
+	}
+}

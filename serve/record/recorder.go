@@ -1,0 +1,312 @@
+package record
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"mlservice/serve/decision"
+)
+
+// Config tunes a Recorder.
+type Config struct {
+	// Writers is the number of goroutines committing groups concurrently:
+	// 1 for SQLite (it has one writer anyway), a few for PostgreSQL so one
+	// group's commit overlaps the next one's insert.
+	Writers int
+	// MaxGroup caps the decisions in one commit (default 20,000).
+	MaxGroup int
+	// WriteTimeout bounds one commit (default 5s); past it the requests
+	// waiting for it fail.
+	WriteTimeout time.Duration
+	// Retention is how long decisions are kept (default 25 months).
+	Retention Retention
+	// PurgeEvery is how often the purge runs (default 1h; also once at
+	// start). Zero or negative uses the default.
+	PurgeEvery time.Duration
+	// ProbeEvery is how often a write probe checks the store while it is
+	// unhealthy (default 1s), and while it is healthy but idle (5×).
+	ProbeEvery time.Duration
+	// Registerer takes the record's metrics (nil: not registered).
+	Registerer prometheus.Registerer
+	Log        *slog.Logger
+	// Now is the clock (tests pass their own).
+	Now func() time.Time
+}
+
+func (c *Config) defaults() {
+	if c.Writers <= 0 {
+		c.Writers = 1
+	}
+	if c.MaxGroup <= 0 {
+		c.MaxGroup = 20000
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 5 * time.Second
+	}
+	if c.Retention == (Retention{}) {
+		c.Retention = DefaultRetention
+	}
+	if c.PurgeEvery <= 0 {
+		c.PurgeEvery = time.Hour
+	}
+	if c.ProbeEvery <= 0 {
+		c.ProbeEvery = time.Second
+	}
+	if c.Log == nil {
+		c.Log = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Recorder writes decisions to a Store before their answers are sent, with
+// group commit. It implements decision.Recorder and is safe for concurrent
+// use. Create it with New and stop it with Close.
+type Recorder struct {
+	cfg     Config
+	store   Store
+	m       *Metrics
+	pending chan *group
+	// health is nil while the store takes writes, else why it does not.
+	health   atomic.Pointer[error]
+	lastGood atomic.Int64 // unix nanos of the last successful write or probe
+	closing  chan struct{}
+	wg       sync.WaitGroup
+	mu       sync.RWMutex // held for reading by Record, for writing by Close
+	closed   bool
+}
+
+var _ decision.Recorder = (*Recorder)(nil)
+
+// group is one Record call waiting for its commit.
+type group struct {
+	rows []Row
+	done chan error
+}
+
+var groupPool = sync.Pool{New: func() any { return &group{done: make(chan error, 1)} }}
+
+// New starts a Recorder over store: its writers, the purge and the probe.
+func New(store Store, cfg Config) *Recorder {
+	cfg.defaults()
+	r := &Recorder{cfg: cfg, store: store, m: newMetrics(cfg.Registerer, store.Backend()),
+		pending: make(chan *group, 4096), closing: make(chan struct{})}
+	r.lastGood.Store(cfg.Now().UnixNano())
+	for range cfg.Writers {
+		r.wg.Add(1)
+		go r.write()
+	}
+	r.wg.Add(2)
+	go r.purgeLoop()
+	go r.probeLoop()
+	return r
+}
+
+// Record writes ds durably and returns once they are committed. An error
+// (always wrapping ErrUnavailable) means none of them are written and the
+// request must fail.
+func (r *Recorder) Record(ctx context.Context, ds []decision.Decision) error {
+	if len(ds) == 0 {
+		return nil
+	}
+	g := groupPool.Get().(*group)
+	g.rows = g.rows[:0]
+	if cap(g.rows) < len(ds) {
+		g.rows = make([]Row, 0, len(ds))
+	}
+	for i := range ds {
+		g.rows = append(g.rows, Encode(&ds[i], make([]byte, 0, 512+len(ds[i].Inputs))))
+	}
+	r.mu.RLock()
+	if r.closed {
+		r.mu.RUnlock()
+		return &UnavailableError{ErrClosed}
+	}
+	r.m.queued.Add(float64(len(ds)))
+	select {
+	case r.pending <- g:
+	case <-ctx.Done():
+		r.mu.RUnlock()
+		r.m.queued.Sub(float64(len(ds)))
+		return &UnavailableError{ctx.Err()}
+	}
+	r.mu.RUnlock()
+	err := <-g.done // the writer always answers, within WriteTimeout
+	clear(g.rows)
+	groupPool.Put(g)
+	return err
+}
+
+// write is one writer goroutine: it takes every group that has queued up
+// (up to MaxGroup decisions), commits them in one transaction and answers
+// each.
+func (r *Recorder) write() {
+	defer r.wg.Done()
+	var (
+		groups []*group
+		rows   []Row
+	)
+	for {
+		first, ok := <-r.pending
+		if !ok {
+			return
+		}
+		groups = append(groups[:0], first)
+		n := len(first.rows)
+	gather:
+		for n < r.cfg.MaxGroup {
+			select {
+			case g, ok := <-r.pending:
+				if !ok {
+					break gather
+				}
+				groups = append(groups, g)
+				n += len(g.rows)
+			default:
+				break gather
+			}
+		}
+		rows = rows[:0]
+		for _, g := range groups {
+			rows = append(rows, g.rows...)
+		}
+		err := r.commit(rows)
+		r.m.queued.Sub(float64(n))
+		for _, g := range groups {
+			g.done <- err
+		}
+		clear(groups)
+		clear(rows)
+	}
+}
+
+func (r *Recorder) commit(rows []Row) error {
+	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.WriteTimeout)
+	defer cancel()
+	start := time.Now()
+	err := r.store.Append(ctx, rows)
+	r.m.writeDuration.Observe(time.Since(start).Seconds())
+	r.m.groupSize.Observe(float64(len(rows)))
+	if err != nil {
+		r.m.failures.Inc()
+		r.m.failedRecords.Add(float64(len(rows)))
+		r.setUnhealthy(err)
+		return &UnavailableError{err}
+	}
+	r.m.written.Add(float64(len(rows)))
+	r.setHealthy()
+	return nil
+}
+
+func (r *Recorder) setUnhealthy(err error) {
+	if r.health.Swap(&err) == nil {
+		r.cfg.Log.Error("decision record unavailable: decisions are refused until it takes writes again",
+			"backend", r.store.Backend(), "error", err)
+	}
+	r.m.up.Set(0)
+}
+
+func (r *Recorder) setHealthy() {
+	r.lastGood.Store(r.cfg.Now().UnixNano())
+	if old := r.health.Swap(nil); old != nil {
+		r.cfg.Log.Info("decision record available again", "backend", r.store.Backend())
+	}
+	r.m.up.Set(1)
+}
+
+// Health returns nil while the store takes writes, else why it does not
+// (for /ready).
+func (r *Recorder) Health() error {
+	if p := r.health.Load(); p != nil {
+		return &UnavailableError{*p}
+	}
+	return nil
+}
+
+// probeLoop checks the store with a write that is not a record: every
+// ProbeEvery while unhealthy (so the record comes back without waiting for
+// traffic /ready turns away), and after 5×ProbeEvery without a successful
+// write while healthy (so an idle server notices a store that went away).
+func (r *Recorder) probeLoop() {
+	defer r.wg.Done()
+	t := time.NewTicker(r.cfg.ProbeEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.closing:
+			return
+		case <-t.C:
+		}
+		idle := r.cfg.Now().Sub(time.Unix(0, r.lastGood.Load()))
+		if r.health.Load() == nil && idle < 5*r.cfg.ProbeEvery {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), r.cfg.WriteTimeout)
+		err := r.store.Probe(ctx)
+		cancel()
+		if err != nil {
+			r.setUnhealthy(err)
+		} else {
+			r.setHealthy()
+		}
+	}
+}
+
+func (r *Recorder) purgeLoop() {
+	defer r.wg.Done()
+	for {
+		r.Purge(context.Background())
+		select {
+		case <-r.closing:
+			return
+		case <-time.After(r.cfg.PurgeEvery):
+		}
+	}
+}
+
+// Purge deletes the decisions past retention (never those under legal hold)
+// now, and counts them. It runs by itself every PurgeEvery.
+func (r *Recorder) Purge(ctx context.Context) (int64, error) {
+	cutoff := r.cfg.Retention.Cutoff(r.cfg.Now())
+	n, err := r.store.Purge(ctx, cutoff)
+	if err != nil {
+		r.m.purgeRuns.WithLabelValues("failure").Inc()
+		r.cfg.Log.Warn("decision record purge failed", "error", err)
+		return n, err
+	}
+	r.m.purgeRuns.WithLabelValues("success").Inc()
+	r.m.purged.Add(float64(n))
+	if n > 0 {
+		r.cfg.Log.Info("decision record purge", "deleted", n, "before", cutoff.UTC().Format(time.RFC3339),
+			"retention", r.cfg.Retention.String())
+	}
+	return n, nil
+}
+
+// Store returns the backend, for the read routes.
+func (r *Recorder) Store() Store { return r.store }
+
+// Close stops taking decisions, commits what is queued and closes the store.
+func (r *Recorder) Close() error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.closed = true
+	close(r.pending) // no Record can be sending: they hold mu for reading
+	close(r.closing)
+	r.mu.Unlock()
+	r.wg.Wait()
+	return r.store.Close()
+}
+
+// IsUnavailable reports whether err means the record could not be written.
+func IsUnavailable(err error) bool { return errors.Is(err, ErrUnavailable) }

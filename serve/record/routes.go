@@ -1,0 +1,241 @@
+package record
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"mlservice/serve/api"
+)
+
+// RoutesConfig wires the read routes of the record.
+type RoutesConfig struct {
+	Store Store
+	// Read lets a request through with a token of role admin or audit
+	// (auth.Require(auth.Admin, auth.Audit)); Admin only with role admin.
+	Read, Admin fiber.Handler
+	// Principal names the authenticated caller for audit lines (auth.Name).
+	Principal func(c *fiber.Ctx) string
+	// Audit receives one line per read, export and legal-hold change.
+	Audit *slog.Logger
+	// ExportTimeout bounds one export (default 30 minutes).
+	ExportTimeout time.Duration
+	// Now is the clock for legal holds (default time.Now).
+	Now func() time.Time
+}
+
+// Mount adds the record's routes:
+//
+//	GET    /v1/decisions/{application_id}             every decision about an application, newest first
+//	GET    /v1/decisions?from=…&to=…                  export: NDJSON, one decision a line, oldest first
+//	PUT    /v1/decisions/{application_id}/legal-hold  put the application's decisions under legal hold (admin)
+//	DELETE /v1/decisions/{application_id}/legal-hold  lift the hold (admin)
+//	GET    /v1/legal-holds                            the applications under legal hold
+func Mount(r fiber.Router, cfg RoutesConfig) {
+	if cfg.Audit == nil {
+		cfg.Audit = slog.Default()
+	}
+	if cfg.Principal == nil {
+		cfg.Principal = func(*fiber.Ctx) string { return "" }
+	}
+	if cfg.ExportTimeout <= 0 {
+		cfg.ExportTimeout = 30 * time.Minute
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	h := &routes{cfg: cfg}
+	r.Get("/v1/decisions", cfg.Read, h.export)
+	r.Get("/v1/decisions/:application_id", cfg.Read, h.byApplication)
+	r.Put("/v1/decisions/:application_id/legal-hold", cfg.Admin, h.hold(true))
+	r.Delete("/v1/decisions/:application_id/legal-hold", cfg.Admin, h.hold(false))
+	r.Get("/v1/legal-holds", cfg.Read, h.holds)
+}
+
+type routes struct{ cfg RoutesConfig }
+
+// applicationID reads and checks the path's application id: the contract's
+// 1-64 printable ASCII characters, else 422 (never a query).
+func applicationID(c *fiber.Ctx) (string, error) {
+	raw := c.Params("application_id")
+	id, err := url.PathUnescape(raw)
+	if err != nil || !ValidApplicationID(id) {
+		return "", &api.Error{Status: http.StatusUnprocessableEntity, Code: api.CodeValidationFailed,
+			Message: "the application id is not one the contract allows",
+			Fields:  map[string]string{"application_id": "must be 1 to 64 printable ASCII characters (percent-encode them in the path)"}}
+	}
+	return id, nil
+}
+
+// ValidApplicationID reports whether id has the contract's form: 1 to 64
+// printable ASCII characters.
+func ValidApplicationID(id string) bool {
+	if len(id) == 0 || len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] < 0x20 || id[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+func (h *routes) audit(c *fiber.Ctx, action string, attrs ...any) {
+	attrs = append([]any{"audit", true, "action", action, "principal", h.cfg.Principal(c),
+		"remote", c.IP(), "request_id", c.GetRespHeader(fiber.HeaderXRequestID)}, attrs...)
+	h.cfg.Audit.Info("decision record "+action, attrs...)
+}
+
+func (h *routes) byApplication(c *fiber.Ctx) error {
+	id, err := applicationID(c)
+	if err != nil {
+		return err
+	}
+	b := make([]byte, 0, 1024)
+	b = append(b, `{"application_id":`...)
+	b = appendString(b, id)
+	b = append(b, `,"decisions":[`...)
+	n := 0
+	err = h.cfg.Store.ByApplication(c.UserContext(), id, func(doc []byte) error {
+		if n > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, doc...)
+		n++
+		return nil
+	})
+	if err != nil {
+		return unavailable(err)
+	}
+	h.audit(c, "read", "application_id", id, "decisions", n)
+	if n == 0 {
+		return &api.Error{Status: http.StatusNotFound, Code: api.CodeNotFound,
+			Message: "no decision is recorded for this application id"}
+	}
+	b = append(b, "]}"...)
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	return c.Send(b)
+}
+
+// CodeRecordUnavailable is the error code of a request refused because the
+// decision record cannot be written or read.
+const CodeRecordUnavailable = "record_unavailable"
+
+func unavailable(err error) error {
+	return &api.Error{Status: http.StatusServiceUnavailable, Code: CodeRecordUnavailable,
+		Message: "the decision record is unavailable; retry later"}
+}
+
+func timeParam(c *fiber.Ctx, name string) (time.Time, error) {
+	v := c.Query(name)
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		msg := "must be an RFC 3339 time such as 2026-01-31T00:00:00Z"
+		if v == "" {
+			msg = "is required: " + msg
+		}
+		return t, &api.Error{Status: http.StatusUnprocessableEntity, Code: api.CodeValidationFailed,
+			Message: "the export needs a time range", Fields: map[string]string{name: msg}}
+	}
+	return t, nil
+}
+
+func (h *routes) export(c *fiber.Ctx) error {
+	from, err := timeParam(c, "from")
+	if err != nil {
+		return err
+	}
+	to, err := timeParam(c, "to")
+	if err != nil {
+		return err
+	}
+	if !from.Before(to) {
+		return &api.Error{Status: http.StatusUnprocessableEntity, Code: api.CodeValidationFailed,
+			Message: "the export needs a time range", Fields: map[string]string{"to": "must be after from"}}
+	}
+	h.audit(c, "export", "from", from.UTC().Format(time.RFC3339Nano), "to", to.UTC().Format(time.RFC3339Nano))
+	store, timeout, log := h.cfg.Store, h.cfg.ExportTimeout, h.cfg.Audit
+	reqID := c.GetRespHeader(fiber.HeaderXRequestID)
+	c.Set(fiber.HeaderContentType, "application/x-ndjson")
+	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		n := 0
+		err := store.Export(ctx, from, to, func(doc []byte) error {
+			w.Write(doc)
+			w.WriteByte('\n')
+			n++
+			if w.Buffered() > 64<<10 {
+				return w.Flush() // a client that went away stops the export
+			}
+			return nil
+		})
+		if err != nil {
+			// The status is sent; the last line says the export is incomplete.
+			line, _ := json.Marshal(map[string]any{"error": map[string]string{"code": CodeRecordUnavailable,
+				"message": "the export stopped before its end; retry it"}, "request_id": reqID})
+			w.Write(line)
+			w.WriteByte('\n')
+			log.Warn("decision record export stopped", "request_id", reqID, "exported", n, "error", err)
+		}
+		_ = w.Flush()
+	})
+	return nil
+}
+
+func (h *routes) hold(on bool) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		id, err := applicationID(c)
+		if err != nil {
+			return err
+		}
+		var body struct {
+			Reason string `json:"reason"`
+		}
+		if on {
+			if err := json.Unmarshal(c.Body(), &body); err != nil || body.Reason == "" || len(body.Reason) > 1000 {
+				return &api.Error{Status: http.StatusUnprocessableEntity, Code: api.CodeValidationFailed,
+					Message: `send {"reason": "..."}: why the records are held (a case or matter reference)`,
+					Fields:  map[string]string{"reason": "required, at most 1000 characters"}}
+			}
+		}
+		who := h.cfg.Principal(c)
+		if err := h.cfg.Store.SetHold(c.UserContext(), id, who, body.Reason, on, h.cfg.Now().UTC()); err != nil {
+			return unavailable(err)
+		}
+		action := "legal hold set"
+		if !on {
+			action = "legal hold lifted"
+		}
+		h.audit(c, action, "application_id", id, "reason", body.Reason)
+		return c.JSON(fiber.Map{"application_id": id, "legal_hold": on})
+	}
+}
+
+func (h *routes) holds(c *fiber.Ctx) error {
+	hs, err := h.cfg.Store.Holds(c.UserContext())
+	if err != nil {
+		return unavailable(err)
+	}
+	if hs == nil {
+		hs = []Hold{}
+	}
+	return c.JSON(fiber.Map{"legal_holds": hs})
+}
+
+// ErrorFor maps a Recorder error to the API's 503 record_unavailable, for the
+// decision path's handlers; other errors pass through.
+func ErrorFor(err error) error {
+	if errors.Is(err, ErrUnavailable) {
+		return unavailable(err)
+	}
+	return err
+}

@@ -1,0 +1,196 @@
+package record
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"mlservice/internal/servetest"
+	"mlservice/serve/api"
+	"mlservice/serve/decision"
+)
+
+// schema compiles one of the record's published schemas (with the record
+// schema they refer to).
+func schema(t *testing.T, name string) *jsonschema.Schema {
+	t.Helper()
+	c := jsonschema.NewCompiler()
+	for _, f := range []string{"decision-record.schema.json", "decision-list.schema.json"} {
+		raw, err := os.ReadFile(filepath.Join(servetest.ModuleRoot(), "schemas", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.AddResource("https://mlservice.local/schemas/"+f, doc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := c.Compile("https://mlservice.local/schemas/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func validate(t *testing.T, s *jsonschema.Schema, body []byte) {
+	t.Helper()
+	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, body)
+	}
+	if err := s.Validate(inst); err != nil {
+		t.Fatalf("does not match its schema: %v\n%s", err, body)
+	}
+}
+
+// fakeAuth stands in for serve/auth: token "reader" has audit, "boss" admin.
+func fakeAuth(roles ...string) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		tok := strings.TrimPrefix(c.Get("Authorization"), "Bearer ")
+		for _, r := range roles {
+			if (tok == "reader" && r == "audit") || (tok == "boss" && r == "admin") {
+				c.Locals("who", tok)
+				return c.Next()
+			}
+		}
+		return &api.Error{Status: http.StatusUnauthorized, Code: api.CodeUnauthorized, Message: "token"}
+	}
+}
+
+func routesApp(t *testing.T) (*fiber.App, *Recorder, *bytes.Buffer) {
+	store, err := OpenSQLite(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := New(store, Config{})
+	t.Cleanup(func() { rec.Close() })
+	var audit bytes.Buffer
+	app := fiber.New(fiber.Config{ErrorHandler: api.ErrorHandler(slog.Default())})
+	Mount(app, RoutesConfig{Store: store, Read: fakeAuth("admin", "audit"), Admin: fakeAuth("admin"),
+		Principal: func(c *fiber.Ctx) string { s, _ := c.Locals("who").(string); return s },
+		Audit:     slog.New(slog.NewJSONHandler(&audit, nil))})
+	return app, rec, &audit
+}
+
+func get(t *testing.T, app *fiber.App, method, path, token, body string) (int, []byte, http.Header) {
+	t.Helper()
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := app.Test(req, 10000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, resp.Header
+}
+
+func TestRoutes(t *testing.T) {
+	app, rec, audit := routesApp(t)
+	t0 := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
+	ds := []decision.Decision{sample("A-1", t0, true), sample("A-1", t0.Add(time.Second), true),
+		sample("A-1", t0.Add(time.Second), false), sample("A/ 2", t0.Add(2*time.Second), true)}
+	if err := rec.Record(context.Background(), ds); err != nil {
+		t.Fatal(err)
+	}
+	list, one := schema(t, "decision-list.schema.json"), schema(t, "decision-record.schema.json")
+
+	status, body, _ := get(t, app, "GET", "/v1/decisions/A-1", "reader", "")
+	if status != 200 {
+		t.Fatalf("GET /v1/decisions/A-1 = %d: %s", status, body)
+	}
+	validate(t, list, body)
+	var got struct {
+		ApplicationID string     `json:"application_id"`
+		Decisions     []Document `json:"decisions"`
+	}
+	if err := json.Unmarshal(body, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.ApplicationID != "A-1" || len(got.Decisions) != 3 || got.Decisions[2].DecisionID != ds[0].ID {
+		t.Fatalf("got %+v", got)
+	}
+	if !strings.Contains(audit.String(), `"principal":"reader"`) {
+		t.Fatalf("no audit line naming the reader: %s", audit.String())
+	}
+
+	// An id with characters a path needs encoded.
+	if status, body, _ := get(t, app, "GET", "/v1/decisions/A%2F%202", "boss", ""); status != 200 || !bytes.Contains(body, []byte(`"application_id":"A/ 2"`)) {
+		t.Fatalf("GET an encoded id = %d: %s", status, body)
+	}
+	for _, path := range []string{"/v1/decisions/" + strings.Repeat("x", 65), "/v1/decisions/A%00", "/v1/decisions/%C3%A9t%C3%A9", "/v1/decisions/a%09b"} {
+		if status, body, _ := get(t, app, "GET", path, "reader", ""); status != 422 || !bytes.Contains(body, []byte("validation_failed")) {
+			t.Errorf("GET %s = %d, want 422: %s", path, status, body)
+		}
+	}
+	if status, body, _ := get(t, app, "GET", "/v1/decisions/nobody", "reader", ""); status != 404 {
+		t.Errorf("unknown id = %d, want 404: %s", status, body)
+	}
+	if status, _, _ := get(t, app, "GET", "/v1/decisions/A-1", "", ""); status != 401 {
+		t.Errorf("no token = %d, want 401", status)
+	}
+
+	// Export: NDJSON, oldest first, [from, to).
+	status, body, hdr := get(t, app, "GET", "/v1/decisions?from=2026-11-30T09:00:00.5Z&to=2026-11-30T10:00:00Z", "reader", "")
+	if status != 200 || hdr.Get("Content-Type") != "application/x-ndjson" {
+		t.Fatalf("export = %d %s: %s", status, hdr.Get("Content-Type"), body)
+	}
+	sc := bufio.NewScanner(bytes.NewReader(body))
+	var ids []string
+	for sc.Scan() {
+		validate(t, one, sc.Bytes())
+		var d Document
+		_ = json.Unmarshal(sc.Bytes(), &d)
+		ids = append(ids, d.DecisionID)
+	}
+	if len(ids) != 3 || ids[2] != ds[3].ID {
+		t.Fatalf("export %v", ids)
+	}
+	for _, q := range []string{"", "?from=2026-11-30T09:00:00Z", "?from=yesterday&to=2026-11-30T09:00:00Z", "?from=2026-11-30T10:00:00Z&to=2026-11-30T09:00:00Z"} {
+		if status, body, _ := get(t, app, "GET", "/v1/decisions"+q, "reader", ""); status != 422 {
+			t.Errorf("export %q = %d, want 422: %s", q, status, body)
+		}
+	}
+
+	// Legal hold: admin only, with a reason; listed.
+	if status, _, _ := get(t, app, "PUT", "/v1/decisions/A-1/legal-hold", "reader", `{"reason":"case 17"}`); status != 401 {
+		t.Errorf("hold by an auditor = %d, want refused", status)
+	}
+	if status, body, _ := get(t, app, "PUT", "/v1/decisions/A-1/legal-hold", "boss", `{}`); status != 422 {
+		t.Errorf("hold without a reason = %d: %s", status, body)
+	}
+	if status, body, _ := get(t, app, "PUT", "/v1/decisions/A-1/legal-hold", "boss", `{"reason":"case 17"}`); status != 200 {
+		t.Fatalf("hold = %d: %s", status, body)
+	}
+	status, body, _ = get(t, app, "GET", "/v1/legal-holds", "reader", "")
+	if status != 200 || !bytes.Contains(body, []byte(`"application_id":"A-1"`)) || !bytes.Contains(body, []byte(`"set_by":"boss"`)) {
+		t.Fatalf("holds = %d: %s", status, body)
+	}
+	if status, body, _ := get(t, app, "DELETE", "/v1/decisions/A-1/legal-hold", "boss", ""); status != 200 {
+		t.Fatalf("lift = %d: %s", status, body)
+	}
+	if !strings.Contains(audit.String(), "legal hold lifted") {
+		t.Fatalf("no audit line for the lifted hold: %s", audit.String())
+	}
+}
