@@ -147,8 +147,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	// In local mode a model that cannot load is a start-up error. With MLflow
 	// the server listens at once (so /health answers while MLflow is slow)
 	// and /ready says 503 with the reason until a champion is loaded.
+	// A signal during that first sync is a shutdown, not a failure.
 	if cfg.TrackingURI == "" {
-		if err := controller.Sync(ctx); err != nil && router.Current() == nil {
+		if err := controller.Sync(ctx); err != nil && router.Current() == nil && ctx.Err() == nil {
 			return fmt.Errorf("start-up failed: SERVE_MODEL=%q: %w", cfg.Model, err)
 		}
 	}
