@@ -69,7 +69,7 @@ fuzz-short: deps ## a short run of every fuzz target
 	$(GO) test -run='^$$' -fuzz='^FuzzWebhook$$' -fuzztime=$(FUZZTIME) ./serve/hooks
 	$(GO) test -run='^$$' -fuzz='^FuzzInferBinary$$' -fuzztime=$(FUZZTIME) ./serve/oip
 
-bench: deps notebooks-env ## benchmarks; writes BENCHMARKS.md (knobs: bench/run.sh)
+bench: deps notebooks-env record-test-deps ## benchmarks; writes BENCHMARKS.md (knobs: bench/run.sh)
 	bench/run.sh
 
 clean: ## remove build output and caches of this checkout

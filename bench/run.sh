@@ -104,7 +104,7 @@ servers() {
 	say "our server (MLflow mode) and the floor"
 	port=$(free_port)
 	export OURS=http://127.0.0.1:$port
-	start serve env SERVE_ADDR="127.0.0.1:$port" SERVE_CACHE_DIR="$WORK/serve-cache" \
+	start serve env SERVE_ADDR="127.0.0.1:$port" SERVE_CACHE_DIR="$WORK/serve-cache" SERVE_DATA_DIR="$WORK/serve-data" \
 		MLFLOW_TRACKING_URI="$MLFLOW_URI" SERVE_ADMIN_TOKEN="$TOKEN" SERVE_LOG_LEVEL=info SERVE_ALLOW_VERSIONS_WITHOUT_REASONS=true "$BIN/serve"
 	local floor
 	floor=$(free_port)
@@ -116,7 +116,7 @@ servers() {
 	curl -sf "$OURS/ready" >"$RES/ours-ready.json"
 }
 # Stages that need no shared server; any other selected stage gets them.
-NO_SERVER_STAGES=" micro fuzz "
+NO_SERVER_STAGES=" micro fuzz quality record "
 needs_servers=0
 [[ -n $BENCH_STAGES ]] || needs_servers=1
 for s in $BENCH_STAGES; do [[ $NO_SERVER_STAGES == *" $s "* ]] || needs_servers=1; done
@@ -129,8 +129,11 @@ stage rate      # fixed RATE, open loop
 stage shadow    # the fixed rate with and without a shadow, alternating pairs
 stage batch     # batch rows/s, v2 and v1, ours and mlflow
 stage oip       # /v2: JSON single row vs /v1/predict, binary 1,000-row infer
+stage quality   # outcomes and drift monitoring on vs off at 32 connections
 stage swap      # swap under load: a promote every 5 s
 stage soak      # SOAK with swaps, sampling /metrics
+stage record    # the decision record on vs off (SQLite, PostgreSQL): its own servers
+stage lb        # one replica through HAProxy vs direct: the load balancer's cost per request
 stage fuzz      # FUZZTIME per fuzz target
 
 say "report"

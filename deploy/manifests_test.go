@@ -358,7 +358,9 @@ func checkDeployment(t *testing.T, o *objects) {
 	}
 
 	// Secrets by reference only; the MLflow credentials are required.
-	for _, name := range []string{"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "SERVE_ADMIN_TOKEN", "SERVE_WEBHOOK_SECRET"} {
+	secretEnv := []string{"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "SERVE_MLFLOW_WRITE_USERNAME",
+		"SERVE_MLFLOW_WRITE_PASSWORD", "SERVE_DECISIONS_URL", "SERVE_ADMIN_TOKEN", "SERVE_WEBHOOK_SECRET"}
+	for _, name := range secretEnv {
 		e := envVar(c, name)
 		if e == nil || e.Value != "" || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil {
 			t.Errorf("%s is not taken from a Secret: %+v", name, e)
@@ -367,11 +369,31 @@ func checkDeployment(t *testing.T, o *objects) {
 			t.Errorf("%s is in the ConfigMap", name)
 		}
 	}
-	for _, name := range []string{"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"} {
+	// Required: MLflow runs with authentication, and replicas must share
+	// one record (without it each would keep its own SQLite file).
+	for _, name := range []string{"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "SERVE_DECISIONS_URL"} {
 		if e := envVar(c, name); e != nil && e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil &&
 			e.ValueFrom.SecretKeyRef.Optional != nil && *e.ValueFrom.SecretKeyRef.Optional {
-			t.Errorf("%s is optional: MLflow runs with authentication", name)
+			t.Errorf("%s is optional", name)
 		}
+	}
+	// The tokens file is a read-only mount of a Secret.
+	tokens := cfg["SERVE_TOKENS_FILE"]
+	mountedSecret := false
+	for _, m := range c.VolumeMounts {
+		for _, v := range spec.Volumes {
+			if v.Name == m.Name && v.Secret != nil && m.ReadOnly && strings.HasPrefix(tokens, m.MountPath+"/") {
+				mountedSecret = true
+			}
+		}
+	}
+	if !mountedSecret {
+		t.Errorf("SERVE_TOKENS_FILE=%q is not in a read-only Secret volume", tokens)
+	}
+	// The Go heap's soft limit stays below the container's memory limit.
+	soft, err := resource.ParseQuantity(strings.NewReplacer("MiB", "Mi", "GiB", "Gi").Replace(cfg["SERVE_MEMORY_LIMIT"]))
+	if mem := lim[corev1.ResourceMemory]; err != nil || soft.Value() > mem.Value()*9/10 {
+		t.Errorf("SERVE_MEMORY_LIMIT=%q: not below 90%% of the memory limit %s (%v)", cfg["SERVE_MEMORY_LIMIT"], mem.String(), err)
 	}
 	for _, e := range c.Env {
 		if e.Value != "" && regexp.MustCompile(`TOKEN|SECRET|PASSWORD`).MatchString(e.Name) {

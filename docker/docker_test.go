@@ -41,6 +41,21 @@ func root(t *testing.T) string {
 // pointed at a temporary file unless env sets it.
 func loadCompose(t *testing.T, env map[string]string) *types.Project {
 	t.Helper()
+	for k, v := range composeSecrets {
+		if _, ok := env[k]; !ok {
+			env = mapsWith(env, k, v)
+		}
+	}
+	p, err := tryLoadCompose(t, env)
+	if err != nil {
+		t.Fatalf("docker-compose.yml does not load: %v", err)
+	}
+	return p
+}
+
+// tryLoadCompose is loadCompose without the secrets' test values.
+func tryLoadCompose(t *testing.T, env map[string]string) (*types.Project, error) {
+	t.Helper()
 	r := root(t)
 	if _, ok := env["LOAN_DATA"]; !ok {
 		data := filepath.Join(t.TempDir(), "loan_approval.csv")
@@ -58,11 +73,17 @@ func loadCompose(t *testing.T, env map[string]string) *types.Project {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := opts.LoadProject(context.Background())
-	if err != nil {
-		t.Fatalf("docker-compose.yml does not load: %v", err)
-	}
-	return p
+	return opts.LoadProject(context.Background())
+}
+
+// composeSecrets are the variables docker-compose.yml requires (no default:
+// `make compose-env` writes fresh ones into .env), with values for the tests.
+var composeSecrets = map[string]string{
+	"MLFLOW_ADMIN_PASSWORD":   "test-admin-password-0123",
+	"MLFLOW_READER_PASSWORD":  "test-reader-password-0123",
+	"MLFLOW_WRITER_PASSWORD":  "test-writer-password-0123",
+	"MLFLOW_FLASK_SECRET_KEY": "test-flask-secret-key-0123",
+	"POSTGRES_PASSWORD":       "0123456789abcdef0123",
 }
 
 func mapsWith(m map[string]string, k, v string) map[string]string {
@@ -78,15 +99,17 @@ func TestComposeServices(t *testing.T) {
 	if p.Name != "mlservice" {
 		t.Errorf("project name %q", p.Name)
 	}
-	want := []string{"grafana", "lb", "legacy", "mlflow", "prometheus", "serve", "trainer"}
+	want := []string{"grafana", "lb", "legacy", "mlflow", "postgres", "prometheus", "serve", "trainer"}
 	if got := p.ServiceNames(); !slices.Equal(sorted(got), want) {
 		t.Fatalf("services %v, want %v", sorted(got), want)
 	}
 
 	// depends_on: service -> dependency -> condition.
 	deps := map[string]map[string]string{
-		"trainer":    {"mlflow": types.ServiceConditionHealthy},
-		"serve":      {"mlflow": types.ServiceConditionHealthy, "trainer": types.ServiceConditionCompletedSuccessfully},
+		"trainer": {"mlflow": types.ServiceConditionHealthy},
+		"serve": {"mlflow": types.ServiceConditionHealthy, "trainer": types.ServiceConditionCompletedSuccessfully,
+			"postgres": types.ServiceConditionHealthy},
+		"postgres":   {},
 		"lb":         {"serve": types.ServiceConditionHealthy},
 		"prometheus": {"serve": types.ServiceConditionStarted},
 		"grafana":    {"prometheus": types.ServiceConditionHealthy},
@@ -208,6 +231,7 @@ func TestComposeServices(t *testing.T) {
 		"mlflow:/mlflow":                        "mlflow-data",
 		"legacy:/var/lib/legacy/queue":          "legacy-queue",
 		"prometheus:/prometheus":                "prometheus-data",
+		"postgres:/var/lib/postgresql/data":     "postgres-data",
 		"lb:/usr/local/etc/haproxy/haproxy.cfg": filepath.Join(r, "stack/haproxy.cfg"),
 	} {
 		got, ok := mounts[key]
@@ -245,6 +269,71 @@ func TestComposeSettings(t *testing.T) {
 	}
 	if got := env(p.Services["serve"], "SERVE_ADMIN_TOKEN"); got != "" {
 		t.Errorf("default admin token %q", got)
+	}
+}
+
+// TestComposeMLflowAuth: MLflow runs its basic-auth app; the trainer is its
+// admin, the servers read as a read-only user and write (/admin) as another,
+// and every replica records its decisions in the one PostgreSQL. None of
+// these secrets has a default: without them compose refuses to start.
+func TestComposeMLflowAuth(t *testing.T) {
+	p := loadCompose(t, nil)
+	mlflow, trainer, serve := p.Services["mlflow"], p.Services["trainer"], p.Services["serve"]
+	if got := env(mlflow, "MLFLOW_AUTH_ADMIN_PASSWORD"); got != composeSecrets["MLFLOW_ADMIN_PASSWORD"] {
+		t.Errorf("mlflow admin password %q", got)
+	}
+	if env(mlflow, "MLFLOW_FLASK_SERVER_SECRET_KEY") == "" {
+		t.Errorf("mlflow has no MLFLOW_FLASK_SERVER_SECRET_KEY (the auth app refuses to start)")
+	}
+	if env(trainer, "MLFLOW_TRACKING_USERNAME") != "admin" || env(trainer, "MLFLOW_TRACKING_PASSWORD") != composeSecrets["MLFLOW_ADMIN_PASSWORD"] {
+		t.Errorf("the trainer does not run as MLflow's admin")
+	}
+	if cmd := strings.Join(trainer.Command, " "); !strings.Contains(cmd, "--reader mlservice-reader") || !strings.Contains(cmd, "--writer mlservice-admin-api") {
+		t.Errorf("the trainer does not set up the servers' accounts: %q", cmd)
+	}
+	for k, want := range map[string]string{
+		"MLFLOW_TRACKING_USERNAME":    "mlservice-reader",
+		"MLFLOW_TRACKING_PASSWORD":    composeSecrets["MLFLOW_READER_PASSWORD"],
+		"SERVE_MLFLOW_WRITE_USERNAME": "mlservice-admin-api",
+		"SERVE_MLFLOW_WRITE_PASSWORD": composeSecrets["MLFLOW_WRITER_PASSWORD"],
+		"SERVE_DECISIONS_URL":         "postgres://mlservice:" + composeSecrets["POSTGRES_PASSWORD"] + "@postgres:5432/decisions?sslmode=disable",
+	} {
+		if got := env(serve, k); got != want {
+			t.Errorf("serve %s = %q, want %q", k, got, want)
+		}
+	}
+	for name, s := range p.Services {
+		for k, v := range s.Environment {
+			if v != nil && *v == composeSecrets["MLFLOW_ADMIN_PASSWORD"] && name != "mlflow" && name != "trainer" {
+				t.Errorf("%s gets MLflow's admin password (%s)", name, k)
+			}
+		}
+	}
+	pg := p.Services["postgres"]
+	if env(pg, "POSTGRES_USER") != "mlservice" || env(pg, "POSTGRES_DB") != "decisions" || len(pg.Ports) != 0 {
+		t.Errorf("postgres: user %q, database %q, published ports %v", env(pg, "POSTGRES_USER"), env(pg, "POSTGRES_DB"), pg.Ports)
+	}
+	df, err := os.ReadFile(filepath.Join(root(t), "docker", "mlflow.Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(df), `"--app-name", "basic-auth"`) || !strings.Contains(string(df), "MLFLOW_AUTH_CONFIG_PATH=/etc/mlflow/basic_auth.ini") {
+		t.Errorf("docker/mlflow.Dockerfile does not run the basic-auth app with docker/mlflow-basic-auth.ini")
+	}
+
+	for secret := range composeSecrets {
+		t.Run("without "+secret, func(t *testing.T) {
+			env := map[string]string{}
+			for k, v := range composeSecrets {
+				if k != secret {
+					env[k] = v
+				}
+			}
+			env[secret] = ""
+			if _, err := tryLoadCompose(t, env); err == nil || !strings.Contains(err.Error(), secret) {
+				t.Errorf("compose loads without %s (%v)", secret, err)
+			}
+		})
 	}
 }
 

@@ -1,5 +1,7 @@
 # The MLflow tracking server and model registry: sqlite backend and proxied
-# artifacts, both under /mlflow (mount a volume there).
+# artifacts, both under /mlflow (mount a volume there), behind MLflow's
+# basic-auth app (docker/mlflow-basic-auth.ini; set MLFLOW_AUTH_ADMIN_PASSWORD
+# and MLFLOW_FLASK_SERVER_SECRET_KEY).
 # Build from the repository root:
 #   docker build -f docker/mlflow.Dockerfile -t mlservice/mlflow:local .
 # mlflow is pinned, and so is everything it pulls in, by version and sha256:
@@ -14,7 +16,7 @@ WORKDIR /lock
 COPY notebooks/pyproject.toml notebooks/uv.lock ./
 COPY scripts/lock-subset.py ./
 RUN uv export --frozen --no-emit-project --format requirements-txt --quiet -o all.txt \
- && python lock-subset.py uv.lock all.txt mlflow >/requirements.txt
+ && python lock-subset.py uv.lock all.txt mlflow flask-wtf >/requirements.txt
 
 FROM python:3.11.14-slim-bookworm
 COPY --from=lock /requirements.txt /tmp/requirements.txt
@@ -28,7 +30,9 @@ RUN python -m pip install --no-cache-dir --disable-pip-version-check \
  && chown -R mlflow:mlflow /mlflow
 # No job runner: its workers each import MLflow and slow start-up a lot.
 # Host headers the server accepts: compose's service name plus loopback.
+COPY docker/mlflow-basic-auth.ini /etc/mlflow/basic_auth.ini
 ENV MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false \
+    MLFLOW_AUTH_CONFIG_PATH=/etc/mlflow/basic_auth.ini \
     MLFLOW_SERVER_ALLOWED_HOSTS=mlflow,mlflow:5000,localhost,localhost:*,127.0.0.1,127.0.0.1:* \
     PYTHONUNBUFFERED=1
 VOLUME ["/mlflow"]
@@ -40,4 +44,4 @@ HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=5 \
 ENTRYPOINT ["mlflow", "server"]
 CMD ["--backend-store-uri", "sqlite:////mlflow/mlflow.db", \
      "--artifacts-destination", "/mlflow/artifacts", "--serve-artifacts", \
-     "--host", "0.0.0.0", "--port", "5000", "--workers", "1"]
+     "--host", "0.0.0.0", "--port", "5000", "--workers", "1", "--app-name", "basic-auth"]

@@ -21,32 +21,67 @@ import (
 func runBatch(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("legacy batch", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	in := fs.String("in", "", "the legacy export (CSV with a header line) (required)")
-	out := fs.String("out", "", "decisions file, appended and resumed (required)")
-	rejects := fs.String("rejects", "", "rows without a decision, with the reason (default: <out>.rejects.csv)")
-	api := fs.String("api", "http://127.0.0.1:8000", "decision service base URL")
-	chunk := fs.Int("chunk", 500, "applications per call to /v1/predict/batch (at most 10000)")
-	timeout := fs.Duration("timeout", time.Minute, "how long one call may take")
-	retries := fs.Int("retries", 8, "tries per chunk before the job stops and reports the rest")
-	backoff := fs.Duration("backoff", 500*time.Millisecond, "first wait between tries; doubles each time (±50% at random)")
-	backoffMax := fs.Duration("backoff-max", 30*time.Second, "longest wait between tries")
-	if err := fs.Parse(args); err != nil {
+	f := fileFlags(fs, "the legacy export (CSV with a header line)", "decisions file", "rows without a decision", "applications per call to /v1/predict/batch")
+	if err := f.parse(fs, args); err != nil {
 		return err
 	}
-	if *in == "" || *out == "" {
-		return errors.New("legacy batch: -in and -out are required")
-	}
-	if *chunk < 1 || *chunk > 10000 {
-		return errors.New("legacy batch: -chunk must be between 1 and 10000")
-	}
 	job := &batch.Job{
-		In: *in, Out: *out, Rejects: *rejects, ChunkSize: *chunk,
-		Decider:  &client.Client{BaseURL: *api, HTTP: &http.Client{Timeout: *timeout}},
-		Retry:    retry.Policy{Initial: *backoff, Max: *backoffMax, Attempts: *retries},
+		In: f.in, Out: f.out, Rejects: f.rejects, ChunkSize: f.chunk,
+		Decider:  f.client(""),
+		Retry:    f.policy(),
 		Status:   stderr,
 		Terminal: isTerminal(stderr),
 	}
 	_, err := job.Run(ctx)
+	return exitFor(err)
+}
+
+// jobFlags are the flags both file jobs (batch, outcomes) take.
+type jobFlags struct {
+	in, out, rejects, api string
+	chunk, retries        int
+	timeout, backoff, max time.Duration
+}
+
+// fileFlags defines the jobs' flags on fs; the words say what this job's
+// files and calls are.
+func fileFlags(fs *flag.FlagSet, input, output, rejected, perCall string) *jobFlags {
+	f := &jobFlags{}
+	fs.StringVar(&f.in, "in", "", input+" (required)")
+	fs.StringVar(&f.out, "out", "", output+", appended and resumed (required)")
+	fs.StringVar(&f.rejects, "rejects", "", rejected+", with the reason (default: <out>.rejects.csv)")
+	fs.StringVar(&f.api, "api", "http://127.0.0.1:8000", "decision service base URL")
+	fs.IntVar(&f.chunk, "chunk", 500, perCall+" (at most 10000)")
+	fs.DurationVar(&f.timeout, "timeout", time.Minute, "how long one call may take")
+	fs.IntVar(&f.retries, "retries", 8, "tries per chunk before the job stops and reports the rest")
+	fs.DurationVar(&f.backoff, "backoff", 500*time.Millisecond, "first wait between tries; doubles each time (±50% at random)")
+	fs.DurationVar(&f.max, "backoff-max", 30*time.Second, "longest wait between tries")
+	return f
+}
+
+func (f *jobFlags) parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if f.in == "" || f.out == "" {
+		return errors.New(fs.Name() + ": -in and -out are required")
+	}
+	if f.chunk < 1 || f.chunk > 10000 {
+		return errors.New(fs.Name() + ": -chunk must be between 1 and 10000")
+	}
+	return nil
+}
+
+func (f *jobFlags) client(token string) *client.Client {
+	return &client.Client{BaseURL: f.api, HTTP: &http.Client{Timeout: f.timeout}, Token: token}
+}
+
+func (f *jobFlags) policy() retry.Policy {
+	return retry.Policy{Initial: f.backoff, Max: f.max, Attempts: f.retries}
+}
+
+// exitFor gives a job's error its exit code.
+func exitFor(err error) error {
 	switch {
 	case errors.Is(err, batch.ErrRowsUndecided):
 		return &exitError{code: exitUndecided, err: err}

@@ -4,6 +4,7 @@
 //
 //	legacy web   -addr :8080 -api http://127.0.0.1:8000 -queue /var/lib/legacy/queue
 //	legacy batch -in applications.csv -out decisions.csv -api http://127.0.0.1:8000
+//	legacy outcomes -in outcomes.csv -out posted.csv -api http://127.0.0.1:8000 (token in $LEGACY_API_TOKEN)
 package main
 
 import (
@@ -18,9 +19,9 @@ import (
 
 // Exit codes of the batch job, for the scheduler that runs it.
 const (
-	exitFailed    = 1 // could not run (bad arguments, unreadable input, disk)
+	exitFailed    = 1 // could not run (bad arguments, unreadable input, disk, a refused token)
 	exitRejected  = 2 // finished; some rows rejected (see the rejects file)
-	exitUndecided = 3 // stopped with rows undecided (service down); run again to resume
+	exitUndecided = 3 // stopped with rows undecided or not posted (service down); run again to resume
 )
 
 func main() {
@@ -61,8 +62,9 @@ func exitCode(err error) int {
 const usage = `usage: legacy <command> [flags]
 
 commands:
-  web     the loan officer's form (see legacy web -h)
-  batch   decide a legacy export file (see legacy batch -h)`
+  web       the loan officer's form (see legacy web -h)
+  batch     decide a legacy export file (see legacy batch -h)
+  outcomes  post the day's outcomes to the decision service (see legacy outcomes -h)`
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
@@ -73,6 +75,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runWeb(ctx, args[1:], stderr)
 	case "batch":
 		return runBatch(ctx, args[1:], stderr)
+	case "outcomes":
+		return runOutcomes(ctx, args[1:], stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprintln(stdout, usage)
 		return nil

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/csv"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -55,7 +54,14 @@ func throttled(t *testing.T, target string, delay time.Duration) string {
 // still running.
 func startBatch(t *testing.T, bin string, args ...string) (*exec.Cmd, *bytes.Buffer) {
 	t.Helper()
-	cmd := exec.Command(bin, append([]string{"batch"}, args...)...)
+	return startCmd(t, bin, nil, append([]string{"batch"}, args...)...)
+}
+
+// startCmd runs the legacy binary with env added to the test's.
+func startCmd(t *testing.T, bin string, env []string, args ...string) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -98,20 +104,6 @@ func expectedIDs(t *testing.T, path string) map[string]bool {
 		ids[r.ID] = true
 	}
 	return ids
-}
-
-func readRows(t *testing.T, path string) [][]string {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	all, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	return all[1:]
 }
 
 // exactlyOnce checks that the decisions name every expected row once.
@@ -157,7 +149,7 @@ func TestBatchKilledMidRunResumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = cmd.Wait()
-	killedAt := len(readRows(t, out))
+	killedAt := len(legacytest.Rows(t, out))
 	if killedAt >= 2000 {
 		t.Fatalf("the run finished (%d rows) before it was killed", killedAt)
 	}
@@ -174,8 +166,8 @@ func TestBatchKilledMidRunResumes(t *testing.T) {
 		t.Errorf("the rerun did not say it resumed:\n%s", stderr)
 	}
 	t.Logf("killed after %d decisions; rerun: %s", killedAt, strings.TrimSpace(stderr.String()))
-	exactlyOnce(t, readRows(t, out), expectedIDs(t, dataset))
-	if rejects := readRows(t, strings.TrimSuffix(out, ".csv")+".rejects.csv"); len(rejects) != 0 {
+	exactlyOnce(t, legacytest.Rows(t, out), expectedIDs(t, dataset))
+	if rejects := legacytest.Rows(t, strings.TrimSuffix(out, ".csv")+".rejects.csv"); len(rejects) != 0 {
 		t.Errorf("rejects: %v", rejects)
 	}
 }
@@ -195,10 +187,10 @@ func TestBatchWithServiceDownLosesNothing(t *testing.T) {
 	if !strings.Contains(stderr.String(), "2000 not decided") {
 		t.Errorf("the summary does not report the rows:\n%s", stderr)
 	}
-	if got := readRows(t, out); len(got) != 0 {
+	if got := legacytest.Rows(t, out); len(got) != 0 {
 		t.Fatalf("%d decisions with the service down", len(got))
 	}
-	reported := readRows(t, rejects)
+	reported := legacytest.Rows(t, rejects)
 	want := expectedIDs(t, dataset)
 	if len(reported) != len(want) {
 		t.Fatalf("%d rows reported, want %d", len(reported), len(want))
@@ -215,8 +207,8 @@ func TestBatchWithServiceDownLosesNothing(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("rerun: %v\n%s", err, stderr)
 	}
-	exactlyOnce(t, readRows(t, out), want)
-	if left := readRows(t, rejects); len(left) != 0 {
+	exactlyOnce(t, legacytest.Rows(t, out), want)
+	if left := legacytest.Rows(t, rejects); len(left) != 0 {
 		t.Errorf("rows still reported after the rerun: %d", len(left))
 	}
 }

@@ -359,6 +359,7 @@ func TestQueriesAgainstLiveServer(t *testing.T) {
 	driveTraffic(t, client, srv.URL, "shadowed", 30)
 	failPromotion(t, client, srv.URL, adminToken)
 	driveTraffic(t, client, srv.URL, "after-failure", 20)
+	postOutcomes(t, client, srv.URL, adminToken, []string{"champion-only", "split", "shadowed"}, 30)
 
 	// Scrapes land every second; give every expression a shared bound.
 	type outcome struct {
@@ -664,7 +665,55 @@ func artifactsWithBrokenVersion(t *testing.T) string {
 		"description": "monitoring test: version 1 with a serving check it cannot pass",
 	})
 	writeJSON(t, filepath.Join(model, "registry.json"), reg)
+	withTrainingDistributions(t, filepath.Join(model, "versions"))
 	return dir
+}
+
+// withTrainingDistributions gives every version that has none a training
+// distribution, so the drift metrics exist for every live version.
+func withTrainingDistributions(t *testing.T, versions string) {
+	t.Helper()
+	dirs, err := os.ReadDir(versions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deciles := func(lo, hi float64) map[string]any {
+		var edges, shares []float64
+		for i := 1; i < 10; i++ {
+			edges = append(edges, lo+(hi-lo)*float64(i)/10)
+		}
+		for range 10 {
+			shares = append(shares, 0.1)
+		}
+		return map[string]any{"edges": edges, "shares": shares}
+	}
+	for _, d := range dirs {
+		path := filepath.Join(versions, d.Name(), "training_distribution.json")
+		if _, err := os.Stat(path); err == nil {
+			continue
+		}
+		writeJSON(t, path, map[string]any{"format_version": 1,
+			"features": map[string]any{
+				"income": deciles(30000, 150000), "credit_score": deciles(300, 850),
+				"loan_amount": deciles(1000, 50000), "years_employed": deciles(0, 40)},
+			"score": deciles(0, 1)})
+	}
+}
+
+// postOutcomes sends the bank's verdict on the first n applications of each
+// traffic phase, in one batch, as the legacy batch job does each night.
+func postOutcomes(t *testing.T, c *http.Client, base, token string, phases []string, n int) {
+	t.Helper()
+	var items []map[string]any
+	for _, phase := range phases {
+		for i := range n {
+			items = append(items, map[string]any{"application_id": fmt.Sprintf("%s-%d", phase, i), "approved": i%3 != 0})
+		}
+	}
+	status, body := call(t, c, http.MethodPost, base+"/v1/outcomes", "application/json", token, map[string]any{"outcomes": items})
+	if status != http.StatusOK || !strings.Contains(string(body), fmt.Sprintf(`"recorded":%d`, len(items))) {
+		t.Fatalf("POST /v1/outcomes = %d: %s", status, body)
+	}
 }
 
 func writeJSON(t *testing.T, path string, v any) {

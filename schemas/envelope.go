@@ -10,15 +10,19 @@ import (
 
 // splitBatch scans a batch body's envelope, {"applications":[…]}, and returns
 // each item's bytes. It builds no document: the structure between the items
-// is checked here and every value by fastjson on its own, so a body is
-// malformed exactly when fastjson would call it so — except that scanning
-// stops at the MaxBatch+1st item, whatever follows.
+// is checked here, each item is parsed by fastjson on its own and every other
+// value checked by fastjson's validator (which, unlike its parser, refuses
+// NaN and Infinity literals), nesting deeper than fastjson's parser allows is
+// malformed, and scanning stops at the MaxBatch+1st item, whatever follows.
 func splitBatch(body []byte) ([][]byte, error) {
 	s := scanner{b: body}
 	s.space()
 	if s.eof() || s.b[s.i] != '{' {
-		if err := fastjson.ValidateBytes(body); err != nil {
-			return nil, &MalformedError{Reason: shortReason(err)}
+		if err := s.value(); err != nil {
+			return nil, err
+		}
+		if s.space(); !s.eof() {
+			return nil, s.malformed("unexpected data after the value")
 		}
 		return nil, FieldErrors{"": "the body must be a JSON object"}
 	}
@@ -85,6 +89,13 @@ func splitBatch(body []byte) ([][]byte, error) {
 	}
 	switch {
 	case errs != nil:
+		// The items will not be parsed: check them, so that a malformed
+		// body is called malformed whatever else is wrong with it.
+		for _, item := range items {
+			if err := fastjson.ValidateBytes(item); err != nil {
+				return nil, &MalformedError{Reason: shortReason(err)}
+			}
+		}
 		return nil, errs
 	case !found:
 		return nil, FieldErrors{"applications": "is required"}
@@ -185,7 +196,9 @@ func (s *scanner) skip() error {
 			}
 			continue
 		case '{', '[':
-			depth++
+			if depth++; depth > fastjson.MaxDepth {
+				return s.malformed("too deeply nested")
+			}
 		case '}', ']':
 			if depth == 0 {
 				return s.malformed("unexpected '" + string(c) + "'")

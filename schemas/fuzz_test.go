@@ -5,7 +5,10 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/valyala/fastjson"
 )
 
 // FuzzDecodeApplication feeds arbitrary bodies to the decoder: it must never
@@ -14,6 +17,9 @@ import (
 func FuzzDecodeApplication(f *testing.F) {
 	seeds, _ := filepath.Glob(filepath.Join("testdata", "nasty", "*.json"))
 	for _, p := range seeds {
+		if strings.HasSuffix(p, ".want.json") { // a case's expected errors, not a body
+			continue
+		}
 		raw, err := os.ReadFile(p)
 		if err != nil {
 			f.Fatal(err)
@@ -43,6 +49,58 @@ func FuzzDecodeApplication(f *testing.F) {
 		}
 		if _, err := d.Batch(body); err == nil {
 			t.Fatalf("a single application was accepted as a batch: %q", body)
+		}
+	})
+}
+
+// FuzzBatchEnvelope checks the batch scanner against a full parse: a body is
+// malformed exactly when fastjson's validator says so, and an accepted
+// envelope's items are the array's elements, byte for byte.
+func FuzzBatchEnvelope(f *testing.F) {
+	for _, p := range nastyCases(f) {
+		raw, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(raw)
+	}
+	f.Add([]byte(`{"applications":[{"application_id":"a]\"}[{","income":1},[1,{"x":"]"}], "s" ,-1.5e3,null]}`))
+	f.Add([]byte(` { "x" : {"a":[1,2,{"b":"}"}]} , "applications" : [ true ] } `))
+	var d Decoder
+	f.Fuzz(func(t *testing.T, body []byte) {
+		items, err := d.Batch(body)
+		var malformed *MalformedError
+		// fastjson's parser is laxer than its validator (00, NaN): where
+		// the two agree, so must the scanner; nesting the parser refuses is
+		// malformed.
+		_, perr := fastjson.ParseBytes(body)
+		verr := fastjson.ValidateBytes(body)
+		isMalformed := errors.As(err, &malformed)
+		switch {
+		case perr != nil && strings.Contains(perr.Error(), "depth"), perr != nil && verr != nil:
+			if !isMalformed {
+				t.Fatalf("invalid JSON not called malformed (%v): %.300q", err, body)
+			}
+		case perr == nil && verr == nil:
+			if isMalformed {
+				t.Fatalf("valid JSON called malformed (%v): %.300q", err, body)
+			}
+		}
+		if err != nil {
+			return
+		}
+		v, perr := fastjson.ParseBytes(body)
+		if perr != nil {
+			t.Fatalf("accepted what fastjson cannot parse: %.300q", body)
+		}
+		elems, _ := v.Get("applications").Array()
+		if len(elems) != len(items) {
+			t.Fatalf("%d items, the array has %d: %q", len(items), len(elems), body)
+		}
+		for i, e := range elems {
+			if want := e.String(); want != string(fastjson.MustParseBytes(items[i].JSON).MarshalTo(nil)) {
+				t.Fatalf("item %d is %q, the array's element %q", i, items[i].JSON, want)
+			}
 		}
 	})
 }

@@ -21,7 +21,8 @@ import (
 // by a flag that wins over it. See the README's configuration table.
 type config struct {
 	Addr             string
-	Model            string
+	Model            string   // the loan model: /v1/predict's, the first of Models
+	Models           []string // every served model (/v2/models/{name}), Model first
 	TrackingURI      string
 	TrackingUsername string
 	TrackingPassword string
@@ -56,6 +57,8 @@ type config struct {
 	// AllowWithoutReasons lets /admin make a version that cannot give
 	// reasons champion or challenger (tests on the legacy versions only).
 	AllowWithoutReasons bool
+	// DriftWindow is how far back model_feature_psi looks (0: no drift monitoring).
+	DriftWindow time.Duration
 }
 
 // setting is one configuration entry: its variable, flag, default and meaning.
@@ -164,11 +167,12 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 	}
 	settings := []setting{
 		{"SERVE_ADDR", "addr", ":8000", "listen address", str(&c.Addr)},
-		{"SERVE_MODEL", "model", "loan-approval", "registered model name", func(v string) error {
-			if strings.TrimSpace(v) == "" {
-				return errors.New("must not be empty")
+		{"SERVE_MODEL", "model", "loan-approval", "registered model name, or a comma-separated list served together (the first is /v1's)", func(v string) error {
+			models, err := modelList(v)
+			if err != nil {
+				return err
 			}
-			c.Model = v
+			c.Model, c.Models = models[0], models
 			return nil
 		}},
 		{"MLFLOW_TRACKING_URI", "mlflow", "", "MLflow server URL; unset serves the local registry over artifacts/", func(v string) error {
@@ -244,6 +248,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 			c.InferThreads = n
 			return nil
 		}},
+		{"SERVE_DRIFT_WINDOW", "drift-window", "1h", "how far back the input and score distributions are compared with the training data (model_feature_psi); 0 turns drift monitoring off", duration(&c.DriftWindow, 0)},
 		{"SERVE_SHUTDOWN_TIMEOUT", "shutdown-timeout", "20s", "how long in-flight requests get to finish on SIGTERM", duration(&c.ShutdownTimeout, 0)},
 		{"SERVE_SHUTDOWN_DRAIN", "shutdown-drain", "1s", "on SIGTERM, how long to keep accepting while /ready says 503, before closing the listener", duration(&c.ShutdownDrain, 0)},
 		{"SERVE_LOG_LEVEL", "log-level", "info", "debug, info, warn or error", func(v string) error {
@@ -319,4 +324,28 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 		}
 	}
 	return c, nil
+}
+
+// modelList parses SERVE_MODEL: one registered model name or several,
+// comma-separated, each once.
+func modelList(v string) ([]string, error) {
+	if strings.TrimSpace(v) == "" {
+		return nil, errors.New("must not be empty")
+	}
+	var models []string
+	seen := map[string]bool{}
+	for _, name := range strings.Split(v, ",") {
+		name = strings.TrimSpace(name)
+		switch {
+		case name == "":
+			return nil, errors.New("has an empty name: write one model or a comma-separated list, e.g. loan-approval,credit-line")
+		case seen[name]:
+			return nil, fmt.Errorf("names %q twice", name)
+		case strings.ContainsAny(name, "/?#%") || len(name) > 256:
+			return nil, fmt.Errorf("%q is not a model name this server can route (no / ? # %%, at most 256 characters)", name)
+		}
+		seen[name] = true
+		models = append(models, name)
+	}
+	return models, nil
 }

@@ -34,6 +34,7 @@ import (
 	"mlservice/serve/api"
 	"mlservice/serve/auth"
 	"mlservice/serve/decision"
+	"mlservice/serve/drift"
 	"mlservice/serve/hooks"
 	"mlservice/serve/inference"
 	"mlservice/serve/metrics"
@@ -85,7 +86,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	modelMetrics := metrics.New(reg)
-	router := &routing.Router{}
 	cache := &registry.Cache{Dir: cfg.CacheDir}
 	loader := &models.Loader{
 		Cache: cache,
@@ -96,36 +96,56 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		Sessions: modelMetrics,
 		Log:      log,
 	}
+	var observers []decision.Observer
+	if cfg.DriftWindow > 0 {
+		tracker := drift.NewTracker(reg, cfg.DriftWindow, nil)
+		loader.Drift = tracker
+		observers = append(observers, decision.DriftObserver{Tracker: tracker})
+	}
 	audit := log.With("component", "admin")
 	authn := auth.NewAuthenticator(auth.Config{Tokens: tokens, TrustedProxies: cfg.TrustedProxies,
 		Audit: log.With("component", "auth"), Registerer: reg})
-	controller := rollout.New(rollout.Config{
-		Model: cfg.Model, Source: regs.source, Fallbacks: regs.fallbacks, Writer: regs.writer, Remembered: regs.remembered,
-		Loader: loader, Router: router, Cache: cache, Metrics: modelMetrics, Changes: rollout.NewChanges(reg),
-		Log: log, Audit: audit, Interval: cfg.PollInterval, LoadTimeout: cfg.LoadTimeout, AllowWithoutReasons: cfg.AllowWithoutReasons,
-	})
-	mirror := shadow.New(shadow.DefaultQueue)
 	// The decision record: every decision is written before its answer.
 	recorder, err := openRecord(ctx, cfg, reg, log)
 	if err != nil {
 		return fmt.Errorf("start-up failed: %w", err)
 	}
 	var decisionRecorder decision.Recorder = decision.NopRecorder{}
+	// The bank's outcomes live beside the decisions they judge.
+	var outcomeStore outcomes.Store
 	if recorder != nil {
+		outcomeStore, _ = recorder.Store().(outcomes.Store)
 		decisionRecorder = recorder
 		defer recorder.Close() // after the HTTP server and the shadow worker have stopped
 	}
-	decisions := decision.New(decision.Config{Router: router, Mirror: mirror, Recorder: decisionRecorder})
-	// Readiness: the controller's, and the record's (no record, no decision).
-	status := func() rollout.Status {
-		st := controller.Status()
+	// recordHealth is nil while the record can take decisions.
+	recordHealth := func() error {
 		if recorder != nil {
-			if err := recorder.Health(); err != nil {
-				st.Ready, st.Reason = false, err.Error()
-			}
+			return recorder.Health()
 		}
-		return st
+		return nil
 	}
+	// Each served model has its own routing table, controller (aliases,
+	// traffic, fallbacks) and decision path; they share the registries, the
+	// cache, the loader, the record and the metrics (labelled by model). The
+	// first is the loan model: /v1, /ready and /admin are its.
+	changes := rollout.NewChanges(reg)
+	served := make([]*servedModel, len(cfg.Models))
+	for i, name := range cfg.Models {
+		m := &servedModel{name: name, router: &routing.Router{}, mirror: shadow.New(shadow.DefaultQueue), recordHealth: recordHealth}
+		m.controller = rollout.New(rollout.Config{
+			Model: name, Source: regs.source, Fallbacks: regs.fallbacks, Writer: regs.writer, Remembered: regs.remembered,
+			Loader: loader, Router: m.router, Cache: cache, Metrics: modelMetrics, Changes: changes,
+			Log: log.With("model", name), Audit: audit, Interval: cfg.PollInterval, LoadTimeout: cfg.LoadTimeout,
+			AllowWithoutReasons: cfg.AllowWithoutReasons,
+		})
+		m.decisions = decision.New(decision.Config{Router: m.router, Mirror: m.mirror, Recorder: decisionRecorder, Observers: observers})
+		served[i] = m
+	}
+	loan := served[0]
+	router, controller, decisions := loan.router, loan.controller, loan.decisions
+	// Readiness: the controller's, and the record's (no record, no decision).
+	status := loan.status
 
 	// The controller, the shadow worker and the HTTP server run as one
 	// group: they start together, and when one stops (a signal, a failure)
@@ -137,21 +157,29 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		stopBackground()
 		_ = group.Wait()
 	}()
-	group.Go(func() error {
-		controller.Run(background)
-		return actorStopped(background, "the model controller")
-	})
-	group.Go(func() error {
-		return errors.Join(mirror.Run(background, decisions), actorStopped(background, "the shadow worker"))
-	})
+	for _, m := range served {
+		group.Go(func() error {
+			m.controller.Run(background)
+			return actorStopped(background, "the model controller of "+m.name)
+		})
+		group.Go(func() error {
+			return errors.Join(m.mirror.Run(background, m.decisions), actorStopped(background, "the shadow worker of "+m.name))
+		})
+	}
 	// In local mode a model that cannot load is a start-up error. With MLflow
 	// the server listens at once (so /health answers while MLflow is slow)
 	// and /ready says 503 with the reason until a champion is loaded.
 	// A signal during that first sync is a shutdown, not a failure.
 	if cfg.TrackingURI == "" {
-		if err := controller.Sync(ctx); err != nil && router.Current() == nil && ctx.Err() == nil {
-			return fmt.Errorf("start-up failed: SERVE_MODEL=%q: %w", cfg.Model, err)
+		for _, m := range served {
+			if err := m.controller.Sync(ctx); err != nil && m.router.Current() == nil && ctx.Err() == nil {
+				return fmt.Errorf("start-up failed: SERVE_MODEL=%q: %w", m.name, err)
+			}
 		}
+	}
+	oipModels := make([]oip.Model, len(served))
+	for i, m := range served {
+		oipModels[i] = m.oipModel()
 	}
 
 	var httpAPI *api.Server
@@ -164,33 +192,33 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		Mount: []func(fiber.Router){
 			func(r fiber.Router) {
 				admin.Mount(r, admin.Config{Auth: authn, Controller: controller, Router: router,
-					Metrics: modelMetrics, Audit: audit})
+					Metrics: modelMetrics, Audit: audit, Outcomes: outcomeStore})
 			},
 			func(r fiber.Router) {
 				if recorder != nil {
 					record.Mount(r, record.RoutesConfig{Store: recorder.Store(),
 						Read: authn.Require(auth.Admin, auth.Audit), Admin: authn.Require(auth.Admin),
 						Principal: auth.Name, Audit: log.With("component", "record")})
-					if store, ok := recorder.Store().(outcomes.Store); ok {
-						(&outcomes.Handler{Store: store, Metrics: outcomes.NewMetrics(reg), Principal: auth.Name}).
+					if outcomeStore != nil {
+						(&outcomes.Handler{Store: outcomeStore, Metrics: outcomes.NewMetrics(reg), Principal: auth.Name}).
 							Mount(r, authn.Require(auth.Admin, auth.Audit))
 					}
 				}
 			},
 			func(r fiber.Router) {
-				hooks.Mount(r, hooks.Config{Secret: cfg.WebhookSecret, Trigger: controller.Trigger, Log: log.With("component", "webhook")})
+				hooks.Mount(r, hooks.Config{Secret: cfg.WebhookSecret, Log: log.With("component", "webhook"),
+					Trigger: func() {
+						for _, m := range served {
+							m.controller.Trigger()
+						}
+					}})
 			},
 			func(r fiber.Router) {
 				oip.Mount(r, oip.Config{
 					ServerVersion: serverVersion(),
-					Models: []oip.Model{{Name: cfg.Model, Router: router,
-						Ready: func() (bool, string) {
-							st := status()
-							return st.Ready && router.Current() != nil, st.Reason
-						},
-						Decider: &oip.Path{Decisions: decisions}}},
-					Draining: func() bool { return httpAPI != nil && httpAPI.Draining() },
-					Log:      log.With("component", "oip"),
+					Models:        oipModels,
+					Draining:      func() bool { return httpAPI != nil && httpAPI.Draining() },
+					Log:           log.With("component", "oip"),
 				})
 			},
 		},
@@ -202,7 +230,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return fmt.Errorf("start-up failed: SERVE_ADDR=%q: %w", cfg.Addr, err)
 	}
-	log.Info("serving", "addr", ln.Addr().String(), "model", cfg.Model, "registry", regs.source.Describe(),
+	log.Info("serving", "addr", ln.Addr().String(), "model", cfg.Model, "models", cfg.Models, "registry", regs.source.Describe(),
 		"status", controller.Status().Source, "onnxruntime", inference.Version())
 
 	group.Go(func() error {
@@ -233,6 +261,36 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// servedModel is one model the server serves: its routing table, the
+// controller that owns it and its decision path.
+type servedModel struct {
+	name       string
+	router     *routing.Router
+	controller *rollout.Controller
+	mirror     *shadow.Mirror
+	decisions  *decision.Path
+	// recordHealth says why the decision record cannot take decisions.
+	recordHealth func() error
+}
+
+// status is the model's readiness: its controller's, and the record's.
+func (m *servedModel) status() rollout.Status {
+	st := m.controller.Status()
+	if err := m.recordHealth(); err != nil {
+		st.Ready, st.Reason = false, err.Error()
+	}
+	return st
+}
+
+// oipModel is the model as /v2/models/{name} serves it.
+func (m *servedModel) oipModel() oip.Model {
+	return oip.Model{Name: m.name, Router: m.router, Decider: &oip.Path{Decisions: m.decisions},
+		Ready: func() (bool, string) {
+			st := m.status()
+			return st.Ready && m.router.Current() != nil, st.Reason
+		}}
 }
 
 // actorStopped is an actor's result when it returns: nil when the group
@@ -311,8 +369,16 @@ func artifactsTree(cfg config) (*local.Tree, error) {
 	if cfg.ArtifactsDir != "" {
 		return &local.Tree{FS: os.DirFS(cfg.ArtifactsDir), Name: cfg.ArtifactsDir}, nil
 	}
-	if _, err := fs.Stat(artifacts.FS, cfg.Model); err != nil {
-		return nil, fmt.Errorf("SERVE_MODEL=%q: no such model in the embedded artifacts", cfg.Model)
+	// Every model must be there in local mode; with MLflow (the opt-in
+	// fallback) the loan model must, the others fall back where the name matches.
+	names := cfg.Models
+	if cfg.TrackingURI != "" {
+		names = names[:1]
+	}
+	for _, name := range names {
+		if _, err := fs.Stat(artifacts.FS, name); err != nil {
+			return nil, fmt.Errorf("SERVE_MODEL=%q: no such model in the embedded artifacts", name)
+		}
 	}
 	return &local.Tree{FS: artifacts.FS, Name: "embedded artifacts"}, nil
 }

@@ -32,6 +32,9 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{map[string]string{"SERVE_LOG_LEVEL": "loud"}, `SERVE_LOG_LEVEL="loud"`},
 		{map[string]string{"SERVE_ARTIFACTS_DIR": "/no/such/dir"}, `SERVE_ARTIFACTS_DIR="/no/such/dir": must be an existing directory`},
 		{map[string]string{"SERVE_MODEL": " "}, `SERVE_MODEL=" ": must not be empty`},
+		{map[string]string{"SERVE_MODEL": "loan-approval,,credit-line"}, `SERVE_MODEL="loan-approval,,credit-line": has an empty name`},
+		{map[string]string{"SERVE_MODEL": "loan-approval, loan-approval"}, `SERVE_MODEL="loan-approval, loan-approval": names "loan-approval" twice`},
+		{map[string]string{"SERVE_MODEL": "a/b"}, `SERVE_MODEL="a/b": "a/b" is not a model name`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.want, func(t *testing.T) {

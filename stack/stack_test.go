@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -60,8 +61,9 @@ func freePorts(t *testing.T, n int) int {
 }
 
 // The stack is started once for the whole package (TestMain stops it):
-// MLflow, the shipped versions registered with their aliases, three replicas
-// behind HAProxy; no Prometheus, no legacy form.
+// MLflow with basic auth, the shipped versions registered with their
+// aliases, PostgreSQL for the decision record, three replicas behind
+// HAProxy; no Prometheus, no legacy form.
 var (
 	sharedOnce sync.Once
 	shared     *topology
@@ -109,13 +111,14 @@ func upStack(t *testing.T) (*topology, error) {
 	if err != nil {
 		return nil, err
 	}
-	mlflowPort, lbPort, servePort := freePorts(t, 1), freePorts(t, 1), freePorts(t, replicas)
+	mlflowPort, lbPort, pgPort, servePort := freePorts(t, 1), freePorts(t, 1), freePorts(t, 1), freePorts(t, replicas)
 	env := append(os.Environ(),
 		"STACK_DIR="+dir,
 		"STACK_HOST=127.0.0.1",
 		"STACK_REPLICAS="+strconv.Itoa(replicas),
 		"STACK_MLFLOW_PORT="+strconv.Itoa(mlflowPort),
 		"STACK_LB_PORT="+strconv.Itoa(lbPort),
+		"STACK_POSTGRES_PORT="+strconv.Itoa(pgPort),
 		"STACK_SERVE_PORT="+strconv.Itoa(servePort),
 		"STACK_TRAIN=artifacts",
 		"STACK_PROMETHEUS=0",
@@ -212,7 +215,7 @@ func call(t *testing.T, method, url string, body any, out any) int {
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	if strings.Contains(url, "/admin/") {
+	if strings.Contains(url, "/admin/") || strings.Contains(url, "/v1/decisions") {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := client.Do(req)
@@ -231,6 +234,7 @@ func call(t *testing.T, method, url string, body any, out any) int {
 }
 
 type decision struct {
+	DecisionID    string `json:"decision_id"`
 	ApplicationID string `json:"application_id"`
 	Model         struct {
 		Version string `json:"version"`
@@ -359,4 +363,42 @@ func TestScaleOut(t *testing.T) {
 		}
 		t.Logf("60 applications: %v, identical on %d replicas and the load balancer", variants, replicas)
 	})
+}
+
+// TestRecordShared: the three replicas write to one decision record
+// (PostgreSQL, SERVE_DECISIONS_URL from stack.sh): a decision made by any
+// replica is readable through every replica and through HAProxy.
+func TestRecordShared(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the stack")
+	}
+	top := startStack(t)
+	made := map[string]string{} // application id -> decision id
+	for i, r := range top.replicas {
+		for n := range 10 {
+			id := fmt.Sprintf("R-%d-%02d", i+1, n)
+			d := predict(t, r, id)
+			if d.DecisionID == "" {
+				t.Fatalf("%s on %s: no decision_id in the answer", id, r)
+			}
+			made[id] = d.DecisionID
+		}
+	}
+	readers := append(slices.Clone(top.replicas), top.lb)
+	for id, want := range made {
+		for _, r := range readers {
+			var got struct {
+				Decisions []struct {
+					DecisionID string `json:"decision_id"`
+				} `json:"decisions"`
+			}
+			if code := call(t, http.MethodGet, r+"/v1/decisions/"+id, nil, &got); code != http.StatusOK {
+				t.Fatalf("GET %s/v1/decisions/%s: status %d", r, id, code)
+			}
+			if len(got.Decisions) != 1 || got.Decisions[0].DecisionID != want {
+				t.Fatalf("%s through %s: %+v, want the one decision %s", id, r, got.Decisions, want)
+			}
+		}
+	}
+	t.Logf("%d decisions, made 10 by each replica, each read back through all %d replicas and HAProxy", len(made), replicas)
 }

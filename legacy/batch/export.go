@@ -34,6 +34,8 @@ type Row struct {
 	Application client.Application
 	// Problem says why the row cannot be sent at all; empty if it can.
 	Problem string
+	// Approved is an outcome's verdict (outcome files only).
+	Approved bool
 }
 
 // exportColumn maps a numeric column of the export to the application.
@@ -60,6 +62,17 @@ var ErrNoHeader = errors.New("export has no usable header")
 // ignored); CRLF line ends and a UTF-8 byte-order mark are fine. A row that
 // is malformed is returned with its Problem, never dropped.
 func ReadExport(r io.Reader) ([]Row, error) {
+	names := make([]string, len(numericColumns))
+	for i, c := range numericColumns {
+		names[i] = c.name
+	}
+	return readRows(r, names, rowFrom)
+}
+
+// readRows reads a CSV with a header line naming at least the required
+// columns (any order, any case), one Row per line by rowFrom; a line the
+// CSV reader cannot read becomes a Row with its Problem.
+func readRows(r io.Reader, required []string, rowFrom func(line int, rec, header []string, col map[string]int) Row) ([]Row, error) {
 	cr := csv.NewReader(r)
 	cr.FieldsPerRecord = -1
 	cr.LazyQuotes = true
@@ -75,9 +88,9 @@ func ReadExport(r io.Reader) ([]Row, error) {
 		}
 	}
 	var missing []string
-	for _, c := range numericColumns {
-		if _, ok := col[c.name]; !ok {
-			missing = append(missing, c.name)
+	for _, c := range required {
+		if _, ok := col[c]; !ok {
+			missing = append(missing, c)
 		}
 	}
 	if len(missing) > 0 {
@@ -103,14 +116,17 @@ func ReadExport(r io.Reader) ([]Row, error) {
 	}
 }
 
+// field returns the trimmed value of the named column, or "".
+func field(rec []string, col map[string]int, name string) string {
+	if i, ok := col[name]; ok && i < len(rec) {
+		return strings.TrimSpace(rec[i])
+	}
+	return ""
+}
+
 func rowFrom(line int, rec, header []string, col map[string]int) Row {
 	row := Row{Line: line}
-	field := func(name string) string {
-		if i, ok := col[name]; ok && i < len(rec) {
-			return strings.TrimSpace(rec[i])
-		}
-		return ""
-	}
+	field := func(name string) string { return field(rec, col, name) }
 	row.Name = field("name")
 	row.ID = field("application_id")
 	if row.ID == "" {

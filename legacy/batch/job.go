@@ -1,6 +1,7 @@
 package batch
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -24,9 +25,15 @@ var _ Decider = (*client.Client)(nil)
 
 // The columns of the two files the job writes.
 var (
-	decisionHeader = []string{"line", "application_id", "name", "approve", "probability", "model", "model_version", "variant", "request_id"}
-	rejectHeader   = []string{"line", "application_id", "name", "reason", "retry"}
+	decisionHeader = []string{"line", "application_id", "name", "approve", "probability", "model", "model_version", "variant", "request_id",
+		"decision_id", "model_sha256",
+		"reason_1_code", "reason_1", "reason_2_code", "reason_2", "reason_3_code", "reason_3", "reason_4_code", "reason_4"}
+	rejectHeader = []string{"line", "application_id", "name", "reason", "retry"}
 )
+
+// maxReasons is how many reasons the decisions file has columns for (the
+// service gives 1 to 4 for a decline).
+const maxReasons = 4
 
 const (
 	// retryYes marks a row left undecided by an outage or a stop: a rerun
@@ -70,11 +77,17 @@ type Summary struct {
 	Decided         int // decided by this run
 	Rejected        int // rejected by this run
 	Undecided       int // left for a rerun
+
+	verb string // what happens to a row: "decided" (default), "posted"
 }
 
+// Verb is what happens to a row: decided, or posted (outcomes).
+func (s Summary) Verb() string { return cmp.Or(s.verb, "decided") }
+
 func (s Summary) String() string {
-	return fmt.Sprintf("%d rows: %d decided now, %d decided before, %d rejected now, %d rejected before, %d not decided",
-		s.Rows, s.Decided, s.AlreadyDecided, s.Rejected, s.AlreadyRejected, s.Undecided)
+	v := s.Verb()
+	return fmt.Sprintf("%d rows: %d %s now, %d %s before, %d rejected now, %d rejected before, %d not %s",
+		s.Rows, s.Decided, v, s.AlreadyDecided, v, s.Rejected, s.AlreadyRejected, s.Undecided, v)
 }
 
 // Run decides every row not yet in the decisions or rejects file. It
@@ -83,81 +96,144 @@ func (s Summary) String() string {
 // not run.
 func (j *Job) Run(ctx context.Context) (Summary, error) {
 	j.defaults()
-	var sum Summary
-	in, err := os.Open(j.In)
+	return fileJob{in: j.In, out: j.Out, rejects: j.Rejects, read: ReadExport, header: decisionHeader,
+		chunkSize: j.ChunkSize, progress: j.progress,
+		settle: func(ctx context.Context, chunk []Row, p *Progress) chunkResult {
+			return j.decide(ctx, chunk, p, j.Retry)
+		},
+	}.run(ctx)
+}
+
+// fileJob is the shape of both jobs: rows from an input file, each settled
+// once into an append-only ledger (out) or the rejects file, resumable.
+type fileJob struct {
+	in, out, rejects string
+	read             func(io.Reader) ([]Row, error)
+	header           []string // the ledger's columns; column 1 is application_id
+	chunkSize        int
+	settle           func(context.Context, []Row, *Progress) chunkResult
+	progress         func(total int) *Progress
+	verb             string // Summary's verb
+}
+
+func (f fileJob) run(ctx context.Context) (Summary, error) {
+	sum := Summary{verb: f.verb}
+	in, err := os.Open(f.in)
 	if err != nil {
 		return sum, err
 	}
-	rows, err := ReadExport(in)
+	rows, err := f.read(in)
 	in.Close()
 	if err != nil {
-		return sum, fmt.Errorf("%s: %w", j.In, err)
+		return sum, fmt.Errorf("%s: %w", f.in, err)
 	}
 	sum.Rows = len(rows)
 
-	decisions, decided, err := openLedger(j.Out, decisionHeader)
+	done, settled, err := openLedger(f.out, f.header)
 	if err != nil {
 		return sum, err
 	}
-	defer decisions.Close()
-	rejects, rejectedLines, err := openRejects(j.Rejects)
+	defer done.Close()
+	rejects, rejectedLines, err := openRejects(f.rejects)
 	if err != nil {
 		return sum, err
 	}
 	defer rejects.Close()
 
-	todo, refused := j.plan(rows, decided, rejectedLines, &sum)
+	todo, refused := plan(rows, settled, rejectedLines, &sum)
 	if err := rejects.append(refused); err != nil {
 		return sum, err
 	}
 	sum.Rejected += len(refused)
 
-	if sum.AlreadyDecided+sum.AlreadyRejected > 0 {
-		fmt.Fprintf(j.Status, "resuming: %d rows already decided, %d already rejected\n", sum.AlreadyDecided, sum.AlreadyRejected)
+	stop, err := settleAll(ctx, todo, f.chunkSize, f.settle, done, rejects, f.progress(len(todo)), &sum)
+	if err != nil {
+		return sum, err
 	}
-	progress := NewProgress(j.Status, j.Terminal, len(todo), j.Now)
-	for start := 0; start < len(todo); start += j.ChunkSize {
-		chunk := todo[start:min(start+j.ChunkSize, len(todo))]
-		done, refused, err := j.decide(ctx, chunk, progress)
-		if err != nil {
+	var fatal *fatalError
+	if errors.As(stop, &fatal) {
+		return sum, fatal.err
+	}
+	return sum, sum.outcome()
+}
+
+// fatalError stops a job as "could not run" (exit 1) rather than "rows left
+// for a rerun": a rerun would meet it again (a refused token, say).
+type fatalError struct{ err error }
+
+func (e *fatalError) Error() string { return e.err.Error() }
+func (e *fatalError) Unwrap() error { return e.err }
+
+func (j *Job) progress(total int) *Progress { return NewProgress(j.Status, j.Terminal, total, j.Now) }
+
+// chunkResult is what became of one chunk's rows: done (for the ledger),
+// refused (for the rejects file, retry=no) and, when the service stayed
+// down or the job was stopped, the rows left undecided and why.
+type chunkResult struct {
+	done, refused [][]string
+	left          []Row
+	err           error
+}
+
+// settleAll sends todo in chunks through settle, appending each chunk's
+// rows to the ledger and the rejects as it goes, until every row is
+// settled or the service stays down; then the rows left are reported in the
+// rejects file (retry=yes) for the rerun. It returns the error that
+// stopped it early (nil when every chunk was sent) and any error that
+// stops the job at once (a disk write failing).
+func settleAll(ctx context.Context, todo []Row, chunkSize int, settle func(context.Context, []Row, *Progress) chunkResult,
+	done, rejects *ledger, progress *Progress, sum *Summary) (stop, err error) {
+	if sum.AlreadyDecided+sum.AlreadyRejected > 0 {
+		fmt.Fprintf(progress.w, "resuming: %d rows already %s, %d already rejected\n", sum.AlreadyDecided, sum.Verb(), sum.AlreadyRejected)
+	}
+	for start := 0; start < len(todo); start += chunkSize {
+		chunk := todo[start:min(start+chunkSize, len(todo))]
+		res := settle(ctx, chunk, progress)
+		// Done rows first: a crash between the two appends re-sends only
+		// the refused rows, which the service refuses again.
+		if err := done.append(res.done); err != nil {
+			return nil, err
+		}
+		if err := rejects.append(res.refused); err != nil {
+			return nil, err
+		}
+		sum.Decided += len(res.done)
+		sum.Rejected += len(res.refused)
+		if res.err != nil {
 			// The service stayed down (or the job was stopped): keep the
 			// rest for the rerun, and say so row by row.
-			reason := "not decided: " + oneLine(err.Error())
+			reason := "not " + sum.Verb() + ": " + oneLine(res.err.Error())
 			var left [][]string
-			for _, r := range todo[start:] {
+			for _, r := range append(res.left, todo[start+len(chunk):]...) {
 				left = append(left, []string{strconv.Itoa(r.Line), r.ID, r.Name, reason, retryYes})
 			}
-			if werr := rejects.append(left); werr != nil {
-				return sum, werr
+			if err := rejects.append(left); err != nil {
+				return nil, err
 			}
 			sum.Undecided = len(left)
+			stop = res.err
 			break
 		}
-		// Decisions first: a crash between the two appends re-sends only
-		// the refused rows, which the service refuses again.
-		if err := decisions.append(done); err != nil {
-			return sum, err
-		}
-		if err := rejects.append(refused); err != nil {
-			return sum, err
-		}
-		sum.Decided += len(done)
-		sum.Rejected += len(refused)
 		progress.Add(len(chunk))
 	}
 	if len(todo) > 0 {
 		progress.Finish()
 	}
-	fmt.Fprintln(j.Status, sum)
+	fmt.Fprintln(progress.w, *sum)
+	return stop, nil
+}
 
+// outcome is the job's result for the scheduler: ErrRowsRejected and/or
+// ErrRowsUndecided when rows are left without a decision.
+func (s Summary) outcome() error {
 	var errs []error
-	if sum.Rejected+sum.AlreadyRejected > 0 {
+	if s.Rejected+s.AlreadyRejected > 0 {
 		errs = append(errs, ErrRowsRejected)
 	}
-	if sum.Undecided > 0 {
+	if s.Undecided > 0 {
 		errs = append(errs, ErrRowsUndecided)
 	}
-	return sum, errors.Join(errs...)
+	return errors.Join(errs...)
 }
 
 func (j *Job) defaults() {
@@ -203,7 +279,7 @@ func openRejects(path string) (*ledger, map[int]bool, error) {
 // plan sorts the rows into those to send and those refused before sending:
 // malformed, or reusing an earlier row's application_id (the id is what
 // makes a rerun skip a row, so it must name one row only).
-func (j *Job) plan(rows []Row, decided [][]string, rejectedLines map[int]bool, sum *Summary) ([]Row, [][]string) {
+func plan(rows []Row, decided [][]string, rejectedLines map[int]bool, sum *Summary) ([]Row, [][]string) {
 	done := make(map[string]bool, len(decided))
 	for _, d := range decided {
 		done[d[1]] = true
@@ -220,12 +296,11 @@ func (j *Job) plan(rows []Row, decided [][]string, rejectedLines map[int]bool, s
 		case rejectedLines[r.Line]:
 			sum.AlreadyRejected++
 		case dup:
-			refused = append(refused, []string{strconv.Itoa(r.Line), r.ID, r.Name,
-				fmt.Sprintf("application_id %s is already used on line %d", r.ID, first), retryNo})
+			refused = append(refused, rejectRow(r, fmt.Sprintf("application_id %s is already used on line %d", r.ID, first)))
 		case done[r.ID]:
 			sum.AlreadyDecided++
 		case r.Problem != "":
-			refused = append(refused, []string{strconv.Itoa(r.Line), r.ID, r.Name, r.Problem, retryNo})
+			refused = append(refused, rejectRow(r, r.Problem))
 		default:
 			todo = append(todo, r)
 		}
@@ -233,35 +308,100 @@ func (j *Job) plan(rows []Row, decided [][]string, rejectedLines map[int]bool, s
 	return todo, refused
 }
 
-// decide sends one chunk, retrying outages with backoff, and returns the
-// decision rows and the rows the service refused.
-func (j *Job) decide(ctx context.Context, chunk []Row, progress *Progress) (done, refused [][]string, err error) {
+// decide sends one chunk, retrying outages with backoff (policy), and
+// returns the decision rows and the rows the service refused. A failure
+// that is not an outage (a server fault, an answer that cannot be read)
+// may be caused by one row, so the chunk is split in halves and each half
+// decided on its own, down to the row: one bad row costs only itself (a
+// reject, retry=no), never its chunk.
+func (j *Job) decide(ctx context.Context, chunk []Row, progress *Progress, policy retry.Policy) chunkResult {
 	apps := make([]client.Application, len(chunk))
 	for i, r := range chunk {
 		apps[i] = r.Application
 	}
 	var results []client.Result
-	err = retry.Do(ctx, j.Retry, func(ctx context.Context) error {
+	err := retry.Do(ctx, policy, func(ctx context.Context) error {
+		var err error
 		results, err = j.Decider.DecideBatch(ctx, apps)
 		return err
 	}, func(attempt int, wait time.Duration, err error) {
 		progress.Note(fmt.Sprintf("chunk of %d rows from line %d: try %d failed (%v); retrying in %s",
 			len(chunk), chunk[0].Line, attempt, err, wait.Round(time.Millisecond)))
 	})
-	if err != nil {
-		return nil, nil, err
+	switch {
+	case err == nil:
+	case client.Outage(err) || ctx.Err() != nil:
+		return chunkResult{left: chunk, err: err}
+	case len(chunk) == 1:
+		r := chunk[0]
+		return chunkResult{refused: [][]string{rejectRow(r, "the decision service cannot decide this row: "+oneLine(err.Error()))}}
+	default:
+		return j.split(ctx, chunk, progress, policy, err)
 	}
-	for i, res := range results {
+	var res chunkResult
+	for i, out := range results {
 		r := chunk[i]
-		if res.Refusal != nil {
-			refused = append(refused, []string{strconv.Itoa(r.Line), r.ID, r.Name, refusalReason(res.Refusal), retryNo})
-			continue
+		switch {
+		case out.Refusal != nil:
+			res.refused = append(res.refused, rejectRow(r, refusalReason(out.Refusal)))
+		case client.Unusable(*out.Decision) != "":
+			res.refused = append(res.refused, rejectRow(r, "the decision service gave no usable decision: "+client.Unusable(*out.Decision)))
+		default:
+			res.done = append(res.done, decisionRow(r, out.Decision))
 		}
-		d := res.Decision
-		done = append(done, []string{strconv.Itoa(r.Line), r.ID, r.Name, strconv.FormatBool(d.Approve),
-			strconv.FormatFloat(d.Probability, 'g', -1, 64), d.Model.Name, d.Model.Version, d.Model.Variant, d.RequestID})
 	}
-	return done, refused, nil
+	return res
+}
+
+// split decides the two halves of a chunk that failed as a whole (cause).
+// The halves get one retry each for a fault; an outage still gets the whole
+// policy, so a service going down mid-split is waited for as before.
+func (j *Job) split(ctx context.Context, chunk []Row, progress *Progress, policy retry.Policy, cause error) chunkResult {
+	mid := len(chunk) / 2
+	progress.Note(fmt.Sprintf("chunk of %d rows from line %d failed (%v); deciding it in two halves to find the row",
+		len(chunk), chunk[0].Line, oneLine(cause.Error())))
+	half := policy
+	half.Attempts = min(policy.Attempts, 2)
+	if half.Attempts <= 0 {
+		half.Attempts = 2
+	}
+	var res chunkResult
+	for i, part := range [][]Row{chunk[:mid], chunk[mid:]} {
+		r := j.decide(ctx, part, progress, half)
+		if r.err != nil && client.Outage(r.err) && ctx.Err() == nil {
+			r = j.decide(ctx, part, progress, policy)
+		}
+		res.done = append(res.done, r.done...)
+		res.refused = append(res.refused, r.refused...)
+		if r.err != nil {
+			res.left, res.err = r.left, r.err
+			if i == 0 {
+				res.left = append(res.left, chunk[mid:]...)
+			}
+			return res
+		}
+	}
+	return res
+}
+
+// decisionRow is one line of the decisions file.
+func decisionRow(r Row, d *client.Decision) []string {
+	row := []string{strconv.Itoa(r.Line), r.ID, r.Name, strconv.FormatBool(d.Approve),
+		strconv.FormatFloat(d.Probability, 'g', -1, 64), d.Model.Name, d.Model.Version, d.Model.Variant, d.RequestID,
+		d.DecisionID, d.Model.SHA256}
+	for i := range maxReasons {
+		if i < len(d.Reasons) {
+			row = append(row, d.Reasons[i].Code, d.Reasons[i].Text)
+		} else {
+			row = append(row, "", "")
+		}
+	}
+	return row
+}
+
+// rejectRow is one line of the rejects file for a row that needs fixing.
+func rejectRow(r Row, reason string) []string {
+	return []string{strconv.Itoa(r.Line), r.ID, r.Name, reason, retryNo}
 }
 
 // refusalReason is the service's 422 for one row as one line, fields sorted.
@@ -272,6 +412,9 @@ func refusalReason(e *client.APIError) string {
 	}
 	slices.Sort(names)
 	parts := []string{"refused by the decision service (" + e.Code + ")"}
+	if len(names) == 0 && e.Message != "" {
+		parts = append(parts, e.Message)
+	}
 	for _, f := range names {
 		parts = append(parts, f+": "+e.Fields[f])
 	}

@@ -3,6 +3,7 @@ package batch
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"mlservice/internal/retry"
 	"mlservice/legacy/client"
+	"mlservice/legacy/internal/legacytest"
 )
 
 // flakyService decides everything, refuses credit scores under 250 like
@@ -70,4 +72,131 @@ func TestJobOutageThenResume(t *testing.T) {
 	if strings.Count(string(decided), "\n") != 4 {
 		t.Fatalf("decisions:\n%s", decided)
 	}
+}
+
+// poisoned fails a whole call that holds the poisoned row (as a service
+// that answers a model output of NaN with a body that is not JSON, or with
+// a 500, fails its whole batch), decides every other call, and declines
+// with reasons.
+type poisoned struct {
+	fail  error
+	calls int
+}
+
+func (s *poisoned) DecideBatch(_ context.Context, apps []client.Application) ([]client.Result, error) {
+	s.calls++
+	for _, a := range apps {
+		if *a.Income > 1e30 {
+			return nil, s.fail
+		}
+	}
+	out := make([]client.Result, len(apps))
+	for i, a := range apps {
+		d := &client.Decision{ApplicationID: a.ApplicationID, DecisionID: "dec-" + a.ApplicationID, Approve: *a.CreditScore >= 600,
+			Probability: 0.7, Model: client.Model{Name: "m", Version: "3", Variant: "champion", SHA256: "abc"}}
+		if !d.Approve {
+			d.Probability = 0.2
+			d.Reasons = []client.Reason{{Code: "CS", Feature: "credit_score", Text: "Credit score below 600 (yours 550)"},
+				{Code: "LTI", Feature: "loan_amount", Text: "Loan is more than 25% of income (yours 40%)"}}
+		}
+		out[i] = client.Result{Index: i, Decision: d}
+	}
+	return out, nil
+}
+
+// TestOneBadRowCostsOnlyItself: a row that makes the service fail its
+// whole call is found by halving the chunk; it alone is rejected (retry=no,
+// with the reason) and every other row of its chunk is decided.
+func TestOneBadRowCostsOnlyItself(t *testing.T) {
+	for name, fail := range map[string]error{
+		"answer not JSON": &client.ProtocolError{Reason: "undecodable response: invalid character 'N' looking for beginning of value"},
+		"server fault":    &client.APIError{Status: 500, Code: "internal", Message: "internal error"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			in := filepath.Join(dir, "in.csv")
+			var b strings.Builder
+			b.WriteString("application_id,income,credit_score,loan_amount,years_employed,points\n")
+			for i := range 40 {
+				income, score := "50000", "700"
+				if i == 13 {
+					income = "1e39"
+				}
+				if i%10 == 0 {
+					score = "550"
+				}
+				fmt.Fprintf(&b, "A-%d,%s,%s,20000,5,60\n", i, income, score)
+			}
+			os.WriteFile(in, []byte(b.String()), 0o644)
+			out := filepath.Join(dir, "out.csv")
+			svc := &poisoned{fail: fail}
+			job := &Job{In: in, Out: out, ChunkSize: 20, Decider: svc, Retry: retry.Policy{Initial: time.Millisecond, Max: time.Millisecond, Attempts: 3}}
+			sum, err := job.Run(context.Background())
+			if !errors.Is(err, ErrRowsRejected) || errors.Is(err, ErrRowsUndecided) || sum.Decided != 39 || sum.Rejected != 1 {
+				t.Fatalf("%v, %v", sum, err)
+			}
+			rejects := legacytest.Rows(t, filepath.Join(dir, "out.rejects.csv"))
+			if len(rejects) != 1 || rejects[0][1] != "A-13" || rejects[0][4] != "no" || !strings.Contains(rejects[0][3], "cannot decide this row") {
+				t.Fatalf("rejects %q", rejects)
+			}
+			if svc.calls > 30 {
+				t.Errorf("%d calls to find one bad row among 40", svc.calls)
+			}
+			// The decisions carry the decision id and a decline's reasons.
+			header, rows := legacytest.ReadCSV(t, out)
+			col := map[string]int{}
+			for i, h := range header {
+				col[h] = i
+			}
+			for _, r := range rows {
+				if r[col["decision_id"]] != "dec-"+r[col["application_id"]] || r[col["model_sha256"]] != "abc" {
+					t.Fatalf("row %q", r)
+				}
+				if r[col["approve"]] == "false" {
+					if r[col["reason_1_code"]] != "CS" || r[col["reason_1"]] != "Credit score below 600 (yours 550)" ||
+						r[col["reason_2_code"]] != "LTI" || r[col["reason_3_code"]] != "" {
+						t.Fatalf("decline without its reasons: %q", r)
+					}
+				} else if r[col["reason_1_code"]] != "" {
+					t.Fatalf("an approval with reasons: %q", r)
+				}
+			}
+		})
+	}
+}
+
+// TestOutageDuringASplitLeavesTheRestForTheRerun: the service going down
+// while a chunk is being halved stops the job with the rows left reported,
+// none lost and none decided twice.
+func TestOutageDuringASplitLeavesTheRestForTheRerun(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.csv")
+	os.WriteFile(in, []byte("application_id,income,credit_score,loan_amount,years_employed,points\n"+
+		"A-1,1,700,1,1,1\nA-2,1e39,700,1,1,1\nA-3,1,700,1,1,1\nA-4,1,700,1,1,1\n"), 0o644)
+	out := filepath.Join(dir, "out.csv")
+	svc := &downAfter{poisoned: poisoned{fail: &client.ProtocolError{Reason: "not JSON"}}, upCalls: 2}
+	job := &Job{In: in, Out: out, ChunkSize: 4, Decider: svc, Retry: retry.Policy{Initial: time.Millisecond, Max: time.Millisecond, Attempts: 2}}
+	sum, err := job.Run(context.Background())
+	if !errors.Is(err, ErrRowsUndecided) || sum.Decided+sum.Rejected+sum.Undecided != 4 {
+		t.Fatalf("%v, %v", sum, err)
+	}
+	_, decided := legacytest.ReadCSV(t, out)
+	rejects := legacytest.Rows(t, filepath.Join(dir, "out.rejects.csv"))
+	if len(decided)+len(rejects) != 4 {
+		t.Fatalf("%d decided + %d reported, want 4", len(decided), len(rejects))
+	}
+}
+
+// downAfter is poisoned for upCalls calls, then down.
+type downAfter struct {
+	poisoned
+	upCalls int
+}
+
+func (s *downAfter) DecideBatch(ctx context.Context, apps []client.Application) ([]client.Result, error) {
+	if s.calls >= s.upCalls {
+		s.calls++
+		return nil, &client.UnavailableError{Err: errors.New("connection refused")}
+	}
+	return s.poisoned.DecideBatch(ctx, apps)
 }

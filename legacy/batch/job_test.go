@@ -2,7 +2,7 @@ package batch_test
 
 import (
 	"context"
-	"encoding/csv"
+	"errors"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -41,7 +41,7 @@ func TestBatchMatchesOneByOne(t *testing.T) {
 	if len(rows) != 2000 || sum.Decided != 2000 {
 		t.Fatalf("%d rows read, %v", len(rows), sum)
 	}
-	decided := readCSV(t, out)
+	decided := legacytest.Rows(t, out)
 	if len(decided) != len(rows) {
 		t.Fatalf("%d decisions for %d rows", len(decided), len(rows))
 	}
@@ -69,17 +69,34 @@ func TestBatchMatchesOneByOne(t *testing.T) {
 	}
 }
 
-// readCSV returns a file's rows without its header.
-func readCSV(t *testing.T, path string) [][]string {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
+// TestBatchAgainstTheServerWithAnOverflowingRow: against the real server, a
+// row whose figures overflow the model's float32 input is that row's
+// reject alone; the rest of its chunk is decided, each decision with the
+// service's decision id.
+func TestBatchAgainstTheServerWithAnOverflowingRow(t *testing.T) {
+	svc := servetest.Start(t, servetest.Options{})
+	api := &client.Client{BaseURL: svc.URL, HTTP: &http.Client{Timeout: 30 * time.Second}}
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.csv")
+	os.WriteFile(in, []byte("application_id,income,credit_score,loan_amount,years_employed,points\n"+
+		"G-1,50000,700,20000,5,60\nX-1,1e39,700,1e39,5,60\nG-2,30000,400,90000,1,10\nG-3,80000,800,10000,12,80\n"), 0o644)
+	out := filepath.Join(dir, "decisions.csv")
+	sum, err := (&batch.Job{In: in, Out: out, ChunkSize: 500, Decider: api}).Run(context.Background())
+	if !errors.Is(err, batch.ErrRowsRejected) || errors.Is(err, batch.ErrRowsUndecided) || sum.Decided != 3 || sum.Rejected != 1 {
+		t.Fatalf("%v (%v)", err, sum)
 	}
-	defer f.Close()
-	all, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		t.Fatal(err)
+	decided := legacytest.Rows(t, out)
+	for _, d := range decided {
+		if d[1] == "X-1" {
+			t.Fatalf("the overflowing row was decided: %q", d)
+		}
+		if d[9] == "" {
+			t.Errorf("%s has no decision_id: %q", d[1], d)
+		}
 	}
-	return all[1:]
+	rejects := legacytest.Rows(t, filepath.Join(dir, "decisions.rejects.csv"))
+	if len(rejects) != 1 || rejects[0][1] != "X-1" || rejects[0][4] != "no" {
+		t.Fatalf("rejects %q", rejects)
+	}
+	t.Logf("the service on the overflowing row: %s", rejects[0][3])
 }

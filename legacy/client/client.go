@@ -87,6 +87,9 @@ type Client struct {
 	// HTTP does the calls; its Timeout bounds each call. nil means
 	// http.DefaultClient, which has no timeout: set one.
 	HTTP *http.Client
+	// Token, when set, is sent as a bearer token (POST /v1/outcomes needs
+	// one with the role admin or audit). It is never logged.
+	Token string
 }
 
 // Decide asks for the decision on one application.
@@ -114,14 +117,11 @@ func (c *Client) DecideBatch(ctx context.Context, apps []Application) ([]Result,
 	if err := c.post(ctx, "/v1/predict/batch", req, &body); err != nil {
 		return nil, err
 	}
-	if len(body.Results) != len(apps) {
-		return nil, &ProtocolError{Reason: fmt.Sprintf("sent %d applications, got %d results", len(apps), len(body.Results))}
+	if err := inOrder("applications", len(apps), len(body.Results), func(i int) int { return body.Results[i].Index }); err != nil {
+		return nil, err
 	}
 	out := make([]Result, len(apps))
 	for i, r := range body.Results {
-		if r.Index != i {
-			return nil, &ProtocolError{Reason: fmt.Sprintf("result %d has index %d", i, r.Index)}
-		}
 		out[i].Index = i
 		if r.Error != nil {
 			r.Error.Status = http.StatusUnprocessableEntity
@@ -136,6 +136,74 @@ func (c *Client) DecideBatch(ctx context.Context, apps []Application) ([]Result,
 	return out, nil
 }
 
+// Outcome is the bank's final verdict on an application the service
+// decided: approved or not, whatever the model said.
+type Outcome struct {
+	ApplicationID string `json:"application_id"`
+	Approved      bool   `json:"approved"`
+}
+
+// OutcomeResult is what the service did with one posted outcome: recorded
+// (Refusal nil; Decisions is how many of its decisions it joined) or
+// refused (Refusal: 404 not_found for an application it never decided, 422
+// for a malformed one, 503 record_unavailable when its record is down).
+type OutcomeResult struct {
+	Index     int
+	Decisions int
+	Refusal   *APIError
+}
+
+// PostOutcomes posts many outcomes in one call (POST /v1/outcomes, batch
+// form {"outcomes": [...]}); the results come back in input order.
+func (c *Client) PostOutcomes(ctx context.Context, outs []Outcome) ([]OutcomeResult, error) {
+	var body struct {
+		Results []struct {
+			Index     int       `json:"index"`
+			Status    string    `json:"status"`
+			Decisions int       `json:"decisions"`
+			Error     *APIError `json:"error"`
+		} `json:"results"`
+	}
+	req := struct {
+		Outcomes []Outcome `json:"outcomes"`
+	}{outs}
+	if err := c.post(ctx, "/v1/outcomes", req, &body); err != nil {
+		return nil, err
+	}
+	if err := inOrder("outcomes", len(outs), len(body.Results), func(i int) int { return body.Results[i].Index }); err != nil {
+		return nil, err
+	}
+	res := make([]OutcomeResult, len(outs))
+	for i, r := range body.Results {
+		res[i] = OutcomeResult{Index: i, Decisions: r.Decisions}
+		switch {
+		case r.Error != nil:
+			r.Error.Status = map[string]int{"not_found": http.StatusNotFound, "record_unavailable": http.StatusServiceUnavailable}[r.Error.Code]
+			if r.Error.Status == 0 {
+				r.Error.Status = http.StatusUnprocessableEntity
+			}
+			res[i].Refusal = r.Error
+		case r.Status != "recorded":
+			return nil, &ProtocolError{Reason: fmt.Sprintf("result %d has status %q and no error", i, r.Status)}
+		}
+	}
+	return res, nil
+}
+
+// inOrder checks that a batch answer has one result per item sent, in the
+// order sent (index(i) is result i's index).
+func inOrder(what string, sent, got int, index func(i int) int) error {
+	if got != sent {
+		return &ProtocolError{Reason: fmt.Sprintf("sent %d %s, got %d results", sent, what, got)}
+	}
+	for i := range got {
+		if index(i) != i {
+			return &ProtocolError{Reason: fmt.Sprintf("result %d has index %d", i, index(i))}
+		}
+	}
+	return nil
+}
+
 func (c *Client) post(ctx context.Context, path string, in, out any) error {
 	payload, err := json.Marshal(in)
 	if err != nil {
@@ -147,6 +215,9 @@ func (c *Client) post(ctx context.Context, path string, in, out any) error {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
 	hc := c.HTTP
 	if hc == nil {
 		hc = http.DefaultClient

@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -123,6 +124,9 @@ func TestFormDecides(t *testing.T) {
 	if model := b.Text("#model"); !strings.Contains(model, "version "+want.Model.Version) || !strings.Contains(model, want.Model.Name) {
 		t.Errorf("model %q, want %s version %s", model, want.Model.Name, want.Model.Version)
 	}
+	if id := b.Text("#decision-id"); id == "" {
+		t.Error("the page shows no decision id")
+	}
 	b.Screenshot(filepath.Join(art, "form-decision.png"))
 	page, err := url.Parse(b.URL()) // the page's address holds the application's key
 	if err != nil {
@@ -237,4 +241,55 @@ func TestFormKeepsApplicationWhileServiceIsDown(t *testing.T) {
 func application(id string, income, score, amount, years, points float64) client.Application {
 	return client.Application{ApplicationID: id, Income: &income, CreditScore: &score, LoanAmount: &amount,
 		YearsEmployed: &years, Points: &points}
+}
+
+// TestFormShowsReasonsAndWhatCannotBeDecided: in the browser, a decline's
+// reasons in the service's order and words, its decision id; an application
+// the service cannot decide says why; a page's address without its key
+// shows nothing.
+func TestFormShowsReasonsAndWhatCannotBeDecided(t *testing.T) {
+	declines := httptest.NewServer(fixedService{200, `{"decision_id":"0193a1b2-7c3d-7e4f-8a5b-6c7d8e9f0a1b","approve":false,"probability":0.18,
+		"model":{"name":"loan-approval","version":"3","variant":"champion","sha256":"ab12"},
+		"reasons":[{"code":"LTI","feature":"loan_amount","text":"Loan is more than 25% of income (yours 40%)"},
+		           {"code":"CS","feature":"credit_score","text":"Credit score below 620 (yours 580)"},
+		           {"code":"YE","feature":"years_employed","text":"Less than 2 years in employment (yours 1)"}],"request_id":"r"}`})
+	t.Cleanup(declines.Close)
+	f := startForm(t, declines.URL)
+	b := startBrowser(t)
+	art := legacytest.ArtifactDir(t)
+
+	b.Open(f.URL)
+	fillForm(b, with(goodApplication, "application_id", "T-4001"))
+	b.Click("#submit")
+	if got := decided(b); got != "Declined" {
+		t.Fatalf("decision %q", got)
+	}
+	if got := b.Text("#decision-id"); got != "0193a1b2-7c3d-7e4f-8a5b-6c7d8e9f0a1b" {
+		t.Errorf("decision id %q", got)
+	}
+	for i, want := range []string{"Loan is more than 25% of income (yours 40%)", "Credit score below 620 (yours 580)", "Less than 2 years in employment (yours 1)"} {
+		if got := b.Text(fmt.Sprintf("#reasons li:nth-child(%d)", i+1)); !strings.HasPrefix(got, want) {
+			t.Errorf("reason %d: %q, want %q", i+1, got, want)
+		}
+	}
+	b.Screenshot(filepath.Join(art, "form-declined-reasons.png"))
+	page, _ := url.Parse(b.URL())
+	b.Open(f.URL + page.Path) // the reference without the key
+	if got := b.Text("h1"); got != "Application not found" || b.Text("#decision") != "" {
+		t.Errorf("without the key the page shows %q / %q", got, b.Text("#decision"))
+	}
+
+	undecidable := httptest.NewServer(fixedService{422, `{"error":{"code":"undecidable","message":"the model gave no finite score for this application; it cannot be decided automatically"},"request_id":"r"}`})
+	t.Cleanup(undecidable.Close)
+	g := startForm(t, undecidable.URL)
+	b.Open(g.URL)
+	fillForm(b, with(goodApplication, "application_id", "T-4002"))
+	b.Click("#submit")
+	if got := b.Text("#decision"); got != "Not decided" {
+		t.Errorf("decision %q", got)
+	}
+	if got := b.Text("#failure"); !strings.Contains(got, "undecidable") || !strings.Contains(got, "no finite score") {
+		t.Errorf("failure %q", got)
+	}
+	b.Screenshot(filepath.Join(art, "form-undecidable.png"))
 }

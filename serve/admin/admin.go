@@ -22,6 +22,7 @@ import (
 	"mlservice/serve/api"
 	"mlservice/serve/auth"
 	"mlservice/serve/metrics"
+	"mlservice/serve/outcomes"
 	"mlservice/serve/rollout"
 	"mlservice/serve/routing"
 )
@@ -49,6 +50,9 @@ type Config struct {
 	Audit *slog.Logger
 	// Timeout bounds one action, a model load included (default 2m).
 	Timeout time.Duration
+	// Outcomes, when set, lets GET /admin/models compare the live versions'
+	// agreement with the bank's outcomes (the decision record).
+	Outcomes outcomes.Store
 }
 
 // Mount adds the /admin routes to app.
@@ -94,8 +98,38 @@ func (h *handlers) models(c *fiber.Ctx) error {
 		out["model"] = t.Model
 		out["live"] = live
 		out["weights"] = t.Weights
+		if h.cfg.Outcomes != nil {
+			out["outcomes"] = h.outcomes(c.UserContext(), t)
+		}
 	}
 	return c.JSON(out)
+}
+
+// outcomesTimeout bounds the record query of GET /admin/models: a slow
+// record must not make the live state unreadable.
+const outcomesTimeout = 2 * time.Second
+
+// outcomes compares the live versions on the applications with an outcome;
+// a record that cannot answer is reported in place, not as a failed read.
+func (h *handlers) outcomes(ctx context.Context, t *routing.Table) any {
+	ctx, cancel := context.WithTimeout(ctx, outcomesTimeout)
+	defer cancel()
+	arms, err := h.cfg.Outcomes.Arms(ctx, t.Model)
+	if err != nil {
+		return fiber.Map{"error": "the decision record cannot be read: outcomes unknown"}
+	}
+	var live outcomes.Live
+	for _, r := range t.Routes() {
+		switch r.Variant {
+		case registry.Champion:
+			live.Champion = r.Version.Version
+		case registry.Challenger:
+			live.Challenger = r.Version.Version
+		case registry.Shadow:
+			live.Shadow = r.Version.Version
+		}
+	}
+	return outcomes.Compare(arms, live)
 }
 
 type promoteRequest struct {

@@ -81,12 +81,12 @@ func (ts *testServer) publish(t *testing.T, challengerWeight int) {
 	t.Helper()
 	m := metrics.New(prometheus.NewRegistry())
 	champ := &routing.Route{Variant: routing.Champion,
-		Version: models.NewVersion("loan-approval", "1", "aa", "artifacts", allFeatures, ts.champion),
+		Version: models.NewVersion("loan-approval", "1", strings.Repeat("a", 64), "artifacts", allFeatures, ts.champion),
 		Metrics: m.ForVersion("loan-approval", "1", "champion")}
 	var chall *routing.Route
 	if challengerWeight > 0 {
 		chall = &routing.Route{Variant: routing.Challenger,
-			Version: models.NewVersion("loan-approval", "2", "bb", "artifacts", allFeatures, ts.challenger),
+			Version: models.NewVersion("loan-approval", "2", strings.Repeat("b", 64), "artifacts", allFeatures, ts.challenger),
 			Metrics: m.ForVersion("loan-approval", "2", "challenger")}
 	}
 	table, err := routing.NewTable("loan-approval", champ, chall, nil,
@@ -112,6 +112,8 @@ func (ts *testServer) do(t *testing.T, method, path, contentType, body string, h
 	}
 	raw, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
+	// Every reply satisfies its published schema.
+	newReplyValidator(t).check(t, method, path, resp.StatusCode, resp.Header.Get("Content-Type"), raw)
 	var out map[string]any
 	if len(raw) > 0 && strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
 		if err := json.Unmarshal(raw, &out); err != nil {
@@ -242,7 +244,7 @@ func TestBatch(t *testing.T) {
 			b.WriteString(`{"application_id":"bad-` + itoa(i) + `","income":-1,"credit_score":700,"loan_amount":1,"years_employed":1,"points":1}`)
 			continue
 		}
-		b.WriteString(`{"application_id":"A-` + itoa(i) + `","income":` + itoa(1000*(i+1)) + `,"credit_score":700,"loan_amount":1,"years_employed":1,"points":1}`)
+		b.WriteString(`{"application_id":"A-` + itoa(i) + `","income":` + itoa(500*(i+1)) + `,"credit_score":700,"loan_amount":1,"years_employed":1,"points":1}`)
 	}
 	b.WriteString("]}")
 	resp, body := ts.do(t, "POST", "/v1/predict/batch", "application/json", b.String())
@@ -265,7 +267,7 @@ func TestBatch(t *testing.T) {
 			}
 			continue
 		}
-		if item["application_id"] != "A-"+itoa(i) || float32(item["probability"].(float64)) != float32(1000*(i+1))/100000 {
+		if item["application_id"] != "A-"+itoa(i) || float32(item["probability"].(float64)) != float32(500*(i+1))/100000 {
 			t.Fatalf("item %d decided wrongly: %v", i, item)
 		}
 		model := item["model"].(map[string]any)

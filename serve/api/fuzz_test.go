@@ -16,6 +16,9 @@ import (
 func FuzzPredict(f *testing.F) {
 	seeds, _ := filepath.Glob(filepath.Join("..", "..", "schemas", "testdata", "nasty", "*.json"))
 	for _, p := range seeds {
+		if strings.HasSuffix(p, ".want.json") { // a case's expected errors, not a body
+			continue
+		}
 		raw, err := os.ReadFile(p)
 		if err != nil {
 			f.Fatal(err)

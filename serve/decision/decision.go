@@ -35,7 +35,10 @@ type Decision struct {
 	Served                         bool      // false for shadow decisions
 	Model, Version, SHA256, Source string
 	// Inputs is the application's JSON object as received (an owned copy).
-	Inputs      []byte
+	Inputs []byte
+	// Application holds the decoded values the model was given (drift
+	// monitoring counts them).
+	Application schemas.Application
 	Probability float32
 	Approve     bool
 	Threshold   float32
@@ -357,6 +360,9 @@ func (p *Path) decide(ctx context.Context, t *routing.Table, c call) error {
 	}
 	now := p.cfg.Now().UTC()
 	inputs := ownedInputs(c.ins)
+	for i := range c.out { // ids in input order, so a batch's ids sort as its items
+		c.out[i].ID = p.cfg.NewID()
+	}
 	var runs [3]time.Duration
 	for k, r := range routes {
 		if counts[k] == 0 {
@@ -438,7 +444,7 @@ func (p *Path) score(sc *scratch, r *routing.Route, c call, idx []int, now time.
 	for j, i := range idx {
 		d := &c.out[i]
 		*d = Decision{
-			ID:            p.cfg.NewID(),
+			ID:            d.ID,
 			RequestID:     c.requestID,
 			ApplicationID: c.ins[i].Application.ApplicationID,
 			Time:          now,
@@ -449,6 +455,7 @@ func (p *Path) score(sc *scratch, r *routing.Route, c call, idx []int, now time.
 			SHA256:        v.SHA256,
 			Source:        v.Source,
 			Inputs:        inputs[i],
+			Application:   c.ins[i].Application,
 			Probability:   sc.probs[j],
 			Approve:       sc.approve[j],
 			Threshold:     v.Threshold,

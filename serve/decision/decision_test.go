@@ -140,7 +140,8 @@ func TestDecideFillsEveryField(t *testing.T) {
 	}
 	want := decision.Decision{ID: d.ID, RequestID: "req-1", ApplicationID: "A-1", Time: clock.UTC(), Variant: "champion", Served: true,
 		Model: "loan-approval", Version: "1", SHA256: "sha-1", Source: "artifacts", Probability: 0.6, Approve: true,
-		Threshold: models.DefaultThreshold, Latency: d.Latency}
+		Threshold: models.DefaultThreshold, Latency: d.Latency,
+		Application: schemas.Application{ApplicationID: "A-1", Income: 60000, CreditScore: 700, LoanAmount: 1, YearsEmployed: 5, Points: 1}}
 	if d.Inputs == nil || !strings.HasPrefix(string(d.Inputs), `{"application_id":"A-1"`) {
 		t.Fatalf("inputs not an owned copy of the application: %q", d.Inputs)
 	}

@@ -234,3 +234,23 @@ func single(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Fatalf("no single %s series", name)
 	return 0
 }
+
+func TestTrackIsCountedPerOpenCopy(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	reg := prometheus.NewRegistry()
+	tr := NewTracker(reg, time.Hour, nil)
+	b := baselineOf(t, r)
+	tr.Track("m", "3", b) // v3 live
+	tr.Track("m", "3", b) // promoted back to v3 while the old copy still drains
+	a := applicant(r, 0)
+	tr.Observe("m", "3", &a, 0.5)
+	tr.Forget("m", "3") // the old copy closes
+	if got := single(t, reg, "model_drift_window_decisions"); got != 1 {
+		t.Fatalf("after the old copy closed: %g decisions in the window, want the monitor kept with 1", got)
+	}
+	tr.Forget("m", "3")
+	tr.Forget("m", "3") // one too many: ignored
+	if n := count(t, reg, "model_drift_window_decisions"); n != 0 {
+		t.Fatalf("after the last copy closed: %d series, want 0", n)
+	}
+}

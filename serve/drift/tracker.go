@@ -128,7 +128,9 @@ type Tracker struct {
 	window time.Duration
 	now    func() time.Time
 
-	monitors sync.Map // key → *monitor
+	mu       sync.Mutex  // guards users
+	users    map[key]int // how many open versions use each monitor
+	monitors sync.Map    // key → *monitor; read without the lock per decision
 
 	featurePSI, scorePSI, decisions *prometheus.Desc
 }
@@ -146,6 +148,7 @@ func NewTracker(reg prometheus.Registerer, window time.Duration, now func() time
 	t := &Tracker{
 		window: window,
 		now:    now,
+		users:  map[key]int{},
 		featurePSI: prometheus.NewDesc("model_feature_psi",
 			"Population stability index of an input field's distribution over the drift window against the version's training distribution (> 0.25: significant shift).",
 			append(labels, "feature"), nil),
@@ -160,15 +163,34 @@ func NewTracker(reg prometheus.Registerer, window time.Duration, now func() time
 	return t
 }
 
-// Track starts watching a version against its baseline. Tracking a version
-// again keeps its counts.
+// Track starts watching a version against its baseline. A version loaded
+// again while its earlier copy is still open (a promote back to it) shares
+// the one monitor and its counts; each Track needs its Forget.
 func (t *Tracker) Track(model, version string, b *Baseline) {
-	t.monitors.LoadOrStore(key{model, version}, newMonitor(model, version, b, t.window))
+	k := key{model, version}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.users[k] == 0 {
+		t.monitors.Store(k, newMonitor(model, version, b, t.window))
+	}
+	t.users[k]++
 }
 
-// Forget stops watching a version that left service; its series disappear.
+// Forget stops watching a version once its last copy has closed; its
+// series disappear.
 func (t *Tracker) Forget(model, version string) {
-	t.monitors.Delete(key{model, version})
+	k := key{model, version}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch t.users[k] {
+	case 0:
+		return
+	case 1:
+		delete(t.users, k)
+		t.monitors.Delete(k)
+	default:
+		t.users[k]--
+	}
 }
 
 // Observe counts one decision of a version; versions not tracked (no

@@ -147,8 +147,9 @@ type Live struct {
 	Weight                   float64 // 0-1
 }
 
-// SetLive replaces model_info and model_traffic_weight with the live table's,
-// in one step: a scrape sees the old set or the new one, never a mix.
+// SetLive replaces the model's model_info and model_traffic_weight with its
+// live table's, in one step: a scrape sees the old set or the new one, never
+// a mix. Each served model has its own set.
 func (m *Models) SetLive(model string, live []Live) {
 	m.live.set(model, live)
 }
@@ -160,10 +161,8 @@ type liveCollector struct {
 	snapshot      atomic.Pointer[liveSnapshot]
 }
 
-type liveSnapshot struct {
-	model string
-	live  []Live
-}
+// liveSnapshot is every served model's live variants; replaced whole.
+type liveSnapshot map[string][]Live
 
 func newLiveCollector() liveCollector {
 	return liveCollector{
@@ -177,7 +176,19 @@ func newLiveCollector() liveCollector {
 }
 
 func (c *liveCollector) set(model string, live []Live) {
-	c.snapshot.Store(&liveSnapshot{model: model, live: append([]Live(nil), live...)})
+	for {
+		old := c.snapshot.Load()
+		next := liveSnapshot{}
+		if old != nil {
+			for k, v := range *old {
+				next[k] = v
+			}
+		}
+		next[model] = append([]Live(nil), live...)
+		if c.snapshot.CompareAndSwap(old, &next) {
+			return
+		}
+	}
 }
 
 // Describe implements prometheus.Collector.
@@ -192,9 +203,11 @@ func (c *liveCollector) Collect(ch chan<- prometheus.Metric) {
 	if s == nil {
 		return
 	}
-	for _, l := range s.live {
-		ch <- prometheus.MustNewConstMetric(c.info, prometheus.GaugeValue, 1, s.model, l.Version, l.Variant, l.SHA256)
-		ch <- prometheus.MustNewConstMetric(c.traffic, prometheus.GaugeValue, l.Weight, s.model, l.Variant)
+	for model, live := range *s {
+		for _, l := range live {
+			ch <- prometheus.MustNewConstMetric(c.info, prometheus.GaugeValue, 1, model, l.Version, l.Variant, l.SHA256)
+			ch <- prometheus.MustNewConstMetric(c.traffic, prometheus.GaugeValue, l.Weight, model, l.Variant)
+		}
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"mlservice/registry"
 	"mlservice/schemas"
+	"mlservice/serve/drift"
 	"mlservice/serve/reasons"
 )
 
@@ -65,6 +66,16 @@ type Loader struct {
 	Sessions Sessions
 	// Log receives errors closing a retired version's session (default slog.Default()).
 	Log *slog.Logger
+	// Drift, when set, watches every version that passed its checks until
+	// its session closes (*drift.Tracker).
+	Drift Watcher
+}
+
+// Watcher follows the versions that are open, each with its training
+// distribution; *drift.Tracker is the real one.
+type Watcher interface {
+	Track(model, version string, b *drift.Baseline)
+	Forget(model, version string)
 }
 
 // Load fetches (or finds in the cache) and verifies one version of model.
@@ -133,15 +144,23 @@ func (l *Loader) open(model, version, source string, entry registry.Entry) (*Ver
 	if v.Reasons != nil {
 		v.Threshold = float32(v.Reasons.Threshold)
 	}
+	v.Baseline = dir.Baseline
 	if err := l.Check(v, dir.Check); err != nil {
 		v.Release()
 		return nil, fail(ReasonServingCheck, err)
+	}
+	if l.Drift != nil && v.Baseline != nil {
+		l.Drift.Track(v.Name, v.Version, v.Baseline)
+		v.watched = true
 	}
 	return v, nil
 }
 
 // closed is every loaded Version's close hook.
 func (l *Loader) closed(v *Version, err error) {
+	if v.watched {
+		l.Drift.Forget(v.Name, v.Version)
+	}
 	if l.Sessions != nil {
 		l.Sessions.SessionClosed()
 	}

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 
 	"gopkg.in/yaml.v3"
+
+	"mlservice/serve/drift"
 )
 
 // ServingCheckFile is the file the training notebook writes next to the model:
@@ -23,6 +25,10 @@ type ModelDir struct {
 	// Inputs are the signature's input column names, in tensor-column order.
 	Inputs []string
 	Check  ServingCheck
+	// Baseline is the training distribution of the inputs and the score
+	// (training_distribution.json), nil for a version trained without one:
+	// it simply has no drift monitoring.
+	Baseline *drift.Baseline
 }
 
 // ServingCheck is the content of serving_check.json.
@@ -100,6 +106,16 @@ func ReadModelDir(dir string) (ModelDir, error) {
 	}
 	if len(md.Check.Cases) == 0 {
 		return md, fmt.Errorf("%w: %s has no cases", ErrBadModelDir, ServingCheckFile)
+	}
+	raw, err = os.ReadFile(filepath.Join(dir, drift.BaselineFile))
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
+		return md, fmt.Errorf("%w: %v", ErrBadModelDir, err)
+	default:
+		if md.Baseline, err = drift.ParseBaseline(raw); err != nil {
+			return md, fmt.Errorf("%w: %v", ErrBadModelDir, err)
+		}
 	}
 	return md, nil
 }

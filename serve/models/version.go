@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"mlservice/schemas"
+	"mlservice/serve/drift"
 	"mlservice/serve/reasons"
 )
 
@@ -58,12 +59,18 @@ type Version struct {
 	// NoReasons says why the version cannot give reasons for a decline (and
 	// so may serve only as shadow); nil when it can.
 	NoReasons error
+	// Baseline is the training distribution drift is measured against (nil:
+	// none shipped with the version).
+	Baseline *drift.Baseline
 
 	scorer      Scorer
 	contributor ContributionScorer // nil without characteristics
 	// onClose runs once, after the scorer is closed, with Close's error
 	// (the Loader logs it and keeps model_sessions_open in step).
 	onClose func(v *Version, err error)
+	// watched: the Loader's drift Watcher tracks this Version (and must be
+	// told when it closes).
+	watched bool
 	// refs counts the owners of the Version: one for each routing table that
 	// holds it (well, the one reference the publisher holds) plus one per
 	// in-flight request. The scorer is closed when it drops to zero.

@@ -18,8 +18,9 @@ import (
 // SQLiteFile is the record's file name under SERVE_DATA_DIR.
 const SQLiteFile = "decisions.db"
 
-// rowsPerInsert is how many rows one multi-row INSERT carries.
-const rowsPerInsert = 64
+// insertSizes are the multi-row INSERTs prepared: a group is written with
+// the fewest statements (each a round of cgo calls), largest first.
+var insertSizes = [...]int{64, 16, 4, 1}
 
 // SQLite is the embedded backend: one database file in WAL mode with
 // synchronous=FULL, so a commit is on disk (one fsync of the WAL) when Append
@@ -27,11 +28,10 @@ const rowsPerInsert = 64
 type SQLite struct {
 	path string
 
-	mu     sync.Mutex // guards w (reopened after a failed write) and the statements
-	w      *sql.DB
-	insert *sql.Stmt // rowsPerInsert rows
-	one    *sql.Stmt // one row
-	broken bool      // the last write failed: reopen before the next one
+	mu      sync.Mutex // guards w (reopened after a failed write) and the statements
+	w       *sql.DB
+	inserts [len(insertSizes)]*sql.Stmt // one per insertSizes
+	broken  bool                        // the last write failed: reopen before the next one
 
 	r        *sql.DB
 	stopCkpt chan struct{}
@@ -108,12 +108,13 @@ func (s *SQLite) openWriter(ctx context.Context) error {
 }
 
 func (s *SQLite) prepare(ctx context.Context) error {
-	var err error
-	if s.insert, err = s.w.PrepareContext(ctx, insertSQL(rowsPerInsert, "?")); err != nil {
-		return err
+	for i, n := range insertSizes {
+		var err error
+		if s.inserts[i], err = s.w.PrepareContext(ctx, insertSQL(n, "?")); err != nil {
+			return err
+		}
 	}
-	s.one, err = s.w.PrepareContext(ctx, insertSQL(1, "?"))
-	return err
+	return nil
 }
 
 // insertSQL is a multi-row INSERT of n rows; placeholder "?" or "$".
@@ -174,21 +175,21 @@ func (s *SQLite) append(ctx context.Context, rows []Row) error {
 		return err
 	}
 	defer tx.Rollback() // no-op after Commit
-	many, one := tx.StmtContext(ctx, s.insert), tx.StmtContext(ctx, s.one)
-	args := make([]any, 0, 5*rowsPerInsert)
-	for len(rows) >= rowsPerInsert {
-		args = args[:0]
-		for i := range rows[:rowsPerInsert] {
-			args = appendArgs(args, &rows[i])
+	args := make([]any, 0, 5*insertSizes[0])
+	for i, n := range insertSizes {
+		if len(rows) < n {
+			continue
 		}
-		if _, err := many.ExecContext(ctx, args...); err != nil {
-			return err
-		}
-		rows = rows[rowsPerInsert:]
-	}
-	for i := range rows {
-		if _, err := one.ExecContext(ctx, appendArgs(args[:0], &rows[i])...); err != nil {
-			return err
+		stmt := tx.StmtContext(ctx, s.inserts[i])
+		for len(rows) >= n {
+			args = args[:0]
+			for j := range rows[:n] {
+				args = appendArgs(args, &rows[j])
+			}
+			if _, err := stmt.ExecContext(ctx, args...); err != nil {
+				return err
+			}
+			rows = rows[n:]
 		}
 	}
 	return tx.Commit()

@@ -4,6 +4,7 @@
 package legacytest
 
 import (
+	"encoding/csv"
 	"os"
 	"path/filepath"
 	"testing"
@@ -34,4 +35,29 @@ func ArtifactDir(t testing.TB) string {
 		t.Fatal(err)
 	}
 	return dir
+}
+
+// ReadCSV returns a CSV file's header and its rows.
+func ReadCSV(t testing.TB, path string) (header []string, rows [][]string) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	all, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	if len(all) == 0 {
+		t.Fatalf("%s is empty", path)
+	}
+	return all[0], all[1:]
+}
+
+// Rows returns a CSV file's rows without its header.
+func Rows(t testing.TB, path string) [][]string {
+	t.Helper()
+	_, rows := ReadCSV(t, path)
+	return rows
 }

@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# bench stage: the decision record's cost (issue 15), side by side in one run.
+# Three servers of the same binary on the shipped artifacts: the record off
+# (SERVE_DECISIONS_URL=off, benchmarks only), on with SQLite (the default:
+# WAL, synchronous=FULL, group commit) and on with PostgreSQL (Debian's
+# postgresql: a throwaway cluster on a free port, as the postgres user when
+# root). Against each, alternating: /v1/predict at 32 connections (closed
+# loop), at the fixed RATE (open loop, 32 connections), and batch rows/s
+# (1,000 applications a request, 2 connections). Targets: on >= 80% of off
+# at 32 connections, p99 <= 2 ms at RATE, batch >= 300,000 rows/s.
+#
+# Run by bench/run.sh (`stage record`) with the environment bench/lib.sh
+# describes; alone (builds what it needs):
+#   DURATION=5s bench/stages/record.sh
+set -euo pipefail
+ROOT=${ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
+# shellcheck source=../lib.sh
+source "$ROOT/bench/lib.sh"
+cd "$ROOT"
+if [[ -z ${WORK:-} ]]; then # alone: a scratch directory, binaries and bodies of our own
+	WORK=$(mktemp -d "${TMPDIR:-/tmp}/mlservice-bench-record-XXXXXX")
+	RES=$WORK/results BIN=$WORK/bin BODIES=$WORK/bodies
+	mkdir -p "$RES/sections" "$RES/targets" "$BIN"
+	export ONNXRUNTIME_SHARED_LIBRARY_PATH=${ONNXRUNTIME_SHARED_LIBRARY_PATH:-$ROOT/.cache/onnxruntime/1.24.4/libonnxruntime.so}
+	export CGO_ENABLED=1
+	go build -o "$BIN/serve" ./serve
+	go build -o "$BIN/loadgen" ./bench/loadgen
+	go build -o "$BIN/bodies" ./bench/bodies
+	"$BIN/bodies" -out "$BODIES" -n 1000 -batch 1000
+	echo "bench/record: results in $RES" >&2
+fi
+DURATION=${DURATION:-10s} RATE=${RATE:-5000}
+R=$WORK/record
+mkdir -p "$R"
+PG_PID=
+stop_all() {
+	stop_started
+	if [[ -n $PG_PID ]]; then
+		kill -INT "$PG_PID" 2>/dev/null || true
+		wait "$PG_PID" 2>/dev/null || true
+	fi
+	[[ -z ${PGDIR:-} ]] || rm -rf "$PGDIR"
+}
+trap stop_all EXIT
+
+say "record: PostgreSQL (throwaway cluster)"
+PGBIN=$(pg_config --bindir 2>/dev/null || true)
+[[ -x $PGBIN/initdb ]] || PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+[[ -x $PGBIN/initdb ]] || { echo "bench/record: no PostgreSQL; run 'make record-test-deps'" >&2; exit 1; }
+# Its own directory: the scratch directory is private to us, and as root the
+# cluster belongs to the postgres user.
+PGDIR=$(mktemp -d "${TMPDIR:-/tmp}/mlservice-bench-pg-XXXXXX")
+AS=()
+if [[ $(id -u) == 0 ]]; then
+	chown postgres: "$PGDIR"
+	AS=(setpriv --reuid=postgres --regid=postgres --init-groups)
+fi
+"${AS[@]}" "$PGBIN/initdb" -D "$PGDIR/data" -U postgres -A trust -E UTF8 --locale=C --no-sync >"$R/initdb.log" 2>&1
+PG_PORT=$(free_port)
+"${AS[@]}" "$PGBIN/postgres" -D "$PGDIR/data" -p "$PG_PORT" -c listen_addresses=127.0.0.1 \
+	-c unix_socket_directories="$PGDIR" -c max_connections=100 >"$R/postgres.log" 2>&1 &
+PG_PID=$!
+for ((i = 0; i < 300; i++)); do
+	"$PGBIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" && break
+	sleep 0.1
+done
+PG_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres?sslmode=disable"
+
+declare -A URLS
+serve() { # NAME SERVE_DECISIONS_URL
+	local port
+	port=$(free_port)
+	start "record-$1" env SERVE_ADDR="127.0.0.1:$port" SERVE_CACHE_DIR="$R/$1/cache" SERVE_DATA_DIR="$R/$1/data" \
+		SERVE_DECISIONS_URL="$2" SERVE_LOG_LEVEL=warn MLFLOW_TRACKING_URI= "$BIN/serve"
+	URLS[$1]=http://127.0.0.1:$port
+	wait_http "${URLS[$1]}/ready" 60
+}
+say "record: three servers (record off, SQLite, PostgreSQL)"
+serve off off
+serve sqlite ""
+serve postgres "$PG_URL"
+
+# Alternate the servers within each kind of run, so a noisy neighbour on a
+# shared machine hits them alike.
+say "record: /v1/predict, 32 connections (closed loop)"
+for s in off sqlite postgres; do
+	lg "record-$s-c32" -url "${URLS[$s]}/v1/predict" -bodies "$BODIES/predict.jsonl" -c 32 -expect '"approve"'
+done
+say "record: /v1/predict at $RATE req/s (open loop, 32 connections)"
+for s in off sqlite postgres; do
+	lg "record-$s-rate" -url "${URLS[$s]}/v1/predict" -bodies "$BODIES/predict.jsonl" -c 32 -rate "$RATE" -expect '"approve"'
+done
+say "record: batch rows/s (1,000 applications a request, 2 connections)"
+for s in off sqlite postgres; do
+	lg "record-$s-batch" -url "${URLS[$s]}/v1/predict/batch" -bodies "$BODIES/batch.jsonl" -rows 1000 -c 2 -expect '"accepted":1000'
+done
+for s in sqlite postgres; do
+	curl -sf "${URLS[$s]}/metrics" | grep -E '^decision_record' >"$RES/record-$s-metrics.txt" || true
+done
+
+python3 - "$RES" "$RATE" <<'PY'
+import json, os, sys
+res, rate = sys.argv[1], sys.argv[2]
+load = lambda n: json.load(open(os.path.join(res, n + ".json")))
+mark = lambda ok: "**met**" if ok else "**not met**"
+off_c, off_b = load("record-off-c32"), load("record-off-batch")
+table = ["| decision record | /v1/predict, 32 connections | of off | p99 at %s req/s | batch rows/s | of off | errors |" % rate,
+         "|---|---|---|---|---|---|---|"]
+targets = []
+for s, label in (("off", "off"), ("sqlite", "SQLite (default)"), ("postgres", "PostgreSQL")):
+    c, f, b = load("record-%s-c32" % s), load("record-%s-rate" % s), load("record-%s-batch" % s)
+    errors = c["errors"] + f["errors"] + b["errors"]
+    share, bshare = c["rps"] / off_c["rps"], b["rows_per_s"] / off_b["rows_per_s"]
+    table.append("| %s | %s req/s, p99 %.2f ms | %.0f%% | %.2f ms | %s | %.0f%% | %d |" % (
+        label, format(round(c["rps"]), ","), c["p99_ms"], 100 * share, f["p99_ms"],
+        format(round(b["rows_per_s"]), ","), 100 * bshare, errors))
+    if s == "off":
+        continue
+    targets.append("| record on (%s) vs off, /v1/predict at 32 connections | >= 80%% | %.0f%% (%s of %s req/s) | %s |" % (
+        label, 100 * share, format(round(c["rps"]), ","), format(round(off_c["rps"]), ","), mark(share >= 0.8 and errors == 0)))
+    targets.append("| record on (%s), p99 at %s req/s | <= 2 ms | %.2f ms | %s |" % (label, rate, f["p99_ms"], mark(f["p99_ms"] <= 2 and errors == 0)))
+    targets.append("| record on (%s), batch rows/s | >= 300,000 | %s | %s |" % (label, format(round(b["rows_per_s"]), ","), mark(b["rows_per_s"] >= 300000 and errors == 0)))
+section = "## Decision record: on vs off\n\nSame binary, same artifacts (champion v2), one run; the record off is `SERVE_DECISIONS_URL=off`.\n\n" + "\n".join(table) + "\n"
+open(os.path.join(res, "sections", "60-record.md"), "w").write(section)
+open(os.path.join(res, "targets", "record.md"), "w").write("\n".join(targets) + "\n")
+print(section)
+print("\n".join(targets))
+PY
