@@ -427,14 +427,14 @@ func openRecord(ctx context.Context, cfg config, reg prometheus.Registerer, log 
 	}
 	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	store, writers, err := record.Open(openCtx, cfg.DataDir, cfg.DecisionsURL)
+	store, writers, err := record.Open(openCtx, cfg.DataDir, cfg.DecisionsURL, cfg.DecisionsSync)
 	if err != nil {
 		if cfg.DecisionsURL != "" {
 			return nil, fmt.Errorf("SERVE_DECISIONS_URL=%s: %w", strconv.Quote(redactURL(cfg.DecisionsURL)), err)
 		}
 		return nil, fmt.Errorf("SERVE_DATA_DIR=%q: %w", cfg.DataDir, err)
 	}
-	log.Info("decision record", "backend", store.Backend(), "retention", cfg.Retention.String(), "schema", record.SchemaVersion())
+	log.Info("decision record", "backend", store.Backend(), "sync", cfg.DecisionsSync, "retention", cfg.Retention.String(), "schema", record.SchemaVersion())
 	return record.New(store, record.Config{Writers: writers, Retention: cfg.Retention, Registerer: reg,
 		Log: log.With("component", "record")}), nil
 }
