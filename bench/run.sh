@@ -133,6 +133,7 @@ stage quality   # outcomes and drift monitoring on vs off at 32 connections
 stage swap      # swap under load: a promote every 5 s
 stage soak      # SOAK with swaps, sampling /metrics
 stage record    # the decision record on vs off (SQLite, PostgreSQL): its own servers
+stage lb        # one replica through HAProxy vs direct: the load balancer's cost per request
 stage fuzz      # FUZZTIME per fuzz target
 
 say "report"

@@ -51,9 +51,10 @@ type config struct {
 	MemoryLimit int64
 	// The decision record (serve/record): SQLite under DataDir, or
 	// PostgreSQL at DecisionsURL; "off" only for benchmarks.
-	DataDir      string
-	DecisionsURL string
-	Retention    record.Retention
+	DataDir       string
+	DecisionsURL  string
+	DecisionsSync string
+	Retention     record.Retention
 	// AllowWithoutReasons lets /admin make a version that cannot give
 	// reasons champion or challenger (tests on the legacy versions only).
 	AllowWithoutReasons bool
@@ -281,6 +282,13 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 				return errors.New("must be true or false")
 			}
 			c.AllowWithoutReasons = b
+			return nil
+		}},
+		{"SERVE_DECISIONS_SYNC", "decisions-sync", "full", "SQLite record: full fsyncs every commit (survives power loss); normal only at checkpoints (survives a process crash, not an OS crash)", func(v string) error {
+			if v != record.SyncFull && v != record.SyncNormal {
+				return errors.New("must be full or normal")
+			}
+			c.DecisionsSync = v
 			return nil
 		}},
 		{"SERVE_DECISIONS_RETENTION", "decisions-retention", "25mo", "how long decisions are kept (25mo, 2y, 800d; at least 6mo)", func(v string) error {

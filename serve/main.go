@@ -169,9 +169,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	// In local mode a model that cannot load is a start-up error. With MLflow
 	// the server listens at once (so /health answers while MLflow is slow)
 	// and /ready says 503 with the reason until a champion is loaded.
+	// A signal during that first sync is a shutdown, not a failure.
 	if cfg.TrackingURI == "" {
 		for _, m := range served {
-			if err := m.controller.Sync(ctx); err != nil && m.router.Current() == nil {
+			if err := m.controller.Sync(ctx); err != nil && m.router.Current() == nil && ctx.Err() == nil {
 				return fmt.Errorf("start-up failed: SERVE_MODEL=%q: %w", m.name, err)
 			}
 		}
@@ -427,14 +428,14 @@ func openRecord(ctx context.Context, cfg config, reg prometheus.Registerer, log 
 	}
 	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	store, writers, err := record.Open(openCtx, cfg.DataDir, cfg.DecisionsURL)
+	store, writers, err := record.Open(openCtx, cfg.DataDir, cfg.DecisionsURL, cfg.DecisionsSync)
 	if err != nil {
 		if cfg.DecisionsURL != "" {
 			return nil, fmt.Errorf("SERVE_DECISIONS_URL=%s: %w", strconv.Quote(redactURL(cfg.DecisionsURL)), err)
 		}
 		return nil, fmt.Errorf("SERVE_DATA_DIR=%q: %w", cfg.DataDir, err)
 	}
-	log.Info("decision record", "backend", store.Backend(), "retention", cfg.Retention.String(), "schema", record.SchemaVersion())
+	log.Info("decision record", "backend", store.Backend(), "sync", cfg.DecisionsSync, "retention", cfg.Retention.String(), "schema", record.SchemaVersion())
 	return record.New(store, record.Config{Writers: writers, Retention: cfg.Retention, Registerer: reg,
 		Log: log.With("component", "record")}), nil
 }

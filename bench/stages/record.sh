@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # bench stage: the decision record's cost (issue 15), side by side in one run.
-# Three servers of the same binary on the shipped artifacts: the record off
+# Four servers of the same binary on the shipped artifacts: the record off
 # (SERVE_DECISIONS_URL=off, benchmarks only), on with SQLite (the default:
-# WAL, synchronous=FULL, group commit) and on with PostgreSQL (Debian's
+# WAL, synchronous=FULL, group commit), SQLite with SERVE_DECISIONS_SYNC=normal
+# (no fsync per commit) and on with PostgreSQL (Debian's
 # postgresql: a throwaway cluster on a free port, as the postgres user when
 # root). Against each, alternating: /v1/predict at 32 connections (closed
 # loop), at the fixed RATE (open loop, 32 connections), and batch rows/s
@@ -67,34 +68,36 @@ done
 PG_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres?sslmode=disable"
 
 declare -A URLS
-serve() { # NAME SERVE_DECISIONS_URL
+serve() { # NAME SERVE_DECISIONS_URL [SERVE_DECISIONS_SYNC]
 	local port
 	port=$(free_port)
 	start "record-$1" env SERVE_ADDR="127.0.0.1:$port" SERVE_CACHE_DIR="$R/$1/cache" SERVE_DATA_DIR="$R/$1/data" \
-		SERVE_DECISIONS_URL="$2" SERVE_LOG_LEVEL=warn MLFLOW_TRACKING_URI= "$BIN/serve"
+		SERVE_DECISIONS_URL="$2" SERVE_DECISIONS_SYNC="${3:-full}" SERVE_LOG_LEVEL=warn MLFLOW_TRACKING_URI= "$BIN/serve"
 	URLS[$1]=http://127.0.0.1:$port
 	wait_http "${URLS[$1]}/ready" 60
 }
-say "record: three servers (record off, SQLite, PostgreSQL)"
+say "record: four servers (record off, SQLite, SQLite with SERVE_DECISIONS_SYNC=normal, PostgreSQL)"
+SERVERS="off sqlite sqlite-normal postgres"
 serve off off
 serve sqlite ""
+serve sqlite-normal "" normal
 serve postgres "$PG_URL"
 
 # Alternate the servers within each kind of run, so a noisy neighbour on a
 # shared machine hits them alike.
 say "record: /v1/predict, 32 connections (closed loop)"
-for s in off sqlite postgres; do
+for s in $SERVERS; do
 	lg "record-$s-c32" -url "${URLS[$s]}/v1/predict" -bodies "$BODIES/predict.jsonl" -c 32 -expect '"approve"'
 done
 say "record: /v1/predict at $RATE req/s (open loop, 32 connections)"
-for s in off sqlite postgres; do
+for s in $SERVERS; do
 	lg "record-$s-rate" -url "${URLS[$s]}/v1/predict" -bodies "$BODIES/predict.jsonl" -c 32 -rate "$RATE" -expect '"approve"'
 done
 say "record: batch rows/s (1,000 applications a request, 2 connections)"
-for s in off sqlite postgres; do
+for s in $SERVERS; do
 	lg "record-$s-batch" -url "${URLS[$s]}/v1/predict/batch" -bodies "$BODIES/batch.jsonl" -rows 1000 -c 2 -expect '"accepted":1000'
 done
-for s in sqlite postgres; do
+for s in sqlite sqlite-normal postgres; do
 	curl -sf "${URLS[$s]}/metrics" | grep -E '^decision_record' >"$RES/record-$s-metrics.txt" || true
 done
 
@@ -107,7 +110,7 @@ off_c, off_b = load("record-off-c32"), load("record-off-batch")
 table = ["| decision record | /v1/predict, 32 connections | of off | p99 at %s req/s | batch rows/s | of off | errors |" % rate,
          "|---|---|---|---|---|---|---|"]
 targets = []
-for s, label in (("off", "off"), ("sqlite", "SQLite (default)"), ("postgres", "PostgreSQL")):
+for s, label in (("off", "off"), ("sqlite", "SQLite (default, sync full)"), ("sqlite-normal", "SQLite, sync normal"), ("postgres", "PostgreSQL")):
     c, f, b = load("record-%s-c32" % s), load("record-%s-rate" % s), load("record-%s-batch" % s)
     errors = c["errors"] + f["errors"] + b["errors"]
     share, bshare = c["rps"] / off_c["rps"], b["rows_per_s"] / off_b["rows_per_s"]

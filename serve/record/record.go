@@ -147,9 +147,10 @@ func ParseRetention(s string) (Retention, error) {
 }
 
 // Open opens the record's store: PostgreSQL when url is set (postgres:// or
-// postgresql://), else SQLite in dataDir. It returns the writers the
+// postgresql://), else SQLite in dataDir with the sync mode (SyncFull,
+// SyncNormal). It returns the writers the
 // Recorder should run for it.
-func Open(ctx context.Context, dataDir, url string) (Store, int, error) {
+func Open(ctx context.Context, dataDir, url, sync string) (Store, int, error) {
 	if url != "" {
 		p, err := OpenPostgres(ctx, url)
 		if err != nil {
@@ -157,7 +158,7 @@ func Open(ctx context.Context, dataDir, url string) (Store, int, error) {
 		}
 		return p, 4, nil
 	}
-	s, err := OpenSQLite(ctx, dataDir)
+	s, err := OpenSQLiteSync(ctx, dataDir, sync)
 	if err != nil {
 		return nil, 0, err
 	}

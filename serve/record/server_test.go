@@ -336,6 +336,12 @@ func TestKillUnderLoadSQLite(t *testing.T) {
 	killUnderLoad(t, "SERVE_DATA_DIR="+t.TempDir())
 }
 
+// With SERVE_DECISIONS_SYNC=normal an answered decision survives a crash of
+// the process too (the OS still has its write).
+func TestKillUnderLoadSQLiteSyncNormal(t *testing.T) {
+	killUnderLoad(t, "SERVE_DATA_DIR="+t.TempDir(), "SERVE_DECISIONS_SYNC=normal")
+}
+
 func TestKillUnderLoadPostgres(t *testing.T) {
 	pg := pgtest.Start(t)
 	killUnderLoad(t, "SERVE_DECISIONS_URL="+pg.CreateDatabase(t, "killtest"))

@@ -31,6 +31,7 @@ type SQLite struct {
 	mu      sync.Mutex // guards w (reopened after a failed write) and the statements
 	w       *sql.DB
 	inserts [len(insertSizes)]*sql.Stmt // one per insertSizes
+	sync    string                      // FULL or NORMAL
 	broken  bool                        // the last write failed: reopen before the next one
 
 	r        *sql.DB
@@ -40,13 +41,31 @@ type SQLite struct {
 
 var _ Store = (*SQLite)(nil)
 
-// OpenSQLite opens (creating if needed) the record in dir and applies the
-// migrations.
+// Sync modes of the SQLite backend (SERVE_DECISIONS_SYNC).
+const (
+	// SyncFull fsyncs the WAL at every commit: an acknowledged decision
+	// survives a crash of the process, of the OS and a power loss.
+	SyncFull = "full"
+	// SyncNormal leaves the fsync to checkpoints: an acknowledged decision
+	// survives a crash of the process (kill -9), not of the OS or the power.
+	SyncNormal = "normal"
+)
+
+// OpenSQLite opens (creating if needed) the record in dir with SyncFull and
+// applies the migrations.
 func OpenSQLite(ctx context.Context, dir string) (*SQLite, error) {
+	return OpenSQLiteSync(ctx, dir, SyncFull)
+}
+
+// OpenSQLiteSync is OpenSQLite with a sync mode (SyncFull or SyncNormal).
+func OpenSQLiteSync(ctx context.Context, dir, sync string) (*SQLite, error) {
+	if sync != SyncFull && sync != SyncNormal {
+		return nil, fmt.Errorf("decision record: sync mode %q: want %s or %s", sync, SyncFull, SyncNormal)
+	}
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("SERVE_DATA_DIR: %w", err)
 	}
-	s := &SQLite{path: filepath.Join(dir, SQLiteFile), stopCkpt: make(chan struct{}), ckptDone: make(chan struct{})}
+	s := &SQLite{path: filepath.Join(dir, SQLiteFile), sync: strings.ToUpper(sync), stopCkpt: make(chan struct{}), ckptDone: make(chan struct{})}
 	if err := s.openWriter(ctx); err != nil {
 		return nil, err
 	}
@@ -81,7 +100,7 @@ func OpenSQLite(ctx context.Context, dir string) (*SQLite, error) {
 func (s *SQLite) dsn(writer bool) string {
 	q := url.Values{}
 	q.Set("_journal_mode", "WAL")
-	q.Set("_synchronous", "FULL")
+	q.Set("_synchronous", s.sync)
 	q.Set("_cache_size", "-65536") // 64 MiB of page cache per connection
 	q.Set("_busy_timeout", "10000")
 	if writer {
