@@ -81,22 +81,27 @@ type Decoder struct {
 	parsers fastjson.ParserPool
 }
 
-// parser returns a parser for a document of n bytes and gives it back: a
+// parser returns a parser for a document of n bytes; put gives it back. A
 // large document gets a parser of its own that the garbage collector takes
 // back, as a pooled parser keeps the memory of the largest document it parsed.
-func (d *Decoder) parser(n int) (*fastjson.Parser, func()) {
+func (d *Decoder) parser(n int) *fastjson.Parser {
 	if n > pooledParseLimit {
-		return new(fastjson.Parser), func() {}
+		return new(fastjson.Parser)
 	}
-	p := d.parsers.Get()
-	return p, func() { d.parsers.Put(p) }
+	return d.parsers.Get()
+}
+
+func (d *Decoder) put(p *fastjson.Parser, n int) {
+	if n <= pooledParseLimit {
+		d.parsers.Put(p)
+	}
 }
 
 // Application decodes and validates one application. The error is a
 // *MalformedError or FieldErrors.
 func (d *Decoder) Application(body []byte) (Application, error) {
-	p, done := d.parser(len(body))
-	defer done()
+	p := d.parser(len(body))
+	defer d.put(p, len(body))
 	v, err := p.ParseBytes(body)
 	if err != nil {
 		return Application{}, &MalformedError{Reason: shortReason(err)}
@@ -123,8 +128,8 @@ func (d *Decoder) Batch(body []byte) ([]Item, error) {
 		return nil, err
 	}
 	items := make([]Item, len(spans))
-	p, done := d.parser(MaxItemBytes)
-	defer done()
+	p := d.parser(MaxItemBytes)
+	defer d.put(p, MaxItemBytes)
 	for i, span := range spans {
 		items[i].JSON = span
 		if len(span) > MaxItemBytes {

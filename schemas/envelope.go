@@ -140,7 +140,8 @@ func (s *scanner) malformed(what string) error {
 func (s *scanner) array() ([][]byte, error) {
 	s.i++
 	s.space()
-	var items [][]byte
+	// A realistic item is ~130 bytes: size the list once for most bodies.
+	items := make([][]byte, 0, min(MaxBatch, (len(s.b)-s.i)/100+1))
 	if s.peek() == ']' {
 		s.i++
 		return items, nil

@@ -232,6 +232,10 @@ func TestBatchesBeyondCapacityAre503(t *testing.T) {
 	if !strings.Contains(string(raw), `batch_admissions_total{result="refused"} `+strconv.Itoa(refused)) {
 		t.Fatalf("refusals not counted (%d):\n%s", refused, grep(string(raw), "batch_admissions"))
 	}
+	// The Go heap has its default soft limit (SERVE_MEMORY_LIMIT, 1GiB).
+	if !strings.Contains(string(raw), "go_gc_gomemlimit_bytes 1.073741824e+09") {
+		t.Fatalf("no memory limit:\n%s", grep(string(raw), "gomemlimit"))
+	}
 	// Single predictions are never refused.
 	if status, _, raw := post(t, client, s.URL+"/v1/predict", []byte(`{"income":50000,"credit_score":700,"loan_amount":1,"years_employed":1,"points":1}`)); status != 200 {
 		t.Fatalf("%d %s", status, raw)

@@ -32,6 +32,9 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{map[string]string{"SERVE_LOG_LEVEL": "loud"}, `SERVE_LOG_LEVEL="loud"`},
 		{map[string]string{"SERVE_ARTIFACTS_DIR": "/no/such/dir"}, `SERVE_ARTIFACTS_DIR="/no/such/dir": must be an existing directory`},
 		{map[string]string{"SERVE_MODEL": " "}, `SERVE_MODEL=" ": must not be empty`},
+		{map[string]string{"SERVE_MEMORY_LIMIT": "lots"}, `SERVE_MEMORY_LIMIT="lots": not a size`},
+		{map[string]string{"SERVE_BATCH_CONCURRENCY": "0"}, `SERVE_BATCH_CONCURRENCY="0": must be a whole number from 1 to 64`},
+		{map[string]string{"SERVE_BATCH_QUEUE": "-1"}, `SERVE_BATCH_QUEUE="-1"`},
 		{map[string]string{"SERVE_MODEL": "loan-approval,,credit-line"}, `SERVE_MODEL="loan-approval,,credit-line": has an empty name`},
 		{map[string]string{"SERVE_MODEL": "loan-approval, loan-approval"}, `SERVE_MODEL="loan-approval, loan-approval": names "loan-approval" twice`},
 		{map[string]string{"SERVE_MODEL": "a/b"}, `SERVE_MODEL="a/b": "a/b" is not a model name`},
@@ -374,5 +377,26 @@ func TestMLflowModeAcceptsAModelTheBinaryDoesNotEmbed(t *testing.T) {
 	defer cancel()
 	if err := bad.Wait(ctx); err == nil || !strings.Contains(bad.Log.String(), "no such model in the embedded artifacts") {
 		t.Fatalf("opt-in with a model not embedded: %v\n%s", err, bad.Log.String())
+	}
+}
+
+// TestMemoryLimit: the Go heap gets a soft limit by default (1GiB),
+// SERVE_MEMORY_LIMIT sets another, and a GOMEMLIMIT of the environment is
+// left to the runtime.
+func TestMemoryLimit(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		want int64
+	}{
+		{nil, 1 << 30},
+		{map[string]string{"SERVE_MEMORY_LIMIT": "768MiB"}, 768 << 20},
+		{map[string]string{"SERVE_MEMORY_LIMIT": "0"}, 0},
+		{map[string]string{"GOMEMLIMIT": "512MiB"}, 0},
+		{map[string]string{"GOMEMLIMIT": "512MiB", "SERVE_MEMORY_LIMIT": "2GiB"}, 2 << 30},
+	} {
+		c, err := loadConfig(nil, func(k string) string { return tc.env[k] }, io.Discard)
+		if err != nil || c.MemoryLimit != tc.want {
+			t.Errorf("%v: limit %d, want %d (%v)", tc.env, c.MemoryLimit, tc.want, err)
+		}
 	}
 }

@@ -359,7 +359,7 @@ func (p *Path) decide(ctx context.Context, t *routing.Table, c call) error {
 		next[k]++
 	}
 	now := p.cfg.Now().UTC()
-	inputs := ownedInputs(c.ins)
+	ownInputs(c.ins, c.out)
 	for i := range c.out { // ids in input order, so a batch's ids sort as its items
 		c.out[i].ID = p.cfg.NewID()
 	}
@@ -369,7 +369,7 @@ func (p *Path) decide(ctx context.Context, t *routing.Table, c call) error {
 			continue
 		}
 		idx := sc.order[start[k]:start[k+1]]
-		elapsed, err := p.score(sc, r, c, idx, now, inputs)
+		elapsed, err := p.score(sc, r, c, idx, now)
 		if err != nil {
 			return err
 		}
@@ -424,7 +424,7 @@ func (p *Path) decide(ctx context.Context, t *routing.Table, c call) error {
 
 // score runs route r's share idx of the call in one model run and fills
 // their decisions (or per-item errors).
-func (p *Path) score(sc *scratch, r *routing.Route, c call, idx []int, now time.Time, inputs [][]byte) (time.Duration, error) {
+func (p *Path) score(sc *scratch, r *routing.Route, c call, idx []int, now time.Time) (time.Duration, error) {
 	v := r.Version
 	rows, width, k := len(idx), len(v.Features), len(v.Characteristics)
 	sc.x = grow(sc.x, rows*width)
@@ -454,7 +454,7 @@ func (p *Path) score(sc *scratch, r *routing.Route, c call, idx []int, now time.
 			Version:       v.Version,
 			SHA256:        v.SHA256,
 			Source:        v.Source,
-			Inputs:        inputs[i],
+			Inputs:        d.Inputs,
 			Application:   c.ins[i].Application,
 			Probability:   sc.probs[j],
 			Approve:       sc.approve[j],
@@ -506,22 +506,21 @@ func deriveReasons(v *models.Version, app *schemas.Application, d *Decision) {
 	}
 }
 
-// ownedInputs copies every input's JSON into one buffer the decisions own.
-func ownedInputs(ins []Input) [][]byte {
+// ownInputs copies every input's JSON into one buffer the decisions own.
+func ownInputs(ins []Input, out []Decision) {
 	total := 0
 	for i := range ins {
 		total += len(ins[i].JSON)
 	}
 	buf := make([]byte, 0, total)
-	out := make([][]byte, len(ins))
 	for i := range ins {
 		start := len(buf)
 		buf = append(buf, ins[i].JSON...)
+		out[i].Inputs = nil
 		if len(ins[i].JSON) > 0 {
-			out[i] = buf[start:len(buf):len(buf)]
+			out[i].Inputs = buf[start:len(buf):len(buf)]
 		}
 	}
-	return out
 }
 
 func countErrs(errs []error) int {
