@@ -92,6 +92,10 @@ func appendItemError(b []byte, index int, applicationID string, err error) []byt
 
 func appendInt(b []byte, n int) []byte { return strconv.AppendInt(b, int64(n), 10) }
 
+// AppendString is appendString for the other packages that write JSON by
+// hand (serve/record), so every hand-written answer escapes alike.
+func AppendString(b []byte, s string) []byte { return appendString(b, s) }
+
 // appendString writes s as a JSON string, escaping what JSON requires and
 // replacing invalid UTF-8, as encoding/json does.
 func appendString(b []byte, s string) []byte {
