@@ -193,7 +193,7 @@ func applicationInputs(apps []schemas.Application, features []schemas.Feature, r
 			raw = append(raw, '"')
 			raw = append(raw, f.String()...)
 			raw = append(raw, `":`...)
-			raw = strconv.AppendFloat(raw, apps[i].Value(f), 'g', -1, 64)
+			raw = appendNumber(raw, apps[i].Value(f))
 		}
 		raw = append(raw, '}')
 	}
@@ -202,6 +202,15 @@ func applicationInputs(apps []schemas.Application, features []schemas.Feature, r
 		inputs = append(inputs, raw[offsets[i]:offsets[i+1]:offsets[i+1]])
 	}
 	return raw, inputs
+}
+
+// appendNumber writes a finite float64 as JSON: whole numbers (most of an
+// application's fields) as integers, without the float formatter's cost.
+func appendNumber(b []byte, v float64) []byte {
+	if v == math.Trunc(v) && math.Abs(v) < 1<<53 {
+		return strconv.AppendInt(b, int64(v), 10)
+	}
+	return strconv.AppendFloat(b, v, 'g', -1, 64)
 }
 
 // encode writes the response: JSON, followed by the binary outputs when the
@@ -256,6 +265,14 @@ func encode(s *inferScratch, b *inferBody, res *Result) (out []byte, jsonLen int
 	}
 	out = append(out, `,"parameters":{"variant":`...)
 	out = appendString(out, string(res.Variant))
+	if n == 1 && res.DecisionID != "" {
+		out = append(out, `,"decision_id":`...)
+		out = appendString(out, res.DecisionID)
+	}
+	if n == 1 && res.ApplicationID != "" {
+		out = append(out, `,"application_id":`...)
+		out = appendString(out, res.ApplicationID)
+	}
 	out = append(out, `},"outputs":[`...)
 	anyBinary := false
 	for i, o := range sel {
@@ -384,6 +401,9 @@ func (p *Path) Decide(ctx context.Context, req *Request) (*Result, error) {
 	}
 	res := &Result{Model: out[0].Model, Version: out[0].Version, Variant: routing.Variant(out[0].Variant),
 		Probability: make([]float32, n), Approve: make([]bool, n)}
+	if n == 1 {
+		res.DecisionID, res.ApplicationID = out[0].ID, out[0].ApplicationID
+	}
 	for i := range out {
 		res.Probability[i], res.Approve[i] = out[i].Probability, out[i].Approve
 		for name, c := range out[i].Contributions {

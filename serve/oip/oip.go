@@ -63,6 +63,10 @@ type Result struct {
 	// Contributions maps a contrib_<characteristic> output name to one value
 	// per row; nil when the version has none.
 	Contributions map[string][]float32
+	// DecisionID and ApplicationID name a one-row request's decision in the
+	// record (the application id generated when the client sent none); the
+	// response carries them as parameters. Empty for several rows.
+	DecisionID, ApplicationID string
 }
 
 // Decider decides a Request: it picks the version (routing, or the pinned

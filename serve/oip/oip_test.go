@@ -294,6 +294,17 @@ func TestInferJSON(t *testing.T) {
 		if r.status != 200 || r.json["id"] != `req-"42"` {
 			t.Fatalf("%d %s", r.status, r.raw)
 		}
+		// One row: the record's decision id and the generated application id.
+		params, _ := r.json["parameters"].(map[string]any)
+		if params["variant"] != "champion" || params["decision_id"] == "" || params["decision_id"] == nil || params["application_id"] == nil {
+			t.Fatalf("parameters %v", params)
+		}
+	})
+	t.Run("application id echoed", func(t *testing.T) {
+		r := ts.do(t, "POST", "/v2/models/loan-approval/infer", []byte(`{"parameters":{"application_id":"A-77"},"inputs":[{"name":"features","shape":[1,4],"datatype":"FP32","data":`+row1+`}]}`))
+		if params, _ := r.json["parameters"].(map[string]any); r.status != 200 || params["application_id"] != "A-77" {
+			t.Fatalf("%d %s", r.status, r.raw)
+		}
 	})
 }
 
