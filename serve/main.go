@@ -169,9 +169,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	// In local mode a model that cannot load is a start-up error. With MLflow
 	// the server listens at once (so /health answers while MLflow is slow)
 	// and /ready says 503 with the reason until a champion is loaded.
+	// A signal during that first sync is a shutdown, not a failure.
 	if cfg.TrackingURI == "" {
 		for _, m := range served {
-			if err := m.controller.Sync(ctx); err != nil && m.router.Current() == nil {
+			if err := m.controller.Sync(ctx); err != nil && m.router.Current() == nil && ctx.Err() == nil {
 				return fmt.Errorf("start-up failed: SERVE_MODEL=%q: %w", m.name, err)
 			}
 		}

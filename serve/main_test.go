@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -104,20 +105,26 @@ func TestStartUpErrorsAreOneLine(t *testing.T) {
 // server must answer 413 from the Content-Length alone.
 func TestHugeBodyIsRefusedUnread(t *testing.T) {
 	s := servetest.Start(t, servetest.Options{})
-	conn, err := net.DialTimeout("tcp", s.Addr, 2*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	fmt.Fprintf(conn, "POST /v1/predict/batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", 1<<30)
-	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		t.Fatalf("no answer before the body was sent: %v", err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 413 || !strings.Contains(string(body), `"code":"body_too_large"`) {
-		t.Fatalf("got %d %s", resp.StatusCode, body)
+	for _, c := range []struct{ path, want string }{
+		{"/v1/predict/batch", `"code":"body_too_large"`},
+		// /v2 answers in the protocol's own shape, even before its handler runs.
+		{"/v2/models/loan-approval/infer", `{"error":"the request body is too large"}`},
+	} {
+		conn, err := net.DialTimeout("tcp", s.Addr, 2*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", c.path, 1<<30)
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("%s: no answer before the body was sent: %v", c.path, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 413 || !strings.Contains(string(body), c.want) {
+			t.Fatalf("%s: got %d %s", c.path, resp.StatusCode, body)
+		}
 	}
 }
 
@@ -357,6 +364,25 @@ func TestMLflowDownAtFirstStartWithoutOptInIsNotReady(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != 503 {
 			t.Fatalf("predict without an approved version: %d", resp.StatusCode)
+		}
+		// /v2 says the same in the protocol's shape.
+		for _, c := range []struct{ method, path, body string }{
+			{"GET", "/v2/health/ready", ""},
+			{"GET", "/v2/models/loan-approval/ready", ""},
+			{"GET", "/v2/models/loan-approval", ""},
+			{"POST", "/v2/models/loan-approval/infer", `{"inputs":[{"name":"features","shape":[1,4],"datatype":"FP32","data":[50000,700,20000,5]}]}`},
+		} {
+			req, _ := http.NewRequest(c.method, s.URL+c.path, strings.NewReader(c.body))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			var e map[string]string
+			if resp.StatusCode != 503 || json.Unmarshal(raw, &e) != nil || len(e) != 1 || e["error"] == "" {
+				t.Fatalf("%s %s: %d %s", c.method, c.path, resp.StatusCode, raw)
+			}
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -20,6 +21,7 @@ import (
 
 	"mlservice/internal/mlflowtest"
 	"mlservice/internal/servetest"
+	"mlservice/registry"
 	"mlservice/registry/mlflow"
 	"mlservice/serve/models"
 )
@@ -397,4 +399,109 @@ func createWebhook(t *testing.T, mlflowURI, url, secret string) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("create webhook: %d %s", resp.StatusCode, raw)
 	}
+}
+
+// TestMLflowWithAuth runs MLflow's basic-auth app as the stacks do, with a
+// model the binary does not embed:
+//   - issue 12 item 4: SERVE_MODEL=credit-risk serves from MLflow alone;
+//   - issue 12 item 5: the server syncs with a read-only account, /admin
+//     writes only with the separate write account, and a champion moved by
+//     an ops account in MLflow is audited, counted and added to the rollback
+//     history.
+func TestMLflowWithAuth(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a real MLflow server")
+	}
+	const name = "credit-risk"
+	m := mlflowtest.StartWithAuth(t)
+	root := servetest.ModuleRoot()
+	vs := m.RegisterVersions(t, name, filepath.Join(root, "artifacts", model, "versions", "1"),
+		filepath.Join(root, "artifacts", model, "versions", "2"))
+	const readPass, writePass, opsPass = "server-read-password-1", "server-write-password-1", "alice-ops-password-1"
+	m.CreateUser(t, "mlservice", readPass) // READ by default, nothing else
+	m.CreateUser(t, "mlservice-admin", writePass)
+	m.Grant(t, "mlservice-admin", name, "EDIT")
+	m.CreateUser(t, "alice", opsPass)
+	m.Grant(t, "alice", name, "EDIT")
+	client := func(user, pass string) *mlflow.Client {
+		c, err := mlflow.New(mlflow.Config{TrackingURI: m.URI, Username: user, Password: pass, Attempts: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	ctx := context.Background()
+	alice := client("alice", opsPass)
+	if err := alice.SetAlias(ctx, name, "champion", vs[0]); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*mlflow.Client{client("", ""), client("mlservice", readPass), client("mlservice", "wrong-password-123")} {
+		if err := c.SetAlias(ctx, name, "champion", vs[1]); !errors.Is(err, registry.ErrDenied) {
+			t.Fatalf("a write without the right account: %v, want ErrDenied", err)
+		}
+	}
+
+	env := []string{"MLFLOW_TRACKING_URI=" + m.URI, "SERVE_MODEL=" + name, "SERVE_POLL_INTERVAL=1s",
+		"SERVE_ADMIN_TOKEN=" + adminToken, "MLFLOW_TRACKING_USERNAME=mlservice", "MLFLOW_TRACKING_PASSWORD=" + readPass}
+	readOnly := servetest.Start(t, servetest.Options{Env: env})
+	if v, err := servedVersion(t, readOnly.URL); err != nil || v != vs[0] {
+		t.Fatalf("SERVE_MODEL=%s from MLflow alone: %q %v", name, v, err)
+	}
+	promote := func(url, version string) (int, string) {
+		req, _ := http.NewRequest("POST", url+"/admin/promote", strings.NewReader(`{"version":"`+version+`"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+adminToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(raw)
+	}
+	if status, body := promote(readOnly.URL, vs[1]); status != 403 || !strings.Contains(body, "SERVE_MLFLOW_WRITE_USERNAME") {
+		t.Fatalf("promote with read-only credentials: %d %s", status, body)
+	}
+	if got, _ := alice.VersionByAlias(ctx, name, "champion"); got.Version != vs[0] {
+		t.Fatalf("a refused promote moved the champion to %s", got.Version)
+	}
+
+	writer := servetest.Start(t, servetest.Options{Env: append(env,
+		"SERVE_MLFLOW_WRITE_USERNAME=mlservice-admin", "SERVE_MLFLOW_WRITE_PASSWORD="+writePass)})
+	if status, body := promote(writer.URL, vs[1]); status != 200 {
+		t.Fatalf("promote with the write account: %d %s", status, body)
+	}
+	waitServed(t, readOnly.URL, vs[1], 30*time.Second) // basic auth hashes the password on every call: slow on a loaded machine
+
+	// Alice moves the champion back in MLflow, past /admin.
+	if err := alice.SetAlias(ctx, name, "champion", vs[0]); err != nil {
+		t.Fatal(err)
+	}
+	waitServed(t, readOnly.URL, vs[0], 30*time.Second) // basic auth hashes the password on every call: slow on a loaded machine
+	waitServed(t, writer.URL, vs[0], 30*time.Second)   // basic auth hashes the password on every call: slow on a loaded machine
+	for _, s := range []*servetest.Server{readOnly, writer} {
+		if !s.WaitLog("champion changed outside /admin", 10*time.Second) {
+			t.Fatalf("no audit line for the outside change:\n%s", s.Log.String())
+		}
+		if v := metricValue(t, s.URL, `model_champion_changes_total{model="credit-risk",origin="outside"}`); v != 1 {
+			t.Fatalf("outside changes counted %v", v)
+		}
+	}
+	st, err := alice.State(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf(`{"champions":[%q,%q,%q],"outside":true}`, vs[0], vs[1], vs[0])
+	if got := st.Tags["serve.champion_history"]; got != want {
+		t.Fatalf("history tag %s, want %s", got, want)
+	}
+	// The rollback undoes Alice's change.
+	req, _ := http.NewRequest("POST", writer.URL+"/admin/rollback", nil)
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("rollback: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	waitServed(t, readOnly.URL, vs[1], 30*time.Second) // basic auth hashes the password on every call: slow on a loaded machine
 }

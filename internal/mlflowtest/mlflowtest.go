@@ -4,6 +4,12 @@
 // that tests of the registry client and of rollouts run against the real
 // thing rather than a fake of it.
 //
+// StartWithAuth runs MLflow's basic-auth app (`mlflow server --app-name
+// basic-auth`), as every stack we ship does: every call then needs a user,
+// an admin account registers versions, and CreateUser and Grant set up the
+// accounts a test needs (e.g. a read-only one for the servers and one with
+// EDIT on the model for /admin).
+//
 // It uses the notebooks' Python environment (notebooks/.venv, made by
 // `make notebooks-env`). A server takes several seconds to start: share one
 // across the subtests of a test function.
@@ -17,6 +23,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"net/http"
@@ -49,6 +56,9 @@ type Server struct {
 	// that compare downloads with what the server holds.
 	ArtifactsDir string
 
+	// AdminUser and AdminPassword are the basic-auth admin account ("" without auth).
+	AdminUser, AdminPassword string
+
 	root string // module root
 	port int
 	cmd  *exec.Cmd
@@ -58,6 +68,19 @@ type Server struct {
 // Start starts a server with fresh state and stops it when the test ends.
 // The test fails if the MLflow binary is missing or the server does not come up.
 func Start(t testing.TB) *Server {
+	t.Helper()
+	return start(t, false)
+}
+
+// StartWithAuth is Start with MLflow's basic-auth app: default permission
+// READ for every user, and an admin account (AdminUser, AdminPassword) that
+// registers the versions.
+func StartWithAuth(t testing.TB) *Server {
+	t.Helper()
+	return start(t, true)
+}
+
+func start(t testing.TB, auth bool) *Server {
 	t.Helper()
 	root := ModuleRoot(t)
 	if _, err := os.Stat(filepath.Join(root, "notebooks", ".venv", "bin", "mlflow")); err != nil {
@@ -77,9 +100,64 @@ func Start(t testing.TB) *Server {
 		root:         root,
 		port:         port,
 	}
+	if auth {
+		s.AdminUser, s.AdminPassword = "mlflow-admin", "admin-password-for-tests-1"
+		ini := fmt.Sprintf("[mlflow]\ndefault_permission = READ\ndatabase_uri = sqlite:///%s\nadmin_username = %s\nadmin_password = %s\n"+
+			"authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n",
+			filepath.Join(dir, "basic_auth.db"), s.AdminUser, s.AdminPassword)
+		if err := os.WriteFile(filepath.Join(dir, "basic_auth.ini"), []byte(ini), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	t.Cleanup(s.stop)
 	s.start(t)
 	return s
+}
+
+// env is the environment of this server's MLflow processes: env(), plus the
+// auth configuration for the server and the admin's credentials for clients.
+func (s *Server) env() []string {
+	e := env()
+	if s.AdminUser != "" {
+		e = append(e, "MLFLOW_AUTH_CONFIG_PATH="+filepath.Join(s.Dir, "basic_auth.ini"),
+			"MLFLOW_FLASK_SERVER_SECRET_KEY=mlflowtest-csrf-key", // the auth app's CSRF protection needs one
+			"MLFLOW_TRACKING_USERNAME="+s.AdminUser, "MLFLOW_TRACKING_PASSWORD="+s.AdminPassword)
+	}
+	return e
+}
+
+// CreateUser adds a basic-auth user; with the default permission READ it
+// can read every model and write none.
+func (s *Server) CreateUser(t testing.TB, username, password string) {
+	t.Helper()
+	s.adminCall(t, "/api/2.0/mlflow/users/create", map[string]string{"username": username, "password": password})
+}
+
+// Grant gives a user a permission (READ, EDIT, MANAGE) on a registered model.
+func (s *Server) Grant(t testing.TB, username, model, permission string) {
+	t.Helper()
+	s.adminCall(t, "/api/3.0/mlflow/users/permissions/grant", map[string]string{
+		"username": username, "resource_type": "registered_model", "resource_id": model, "permission": permission})
+}
+
+func (s *Server) adminCall(t testing.TB, path string, body any) {
+	t.Helper()
+	raw, _ := json.Marshal(body)
+	req, err := http.NewRequest(http.MethodPost, s.URI+path, bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.SetBasicAuth(s.AdminUser, s.AdminPassword)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("mlflowtest: %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		out, _ := io.ReadAll(resp.Body)
+		t.Fatalf("mlflowtest: %s: %d %s", path, resp.StatusCode, out)
+	}
 }
 
 // ModuleRoot returns the directory holding go.mod, found from the working
@@ -138,8 +216,11 @@ func (s *Server) start(t testing.TB) {
 		"--port", strconv.Itoa(s.port),
 		"--workers", "1",
 	)
+	if s.AdminUser != "" {
+		cmd.Args = append(cmd.Args, "--app-name", "basic-auth")
+	}
 	cmd.Dir = s.Dir
-	cmd.Env = env()
+	cmd.Env = s.env()
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Its own process group: uvicorn runs as a child, and stopping must reach it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -239,7 +320,7 @@ func (s *Server) RegisterVersions(t testing.TB, model string, dirs ...string) []
 	args := append([]string{"-", s.URI, model}, dirs...)
 	cmd := exec.CommandContext(ctx, s.bin("python"), args...)
 	cmd.Stdin = strings.NewReader(registerScript)
-	cmd.Env = env()
+	cmd.Env = s.env()
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {

@@ -61,7 +61,20 @@ func TestBatchMatchesOneByOne(t *testing.T) {
 		}
 		want := []string{strconv.Itoa(r.Line), r.ID, r.Name, strconv.FormatBool(one.Approve),
 			strconv.FormatFloat(one.Probability, 'g', -1, 64), one.Model.Name, one.Model.Version, one.Model.Variant}
+		// The model's sha256 and a decline's reasons (columns 10 on) match too;
+		// the request and decision ids (8, 9) are the call's own.
+		want = append(want, "", "", one.Model.SHA256)
+		for k := range 4 {
+			if k < len(one.Reasons) {
+				want = append(want, one.Reasons[k].Code, one.Reasons[k].Text)
+			} else {
+				want = append(want, "", "")
+			}
+		}
 		for i, w := range want {
+			if i == 8 || i == 9 {
+				continue
+			}
 			if d[i] != w {
 				t.Fatalf("line %d column %d: batch %q, one by one %q\nbatch: %v\none:   %v", r.Line, i, d[i], w, d, want)
 			}

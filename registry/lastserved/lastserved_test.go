@@ -4,22 +4,13 @@ import (
 	"context"
 	"errors"
 	"testing"
-	"testing/fstest"
 
+	"mlservice/internal/registrytest"
 	"mlservice/registry"
 	"mlservice/registry/local"
 )
 
-func tree() *local.Tree {
-	return &local.Tree{Name: "test tree", FS: fstest.MapFS{
-		"loan-approval/registry.json":                  {Data: []byte(`{"name":"loan-approval","aliases":{"champion":"2"},"tags":{}}`)},
-		"loan-approval/versions/1/MLmodel":             {Data: []byte("flavors: {}")},
-		"loan-approval/versions/1/model.onnx":          {Data: []byte("one")},
-		"loan-approval/versions/2/MLmodel":             {Data: []byte("flavors: {}")},
-		"loan-approval/versions/2/model.onnx":          {Data: []byte("two")},
-		"loan-approval/versions/2/sub/model.onnx.data": {Data: []byte("weights")},
-	}}
-}
+func tree() *local.Tree { return &local.Tree{Name: "test tree", FS: registrytest.Tree()} }
 
 // failing is a registry that is down.
 type failing struct{ *local.Tree }

@@ -4,21 +4,12 @@ import (
 	"context"
 	"errors"
 	"testing"
-	"testing/fstest"
 
+	"mlservice/internal/registrytest"
 	"mlservice/registry"
 )
 
-func tree() *Tree {
-	return &Tree{Name: "test tree", FS: fstest.MapFS{
-		"loan-approval/registry.json":                  {Data: []byte(`{"name":"loan-approval","aliases":{"champion":"2"},"tags":{}}`)},
-		"loan-approval/versions/1/MLmodel":             {Data: []byte("flavors: {}")},
-		"loan-approval/versions/1/model.onnx":          {Data: []byte("one")},
-		"loan-approval/versions/2/MLmodel":             {Data: []byte("flavors: {}")},
-		"loan-approval/versions/2/model.onnx":          {Data: []byte("two")},
-		"loan-approval/versions/2/sub/model.onnx.data": {Data: []byte("weights")},
-	}}
-}
+func tree() *Tree { return &Tree{Name: "test tree", FS: registrytest.Tree()} }
 
 func TestLocalStatePersistsAdminChanges(t *testing.T) {
 	ctx := context.Background()

@@ -408,3 +408,64 @@ func TestProxiedPath(t *testing.T) {
 		}
 	}
 }
+
+// Issue 12 item 9: file and version sizes are capped whatever the listing
+// says, so a listing without sizes (or a lying one) cannot fill the disk.
+func TestDownloadSizeCaps(t *testing.T) {
+	const root = "1/models/m-1/artifacts"
+	big := strings.Repeat("x", 1000)
+	tests := []struct {
+		name    string
+		listing string
+		files   map[string]string
+		caps    func(*Config)
+	}{
+		{"no size listed, file over the file cap",
+			`{"files": [{"path": "model.onnx", "is_dir": false}]}`, map[string]string{root + "/model.onnx": big},
+			func(c *Config) { c.MaxFileBytes = 999 }},
+		{"listed over the file cap",
+			`{"files": [{"path": "model.onnx", "is_dir": false, "file_size": 1000}]}`, map[string]string{root + "/model.onnx": big},
+			func(c *Config) { c.MaxFileBytes = 999 }},
+		{"no sizes, files together over the version cap",
+			`{"files": [{"path": "a", "is_dir": false}, {"path": "b", "is_dir": false}]}`,
+			map[string]string{root + "/a": big, root + "/b": big},
+			func(c *Config) { c.MaxVersionBytes = 1500 }},
+		{"listed together over the version cap",
+			`{"files": [{"path": "a", "is_dir": false, "file_size": 1000}, {"path": "b", "is_dir": false, "file_size": 1000}]}`,
+			map[string]string{root + "/a": big, root + "/b": big},
+			func(c *Config) { c.MaxVersionBytes = 1500 }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := &artifactServer{uri: "mlflow-artifacts:/" + root, listings: map[string]string{root: tt.listing}, files: tt.files}
+			c := fake(t, a.ServeHTTP, tt.caps)
+			dir := t.TempDir()
+			if err := c.Download(context.Background(), "m", "1", dir); !errors.Is(err, registry.ErrTooLarge) {
+				t.Fatalf("Download: %v, want ErrTooLarge", err)
+			}
+			for rel, content := range readTree(t, dir) {
+				if len(content) > 1000 || strings.Contains(rel, ".part-") {
+					t.Errorf("left %s (%d bytes)", rel, len(content))
+				}
+			}
+		})
+	}
+	// Within the caps, a listing without sizes still downloads.
+	a := &artifactServer{uri: "mlflow-artifacts:/" + root, listings: map[string]string{root: `{"files": [{"path": "a", "is_dir": false}]}`},
+		files: map[string]string{root + "/a": big}}
+	if err := fake(t, a.ServeHTTP, func(c *Config) { c.MaxFileBytes = 1000 }).Download(context.Background(), "m", "1", t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A 401 or 403 (wrong or read-only credentials) is registry.ErrDenied.
+func TestDeniedIsErrDenied(t *testing.T) {
+	for _, status := range []int{401, 403} {
+		c := fake(t, func(w http.ResponseWriter, r *http.Request) {
+			mlflowError(w, status, "PERMISSION_DENIED", "Permission denied")
+		})
+		if err := c.SetAlias(context.Background(), "m", "champion", "1"); !errors.Is(err, registry.ErrDenied) || errors.Is(err, registry.ErrUnavailable) {
+			t.Errorf("%d: %v, want ErrDenied", status, err)
+		}
+	}
+}

@@ -80,6 +80,19 @@ func TestDocsTryItOut(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(op+" .live-responses-table tbody .response-col_status")))
 	status := text(op + " .live-responses-table tbody .response-col_status")
 	body := text(op + " .live-responses-table tbody .response-col_description")
+
+	// And the Open Inference Protocol's infer, with its example tensors.
+	const infer = "#operations-open_inference_protocol-oipInfer"
+	step("expand POST /v2/models/{model_name}/infer", chromedp.Click(chromedp.CSS(infer+" .opblock-summary-control")),
+		chromedp.WaitVisible(chromedp.CSS(infer+" .try-out__btn")))
+	step("Try it out (v2)", chromedp.Click(chromedp.CSS(infer+" .try-out__btn")), chromedp.WaitVisible(chromedp.CSS(infer+" .execute")))
+	step("Execute (v2)", chromedp.Click(chromedp.CSS(infer+" .execute")),
+		chromedp.WaitVisible(chromedp.CSS(infer+" .live-responses-table tbody .response-col_status")))
+	v2Status := text(infer + " .live-responses-table tbody .response-col_status")
+	v2Body := text(infer + " .live-responses-table tbody .response-col_description")
+	if strings.TrimSpace(v2Status) != "200" || !strings.Contains(v2Body, `"model_version"`) || !strings.Contains(v2Body, `"probability"`) {
+		t.Errorf("Try it out on /v2 infer answered %q: %s", v2Status, v2Body)
+	}
 	if !strings.Contains(title, "ML Service") {
 		t.Errorf("title %q", title)
 	}

@@ -31,22 +31,7 @@ func BenchmarkInferJSONOneRow(b *testing.B) {
 func BenchmarkInferBinary1000Rows(b *testing.B) {
 	ts := newTestServer(b)
 	ts.publish(b, 0)
-	var vals []float32
-	for i := range 1000 {
-		vals = append(vals, float32(30000+i*50), 700, 20000, 5)
-	}
-	header := `{"parameters":{"binary_data_output":true},"inputs":[{"name":"features","shape":[1000,4],"datatype":"FP32","parameters":{"binary_data_size":16000}}]}`
-	body, hlen := binaryBody(header, fp32(vals...))
-	h := ts.app.Handler()
-	b.ReportAllocs()
-	for b.Loop() {
-		ctx := fastCtx("/v2/models/loan-approval/infer", body, []string{"Inference-Header-Content-Length", hlen})
-		h(ctx)
-		if ctx.Response.StatusCode() != 200 {
-			b.Fatalf("%d %s", ctx.Response.StatusCode(), ctx.Response.Body())
-		}
-	}
-	b.ReportMetric(float64(b.N)*1000/b.Elapsed().Seconds(), "rows/s")
+	benchBinary1000(b, ts.app.Handler())
 }
 
 func fastCtx(path string, body []byte, headers []string) *fasthttp.RequestCtx {
@@ -81,13 +66,18 @@ func BenchmarkProtocolOnlyBinary1000Rows(b *testing.B) {
 	app := fiber.New()
 	oip.Mount(app, oip.Config{Models: []oip.Model{{Name: "loan-approval", Router: ts.router,
 		Ready: func() (bool, string) { return true, "" }, Decider: stubDecider{}}}})
+	benchBinary1000(b, app.Handler())
+}
+
+// benchBinary1000 sends one binary-extension request of 1,000 rows per
+// iteration to h and reports rows/s.
+func benchBinary1000(b *testing.B, h fasthttp.RequestHandler) {
 	var vals []float32
 	for i := range 1000 {
 		vals = append(vals, float32(30000+i*50), 700, 20000, 5)
 	}
 	header := `{"parameters":{"binary_data_output":true},"inputs":[{"name":"features","shape":[1000,4],"datatype":"FP32","parameters":{"binary_data_size":16000}}]}`
 	body, hlen := binaryBody(header, fp32(vals...))
-	h := app.Handler()
 	b.ReportAllocs()
 	for b.Loop() {
 		ctx := fastCtx("/v2/models/loan-approval/infer", body, []string{"Inference-Header-Content-Length", hlen})

@@ -5,8 +5,8 @@ import (
 	"slices"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
+	"mlservice/internal/jsonw"
 	"mlservice/serve/decision"
 )
 
@@ -123,50 +123,9 @@ func Encode(d *decision.Decision, buf []byte) Row {
 	return Row{DecisionID: d.ID, ApplicationID: d.ApplicationID, Time: t, Served: d.Served, Doc: b}
 }
 
-// appendFloat32 writes f as the API's answers do (shortest float32 form), so
-// the answer and the record agree digit for digit. NaN and ±Inf, which no
-// model output should be, are written as null rather than breaking the JSON.
-func appendFloat32(b []byte, f float32) []byte {
-	if f != f || f > 3.4028235e38 || f < -3.4028235e38 {
-		return append(b, "null"...)
-	}
-	return strconv.AppendFloat(b, float64(f), 'g', -1, 32)
-}
+// appendFloat32 and appendString write as the API's answers do (jsonw), so
+// the answer and the record agree digit for digit; NaN and ±Inf, which no
+// model output should be, become null rather than breaking the JSON.
+func appendFloat32(b []byte, f float32) []byte { return jsonw.AppendFloat32(b, f) }
 
-// appendString writes s as a JSON string, as encoding/json does.
-func appendString(b []byte, s string) []byte {
-	const hexDigits = "0123456789abcdef"
-	b = append(b, '"')
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			switch {
-			case c == '"' || c == '\\':
-				b = append(b, '\\', c)
-			case c == '\n':
-				b = append(b, '\\', 'n')
-			case c == '\r':
-				b = append(b, '\\', 'r')
-			case c == '\t':
-				b = append(b, '\\', 't')
-			case c < 0x20 || c == '<' || c == '>' || c == '&':
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			default:
-				b = append(b, c)
-			}
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			b = append(b, `\ufffd`...)
-		case r == '\u2028' || r == '\u2029':
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-		default:
-			b = append(b, s[i:i+size]...)
-		}
-		i += size
-	}
-	return append(b, '"')
-}
+func appendString(b []byte, s string) []byte { return jsonw.AppendString(b, s) }

@@ -51,20 +51,26 @@ func latestPerVersion(docs [][]byte) ([]outcomes.Joined, error) {
 	return out, nil
 }
 
-// PutOutcome implements outcomes.Store.
-func (s *SQLite) PutOutcome(ctx context.Context, o outcomes.Outcome) ([]outcomes.Joined, bool, error) {
+// joinedFor reads an application's decisions for an outcome:
+// ErrUnknownApplication when there are none.
+func joinedFor(ctx context.Context, s Store, applicationID string) ([]outcomes.Joined, error) {
 	var docs [][]byte
-	err := s.ByApplication(ctx, o.ApplicationID, func(b []byte) error {
+	err := s.ByApplication(ctx, applicationID, func(b []byte) error {
 		docs = append(docs, append([]byte(nil), b...))
 		return nil
 	})
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	if len(docs) == 0 {
-		return nil, false, outcomes.ErrUnknownApplication
+		return nil, outcomes.ErrUnknownApplication
 	}
-	joined, err := latestPerVersion(docs)
+	return latestPerVersion(docs)
+}
+
+// PutOutcome implements outcomes.Store.
+func (s *SQLite) PutOutcome(ctx context.Context, o outcomes.Outcome) ([]outcomes.Joined, bool, error) {
+	joined, err := joinedFor(ctx, s, o.ApplicationID)
 	if err != nil {
 		return nil, false, err
 	}
@@ -115,18 +121,7 @@ func (s *SQLite) Arms(ctx context.Context, model string) ([]outcomes.Arm, error)
 
 // PutOutcome implements outcomes.Store.
 func (p *Postgres) PutOutcome(ctx context.Context, o outcomes.Outcome) ([]outcomes.Joined, bool, error) {
-	var docs [][]byte
-	err := p.ByApplication(ctx, o.ApplicationID, func(b []byte) error {
-		docs = append(docs, append([]byte(nil), b...))
-		return nil
-	})
-	if err != nil {
-		return nil, false, err
-	}
-	if len(docs) == 0 {
-		return nil, false, outcomes.ErrUnknownApplication
-	}
-	joined, err := latestPerVersion(docs)
+	joined, err := joinedFor(ctx, p, o.ApplicationID)
 	if err != nil {
 		return nil, false, err
 	}

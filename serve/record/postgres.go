@@ -136,17 +136,7 @@ func (p *Postgres) Holds(ctx context.Context) ([]Hold, error) {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []Hold
-	for rows.Next() {
-		var h Hold
-		var at int64
-		if err := rows.Scan(&h.ApplicationID, &at, &h.SetBy, &h.Reason); err != nil {
-			return nil, err
-		}
-		h.SetAt = time.UnixMicro(at).UTC()
-		out = append(out, h)
-	}
-	return out, rows.Err()
+	return scanHolds(rows)
 }
 
 // Probe implements Store.

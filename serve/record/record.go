@@ -164,3 +164,25 @@ func Open(ctx context.Context, dataDir, url, sync string) (Store, int, error) {
 	}
 	return s, 1, nil
 }
+
+// rows is what both backends' query results have.
+type rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}
+
+// scanHolds reads legal_holds rows (application_id, set_at, set_by, reason).
+func scanHolds(rs rows) ([]Hold, error) {
+	var out []Hold
+	for rs.Next() {
+		var h Hold
+		var at int64
+		if err := rs.Scan(&h.ApplicationID, &at, &h.SetBy, &h.Reason); err != nil {
+			return nil, err
+		}
+		h.SetAt = time.UnixMicro(at).UTC()
+		out = append(out, h)
+	}
+	return out, rs.Err()
+}

@@ -12,10 +12,23 @@ import (
 
 // HistoryTag is the registered-model tag holding the champions, oldest first
 // and the current one last, so a rollback works from any replica and after
-// restarts. An admin action writes it before it moves the champion alias;
-// championHistory reads it so that a failure between the two writes, or a
-// champion moved by someone else, still gives the true history.
+// restarts: {"champions": ["1", "2"]}. An admin action writes it before it
+// moves the champion alias; championHistory reads it so that a failure
+// between the two writes, or a champion moved by someone else, still gives
+// the true history. A server that records a champion moved outside /admin
+// marks it ("outside": true), so other replicas still see the move as one.
+// A plain JSON list (the format before) reads as the champions.
 const HistoryTag = "serve.champion_history"
+
+// history is the value of HistoryTag.
+type history struct {
+	Champions []string `json:"champions"`
+	// Outside says the last champion was moved outside /admin and recorded
+	// afterwards by a server that saw it.
+	Outside bool `json:"outside,omitempty"`
+}
+
+func (h history) String() string { return mustJSON(h) }
 
 // maxHistory bounds the champion history.
 const maxHistory = 20
@@ -80,14 +93,14 @@ func (c *Controller) prepare(ctx context.Context, variant registry.Variant, vers
 	return &VerifyError{Err: err}
 }
 
-// writeChampion moves the champion alias to version with history as the new
-// history tag, in the order that keeps the registry consistent: the history
+// writeChampion moves the champion alias to version with champions as the
+// new history, in the order that keeps the registry consistent: the history
 // first, then the alias. If the alias write fails, the tag is put back as it
 // was (Caddy's changeConfig); should even that fail, championHistory reads a
 // history whose last entry the alias never reached as the old one, so the
 // registry still reads as it was and repeating the action converges.
-func (c *Controller) writeChampion(ctx context.Context, w registry.Writer, st registry.State, history []string, version string) error {
-	if err := w.SetModelTag(ctx, c.cfg.Model, HistoryTag, mustJSON(history)); err != nil {
+func (c *Controller) writeChampion(ctx context.Context, w registry.Writer, st registry.State, champions []string, version string) error {
+	if err := w.SetModelTag(ctx, c.cfg.Model, HistoryTag, history{Champions: champions}.String()); err != nil {
 		return err
 	}
 	err := w.SetAlias(ctx, c.cfg.Model, registry.Champion.String(), version)
@@ -126,7 +139,7 @@ func (c *Controller) Retire(ctx context.Context, alias string) (Change, error) {
 			return fmt.Errorf("%w: no %s alias is set", ErrInvalid, alias)
 		}
 		if variant == registry.Challenger && before.Weights.Challenger != 0 {
-			if err := w.SetModelTag(ctx, c.cfg.Model, registry.TrafficTag, mustJSON(routing.DefaultWeights)); err != nil {
+			if err := w.SetModelTag(ctx, c.cfg.Model, registry.TrafficTag, mustJSON(routing.ChampionOnly())); err != nil {
 				return err
 			}
 		}
@@ -175,9 +188,8 @@ func (c *Controller) act(ctx context.Context, change func(context.Context, regis
 	if w == nil {
 		return Change{}, ErrReadOnly
 	}
-	c.preempt()
 	var ch Change
-	err := c.Do(ctx, func(ctx context.Context) error {
+	err := c.do(ctx, true, func(ctx context.Context) error {
 		st, err := c.cfg.Source.State(ctx, c.cfg.Model)
 		if err != nil {
 			return err
@@ -201,10 +213,12 @@ func (c *Controller) act(ctx context.Context, change func(context.Context, regis
 }
 
 // historyTag is the history tag as written.
-func historyTag(st registry.State) []string {
-	var h []string
-	if raw := st.Tags[HistoryTag]; raw != "" {
-		_ = json.Unmarshal([]byte(raw), &h) // a damaged tag means no history
+func historyTag(st registry.State) history {
+	var h history
+	raw := st.Tags[HistoryTag]
+	if json.Unmarshal([]byte(raw), &h) != nil {
+		h = history{}
+		_ = json.Unmarshal([]byte(raw), &h.Champions) // the old list; a damaged tag means no history
 	}
 	return h
 }
@@ -218,7 +232,7 @@ func historyTag(st registry.State) []string {
 //   - otherwise the champion was moved outside /admin (or the tag predates
 //     this format, when it listed only previous champions): it is appended.
 func championHistory(st registry.State) []string {
-	h := historyTag(st)
+	h := historyTag(st).Champions
 	champion := st.Version(registry.Champion)
 	switch {
 	case champion == "":

@@ -204,7 +204,7 @@ func TestFailedAliasWriteLeavesTheRegistryAsItWas(t *testing.T) {
 		t.Fatal("promote succeeded")
 	}
 	st := reg.snapshot(t)
-	if st.Tags[HistoryTag] != `["0","1","2"]` || st.Aliases["champion"] != "1" {
+	if st.Tags[HistoryTag] != `{"champions":["0","1","2"]}` || st.Aliases["champion"] != "1" {
 		t.Fatalf("the restore should have failed: %+v", st)
 	}
 	if got := championHistory(st); !slices.Equal(got, []string{"0", "1"}) {
@@ -277,7 +277,7 @@ func TestRetireResetsTheChallengersShare(t *testing.T) {
 	if _, err := h.ctrl.Retire(ctx, "challenger"); err != nil {
 		t.Fatal(err)
 	}
-	if d := h.ctrl.Desired(); d.Challenger != "" || d.Weights != routing.DefaultWeights {
+	if d := h.ctrl.Desired(); d.Challenger != "" || d.Weights != routing.ChampionOnly() {
 		t.Fatalf("after the repeated retire: %+v", d)
 	}
 }
@@ -297,9 +297,20 @@ func TestChampionChangedOutsideAdmin(t *testing.T) {
 	if _, err := h.ctrl.Promote(ctx, "champion", "2"); err != nil {
 		t.Fatal(err)
 	}
+	replica := start(t, reg, nil) // read-only, and slower to notice
+	if err := replica.sync(t); err != nil {
+		t.Fatal(err)
+	}
 	reg.set(func(s *registry.State) { s.Aliases["champion"] = "3" }) // someone with an MLflow account
 	if err := h.sync(t); err != nil {
 		t.Fatal(err)
+	}
+	// The history this server wrote still tells the replica it was an outside change.
+	if err := replica.sync(t); err != nil {
+		t.Fatal(err)
+	}
+	if got := metricValue(t, replica, "model_champion_changes_total", map[string]string{"origin": "outside"}); got != 1 {
+		t.Fatalf("the replica counted %v outside changes", got)
 	}
 	line := audit.String()
 	if !strings.Contains(line, `"msg":"champion changed outside /admin"`) || !strings.Contains(line, `"from":"2","to":"3"`) {
@@ -319,6 +330,18 @@ func TestChampionChangedOutsideAdmin(t *testing.T) {
 	}
 	if ch, err := h.ctrl.Rollback(ctx); err != nil || ch.After.Champion != "2" {
 		t.Fatalf("rollback from an outside change: %+v %v", ch, err)
+	}
+	// An outside move back to the previous champion is a change too, not a
+	// half-done admin write.
+	reg.set(func(s *registry.State) { s.Aliases["champion"] = "1" })
+	if err := h.sync(t); err != nil {
+		t.Fatal(err)
+	}
+	if got := championHistory(reg.snapshot(t)); !slices.Equal(got, []string{"1", "2", "1"}) {
+		t.Fatalf("history after an outside revert %v", got)
+	}
+	if ch, err := h.ctrl.Rollback(ctx); err != nil || ch.After.Champion != "2" {
+		t.Fatalf("rollback of an outside revert: %+v %v", ch, err)
 	}
 }
 
@@ -345,6 +368,36 @@ func (r *rememberedStates) Save(_ string, st registry.State) error {
 	defer r.mu.Unlock()
 	r.states = append(r.states, st)
 	return nil
+}
+
+func (r *rememberedStates) Load(string) (registry.State, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.states) == 0 {
+		return registry.State{}, registry.ErrNotFound
+	}
+	return r.states[len(r.states)-1], nil
+}
+
+// Issue 12 item 5: a champion moved outside /admin while the server was down
+// is noticed at its first sync after the restart.
+func TestOutsideChangeWhileDownIsNoticedAfterARestart(t *testing.T) {
+	reg := newWritable(map[string]string{"champion": "1"})
+	rem := &rememberedStates{}
+	h := start(t, reg, nil, func(c *Config) { c.Remembered = rem })
+	if err := h.sync(t); err != nil {
+		t.Fatal(err)
+	}
+	h.cancel()
+	<-h.done
+	reg.set(func(s *registry.State) { s.Aliases["champion"] = "2" })
+	restarted := start(t, reg, nil, func(c *Config) { c.Remembered = rem })
+	if err := restarted.sync(t); err != nil {
+		t.Fatal(err)
+	}
+	if got := metricValue(t, restarted, "model_champion_changes_total", map[string]string{"origin": "outside"}); got != 1 {
+		t.Fatalf("outside changes after the restart = %v", got)
+	}
 }
 
 // Issue 12 item 3: only versions that loaded are remembered, with their

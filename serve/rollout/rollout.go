@@ -76,7 +76,7 @@ var (
 
 // DesiredFrom reads the aliases and the traffic tag of a registry state.
 func DesiredFrom(s registry.State) (Desired, error) {
-	d := Desired{Weights: routing.DefaultWeights}
+	d := Desired{Weights: routing.ChampionOnly()}
 	for _, v := range registry.Variants() {
 		*d.field(v) = s.Version(v)
 	}
@@ -111,9 +111,12 @@ type Status struct {
 
 // Remembered is where the controller records what loaded and verified from
 // its registry, so that a restart while the registry is down serves only
-// those versions (registry/lastserved).
+// those versions (registry/lastserved). Load also tells a restarted server
+// which champion it served, so a champion moved outside /admin while it was
+// down is noticed.
 type Remembered interface {
 	Save(model string, st registry.State) error
+	Load(model string) (registry.State, error)
 }
 
 // Config wires a Controller.
@@ -241,6 +244,11 @@ func New(cfg Config) *Controller {
 		failed:    map[string]error{},
 		preempted: map[string]bool{},
 	}
+	if cfg.Remembered != nil {
+		if st, err := cfg.Remembered.Load(cfg.Model); err == nil {
+			c.champion = st.Version(registry.Champion)
+		}
+	}
 	c.status.Store(&Status{Reason: "starting: no champion loaded yet", Registry: cfg.Source.Describe()})
 	c.desired.Store(&Desired{})
 	return c
@@ -304,11 +312,30 @@ func (c *Controller) preempt() {
 // Do runs fn on the controller's goroutine and returns its error; it is how
 // webhooks and admin actions change the live state without racing the poll.
 func (c *Controller) Do(ctx context.Context, fn func(ctx context.Context) error) error {
+	return c.do(ctx, false, fn)
+}
+
+// do is Do; with preempt it cancels any background reconciliation that runs
+// while the request waits to be taken (a poll may start in between).
+func (c *Controller) do(ctx context.Context, preempt bool, fn func(ctx context.Context) error) error {
 	r := request{ctx: ctx, fn: fn, done: make(chan error, 1)}
-	select {
-	case c.requests <- r:
-	case <-ctx.Done():
-		return ctx.Err()
+	var again <-chan time.Time
+	if preempt {
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		again = t.C
+		c.preempt()
+	}
+wait:
+	for {
+		select {
+		case c.requests <- r:
+			break wait
+		case <-again:
+			c.preempt()
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	select {
 	case err := <-r.done:
@@ -410,22 +437,26 @@ func (c *Controller) noticeChampion(ctx context.Context, st registry.State) {
 	if before == "" || now == before || now == "" {
 		return
 	}
-	if h := historyTag(st); len(h) > 0 && h[len(h)-1] == now {
+	if h := historyTag(st); len(h.Champions) > 0 && h.Champions[len(h.Champions)-1] == now && !h.Outside {
 		c.cfg.Changes.inc(c.cfg.Model, "admin")
 		return
 	}
 	c.cfg.Changes.inc(c.cfg.Model, "outside")
-	history := championHistory(st) // ends with now
-	if len(history) < 2 || history[len(history)-2] != before {
-		history = append(history[:len(history)-1:len(history)-1], before, now)
+	// This server saw before as the champion, so the tag up to it is true
+	// (even when now is the entry before it, which would otherwise read as an
+	// admin write that never reached the alias).
+	champions := historyTag(st).Champions
+	if len(champions) == 0 || champions[len(champions)-1] != before {
+		champions = append(champions, before)
 	}
-	history = history[max(0, len(history)-maxHistory):]
+	champions = append(champions, now)
+	champions = champions[max(0, len(champions)-maxHistory):]
 	attrs := []any{"audit", true, "action", "outside_change", "model", c.cfg.Model, "variant", registry.Champion.String(),
-		"from", before, "to", now, "registry", c.cfg.Source.Describe(), "history", history}
+		"from", before, "to", now, "registry", c.cfg.Source.Describe(), "history", champions}
 	if c.cfg.Writer != nil {
 		// Best effort: with the history tag written, the change survives
 		// further outside changes; without it, the history still reads it.
-		if err := c.cfg.Writer.SetModelTag(ctx, c.cfg.Model, HistoryTag, mustJSON(history)); err != nil {
+		if err := c.cfg.Writer.SetModelTag(ctx, c.cfg.Model, HistoryTag, history{Champions: champions, Outside: true}.String()); err != nil {
 			attrs = append(attrs, "history_error", err.Error())
 		}
 	}

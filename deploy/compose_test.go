@@ -1,4 +1,4 @@
-package docker
+package deploy
 
 import (
 	"context"
@@ -24,7 +24,7 @@ import (
 // `make stack` installs; compose pins the official image at the same one.
 const debianHAProxy = "2.6.12"
 
-// root is the repository root; `go test` runs in docker/.
+// root is the repository root; `go test` runs in deploy/.
 func root(t *testing.T) string {
 	t.Helper()
 	dir, err := filepath.Abs("..")
@@ -495,7 +495,7 @@ func TestHadolint(t *testing.T) {
 	} else if p, err := exec.LookPath("hadolint"); err == nil {
 		path = p
 	} else {
-		t.Fatal("hadolint not installed: run `make stack-test-deps` (make test does)")
+		t.Fatal("hadolint not installed: run `make stack-test-deps` (make test and make deploy-test do)")
 	}
 	for _, d := range parseDockerfiles(t) {
 		out, err := exec.Command(path, "--no-color", d.path).CombinedOutput()
