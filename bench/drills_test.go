@@ -327,8 +327,8 @@ func TestDrillConcurrentPromotes(t *testing.T) {
 	if t.Failed() {
 		return
 	}
-	// The transitions must form one walk 2 → ... → final: with serialised
-	// promotes each one starts where the previous one ended.
+	// The transitions must form one walk from the shipped champion → ... →
+	// final: with serialised promotes each one starts where the previous one ended.
 	_, b := admin(client, http.MethodGet, s.URL+"/admin/models", "")
 	var state struct {
 		Desired struct{ Champion string } `json:"desired"`
@@ -338,7 +338,8 @@ func TestDrillConcurrentPromotes(t *testing.T) {
 		t.Fatal(err)
 	}
 	final := state.Desired.Champion
-	if err := checkWalk("2", final, answers); err != nil {
+	shipped, _ := championAndForest(t)
+	if err := checkWalk(shipped, final, answers); err != nil {
 		t.Fatalf("promotes were not serialised: %v (%d answers)", err, len(answers))
 	}
 	if len(state.Live) != 1 || state.Live[0].Variant != "champion" || state.Live[0].Version != final {

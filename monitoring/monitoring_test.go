@@ -340,7 +340,7 @@ func TestQueriesAgainstLiveServer(t *testing.T) {
 
 	const adminToken = "monitoring-test-admin-token"
 	srv := servetest.Start(t, servetest.Options{Env: []string{
-		"MLFLOW_TRACKING_URI=", // local mode: champion = version 2, version 1 available
+		"MLFLOW_TRACKING_URI=", // local mode: the shipped champion (3), versions 1, 2, 4 available
 		"SERVE_ARTIFACTS_DIR=" + artifactsWithBrokenVersion(t),
 		"SERVE_ADMIN_TOKEN=" + adminToken,
 		"SERVE_POLL_INTERVAL=1s",
@@ -621,10 +621,10 @@ func failPromotion(t *testing.T, c *http.Client, base, token string) {
 }
 
 // brokenVersion is the version artifactsWithBrokenVersion adds.
-const brokenVersion = "3"
+const brokenVersion = "9" // beside the shipped 1-4
 
 // artifactsWithBrokenVersion returns a copy of the embedded artifacts/ tree
-// (champion = version 2, version 1) with one more version of
+// (champion = version 3, versions 1, 2 and 4) with one more version of
 // loan-approval: version 1's files with a serving_check.json whose expected
 // probabilities are off, so that loading it fails at the serving-check step.
 // The admin API refuses versions the registry does not have before loading

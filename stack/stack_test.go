@@ -283,12 +283,12 @@ func TestScaleOut(t *testing.T) {
 	}
 	top := startStack(t)
 
-	// The shipped registry: version 2 is the champion everywhere.
+	// The shipped registry: version 3 (the scorecard) is the champion everywhere.
 	var before models
 	for _, r := range top.replicas {
 		call(t, http.MethodGet, r+"/admin/models", nil, &before)
-		if got := before.version("champion"); got != "2" {
-			t.Fatalf("%s: champion %q before the promotion, want 2", r, got)
+		if got := before.version("champion"); got != "3" {
+			t.Fatalf("%s: champion %q before the promotion, want 3", r, got)
 		}
 	}
 	if n := top.inRotation(t); n != replicas {

@@ -157,7 +157,7 @@ def main() -> None:
     parser.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI", ""))
     parser.add_argument("--model", default=os.environ.get("SERVE_MODEL", "loan-approval"))
     parser.add_argument("--data", default=os.environ.get("LOAN_DATA", ""))
-    parser.add_argument("--families", default="logistic_regression,random_forest")
+    parser.add_argument("--families", default="logistic_regression,random_forest,scorecard")
     parser.add_argument("--workdir", default="")
     parser.add_argument("--from-artifacts", default="", help="register these shipped versions instead of training")
     parser.add_argument("--wait", type=float, default=180, help="seconds to wait for MLflow's /health")
