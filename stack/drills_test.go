@@ -6,12 +6,19 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"mlservice/internal/servetest"
 )
 
 // The drills of issue 18, through HAProxy, the front door of `make stack`,
@@ -128,6 +135,7 @@ func TestDrillClientAborts(t *testing.T) {
 	}
 	batch := []byte(`{"applications":[` + strings.Join(items, ",") + `]}`)
 
+	downBefore := top.haproxyLogCount(t, " is DOWN")
 	ctx, cancel := context.WithCancel(context.Background())
 	var aborted, answered atomic.Int64
 	var wg sync.WaitGroup
@@ -180,6 +188,9 @@ func TestDrillClientAborts(t *testing.T) {
 	}
 	if n := top.inRotation(t); n != replicas {
 		t.Errorf("after the aborts HAProxy has %d replicas in rotation, want %d", n, replicas)
+	}
+	if n := top.haproxyLogCount(t, " is DOWN") - downBefore; n > 0 {
+		t.Errorf("HAProxy took a replica out %d times while clients aborted", n)
 	}
 }
 
@@ -268,5 +279,48 @@ func TestDrillRollingRestart(t *testing.T) {
 	}
 	if n := top.inRotation(t); n != replicas {
 		t.Errorf("after the rolling restart HAProxy has %d replicas in rotation, want %d", n, replicas)
+	}
+}
+
+// haproxyLogCount counts the lines of HAProxy's log that contain substr.
+func (top *topology) haproxyLogCount(t *testing.T, substr string) int {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(top.dir, "logs", "haproxy.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Count(string(raw), substr)
+}
+
+// TestComposeLBHealthcheck: the compose file's healthcheck of the lb service
+// (bash's /dev/tcp, the official haproxy image has no HTTP client) passes
+// against a HAProxy with replicas in rotation and fails against a port
+// nobody listens on.
+func TestComposeLBHealthcheck(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the stack")
+	}
+	raw, err := os.ReadFile(filepath.Join(servetest.ModuleRoot(), "docker-compose.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?s)\n  lb:\n.*?test: \["CMD", "bash", "-c", "((?:[^"\\]|\\.)*)"\]`).FindSubmatch(raw)
+	if m == nil {
+		t.Fatal("no bash healthcheck on the lb service in docker-compose.yml")
+	}
+	script, err := strconv.Unquote(`"` + string(m[1]) + `"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	top := startStack(t)
+	port := top.lb[strings.LastIndex(top.lb, ":")+1:]
+	run := func(port string) error {
+		return exec.Command("bash", "-c", strings.ReplaceAll(script, "/dev/tcp/127.0.0.1/8000", "/dev/tcp/127.0.0.1/"+port)).Run()
+	}
+	if err := run(port); err != nil {
+		t.Errorf("the healthcheck fails against a healthy HAProxy: %v (%s)", err, script)
+	}
+	if err := run(strconv.Itoa(freePorts(t, 1))); err == nil {
+		t.Errorf("the healthcheck passes with nothing listening")
 	}
 }

@@ -1,9 +1,16 @@
-// Package registrytest holds the small artifacts tree the registry tests
-// share: one model with two versions, the second with a file in a
-// subdirectory (as ONNX external data would be).
+// Package registrytest holds what the registry and rollout tests share: a
+// small artifacts tree (one model with two versions, the second with a file
+// in a subdirectory, as ONNX external data would be) and a Source whose
+// downloads stall.
 package registrytest
 
-import "testing/fstest"
+import (
+	"context"
+	"sync"
+	"testing/fstest"
+
+	"mlservice/registry"
+)
 
 // Tree returns a fresh artifacts tree: loan-approval with versions 1 and 2,
 // champion 2.
@@ -16,4 +23,39 @@ func Tree() fstest.MapFS {
 		"loan-approval/versions/2/model.onnx":          {Data: []byte("two")},
 		"loan-approval/versions/2/sub/model.onnx.data": {Data: []byte("weights")},
 	}
+}
+
+// Stalling wraps a registry.Source so that downloads of the versions in
+// Stall hang until their context ends, as a download trickling 1 byte/s
+// would. Started is closed when the first stalled download begins, Cancelled
+// when it ends.
+type Stalling struct {
+	registry.Source
+	Stall     map[string]bool
+	Started   chan struct{}
+	Cancelled chan struct{}
+	once      sync.Once
+}
+
+// NewStalling stalls the downloads of versions of src.
+func NewStalling(src registry.Source, versions ...string) *Stalling {
+	s := &Stalling{Source: src, Stall: map[string]bool{}, Started: make(chan struct{}), Cancelled: make(chan struct{})}
+	for _, v := range versions {
+		s.Stall[v] = true
+	}
+	return s
+}
+
+// Download implements registry.Source.
+func (s *Stalling) Download(ctx context.Context, model, version, dir string) error {
+	if !s.Stall[version] {
+		return s.Source.Download(ctx, model, version, dir)
+	}
+	first := false
+	s.once.Do(func() { first = true; close(s.Started) })
+	<-ctx.Done()
+	if first {
+		close(s.Cancelled)
+	}
+	return ctx.Err()
 }

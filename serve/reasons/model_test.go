@@ -10,10 +10,12 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"mlservice/internal/servetest"
 	"mlservice/schemas"
+	"mlservice/serve/decision"
 	"mlservice/serve/inference"
 	"mlservice/serve/models"
 	"mlservice/serve/reasons"
@@ -124,6 +126,66 @@ func TestReasonsAreTrueOfTheShippedModels(t *testing.T) {
 				t.Fatalf("only %d declines and %d reasons checked", declines, checked)
 			}
 			t.Logf("%d declines, %d reasons checked against the model", declines, checked)
+		})
+	}
+}
+
+// TestServingCheckVerifiesReasonCodes: a shipped version's serving check
+// passes with the reason codes the training run recorded, and fails when a
+// declined case's codes differ (wrong order, one missing).
+func TestServingCheckVerifiesReasonCodes(t *testing.T) {
+	dirs, _ := filepath.Glob(filepath.Join(artifactsDir(), "*", "versions", "*", reasons.FileName))
+	if len(dirs) == 0 {
+		t.Skip("no shipped version has a reasons table yet")
+	}
+	if err := inference.Init(servetest.ORTLibrary(t)); err != nil {
+		t.Fatal(err)
+	}
+	for _, tablePath := range dirs {
+		dir := filepath.Dir(tablePath)
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			md, err := models.ReadModelDir(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := inference.Open(md.ModelFile, inference.Options{IntraOpThreads: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			features := make([]schemas.Feature, len(md.Inputs))
+			for i, name := range md.Inputs {
+				features[i], _ = schemas.FeatureByName(name)
+			}
+			v := models.NewVersion("loan-approval", filepath.Base(dir), "", "test", features, s)
+			defer v.Release()
+			if v.Reasons, err = reasons.Load(dir, v.Characteristics); err != nil {
+				t.Fatal(err)
+			}
+			if err := decision.ServingCheck(v, md.Check); err != nil {
+				t.Fatalf("the shipped serving check fails: %v", err)
+			}
+			declined := -1
+			for i, c := range md.Check.Cases {
+				if !c.Approve && len(c.Reasons) > 1 {
+					declined = i
+					break
+				}
+			}
+			if declined < 0 {
+				t.Fatal("the serving check has no declined case with two or more reasons")
+			}
+			for name, mutate := range map[string]func([]string) []string{
+				"swapped": func(r []string) []string { return append([]string{r[1], r[0]}, r[2:]...) },
+				"missing": func(r []string) []string { return r[1:] },
+			} {
+				check := md.Check
+				check.Cases = append([]models.ServingCase(nil), md.Check.Cases...)
+				check.Cases[declined].Reasons = mutate(append([]string(nil), md.Check.Cases[declined].Reasons...))
+				err := decision.ServingCheck(v, check)
+				if err == nil || !strings.Contains(err.Error(), "reasons") {
+					t.Errorf("%s reason codes: serving check says %v", name, err)
+				}
+			}
 		})
 	}
 }

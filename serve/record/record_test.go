@@ -523,3 +523,35 @@ func TestOutcomesJoinTheRecord(t *testing.T) {
 		})
 	}
 }
+
+// TestPurgeRunsByItself: with no call to Purge, decisions past retention
+// disappear and are counted; a held one stays.
+func TestPurgeRunsByItself(t *testing.T) {
+	store, err := OpenSQLite(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	rec := New(store, Config{PurgeEvery: 20 * time.Millisecond, Now: func() time.Time { return now }})
+	defer rec.Close()
+	old := now.AddDate(-3, 0, 0)
+	if err := store.SetHold(context.Background(), "AUTO-HELD", "alice", "case 9", true, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := rec.Record(context.Background(), []decision.Decision{sample("AUTO-1", old, true), sample("AUTO-2", old, false), sample("AUTO-HELD", old, true)}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(docs(t, store, "AUTO-1"))+len(docs(t, store, "AUTO-2")) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the purge did not remove decisions past retention by itself")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if v := testutil.ToFloat64(rec.m.purged); v != 2 {
+		t.Fatalf("decision_records_purged_total = %v, want 2", v)
+	}
+	if len(docs(t, store, "AUTO-HELD")) != 1 {
+		t.Fatal("the purge took a decision under legal hold")
+	}
+}

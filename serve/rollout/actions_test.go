@@ -277,7 +277,7 @@ func TestRetireResetsTheChallengersShare(t *testing.T) {
 	if _, err := h.ctrl.Retire(ctx, "challenger"); err != nil {
 		t.Fatal(err)
 	}
-	if d := h.ctrl.Desired(); d.Challenger != "" || d.Weights != routing.DefaultWeights {
+	if d := h.ctrl.Desired(); d.Challenger != "" || d.Weights != routing.ChampionOnly() {
 		t.Fatalf("after the repeated retire: %+v", d)
 	}
 }
@@ -368,6 +368,36 @@ func (r *rememberedStates) Save(_ string, st registry.State) error {
 	defer r.mu.Unlock()
 	r.states = append(r.states, st)
 	return nil
+}
+
+func (r *rememberedStates) Load(string) (registry.State, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.states) == 0 {
+		return registry.State{}, registry.ErrNotFound
+	}
+	return r.states[len(r.states)-1], nil
+}
+
+// Issue 12 item 5: a champion moved outside /admin while the server was down
+// is noticed at its first sync after the restart.
+func TestOutsideChangeWhileDownIsNoticedAfterARestart(t *testing.T) {
+	reg := newWritable(map[string]string{"champion": "1"})
+	rem := &rememberedStates{}
+	h := start(t, reg, nil, func(c *Config) { c.Remembered = rem })
+	if err := h.sync(t); err != nil {
+		t.Fatal(err)
+	}
+	h.cancel()
+	<-h.done
+	reg.set(func(s *registry.State) { s.Aliases["champion"] = "2" })
+	restarted := start(t, reg, nil, func(c *Config) { c.Remembered = rem })
+	if err := restarted.sync(t); err != nil {
+		t.Fatal(err)
+	}
+	if got := metricValue(t, restarted, "model_champion_changes_total", map[string]string{"origin": "outside"}); got != 1 {
+		t.Fatalf("outside changes after the restart = %v", got)
+	}
 }
 
 // Issue 12 item 3: only versions that loaded are remembered, with their

@@ -76,7 +76,7 @@ var (
 
 // DesiredFrom reads the aliases and the traffic tag of a registry state.
 func DesiredFrom(s registry.State) (Desired, error) {
-	d := Desired{Weights: routing.DefaultWeights}
+	d := Desired{Weights: routing.ChampionOnly()}
 	for _, v := range registry.Variants() {
 		*d.field(v) = s.Version(v)
 	}
@@ -111,9 +111,12 @@ type Status struct {
 
 // Remembered is where the controller records what loaded and verified from
 // its registry, so that a restart while the registry is down serves only
-// those versions (registry/lastserved).
+// those versions (registry/lastserved). Load also tells a restarted server
+// which champion it served, so a champion moved outside /admin while it was
+// down is noticed.
 type Remembered interface {
 	Save(model string, st registry.State) error
+	Load(model string) (registry.State, error)
 }
 
 // Config wires a Controller.
@@ -240,6 +243,11 @@ func New(cfg Config) *Controller {
 		live:      map[string]*models.Version{},
 		failed:    map[string]error{},
 		preempted: map[string]bool{},
+	}
+	if cfg.Remembered != nil {
+		if st, err := cfg.Remembered.Load(cfg.Model); err == nil {
+			c.champion = st.Version(registry.Champion)
+		}
 	}
 	c.status.Store(&Status{Reason: "starting: no champion loaded yet", Registry: cfg.Source.Describe()})
 	c.desired.Store(&Desired{})
