@@ -277,7 +277,7 @@ func TestRetireResetsTheChallengersShare(t *testing.T) {
 	if _, err := h.ctrl.Retire(ctx, "challenger"); err != nil {
 		t.Fatal(err)
 	}
-	if d := h.ctrl.Desired(); d.Challenger != "" || d.Weights != routing.DefaultWeights {
+	if d := h.ctrl.Desired(); d.Challenger != "" || d.Weights != routing.ChampionOnly() {
 		t.Fatalf("after the repeated retire: %+v", d)
 	}
 }

@@ -76,7 +76,7 @@ var (
 
 // DesiredFrom reads the aliases and the traffic tag of a registry state.
 func DesiredFrom(s registry.State) (Desired, error) {
-	d := Desired{Weights: routing.DefaultWeights}
+	d := Desired{Weights: routing.ChampionOnly()}
 	for _, v := range registry.Variants() {
 		*d.field(v) = s.Version(v)
 	}
