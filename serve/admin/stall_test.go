@@ -98,7 +98,7 @@ func TestStalledDownloadBlocksNeitherReadsNorActions(t *testing.T) {
 	default:
 		t.Fatal("the stalled download was not cancelled")
 	}
-	if d := ctrl.Desired(); d.Challenger != "" || d.Champion != "2" {
+	if d := ctrl.Desired(); d.Challenger != "" || d.Champion != shippedChampion {
 		t.Fatalf("desired after the retire: %+v", d)
 	}
 }
