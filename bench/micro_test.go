@@ -170,7 +170,7 @@ func inProcess(tb testing.TB) *fasthttp.Client {
 	router := &routing.Router{}
 	t, err := routing.NewTable("loan-approval",
 		&routing.Route{Variant: routing.Champion, Version: v, Metrics: m.ForVersion("loan-approval", "2", "champion")},
-		nil, nil, routing.DefaultWeights)
+		nil, nil, routing.ChampionOnly())
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package deploy
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -308,6 +309,13 @@ func TestComposeMLflowAuth(t *testing.T) {
 				t.Errorf("%s gets MLflow's admin password (%s)", name, k)
 			}
 		}
+	}
+	// The replicas believe X-Forwarded-For from HAProxy's fixed address only.
+	lbNet := p.Services["lb"].Networks["default"]
+	if lbNet == nil || lbNet.Ipv4Address == "" || env(serve, "SERVE_TRUSTED_PROXIES") != lbNet.Ipv4Address {
+		t.Errorf("serve SERVE_TRUSTED_PROXIES %q is not HAProxy's fixed address %+v", env(serve, "SERVE_TRUSTED_PROXIES"), lbNet)
+	} else if ipam := p.Networks["default"].Ipam.Config; len(ipam) != 1 || !netip.MustParsePrefix(ipam[0].Subnet).Contains(netip.MustParseAddr(lbNet.Ipv4Address)) {
+		t.Errorf("HAProxy's address %s is not in the network's subnet %+v", lbNet.Ipv4Address, ipam)
 	}
 	pg := p.Services["postgres"]
 	if env(pg, "POSTGRES_USER") != "mlservice" || env(pg, "POSTGRES_DB") != "decisions" || len(pg.Ports) != 0 {

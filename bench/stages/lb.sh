@@ -99,7 +99,7 @@ table = ["| one replica | /v1/predict, 32 connections | p99 | at %s req/s: p50 |
          "| direct | %s req/s | %.2f ms | %.3f ms | %.3f ms | %d |" % (fmt(d32["rps"]), d32["p99"], dr["p50"], dr["p99"], d32["errors"] + dr["errors"]),
          "| through HAProxy | %s req/s (%.0f%%) | %.2f ms | %.3f ms | %.3f ms | %d |" % (
              fmt(h32["rps"]), 100 * h32["rps"] / d32["rps"], h32["p99"], hr["p50"], hr["p99"], h32["errors"] + hr["errors"])]
-cost = ("HAProxy's cost per request: +%.3f ms at p50 and +%.3f ms at p99 at %s req/s; "
+cost = ("HAProxy's cost per request: %+.3f ms at p50 and %+.3f ms at p99 at %s req/s; "
         "%.1f µs of HAProxy CPU per request at 32 connections (%.1f µs at the fixed rate), "
         "on the same 2 cores as the server and the load generator.") % (
     hr["p50"] - dr["p50"], hr["p99"] - dr["p99"], rate, cpu_us(h32), cpu_us(hr))

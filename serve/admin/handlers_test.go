@@ -37,7 +37,7 @@ func (s *stuckController) Status() rollout.Status {
 	return rollout.Status{Ready: true, Source: "mlflow"}
 }
 func (s *stuckController) Desired() rollout.Desired {
-	return rollout.Desired{Champion: "2", Weights: routing.DefaultWeights}
+	return rollout.Desired{Champion: "2", Weights: routing.ChampionOnly()}
 }
 func (s *stuckController) wait(ctx context.Context, call string) (rollout.Change, error) {
 	s.calls <- call

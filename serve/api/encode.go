@@ -3,7 +3,8 @@ package api
 import (
 	"encoding/json"
 	"strconv"
-	"unicode/utf8"
+
+	"mlservice/internal/jsonw"
 
 	"mlservice/serve/decision"
 )
@@ -44,7 +45,7 @@ func appendOutcome(b []byte, d *decision.Decision) []byte {
 	b = append(b, `,"approve":`...)
 	b = strconv.AppendBool(b, d.Approve)
 	b = append(b, `,"probability":`...)
-	b = strconv.AppendFloat(b, float64(d.Probability), 'g', -1, 32)
+	b = jsonw.AppendFloat32(b, d.Probability)
 	b = append(b, `,"model":{"name":`...)
 	b = appendString(b, d.Model)
 	b = append(b, `,"version":`...)
@@ -92,49 +93,4 @@ func appendItemError(b []byte, index int, applicationID string, err error) []byt
 
 func appendInt(b []byte, n int) []byte { return strconv.AppendInt(b, int64(n), 10) }
 
-// AppendString is appendString for the other packages that write JSON by
-// hand (serve/record), so every hand-written answer escapes alike.
-func AppendString(b []byte, s string) []byte { return appendString(b, s) }
-
-// appendString writes s as a JSON string, escaping what JSON requires and
-// replacing invalid UTF-8, as encoding/json does.
-func appendString(b []byte, s string) []byte {
-	const hexDigits = "0123456789abcdef"
-	b = append(b, '"')
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			switch {
-			case c == '"' || c == '\\':
-				b = append(b, '\\', c)
-			case c == '\n':
-				b = append(b, '\\', 'n')
-			case c == '\r':
-				b = append(b, '\\', 'r')
-			case c == '\t':
-				b = append(b, '\\', 't')
-			case c == '\b':
-				b = append(b, '\\', 'b')
-			case c == '\f':
-				b = append(b, '\\', 'f')
-			case c < 0x20 || c == '<' || c == '>' || c == '&':
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			default:
-				b = append(b, c)
-			}
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			b = append(b, `\ufffd`...)
-		case r == '\u2028' || r == '\u2029':
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-		default:
-			b = append(b, s[i:i+size]...)
-		}
-		i += size
-	}
-	return append(b, '"')
-}
+func appendString(b []byte, s string) []byte { return jsonw.AppendString(b, s) }

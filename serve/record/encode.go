@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"time"
 
-	"mlservice/serve/api"
+	"mlservice/internal/jsonw"
 	"mlservice/serve/decision"
 )
 
@@ -123,14 +123,9 @@ func Encode(d *decision.Decision, buf []byte) Row {
 	return Row{DecisionID: d.ID, ApplicationID: d.ApplicationID, Time: t, Served: d.Served, Doc: b}
 }
 
-// appendFloat32 writes f as the API's answers do (shortest float32 form), so
-// the answer and the record agree digit for digit. NaN and ±Inf, which no
-// model output should be, are written as null rather than breaking the JSON.
-func appendFloat32(b []byte, f float32) []byte {
-	if f != f || f > 3.4028235e38 || f < -3.4028235e38 {
-		return append(b, "null"...)
-	}
-	return strconv.AppendFloat(b, float64(f), 'g', -1, 32)
-}
+// appendFloat32 and appendString write as the API's answers do (jsonw), so
+// the answer and the record agree digit for digit; NaN and ±Inf, which no
+// model output should be, become null rather than breaking the JSON.
+func appendFloat32(b []byte, f float32) []byte { return jsonw.AppendFloat32(b, f) }
 
-func appendString(b []byte, s string) []byte { return api.AppendString(b, s) }
+func appendString(b []byte, s string) []byte { return jsonw.AppendString(b, s) }

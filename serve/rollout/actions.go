@@ -139,7 +139,7 @@ func (c *Controller) Retire(ctx context.Context, alias string) (Change, error) {
 			return fmt.Errorf("%w: no %s alias is set", ErrInvalid, alias)
 		}
 		if variant == registry.Challenger && before.Weights.Challenger != 0 {
-			if err := w.SetModelTag(ctx, c.cfg.Model, registry.TrafficTag, mustJSON(routing.DefaultWeights)); err != nil {
+			if err := w.SetModelTag(ctx, c.cfg.Model, registry.TrafficTag, mustJSON(routing.ChampionOnly())); err != nil {
 				return err
 			}
 		}

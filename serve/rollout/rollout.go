@@ -76,7 +76,7 @@ var (
 
 // DesiredFrom reads the aliases and the traffic tag of a registry state.
 func DesiredFrom(s registry.State) (Desired, error) {
-	d := Desired{Weights: routing.DefaultWeights}
+	d := Desired{Weights: routing.ChampionOnly()}
 	for _, v := range registry.Variants() {
 		*d.field(v) = s.Version(v)
 	}
@@ -364,6 +364,11 @@ func (c *Controller) Sync(ctx context.Context) error {
 // fallback that works. It runs only on the Run goroutine.
 func (c *Controller) reconcile(ctx context.Context, mode loadMode) error {
 	err := c.reconcileFrom(ctx, c.cfg.Source, mode)
+	if err != nil && ctx.Err() != nil {
+		// Cancelled (an admin action preempted it, or shutdown): not a
+		// result, so neither counted nor reported; the next sync decides.
+		return err
+	}
 	c.cfg.Metrics.Sync(err == nil)
 	var fallbackErrs []string
 	if err != nil {

@@ -39,8 +39,9 @@ type Weights struct {
 	Challenger int `json:"challenger"`
 }
 
-// DefaultWeights sends everything to the champion.
-var DefaultWeights = Weights{Champion: 100}
+// ChampionOnly is the split that sends everything to the champion, the
+// default. (A function, not a variable: no package state anyone can change.)
+func ChampionOnly() Weights { return Weights{Champion: 100} }
 
 // ErrBadWeights means weights are out of range or do not add up to 100.
 var ErrBadWeights = errors.New("routing: weights must be 0-100 and sum to 100")

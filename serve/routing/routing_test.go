@@ -70,7 +70,7 @@ func TestWeightsValidate(t *testing.T) {
 			t.Errorf("%+v: %v", w, err)
 		}
 	}
-	if _, err := NewTable("m", nil, nil, nil, DefaultWeights); err == nil {
+	if _, err := NewTable("m", nil, nil, nil, ChampionOnly()); err == nil {
 		t.Fatal("a table without a champion")
 	}
 }

@@ -37,7 +37,7 @@ func shadowTable(t *testing.T, reg *prometheus.Registry) *routing.Table {
 		&routing.Route{Variant: routing.Champion, Version: v("1"), Metrics: m.ForVersion("loan-approval", "1", "champion")},
 		nil,
 		&routing.Route{Variant: routing.Shadow, Version: v("3"), Metrics: m.ForVersion("loan-approval", "3", "shadow")},
-		routing.DefaultWeights)
+		routing.ChampionOnly())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +108,7 @@ func TestFullQueueDropsAndCounts(t *testing.T) {
 	if !tab.Shadow.Version.Closed() {
 		t.Fatal("queued jobs' references not released by drain")
 	}
-	noShadow, _ := routing.NewTable("loan-approval", tab.Champion, nil, nil, routing.DefaultWeights)
+	noShadow, _ := routing.NewTable("loan-approval", tab.Champion, nil, nil, routing.ChampionOnly())
 	m.Offer(noShadow, &schemas.Application{Income: 1}, &decision.Decision{}) // no shadow: nothing to do
 	if len(m.jobs) != 0 {
 		t.Fatal("queued a job for a table without a shadow")
