@@ -136,7 +136,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		m.controller = rollout.New(rollout.Config{
 			Model: name, Source: regs.source, Fallbacks: regs.fallbacks, Writer: regs.writer, Remembered: regs.remembered,
 			Loader: loader, Router: m.router, Cache: cache, Metrics: modelMetrics, Changes: changes,
-			Log: log.With("model", name), Audit: audit, Interval: cfg.PollInterval, LoadTimeout: cfg.LoadTimeout,
+			Log: log, Audit: audit, Interval: cfg.PollInterval, LoadTimeout: cfg.LoadTimeout,
 			AllowWithoutReasons: cfg.AllowWithoutReasons,
 		})
 		m.decisions = decision.New(decision.Config{Router: m.router, Mirror: m.mirror, Recorder: decisionRecorder, Observers: observers})

@@ -222,3 +222,40 @@ func waitReady(t *testing.T, base string, limit time.Duration) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestSeveralModelsLocal: two models from one artifacts tree (no MLflow),
+// each with its own champion, both under /v2 and ready together.
+func TestSeveralModelsLocal(t *testing.T) {
+	tree := t.TempDir()
+	src := filepath.Join(servetest.ModuleRoot(), "artifacts", model)
+	for _, c := range []struct{ name, champion string }{{model, "2"}, {otherModel, "1"}} {
+		dst := filepath.Join(tree, c.name)
+		if err := os.CopyFS(dst, os.DirFS(src)); err != nil {
+			t.Fatal(err)
+		}
+		raw, err := os.ReadFile(filepath.Join(dst, "registry.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var reg map[string]any
+		if err := json.Unmarshal(raw, &reg); err != nil {
+			t.Fatal(err)
+		}
+		reg["name"], reg["aliases"] = c.name, map[string]string{"champion": c.champion}
+		raw, _ = json.Marshal(reg)
+		if err := os.WriteFile(filepath.Join(dst, "registry.json"), raw, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv := servetest.Start(t, servetest.Options{Env: []string{"SERVE_ARTIFACTS_DIR=" + tree, "SERVE_MODEL=" + model + "," + otherModel}})
+	waitReady(t, srv.URL, 30*time.Second)
+	in := servingCheckCase(t, filepath.Join(src, "versions", "1"))
+	for _, c := range []struct{ name, version string }{{model, "2"}, {otherModel, "1"}} {
+		if r := infer(t, srv.URL, c.name, in.input); r.Model != c.name || r.Version != c.version {
+			t.Fatalf("%s: %+v, want version %s", c.name, r, c.version)
+		}
+	}
+	if r := infer(t, srv.URL, otherModel, in.input); math.Abs(r.Probability-in.probability) > 1e-5 {
+		t.Fatalf("%s: probability %v, its serving check %v", otherModel, r.Probability, in.probability)
+	}
+}

@@ -17,6 +17,7 @@ for pair in $(seq "${OIP_PAIRS:-2}"); do
 	lg "oip-v1-c32-$pair" -url "$OURS/v1/predict" -bodies "$BODIES/predict.jsonl" -c 32 -expect '"approve"'
 	lg "oip-json-c32-$pair" -url "$INFER" -bodies "$BODIES/oip.jsonl" -c 32 -expect '"probability"'
 done
+lg "oip-v1-batch" -url "$OURS/v1/predict/batch" -bodies "$BODIES/batch.jsonl" -rows 1000 -c 2 -expect '"accepted":1000'
 lg "oip-binary-batch" -url "$INFER" -bodies "$BODIES/oip-batch.bin" -raw \
 	-header "Inference-Header-Content-Length: $HLEN" -rows 1000 -c 2 -expect '"binary_data_size":4000'
 promote 1
@@ -36,8 +37,8 @@ share = mean(v2) / mean(v1) if mean(v1) else 0
 mark = lambda ok: "**met**" if ok else "**not met**"
 print(f"| OIP JSON single-row infer vs `/v1/predict`, 32 connections (mean of {pairs} alternating pairs) | ≥ 70% "
       f"| {100*share:.0f}% ({mean(v2):,.0f} of {mean(v1):,.0f} req/s, p99 {max(r['p99_ms'] for r in v2):.2f} ms) | {mark(share >= 0.7 and errors == 0)} |")
-b, b1 = load("oip-binary-batch"), load("oip-binary-batch-v1")
-print(f"| OIP binary infer, 1,000 rows a request, 2 connections (champion v2; v1) | ≥ 1,000,000 rows/s "
-      f"| {b['rows_per_s']:,.0f}; {b1['rows_per_s']:,.0f} | {mark(b['rows_per_s'] >= 1e6 and b['errors'] == 0)} |")
+b, b1, v1b = load("oip-binary-batch"), load("oip-binary-batch-v1"), load("oip-v1-batch")
+print(f"| OIP binary infer, 1,000 rows a request, 2 connections (champion v2; v1; `/v1/predict/batch` with v2 alongside) | ≥ 1,000,000 rows/s "
+      f"| {b['rows_per_s']:,.0f}; {b1['rows_per_s']:,.0f}; {v1b['rows_per_s']:,.0f} | {mark(b['rows_per_s'] >= 1e6 and b['errors'] == 0)} |")
 PY
 cat "$RES/targets/oip.md" >&2
