@@ -25,7 +25,7 @@ func BenchmarkRecordBatch(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		for i := range ds {
-			ds[i].ID = fmt.Sprintf("%d-%d", b.N, seq.Add(1))
+			ds[i].ID = fmt.Sprintf("0190%012d-7000-8000-000000000000", seq.Add(1)) // time-ordered, as UUID v7
 		}
 		if err := rec.Record(context.Background(), ds); err != nil {
 			b.Fatal(err)
@@ -47,7 +47,7 @@ func BenchmarkRecordOne(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		d := sample("P", time.Now(), true)
 		for pb.Next() {
-			d.ID = fmt.Sprintf("p-%d", seq.Add(1))
+			d.ID = fmt.Sprintf("0190%012d-7000-8000-000000000000", seq.Add(1))
 			if err := rec.Record(context.Background(), []decision.Decision{d}); err != nil {
 				b.Error(err)
 				return
