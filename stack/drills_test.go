@@ -255,6 +255,7 @@ func TestDrillRollingRestart(t *testing.T) {
 	top := startStack(t)
 	top.waitRotation(t, replicas, 10*time.Second)
 
+	logFrom := len(top.haproxyLog(t))
 	l := startLoad(top.lb, loadClients, loadRate, 2*time.Minute)
 	time.Sleep(time.Second)
 	start := time.Now()
@@ -280,16 +281,46 @@ func TestDrillRollingRestart(t *testing.T) {
 	if n := top.inRotation(t); n != replicas {
 		t.Errorf("after the rolling restart HAProxy has %d replicas in rotation, want %d", n, replicas)
 	}
+	// Each replica left rotation because its /ready said 503 while it
+	// drained, not because its port was gone: out before it stopped. The
+	// check that took it out is the last failed one logged before its DOWN.
+	var downs []string
+	lastFail := map[string]string{}
+	for _, line := range strings.Split(top.haproxyLog(t)[logFrom:], "\n") {
+		var server string
+		if _, rest, ok := strings.Cut(line, "Health check for server serve/"); ok && strings.Contains(line, " failed, ") {
+			server, _, _ = strings.Cut(rest, " ")
+			lastFail[server] = line
+		}
+		if rest, ok := strings.CutPrefix(line, "Server serve/"); ok && strings.Contains(line, " is DOWN") {
+			server, _, _ = strings.Cut(rest, " ")
+			downs = append(downs, server+": "+lastFail[server])
+		}
+	}
+	if len(downs) != replicas {
+		t.Errorf("HAProxy took replicas out %d times, want %d:\n%s", len(downs), replicas, strings.Join(downs, "\n"))
+	}
+	for _, d := range downs {
+		if !strings.Contains(d, "Layer7 wrong status, code: 503") {
+			t.Errorf("a replica left rotation for another reason than its drain's 503: %s", d)
+		}
+	}
 }
 
-// haproxyLogCount counts the lines of HAProxy's log that contain substr.
-func (top *topology) haproxyLogCount(t *testing.T, substr string) int {
+// haproxyLog is HAProxy's log so far.
+func (top *topology) haproxyLog(t *testing.T) string {
 	t.Helper()
 	raw, err := os.ReadFile(filepath.Join(top.dir, "logs", "haproxy.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return strings.Count(string(raw), substr)
+	return string(raw)
+}
+
+// haproxyLogCount counts the lines of HAProxy's log that contain substr.
+func (top *topology) haproxyLogCount(t *testing.T, substr string) int {
+	t.Helper()
+	return strings.Count(top.haproxyLog(t), substr)
 }
 
 // TestComposeLBHealthcheck: the compose file's healthcheck of the lb service

@@ -396,6 +396,7 @@ INI
       fi
       echo "scrape_configs:"
       echo "  - {job_name: mlservice, metrics_path: /metrics, static_configs: [{targets: [$(IFS=,; echo "${targets[*]}")]}]}"
+      echo "  - {job_name: haproxy, metrics_path: /-/metrics, static_configs: [{targets: ['$STACK_HOST:$STACK_LB_PORT']}]}"
       echo "  - {job_name: prometheus, static_configs: [{targets: ['$STACK_HOST:$STACK_PROMETHEUS_PORT']}]}"
     } >"$STACK_DIR/prometheus.yml"
     start prometheus prometheus --config.file="$STACK_DIR/prometheus.yml" \

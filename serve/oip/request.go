@@ -69,14 +69,6 @@ type outputReq struct {
 	binary int8
 }
 
-func (t *tensorIn) elements() int64 {
-	n := int64(1)
-	for i := 0; i < t.dims; i++ {
-		n *= t.shape[i]
-	}
-	return n
-}
-
 func (t *tensorIn) shapeString() string {
 	parts := make([]string, t.dims)
 	for i := 0; i < t.dims; i++ {

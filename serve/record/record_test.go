@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -361,14 +360,13 @@ func TestMigrationsOnce(t *testing.T) {
 	}
 }
 
-// TestUnavailableSQLite makes the database file and its WAL immutable
-// (chattr +i: even root cannot write, and already-open descriptors fail):
-// Record fails with ErrUnavailable, nothing is half-written, Health says why,
-// and all of it comes back once the files are writable again.
+// TestUnavailableSQLite makes the database unwritable the way a full disk
+// does: the process's file-size limit drops to one byte, so every write to
+// the database or its WAL fails (EFBIG; Go ignores SIGXFSZ). Record fails
+// with ErrUnavailable, nothing is half-written, Health says why, and all of
+// it comes back once the limit is lifted. (A limit works as root, without
+// capabilities and in containers, where chattr +i does not.)
 func TestUnavailableSQLite(t *testing.T) {
-	if _, err := exec.LookPath("chattr"); err != nil {
-		t.Fatal("chattr (e2fsprogs) is needed to make the database unwritable")
-	}
 	dir := t.TempDir()
 	store, err := OpenSQLite(context.Background(), dir)
 	if err != nil {
@@ -380,13 +378,8 @@ func TestUnavailableSQLite(t *testing.T) {
 	if err := rec.Record(ctx, []decision.Decision{sample("U-1", time.Now(), true)}); err != nil {
 		t.Fatal(err)
 	}
-	files := []string{store.Path(), store.Path() + "-wal"}
-	immutable(t, true, files...)
-	t.Cleanup(func() {
-		for _, f := range files { // closing the store may have removed the WAL
-			_ = exec.Command("chattr", "-i", f).Run()
-		}
-	})
+	restore := FileSizeLimit(t, 0, 1)
+	defer restore()
 
 	err = rec.Record(ctx, []decision.Decision{sample("U-2", time.Now(), true), sample("U-3", time.Now(), true)})
 	if !errors.Is(err, ErrUnavailable) {
@@ -407,7 +400,7 @@ func TestUnavailableSQLite(t *testing.T) {
 		t.Fatal("a probe claimed the unwritable record was back")
 	}
 
-	immutable(t, false, files...)
+	restore()
 	waitHealthy(t, rec)
 	if err := rec.Record(ctx, []decision.Decision{sample("U-4", time.Now(), true)}); err != nil {
 		t.Fatal(err)
@@ -416,17 +409,6 @@ func TestUnavailableSQLite(t *testing.T) {
 		if got := len(docs(t, store, id)); got != want {
 			t.Errorf("%s: %d records, want %d", id, got, want)
 		}
-	}
-}
-
-func immutable(t *testing.T, on bool, files ...string) {
-	t.Helper()
-	flag := "-i"
-	if on {
-		flag = "+i"
-	}
-	if out, err := exec.Command("chattr", append([]string{flag}, files...)...).CombinedOutput(); err != nil {
-		t.Fatalf("chattr %s: %v\n%s (needs root or CAP_LINUX_IMMUTABLE, on ext4/xfs/btrfs)", flag, err, out)
 	}
 }
 

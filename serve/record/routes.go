@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -113,7 +112,7 @@ func (h *routes) byApplication(c *fiber.Ctx) error {
 		return nil
 	})
 	if err != nil {
-		return unavailable(err)
+		return h.unavailable(c, err)
 	}
 	h.audit(c, "read", "application_id", id, "decisions", n)
 	if n == 0 {
@@ -125,12 +124,16 @@ func (h *routes) byApplication(c *fiber.Ctx) error {
 	return c.Send(b)
 }
 
-// CodeRecordUnavailable is the error code of a request refused because the
-// decision record cannot be written or read.
-const CodeRecordUnavailable = "record_unavailable"
+// unavailable logs why the record could not be read or written and answers
+// 503 without the detail.
+func (h *routes) unavailable(c *fiber.Ctx, err error) error {
+	h.cfg.Audit.Warn("decision record unavailable", "method", c.Method(), "path", c.Path(),
+		"request_id", c.GetRespHeader(fiber.HeaderXRequestID), "error", err)
+	return unavailable(err)
+}
 
-func unavailable(err error) error {
-	return &api.Error{Status: http.StatusServiceUnavailable, Code: CodeRecordUnavailable,
+func unavailable(error) error {
+	return &api.Error{Status: http.StatusServiceUnavailable, Code: api.CodeRecordUnavailable,
 		Message: "the decision record is unavailable; retry later"}
 }
 
@@ -180,7 +183,7 @@ func (h *routes) export(c *fiber.Ctx) error {
 		})
 		if err != nil {
 			// The status is sent; the last line says the export is incomplete.
-			line, _ := json.Marshal(map[string]any{"error": map[string]string{"code": CodeRecordUnavailable,
+			line, _ := json.Marshal(map[string]any{"error": map[string]string{"code": api.CodeRecordUnavailable,
 				"message": "the export stopped before its end; retry it"}, "request_id": reqID})
 			w.Write(line)
 			w.WriteByte('\n')
@@ -209,7 +212,7 @@ func (h *routes) hold(on bool) fiber.Handler {
 		}
 		who := h.cfg.Principal(c)
 		if err := h.cfg.Store.SetHold(c.UserContext(), id, who, body.Reason, on, h.cfg.Now().UTC()); err != nil {
-			return unavailable(err)
+			return h.unavailable(c, err)
 		}
 		action := "legal hold set"
 		if !on {
@@ -223,19 +226,10 @@ func (h *routes) hold(on bool) fiber.Handler {
 func (h *routes) holds(c *fiber.Ctx) error {
 	hs, err := h.cfg.Store.Holds(c.UserContext())
 	if err != nil {
-		return unavailable(err)
+		return h.unavailable(c, err)
 	}
 	if hs == nil {
 		hs = []Hold{}
 	}
 	return c.JSON(fiber.Map{"legal_holds": hs})
-}
-
-// ErrorFor maps a Recorder error to the API's 503 record_unavailable, for the
-// decision path's handlers; other errors pass through.
-func ErrorFor(err error) error {
-	if errors.Is(err, ErrUnavailable) {
-		return unavailable(err)
-	}
-	return err
 }

@@ -12,8 +12,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os/exec"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
@@ -395,22 +393,13 @@ func outage(t *testing.T, srv *servetest.Server, down, up func()) {
 	}
 }
 
+// TestOutageSQLite makes the record's file unwritable under the running
+// server the way a full disk does: the server's file-size limit drops to
+// one byte (prlimit), so every write to the database and its WAL fails.
 func TestOutageSQLite(t *testing.T) {
-	dir := t.TempDir()
-	srv := start(t, "SERVE_DATA_DIR="+dir)
-	db := filepath.Join(dir, record.SQLiteFile)
-	files := []string{db, db + "-wal"}
-	chattr := func(flag string) {
-		if out, err := exec.Command("chattr", append([]string{flag}, files...)...).CombinedOutput(); err != nil {
-			t.Fatalf("chattr %s: %v: %s (needs root or CAP_LINUX_IMMUTABLE on ext4/xfs/btrfs)", flag, err, out)
-		}
-	}
-	t.Cleanup(func() {
-		for _, f := range files {
-			_ = exec.Command("chattr", "-i", f).Run()
-		}
-	})
-	outage(t, srv, func() { chattr("+i") }, func() { chattr("-i") })
+	srv := start(t, "SERVE_DATA_DIR="+t.TempDir())
+	var restore func()
+	outage(t, srv, func() { restore = record.FileSizeLimit(t, srv.Cmd.Process.Pid, 1) }, func() { restore() })
 }
 
 func TestOutagePostgres(t *testing.T) {

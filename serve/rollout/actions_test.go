@@ -150,6 +150,11 @@ func TestReadsNeverWaitAndAnAdminActionCancelsAStalledLoad(t *testing.T) {
 	if v := metricValue(t, h, "model_load_failures_total", nil); v != 0 {
 		t.Fatalf("a cancelled load counted as a load failure: %v", v)
 	}
+	// The cancelled background sync is not a sync error; the sync after the
+	// promote is (the challenger the registry names is not live).
+	if v := metricValue(t, h, "model_registry_sync_errors_total", nil); v != 1 {
+		t.Fatalf("sync errors %v, want 1", v)
+	}
 }
 
 // Issue 12 item 8: a load has a bounded deadline, and running out of it is

@@ -364,6 +364,11 @@ func (c *Controller) Sync(ctx context.Context) error {
 // fallback that works. It runs only on the Run goroutine.
 func (c *Controller) reconcile(ctx context.Context, mode loadMode) error {
 	err := c.reconcileFrom(ctx, c.cfg.Source, mode)
+	if err != nil && ctx.Err() != nil {
+		// Cancelled (an admin action preempted it, or shutdown): not a
+		// result, so neither counted nor reported; the next sync decides.
+		return err
+	}
 	c.cfg.Metrics.Sync(err == nil)
 	var fallbackErrs []string
 	if err != nil {
