@@ -71,6 +71,9 @@ func TestBatchMatchesOneByOne(t *testing.T) {
 				want = append(want, "", "")
 			}
 		}
+		if !one.Approve && len(one.Reasons) == 0 {
+			t.Fatalf("line %d: a decline without reasons from version %s", r.Line, one.Model.Version)
+		}
 		for i, w := range want {
 			if i == 8 || i == 9 {
 				continue

@@ -293,3 +293,40 @@ func TestFormShowsReasonsAndWhatCannotBeDecided(t *testing.T) {
 	}
 	b.Screenshot(filepath.Join(art, "form-undecidable.png"))
 }
+
+// TestFormShowsTheServiceReasons: against the real server, a declined
+// application's page lists the reasons the service gave, word for word and
+// in its order, with the decision id.
+func TestFormShowsTheServiceReasons(t *testing.T) {
+	svc := servetest.Start(t, servetest.Options{})
+	api := &client.Client{BaseURL: svc.URL, HTTP: &http.Client{Timeout: 5 * time.Second}}
+	weak := figures{"application_id": "T-5001", "income": "18000", "credit_score": "420", "loan_amount": "60000", "years_employed": "0", "points": "10"}
+	want, err := api.Decide(context.Background(), application("T-5001-check", 18000, 420, 60000, 0, 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want.Approve || len(want.Reasons) == 0 {
+		t.Fatalf("the service's champion (version %s) gave approve=%v with %d reasons; a decline with reasons was expected",
+			want.Model.Version, want.Approve, len(want.Reasons))
+	}
+	f := startForm(t, svc.URL)
+	b := startBrowser(t)
+	b.Open(f.URL)
+	fillForm(b, weak)
+	b.Click("#submit")
+	if got := decided(b); got != "Declined" {
+		t.Fatalf("decision %q", got)
+	}
+	if b.Text("#decision-id") == "" {
+		t.Error("no decision id")
+	}
+	for i, r := range want.Reasons {
+		if got := b.Text(fmt.Sprintf("#reasons li:nth-child(%d)", i+1)); !strings.HasPrefix(got, r.Text) || !strings.Contains(got, "code "+r.Code) {
+			t.Errorf("reason %d: %q, the service says %q (%s)", i+1, got, r.Text, r.Code)
+		}
+	}
+	if got := b.Text(fmt.Sprintf("#reasons li:nth-child(%d)", len(want.Reasons)+1)); got != "" {
+		t.Errorf("more reasons on the page than the service gave: %q", got)
+	}
+	b.Screenshot(filepath.Join(legacytest.ArtifactDir(t), "form-declined-service-reasons.png"))
+}
