@@ -18,8 +18,10 @@ ROOT=${ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 # shellcheck source=../lib.sh
 source "$ROOT/bench/lib.sh"
 cd "$ROOT"
+OWN_WORK=
 if [[ -z ${WORK:-} ]]; then # alone: a scratch directory, binaries and bodies of our own
 	WORK=$(mktemp -d "${TMPDIR:-/tmp}/mlservice-bench-record-XXXXXX")
+	OWN_WORK=1
 	RES=$WORK/results BIN=$WORK/bin BODIES=$WORK/bodies
 	mkdir -p "$RES/sections" "$RES/targets" "$BIN"
 	export ONNXRUNTIME_SHARED_LIBRARY_PATH=${ONNXRUNTIME_SHARED_LIBRARY_PATH:-$ROOT/.cache/onnxruntime/1.24.4/libonnxruntime.so}
@@ -28,7 +30,7 @@ if [[ -z ${WORK:-} ]]; then # alone: a scratch directory, binaries and bodies of
 	go build -o "$BIN/loadgen" ./bench/loadgen
 	go build -o "$BIN/bodies" ./bench/bodies
 	"$BIN/bodies" -out "$BODIES" -n 1000 -batch 1000
-	echo "bench/record: results in $RES" >&2
+	echo "bench/record: results in $RES (kept with BENCH_KEEP=1)" >&2
 fi
 DURATION=${DURATION:-10s} RATE=${RATE:-5000}
 R=$WORK/record
@@ -41,6 +43,7 @@ stop_all() {
 		wait "$PG_PID" 2>/dev/null || true
 	fi
 	[[ -z ${PGDIR:-} ]] || rm -rf "$PGDIR"
+	if [[ -n $OWN_WORK && -z ${BENCH_KEEP:-} ]]; then rm -rf "$WORK"; fi
 }
 trap stop_all EXIT
 
