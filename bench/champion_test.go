@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/valyala/fasthttp"
+
 	"mlservice/artifacts"
 	"mlservice/internal/servetest"
 	"mlservice/registry"
@@ -47,6 +49,52 @@ func BenchmarkChampionVsForest(b *testing.B) {
 				b.ReportMetric(float64(b.N)*float64(rows)/b.Elapsed().Seconds(), "rows/s")
 			})
 		}
+	}
+}
+
+// BenchmarkChampionVsForestHTTP is POST /v1/predict (one application, from
+// parallel clients: ns/op is the CPU cost per request on this machine) and
+// POST /v1/predict/batch with 1,000 applications (rows/s) through the real
+// API in one process, with the forest and then the champion as champion.
+// The champion's answers carry reasons (declines), so their cost is included.
+//
+//	go test -run '^$' -bench '^BenchmarkChampionVsForestHTTP$' -benchtime 2s ./bench
+func BenchmarkChampionVsForestHTTP(b *testing.B) {
+	champion, forest := championAndForest(b)
+	for _, m := range []struct{ name, version string }{{"forest", forest}, {"champion", champion}} {
+		c := inProcessVersion(b, loadVersion(b, m.version))
+		b.Run("model="+m.name+"/predict", func(b *testing.B) {
+			bodies := make([][]byte, 1000)
+			for i := range bodies {
+				bodies[i] = application(i)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+				defer fasthttp.ReleaseRequest(req)
+				defer fasthttp.ReleaseResponse(resp)
+				i := 0
+				for pb.Next() {
+					if err := post(c, "/v1/predict", bodies[i%len(bodies)], req, resp); err != nil {
+						b.Error(err)
+						return
+					}
+					i++
+				}
+			})
+		})
+		b.Run("model="+m.name+"/batch=1000", func(b *testing.B) {
+			body := batchBody(1000)
+			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := post(c, "/v1/predict/batch", body, req, resp); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N)*1000/b.Elapsed().Seconds(), "rows/s")
+		})
 	}
 }
 

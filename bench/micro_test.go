@@ -161,7 +161,12 @@ func BenchmarkONNXRun(b *testing.B) {
 // metrics, encoder) on an in-memory listener and returns a client for it.
 func inProcess(tb testing.TB) *fasthttp.Client {
 	tb.Helper()
-	v := champion(tb)
+	return inProcessVersion(tb, champion(tb))
+}
+
+// inProcessVersion is inProcess serving v as the champion.
+func inProcessVersion(tb testing.TB, v *models.Version) *fasthttp.Client {
+	tb.Helper()
 	if !v.Acquire() { // the router's reference; Cleanup releases the loader's
 		tb.Fatal("version closed")
 	}
@@ -169,7 +174,7 @@ func inProcess(tb testing.TB) *fasthttp.Client {
 	m := metrics.New(reg)
 	router := &routing.Router{}
 	t, err := routing.NewTable("loan-approval",
-		&routing.Route{Variant: routing.Champion, Version: v, Metrics: m.ForVersion("loan-approval", "2", "champion")},
+		&routing.Route{Variant: routing.Champion, Version: v, Metrics: m.ForVersion("loan-approval", v.Version, "champion")},
 		nil, nil, routing.ChampionOnly())
 	if err != nil {
 		tb.Fatal(err)

@@ -31,6 +31,8 @@ def test_registry_state():
     m = champion["metrics"]
     # the targets, on applicants the project never saw
     assert m["fresh_accuracy"] >= 0.995 and m["edge_accuracy"] >= 0.99 and m["monotonicity_violations"] == 0
+    # `points` is not an input of any shipped version, so it cannot move a probability
+    assert all("points" not in v["features"] for v in REGISTRY["versions"])
     with_reasons = [v for v in VERSIONS if (ROOT / "versions" / v / "reasons.json").exists()]
     assert len(with_reasons) >= 2 and champion["version"] in with_reasons
     forest = [v for v in REGISTRY["versions"] if v["description"].startswith("random_forest;")]
