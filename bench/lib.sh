@@ -19,6 +19,25 @@
 #                                   the knobs (bench/run.sh's header)
 #   ONNXRUNTIME_SHARED_LIBRARY_PATH CGO_ENABLED
 
+# standalone NAME : a stage run by hand, without run.sh, gets a scratch
+# directory ($WORK, $RES) with the binaries and bodies a stage uses, and
+# OWN_WORK=1 so it may remove it; under run.sh it does nothing.
+OWN_WORK=
+standalone() {
+	[[ -z ${WORK:-} ]] || return 0
+	WORK=$(mktemp -d "${TMPDIR:-/tmp}/mlservice-bench-$1-XXXXXX")
+	OWN_WORK=1
+	RES=$WORK/results BIN=$WORK/bin BODIES=$WORK/bodies
+	mkdir -p "$RES/sections" "$RES/targets" "$BIN"
+	export ONNXRUNTIME_SHARED_LIBRARY_PATH=${ONNXRUNTIME_SHARED_LIBRARY_PATH:-$ROOT/.cache/onnxruntime/1.24.4/libonnxruntime.so}
+	export CGO_ENABLED=1
+	go build -o "$BIN/serve" ./serve
+	go build -o "$BIN/loadgen" ./bench/loadgen
+	go build -o "$BIN/bodies" ./bench/bodies
+	"$BIN/bodies" -out "$BODIES" -n 1000 -batch 1000
+	echo "bench/$1: results in $RES" >&2
+}
+
 say() { printf '\n== %s\n' "$*" >&2; }
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

@@ -16,18 +16,7 @@ ROOT=${ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 source "$ROOT/bench/lib.sh"
 cd "$ROOT"
 command -v haproxy >/dev/null || { echo "bench/lb: no haproxy; run 'make stack-deps'" >&2; exit 1; }
-if [[ -z ${WORK:-} ]]; then # alone: a scratch directory, binaries and bodies of our own
-	WORK=$(mktemp -d "${TMPDIR:-/tmp}/mlservice-bench-lb-XXXXXX")
-	RES=$WORK/results BIN=$WORK/bin BODIES=$WORK/bodies
-	mkdir -p "$RES/sections" "$RES/targets" "$BIN"
-	export ONNXRUNTIME_SHARED_LIBRARY_PATH=${ONNXRUNTIME_SHARED_LIBRARY_PATH:-$ROOT/.cache/onnxruntime/1.24.4/libonnxruntime.so}
-	export CGO_ENABLED=1
-	go build -o "$BIN/serve" ./serve
-	go build -o "$BIN/loadgen" ./bench/loadgen
-	go build -o "$BIN/bodies" ./bench/bodies
-	"$BIN/bodies" -out "$BODIES" -n 1000 -batch 1000
-	echo "bench/lb: results in $RES" >&2
-fi
+standalone lb
 DURATION=${DURATION:-10s} RATE=${RATE:-5000}
 L=$WORK/lb
 mkdir -p "$L"

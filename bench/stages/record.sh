@@ -18,20 +18,7 @@ ROOT=${ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 # shellcheck source=../lib.sh
 source "$ROOT/bench/lib.sh"
 cd "$ROOT"
-OWN_WORK=
-if [[ -z ${WORK:-} ]]; then # alone: a scratch directory, binaries and bodies of our own
-	WORK=$(mktemp -d "${TMPDIR:-/tmp}/mlservice-bench-record-XXXXXX")
-	OWN_WORK=1
-	RES=$WORK/results BIN=$WORK/bin BODIES=$WORK/bodies
-	mkdir -p "$RES/sections" "$RES/targets" "$BIN"
-	export ONNXRUNTIME_SHARED_LIBRARY_PATH=${ONNXRUNTIME_SHARED_LIBRARY_PATH:-$ROOT/.cache/onnxruntime/1.24.4/libonnxruntime.so}
-	export CGO_ENABLED=1
-	go build -o "$BIN/serve" ./serve
-	go build -o "$BIN/loadgen" ./bench/loadgen
-	go build -o "$BIN/bodies" ./bench/bodies
-	"$BIN/bodies" -out "$BODIES" -n 1000 -batch 1000
-	echo "bench/record: results in $RES (kept with BENCH_KEEP=1)" >&2
-fi
+standalone record
 DURATION=${DURATION:-10s} RATE=${RATE:-5000}
 R=$WORK/record
 mkdir -p "$R"
