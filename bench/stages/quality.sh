@@ -25,17 +25,22 @@ for v in os.listdir(sys.argv[1]):
         json.dump({"format_version": 1, "features": {"income": dec(30000, 150000), "credit_score": dec(300, 850),
                    "loan_amount": dec(1000, 50000), "years_employed": dec(0, 40)}, "score": dec(0, 1)}, open(p, "w"))
 PY
-serve_local() { # NAME DRIFT_WINDOW → prints the URL
+# serve_local NAME DRIFT_WINDOW : starts a server and sets URL to it. Not
+# called in $(...): start must record the pid in this shell, or
+# stop_started would leave the server running.
+serve_local() {
 	local port
 	port=$(free_port)
 	start "$1" env SERVE_ADDR="127.0.0.1:$port" SERVE_CACHE_DIR="$WORK/$1-cache" SERVE_DATA_DIR="$WORK/$1-data" \
 		MLFLOW_TRACKING_URI= SERVE_ARTIFACTS_DIR="$ART" SERVE_ADMIN_TOKEN="$TOKEN" SERVE_DRIFT_WINDOW="$2" \
 		SERVE_LOG_LEVEL=warn "$BIN/serve"
 	wait_http "http://127.0.0.1:$port/ready" 60
-	echo "http://127.0.0.1:$port"
+	URL=http://127.0.0.1:$port
 }
-ON=$(serve_local quality-on 1h)
-OFF=$(serve_local quality-off 0)
+serve_local quality-on 1h
+ON=$URL
+serve_local quality-off 0
+OFF=$URL
 
 # A night's outcomes in the "on" server's record: 1,000 decided applications.
 python3 - "$ON" "$TOKEN" <<'PY'
