@@ -1,6 +1,7 @@
 package schemas
 
 import (
+	"encoding/json"
 	"errors"
 	"math"
 	"os"
@@ -81,7 +82,9 @@ func FuzzBatchEnvelope(f *testing.F) {
 			if !isMalformed {
 				t.Fatalf("invalid JSON not called malformed (%v): %.300q", err, body)
 			}
-		case perr == nil && verr == nil:
+		case perr == nil && verr == nil && json.Valid(body):
+			// fastjson lets raw control characters stand in strings;
+			// RFC 8259 (and encoding/json, and the scanner) does not.
 			if isMalformed {
 				t.Fatalf("valid JSON called malformed (%v): %.300q", err, body)
 			}
