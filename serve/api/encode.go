@@ -56,20 +56,8 @@ func appendOutcome(b []byte, d *decision.Decision) []byte {
 	b = appendString(b, d.SHA256)
 	b = append(b, '}')
 	if len(d.Reasons) > 0 {
-		b = append(b, `,"reasons":[`...)
-		for i, r := range d.Reasons {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, `{"code":`...)
-			b = appendString(b, r.Code)
-			b = append(b, `,"feature":`...)
-			b = appendString(b, r.Feature)
-			b = append(b, `,"text":`...)
-			b = appendString(b, r.Text)
-			b = append(b, '}')
-		}
-		b = append(b, ']')
+		b = append(b, `,"reasons":`...)
+		b = decision.AppendReasonsJSON(b, d.Reasons)
 	}
 	return b
 }

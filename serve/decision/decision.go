@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"mlservice/internal/jsonw"
 	"mlservice/schemas"
 	"mlservice/serve/models"
 	"mlservice/serve/routing"
@@ -542,4 +543,23 @@ func countErrs(errs []error) int {
 
 func isFinite(f float32) bool {
 	return !math.IsNaN(float64(f)) && !math.IsInf(float64(f), 0)
+}
+
+// AppendReasonsJSON appends rs as the JSON array the answers and the record
+// both carry: [{"code","feature","text"}, …].
+func AppendReasonsJSON(b []byte, rs []Reason) []byte {
+	b = append(b, '[')
+	for i, r := range rs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"code":`...)
+		b = jsonw.AppendString(b, r.Code)
+		b = append(b, `,"feature":`...)
+		b = jsonw.AppendString(b, r.Feature)
+		b = append(b, `,"text":`...)
+		b = jsonw.AppendString(b, r.Text)
+		b = append(b, '}')
+	}
+	return append(b, ']')
 }

@@ -104,20 +104,9 @@ func Encode(d *decision.Decision, buf []byte) Row {
 		}
 		b = append(b, '}')
 	}
-	b = append(b, `,"reasons":[`...)
-	for i, r := range d.Reasons {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, `{"code":`...)
-		b = appendString(b, r.Code)
-		b = append(b, `,"feature":`...)
-		b = appendString(b, r.Feature)
-		b = append(b, `,"text":`...)
-		b = appendString(b, r.Text)
-		b = append(b, '}')
-	}
-	b = append(b, `],"latency_ms":`...)
+	b = append(b, `,"reasons":`...)
+	b = decision.AppendReasonsJSON(b, d.Reasons)
+	b = append(b, `,"latency_ms":`...)
 	b = strconv.AppendFloat(b, float64(d.Latency.Microseconds())/1000, 'f', -1, 64)
 	b = append(b, '}')
 	return Row{DecisionID: d.ID, ApplicationID: d.ApplicationID, Time: t, Served: d.Served, Doc: b}
