@@ -32,7 +32,7 @@ if [[ -z ${OURS:-} ]]; then
 fi
 direct_port=${OURS##*:}
 lb_port=$(free_port)
-STACK_HOST=127.0.0.1 STACK_LB_PORT=$lb_port STACK_SERVE_PORT=$direct_port STACK_REPLICAS=1 \
+STACK_HOST=127.0.0.1 STACK_LB_PORT=$lb_port STACK_LB_STATS_PORT=$(free_port) STACK_SERVE_PORT=$direct_port STACK_REPLICAS=1 \
 	bash "$ROOT/stack/stack.sh" haproxy-config >"$L/haproxy.cfg"
 haproxy -c -q -f "$L/haproxy.cfg"
 say "lb: HAProxy $(haproxy -v | sed -n '1s/HAProxy version \([^ ]*\).*/\1/p') on :$lb_port in front of $OURS"
