@@ -406,15 +406,17 @@ func (p *Path) Decide(ctx context.Context, req *Request) (*Result, error) {
 	}
 	for i := range out {
 		res.Probability[i], res.Approve[i] = out[i].Probability, out[i].Approve
-		for name, c := range out[i].Contributions {
-			if res.Contributions == nil {
-				res.Contributions = make(map[string][]float32, len(out[i].Contributions))
+	}
+	// One version answered every row: its characteristics are all rows'.
+	if chars := out[0].Characteristics; len(chars) > 0 {
+		res.Contributions = make(map[string][]float32, len(chars))
+		values := make([]float32, n*len(chars))
+		for c, name := range chars {
+			column := values[c*n : (c+1)*n : (c+1)*n]
+			for i := range out {
+				column[i] = out[i].Contributions[c]
 			}
-			key := "contrib_" + name // the ONNX output it came from
-			if res.Contributions[key] == nil {
-				res.Contributions[key] = make([]float32, n)
-			}
-			res.Contributions[key][i] = c
+			res.Contributions["contrib_"+name] = column // the ONNX output it came from
 		}
 	}
 	return res, nil

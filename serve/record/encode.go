@@ -2,7 +2,6 @@ package record
 
 import (
 	"encoding/json"
-	"slices"
 	"strconv"
 	"time"
 
@@ -87,22 +86,8 @@ func Encode(d *decision.Decision, buf []byte) Row {
 	b = append(b, `,"threshold":`...)
 	b = appendFloat32(b, d.Threshold)
 	if len(d.Contributions) > 0 {
-		b = append(b, `,"contributions":{`...)
-		var keys [8]string
-		names := keys[:0]
-		for k := range d.Contributions {
-			names = append(names, k)
-		}
-		slices.Sort(names)
-		for i, k := range names {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendString(b, k)
-			b = append(b, ':')
-			b = appendFloat32(b, d.Contributions[k])
-		}
-		b = append(b, '}')
+		b = append(b, `,"contributions":`...)
+		b = d.AppendContributionsJSON(b)
 	}
 	b = append(b, `,"reasons":`...)
 	b = decision.AppendReasonsJSON(b, d.Reasons)
