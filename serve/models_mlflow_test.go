@@ -72,7 +72,8 @@ func TestAnyModelMLflowHolds(t *testing.T) {
 
 	t.Run("two models at once", func(t *testing.T) {
 		srv := servetest.Start(t, servetest.Options{Env: []string{
-			"MLFLOW_TRACKING_URI=" + m.URI, "SERVE_MODEL=" + model + ", " + otherModel, "SERVE_POLL_INTERVAL=1s"}})
+			"MLFLOW_TRACKING_URI=" + m.URI, "SERVE_MODEL=" + model + ", " + otherModel, "SERVE_POLL_INTERVAL=1s",
+			"SERVE_ADMIN_TOKEN=" + adminToken}})
 		waitReady(t, srv.URL, 60*time.Second)
 		for _, c := range []struct {
 			name, version string
@@ -117,6 +118,30 @@ func TestAnyModelMLflowHolds(t *testing.T) {
 		}
 		if r := infer(t, srv.URL, model, want1.input); r.Version != loanVersions[1] {
 			t.Fatalf("the loan model moved too: %+v", r)
+		}
+		// /admin?model= writes the other model's alias in MLflow; the loan
+		// model stays where it is.
+		req, _ := http.NewRequest("POST", srv.URL+"/admin/promote?model="+otherModel,
+			strings.NewReader(`{"version":"`+otherVersions[0]+`"}`))
+		req.Header.Set("Authorization", "Bearer "+adminToken)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		answer, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("promote %s through /admin: %d %s", otherModel, resp.StatusCode, answer)
+		}
+		if r := infer(t, srv.URL, otherModel, want1.input); r.Version != otherVersions[0] {
+			t.Fatalf("%s after the admin promote: %+v, want version %s", otherModel, r, otherVersions[0])
+		}
+		if mv, err := client.VersionByAlias(context.Background(), otherModel, "champion"); err != nil || mv.Version != otherVersions[0] {
+			t.Fatalf("MLflow's %s champion alias: %+v, %v", otherModel, mv, err)
+		}
+		if r := infer(t, srv.URL, model, want1.input); r.Version != loanVersions[1] {
+			t.Fatalf("the loan model moved with the other's promote: %+v", r)
 		}
 	})
 }
