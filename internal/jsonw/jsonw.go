@@ -17,12 +17,31 @@ func AppendFloat32(b []byte, f float32) []byte {
 	return strconv.AppendFloat(b, float64(f), 'g', -1, 32)
 }
 
+// plain marks the bytes AppendString copies as they are: printable ASCII
+// but for what JSON or HTML-safe escaping (as encoding/json does) changes.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
+
 // AppendString writes s as a JSON string, escaping what JSON requires and
 // replacing invalid UTF-8, byte for byte as encoding/json does.
 func AppendString(b []byte, s string) []byte {
 	const hexDigits = "0123456789abcdef"
 	b = append(b, '"')
 	for i := 0; i < len(s); {
+		// Runs that need no escaping (ids, names, most text) are copied
+		// whole.
+		j := i
+		for j < len(s) && plain[s[j]] {
+			j++
+		}
+		b = append(b, s[i:j]...)
+		if i = j; i == len(s) {
+			break
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
 			switch {
