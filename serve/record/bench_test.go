@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+
 	"mlservice/serve/decision"
 )
 
@@ -45,6 +47,7 @@ func benchmarkRecordBatch(b *testing.B, fresh bool) {
 		}
 	}
 	b.ReportMetric(float64(b.N*len(ds))/b.Elapsed().Seconds(), "rows/s")
+	reportCommits(b, rec)
 }
 
 // BenchmarkRecordOne is one decision per Record from many goroutines: the
@@ -68,4 +71,16 @@ func BenchmarkRecordOne(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "decisions/s")
+	reportCommits(b, rec)
+}
+
+// reportCommits adds the mean commit time and size to a benchmark's result.
+func reportCommits(b *testing.B, rec *Recorder) {
+	var d, g dto.Metric
+	if rec.m.writeDuration.Write(&d) != nil || rec.m.groupSize.Write(&g) != nil || d.Histogram.GetSampleCount() == 0 {
+		return
+	}
+	n := float64(d.Histogram.GetSampleCount())
+	b.ReportMetric(1e6*d.Histogram.GetSampleSum()/n, "µs/commit")
+	b.ReportMetric(g.Histogram.GetSampleSum()/n, "decisions/commit")
 }

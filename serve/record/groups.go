@@ -215,7 +215,11 @@ const purgeGroupsChunk = 500
 // deleted and the last group id taken (0: none left).
 func purgeGroups(ctx context.Context, q querier, cutoff time.Time, after int64,
 	newID func(context.Context) (int64, error)) (int64, int64, error) {
-	rs, err := q.query(ctx, `SELECT id, decided_at, model, version, variant, served, decisions, encoding, payload
+	holds, err := heldApplications(ctx, q)
+	if err != nil {
+		return 0, 0, err
+	}
+	rs, err := q.query(ctx, `SELECT id, decided_at, model, version, variant, served, keys, encoding, payload
 		FROM decision_groups g WHERE g.decided_at < ? AND g.id > ?
 		AND NOT EXISTS (SELECT 1 FROM decision_groups_unindexed u WHERE u.group_id = g.id)
 		ORDER BY id LIMIT ?`, cutoff.UnixMicro(), after, purgeGroupsChunk)
@@ -223,17 +227,24 @@ func purgeGroups(ctx context.Context, q querier, cutoff time.Time, after int64,
 		return 0, 0, err
 	}
 	type stored struct {
-		id, at    int64
-		k         groupKey
-		decisions int
-		encoding  int
-		payload   []byte
+		id, at   int64
+		k        groupKey
+		keys     []Key
+		encoding int
+		payload  []byte
 	}
 	var gs []stored
 	for rs.Next() {
-		var g stored
+		var (
+			g    stored
+			blob []byte
+		)
 		if err := rs.Scan(&g.id, &g.at, &g.k.model, &g.k.version, &g.k.variant, &g.k.served,
-			&g.decisions, &g.encoding, &g.payload); err != nil {
+			&blob, &g.encoding, &g.payload); err != nil {
+			rs.Close()
+			return 0, 0, err
+		}
+		if g.keys, err = decodeKeys(blob); err != nil {
 			rs.Close()
 			return 0, 0, err
 		}
@@ -245,57 +256,71 @@ func purgeGroups(ctx context.Context, q querier, cutoff time.Time, after int64,
 	var (
 		gone  []int64
 		total int64
+		es    []entry
 	)
 	for _, g := range gs {
-		held, err := heldPositions(ctx, q, g.id)
-		if err != nil {
-			return 0, 0, err
+		held := map[int]Key{}
+		for pos, k := range g.keys {
+			if holds[k.ApplicationID] {
+				held[pos] = k
+			}
 		}
 		switch {
-		case len(held) == 0:
-		case len(held) >= g.decisions:
+		case len(held) == len(g.keys):
 			continue
-		default:
+		case len(held) > 0:
 			if err := keepHeld(ctx, q, g.at, g.k, g.encoding, g.payload, held, newID); err != nil {
 				return 0, 0, err
 			}
 		}
 		gone = append(gone, g.id)
-		total += int64(g.decisions - len(held))
+		total += int64(len(g.keys) - len(held))
+		es = appendEntries(es, g.id, g.at, g.keys)
+	}
+	if err := deleteEntries(ctx, q, es); err != nil {
+		return 0, 0, err
 	}
 	if len(gone) > 0 {
-		in := placeholders(len(gone), "?")
-		if _, err := q.exec(ctx, `DELETE FROM decision_index WHERE group_id IN (`+in+`)`, int64Args(gone)...); err != nil {
-			return 0, 0, err
-		}
-		if _, err := q.exec(ctx, `DELETE FROM decision_groups WHERE id IN (`+in+`)`, int64Args(gone)...); err != nil {
+		if _, err := q.exec(ctx, `DELETE FROM decision_groups WHERE id IN (`+placeholders(len(gone), "?")+`)`, int64Args(gone)...); err != nil {
 			return 0, 0, err
 		}
 	}
 	return total, gs[len(gs)-1].id, nil
 }
 
-// heldPositions are a group's decisions about applications under legal
-// hold, by position.
-func heldPositions(ctx context.Context, q querier, group int64) (map[int]Key, error) {
-	rs, err := q.query(ctx, `SELECT i.position, i.application_id, i.approve FROM decision_index i
-		JOIN legal_holds h ON h.application_id = i.application_id WHERE i.group_id = ?`, group)
+// heldApplications is the set of applications under legal hold.
+func heldApplications(ctx context.Context, q querier) (map[string]bool, error) {
+	rs, err := q.query(ctx, `SELECT application_id FROM legal_holds`)
 	if err != nil {
 		return nil, err
 	}
-	held := map[int]Key{}
+	held := map[string]bool{}
 	for rs.Next() {
-		var (
-			pos int
-			k   Key
-		)
-		if err := rs.Scan(&pos, &k.ApplicationID, &k.Approve); err != nil {
+		var id string
+		if err := rs.Scan(&id); err != nil {
 			rs.Close()
 			return nil, err
 		}
-		held[pos] = k
+		held[id] = true
 	}
 	return held, closeCursor(rs)
+}
+
+// deleteEntries deletes index entries by their key, 100 a statement.
+func deleteEntries(ctx context.Context, q querier, es []entry) error {
+	for len(es) > 0 {
+		n := min(len(es), 100)
+		args := make([]any, 0, 4*n)
+		for _, e := range es[:n] {
+			args = append(args, e.applicationID, e.at, e.group, e.position)
+		}
+		if _, err := q.exec(ctx, `DELETE FROM decision_index WHERE (application_id, decided_at, group_id, position) IN (VALUES `+
+			placeholders(n, "(CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS INTEGER))")+`)`, args...); err != nil {
+			return err
+		}
+		es = es[n:]
+	}
+	return nil
 }
 
 // keepHeld writes a new group of the held decisions of a group being

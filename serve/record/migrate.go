@@ -97,7 +97,7 @@ var migrations = []migration{
 				variant    TEXT    NOT NULL,
 				served     INTEGER NOT NULL, -- 1 answered, 0 shadow
 				decisions  INTEGER NOT NULL,
-				keys       BLOB    NOT NULL, -- each decision's application id and verdict, for the index
+				keys       BLOB    NOT NULL, -- each decision's application id and verdict (the index's and the purge's)
 				encoding   INTEGER NOT NULL, -- 1: s2 of length-prefixed documents; 0: one document (moved from version 1)
 				payload    BLOB    NOT NULL  -- the decisions as GET /v1/decisions returns them
 			)`,
@@ -110,7 +110,6 @@ var migrations = []migration{
 				approve        INTEGER NOT NULL,
 				PRIMARY KEY (application_id, decided_at, group_id, position)
 			) WITHOUT ROWID`,
-			`CREATE INDEX decision_index_by_group ON decision_index (group_id)`,
 			`CREATE TABLE decision_groups_unindexed (group_id INTEGER NOT NULL PRIMARY KEY)`,
 			`CREATE TRIGGER decision_groups_append_only BEFORE UPDATE ON decision_groups
 				BEGIN SELECT RAISE(ABORT, 'the decision record is append-only'); END`,
@@ -118,7 +117,9 @@ var migrations = []migration{
 				BEGIN SELECT RAISE(ABORT, 'the decision record is append-only'); END`,
 			`INSERT INTO decision_groups (id, decided_at, model, version, variant, served, decisions, keys, encoding, payload)
 				SELECT rowid, decided_at, json_extract(record, '$.model.name'), json_extract(record, '$.model.version'),
-					json_extract(record, '$.variant'), served, 1, X'', 0, CAST(record AS BLOB) FROM decisions`,
+					json_extract(record, '$.variant'), served, 1,
+					unhex(printf('%02x', length(application_id)) || hex(application_id) || printf('%02x', json_extract(record, '$.approve'))),
+					0, CAST(record AS BLOB) FROM decisions`,
 			`INSERT INTO decision_index (application_id, decided_at, group_id, position, approve)
 				SELECT application_id, decided_at, rowid, 0, json_extract(record, '$.approve') FROM decisions`,
 			`DROP TABLE decisions`,
@@ -146,7 +147,6 @@ var migrations = []migration{
 				approve        BOOLEAN NOT NULL,
 				PRIMARY KEY (application_id, decided_at, group_id, position)
 			)`,
-			`CREATE INDEX decision_index_by_group ON decision_index (group_id)`,
 			`CREATE TABLE decision_groups_unindexed (group_id BIGINT NOT NULL PRIMARY KEY)`,
 			`CREATE TRIGGER decision_groups_append_only BEFORE UPDATE ON decision_groups
 				FOR EACH ROW EXECUTE FUNCTION decisions_append_only()`,
@@ -154,7 +154,10 @@ var migrations = []migration{
 				FOR EACH ROW EXECUTE FUNCTION decisions_append_only()`,
 			`INSERT INTO decision_groups (id, decided_at, model, version, variant, served, decisions, keys, encoding, payload)
 				SELECT nextval('decision_group_ids'), decided_at, record::jsonb->'model'->>'name', record::jsonb->'model'->>'version',
-					record::jsonb->>'variant', served, 1, ''::bytea, 0, convert_to(record, 'UTF8') FROM decisions`,
+					record::jsonb->>'variant', served, 1,
+					decode(lpad(to_hex(octet_length(application_id)), 2, '0') || encode(convert_to(application_id, 'UTF8'), 'hex')
+						|| CASE WHEN (record::jsonb->>'approve')::boolean THEN '01' ELSE '00' END, 'hex'),
+					0, convert_to(record, 'UTF8') FROM decisions`,
 			`INSERT INTO decision_index (application_id, decided_at, group_id, position, approve)
 				SELECT convert_from(payload, 'UTF8')::jsonb->>'application_id', decided_at, id, 0,
 					(convert_from(payload, 'UTF8')::jsonb->>'approve')::boolean FROM decision_groups WHERE encoding = 0`,

@@ -18,9 +18,9 @@ import (
 // SQLiteFile is the record's file name under SERVE_DATA_DIR.
 const SQLiteFile = "decisions.db"
 
-// indexSizes are the multi-row INSERTs of index entries prepared: entries
-// are written with the fewest statements (each a round of cgo calls),
-// largest first.
+// indexSizes are the sizes of the multi-row INSERTs prepared (groups and
+// index entries): rows are written with the fewest statements (each a
+// round of cgo calls), largest first.
 var indexSizes = [...]int{64, 16, 4, 1}
 
 // SQLite is the embedded backend: one database file in WAL mode with
@@ -29,13 +29,16 @@ var indexSizes = [...]int{64, 16, 4, 1}
 type SQLite struct {
 	path string
 
-	mu          sync.Mutex // guards w (reopened after a failed write) and the statements
-	w           *sql.DB
-	insertGroup *sql.Stmt
-	queueGroup  *sql.Stmt
-	indexes     [len(indexSizes)]*sql.Stmt // one per indexSizes
-	sync        string                     // FULL or NORMAL
-	broken      bool                       // the last write failed: reopen before the next one
+	mu      sync.Mutex // guards w (reopened after a failed write) and the statements
+	w       *sql.DB
+	groups  [len(indexSizes)]*sql.Stmt // multi-row group INSERTs, one per indexSizes
+	queue   *sql.Stmt
+	indexes [len(indexSizes)]*sql.Stmt // multi-row index INSERTs, one per indexSizes
+	// nextID is the next group id (0: read it from the table). Groups get
+	// their ids here, not from SQLite, so a commit's groups are one INSERT.
+	nextID int64
+	sync   string // FULL or NORMAL
+	broken bool   // the last write failed: reopen before the next one
 
 	r        *sql.DB
 	stopCkpt chan struct{}
@@ -131,33 +134,32 @@ func (s *SQLite) openWriter(ctx context.Context) error {
 
 func (s *SQLite) prepare(ctx context.Context) error {
 	var err error
-	if s.insertGroup, err = s.w.PrepareContext(ctx, `INSERT INTO decision_groups
-		(decided_at, model, version, variant, served, decisions, keys, encoding, payload)
-		VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?)`); err != nil {
-		return err
-	}
-	if s.queueGroup, err = s.w.PrepareContext(ctx, `INSERT INTO decision_groups_unindexed (group_id) VALUES (?)`); err != nil {
+	if s.queue, err = s.w.PrepareContext(ctx, `INSERT INTO decision_groups_unindexed (group_id) VALUES (?)`); err != nil {
 		return err
 	}
 	for i, n := range indexSizes {
-		if s.indexes[i], err = s.w.PrepareContext(ctx, indexSQL(n)); err != nil {
+		if s.groups[i], err = s.w.PrepareContext(ctx, `INSERT INTO decision_groups
+			(id, decided_at, model, version, variant, served, decisions, keys, encoding, payload) VALUES `+
+			placeholders(n, "(?, ?, ?, ?, ?, ?, ?, ?, 1, ?)")); err != nil {
+			return err
+		}
+		if s.indexes[i], err = s.w.PrepareContext(ctx, `INSERT INTO decision_index
+			(application_id, decided_at, group_id, position, approve) VALUES `+placeholders(n, "(?, ?, ?, ?, ?)")); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// indexSQL is a multi-row INSERT of n index entries.
-func indexSQL(n int) string {
-	var b strings.Builder
-	b.WriteString(`INSERT INTO decision_index (application_id, decided_at, group_id, position, approve) VALUES `)
-	for i := range n {
-		if i > 0 {
-			b.WriteByte(',')
+// takeID returns the next group id; s.mu is held and tx is the writer's.
+func (s *SQLite) takeID(ctx context.Context, tx *sql.Tx) (int64, error) {
+	if s.nextID == 0 {
+		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) + 1 FROM decision_groups`).Scan(&s.nextID); err != nil {
+			return 0, err
 		}
-		b.WriteString("(?,?,?,?,?)")
 	}
-	return b.String()
+	s.nextID++
+	return s.nextID - 1, nil
 }
 
 // reopen replaces the writer connection after a failed write, so a store
@@ -195,58 +197,67 @@ func (s *SQLite) Append(ctx context.Context, groups []Group) error {
 	return err
 }
 
-func (s *SQLite) append(ctx context.Context, groups []Group) error {
+func (s *SQLite) append(ctx context.Context, groups []Group) (err error) {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback() // no-op after Commit
-	var entries []entry
-	insert, queue := tx.StmtContext(ctx, s.insertGroup), tx.StmtContext(ctx, s.queueGroup)
+	defer func() {
+		if err != nil {
+			s.nextID = 0 // the ids taken were not used: read them again
+		}
+	}()
+	var (
+		entries []entry
+		args    []any
+	)
 	for i := range groups {
 		g := &groups[i]
-		res, err := insert.ExecContext(ctx, g.Time.UnixMicro(), g.Model, g.Version, g.Variant, g.Served,
-			len(g.Keys), g.KeysBlob, g.Payload)
-		if err != nil {
+		var id int64
+		if id, err = s.takeID(ctx, tx); err != nil {
 			return err
 		}
-		id, err := res.LastInsertId()
-		if err != nil {
-			return err
-		}
+		at := g.Time.UnixMicro()
+		args = append(args, id, at, g.Model, g.Version, g.Variant, g.Served, len(g.Keys), g.KeysBlob, g.Payload)
 		if len(g.Keys) > inlineIndex {
-			if _, err := queue.ExecContext(ctx, id); err != nil {
+			if _, err = tx.StmtContext(ctx, s.queue).ExecContext(ctx, id); err != nil {
 				return err
 			}
 			continue
 		}
-		entries = appendEntries(entries, id, g.Time.UnixMicro(), g.Keys)
+		entries = appendEntries(entries, id, at, g.Keys)
 	}
-	if err := s.insertEntries(ctx, tx, entries); err != nil {
+	if err = s.insertRows(ctx, tx, s.groups, 9, args); err != nil {
+		return err
+	}
+	if err = s.insertEntries(ctx, tx, entries); err != nil {
 		return err
 	}
 	return tx.Commit()
 }
 
-func (s *SQLite) insertEntries(ctx context.Context, tx *sql.Tx, es []entry) error {
-	args := make([]any, 0, 5*indexSizes[0])
+// insertRows runs stmts (multi-row INSERTs of indexSizes rows of width
+// arguments each) over args with the fewest statements, largest first.
+func (s *SQLite) insertRows(ctx context.Context, tx *sql.Tx, stmts [len(indexSizes)]*sql.Stmt, width int, args []any) error {
 	for i, n := range indexSizes {
-		if len(es) < n {
-			continue
-		}
-		stmt := tx.StmtContext(ctx, s.indexes[i])
-		for len(es) >= n {
-			args = args[:0]
-			for _, e := range es[:n] {
-				args = append(args, e.applicationID, e.at, e.group, e.position, e.approve)
-			}
-			if _, err := stmt.ExecContext(ctx, args...); err != nil {
+		stmt := tx.StmtContext(ctx, stmts[i])
+		for len(args) >= n*width {
+			if _, err := stmt.ExecContext(ctx, args[:n*width]...); err != nil {
 				return err
 			}
-			es = es[n:]
+			args = args[n*width:]
 		}
 	}
 	return nil
+}
+
+func (s *SQLite) insertEntries(ctx context.Context, tx *sql.Tx, es []entry) error {
+	args := make([]any, 0, 5*len(es))
+	for _, e := range es {
+		args = append(args, e.applicationID, e.at, e.group, e.position, e.approve)
+	}
+	return s.insertRows(ctx, tx, s.indexes, 5, args)
 }
 
 // Index implements Store: the oldest queued groups, about max decisions,
@@ -348,16 +359,13 @@ func (s *SQLite) purgeChunk(ctx context.Context, cutoff time.Time, after int64) 
 		return 0, 0, err
 	}
 	defer tx.Rollback()
-	newID := func(ctx context.Context) (id int64, err error) {
-		err = tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) + 1 FROM decision_groups`).Scan(&id)
-		return id, err
-	}
+	newID := func(ctx context.Context) (int64, error) { return s.takeID(ctx, tx) }
 	n, last, err := purgeGroups(ctx, sqlQuerier{tx}, cutoff, after, newID)
 	if err == nil {
 		err = tx.Commit()
 	}
 	if err != nil {
-		s.broken = true
+		s.broken, s.nextID = true, 0
 		return 0, 0, err
 	}
 	return n, last, nil
