@@ -23,6 +23,16 @@ func AppendString(b []byte, s string) []byte {
 	const hexDigits = "0123456789abcdef"
 	b = append(b, '"')
 	for i := 0; i < len(s); {
+		// Ids, names, hashes and reason texts are nearly always plain
+		// ASCII: copy each plain run at once.
+		plain := i
+		for plain < len(s) && isPlain(s[plain]) {
+			plain++
+		}
+		b = append(b, s[i:plain]...)
+		if i = plain; i == len(s) {
+			break
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
 			switch {
@@ -58,4 +68,9 @@ func AppendString(b []byte, s string) []byte {
 		i += size
 	}
 	return append(b, '"')
+}
+
+// isPlain says whether c is written as itself.
+func isPlain(c byte) bool {
+	return c >= 0x20 && c < utf8.RuneSelf && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
 }
