@@ -349,24 +349,7 @@ func TestComposeMLflowAuth(t *testing.T) {
 // TestComposePrometheusFindsReplicas: the Prometheus config that compose
 // mounts discovers the scaled serve service by DNS on its container port.
 func TestComposePrometheusFindsReplicas(t *testing.T) {
-	raw, err := os.ReadFile(filepath.Join(root(t), "monitoring/prometheus/prometheus.yml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cfg struct {
-		ScrapeConfigs []struct {
-			JobName      string `yaml:"job_name"`
-			DNSSDConfigs []struct {
-				Names []string `yaml:"names"`
-				Type  string   `yaml:"type"`
-				Port  int      `yaml:"port"`
-			} `yaml:"dns_sd_configs"`
-		} `yaml:"scrape_configs"`
-	}
-	if err := yaml.Unmarshal(raw, &cfg); err != nil {
-		t.Fatal(err)
-	}
-	for _, sc := range cfg.ScrapeConfigs {
+	for _, sc := range composePrometheus(t).ScrapeConfigs {
 		for _, d := range sc.DNSSDConfigs {
 			if slices.Contains(d.Names, "serve") && d.Type == "A" && d.Port == 8000 {
 				return
@@ -396,24 +379,8 @@ func TestComposePrometheusScrapesHAProxy(t *testing.T) {
 	}
 	port, exporterPath := string(bind[1]), string(path[1])
 
-	raw, err := os.ReadFile(filepath.Join(root(t), "monitoring/prometheus/prometheus.yml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var prom struct {
-		ScrapeConfigs []struct {
-			JobName       string `yaml:"job_name"`
-			MetricsPath   string `yaml:"metrics_path"`
-			StaticConfigs []struct {
-				Targets []string `yaml:"targets"`
-			} `yaml:"static_configs"`
-		} `yaml:"scrape_configs"`
-	}
-	if err := yaml.Unmarshal(raw, &prom); err != nil {
-		t.Fatal(err)
-	}
 	found := false
-	for _, sc := range prom.ScrapeConfigs {
+	for _, sc := range composePrometheus(t).ScrapeConfigs {
 		for _, s := range sc.StaticConfigs {
 			if slices.Contains(s.Targets, "lb:"+port) {
 				found = true
@@ -436,6 +403,37 @@ func TestComposePrometheusScrapesHAProxy(t *testing.T) {
 			t.Errorf("lb publishes HAProxy's exporter port %s on the host", port)
 		}
 	}
+}
+
+// prometheusConfig is the part of a Prometheus configuration the tests read.
+type prometheusConfig struct {
+	ScrapeConfigs []struct {
+		JobName      string `yaml:"job_name"`
+		MetricsPath  string `yaml:"metrics_path"`
+		DNSSDConfigs []struct {
+			Names []string `yaml:"names"`
+			Type  string   `yaml:"type"`
+			Port  int      `yaml:"port"`
+		} `yaml:"dns_sd_configs"`
+		StaticConfigs []struct {
+			Targets []string `yaml:"targets"`
+		} `yaml:"static_configs"`
+	} `yaml:"scrape_configs"`
+}
+
+// composePrometheus is monitoring/prometheus/prometheus.yml, the
+// configuration compose mounts.
+func composePrometheus(t *testing.T) prometheusConfig {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(root(t), "monitoring/prometheus/prometheus.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg prometheusConfig
+	if err := yaml.Unmarshal(raw, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }
 
 func env(s types.ServiceConfig, k string) string {
