@@ -8,8 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/valyala/fasthttp"
-
 	"mlservice/artifacts"
 	"mlservice/internal/servetest"
 	"mlservice/registry"
@@ -63,38 +61,8 @@ func BenchmarkChampionVsForestHTTP(b *testing.B) {
 	champion, forest := championAndForest(b)
 	for _, m := range []struct{ name, version string }{{"forest", forest}, {"champion", champion}} {
 		c := inProcessVersion(b, loadVersion(b, m.version))
-		b.Run("model="+m.name+"/predict", func(b *testing.B) {
-			bodies := make([][]byte, 1000)
-			for i := range bodies {
-				bodies[i] = application(i)
-			}
-			b.ReportAllocs()
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-				defer fasthttp.ReleaseRequest(req)
-				defer fasthttp.ReleaseResponse(resp)
-				i := 0
-				for pb.Next() {
-					if err := post(c, "/v1/predict", bodies[i%len(bodies)], req, resp); err != nil {
-						b.Error(err)
-						return
-					}
-					i++
-				}
-			})
-		})
-		b.Run("model="+m.name+"/batch=1000", func(b *testing.B) {
-			body := batchBody(1000)
-			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-			b.ReportAllocs()
-			for b.Loop() {
-				if err := post(c, "/v1/predict/batch", body, req, resp); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.ReportMetric(float64(b.N)*1000/b.Elapsed().Seconds(), "rows/s")
-		})
+		b.Run("model="+m.name+"/predict", func(b *testing.B) { predictParallel(b, c) })
+		b.Run("model="+m.name+"/batch=1000", func(b *testing.B) { predictBatch(b, c, 1000) })
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -47,5 +48,39 @@ func TestBenchStages(t *testing.T) {
 		if out, err := exec.Command("bash", "-n", f).CombinedOutput(); err != nil {
 			t.Errorf("bash -n %s: %v\n%s", f, err, out)
 		}
+	}
+}
+
+// TestStagePythonCompiles: every Python heredoc of a stage script (`python3
+// - … <<'PY'` and `summarize … <<'PY'`, which bash -n does not read) compiles,
+// and bench/summary.py's `line` prints what lg shows of a run.
+func TestStagePythonCompiles(t *testing.T) {
+	scripts, _ := filepath.Glob(filepath.Join("stages", "*.sh"))
+	heredoc := regexp.MustCompile(`(?ms)^(?:python3 -|summarize)\b[^\n]*<<'PY'\n(.*?)^PY$`)
+	n := 0
+	for _, s := range scripts {
+		raw, err := os.ReadFile(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, m := range heredoc.FindAllStringSubmatch(string(raw), -1) {
+			n++
+			cmd := exec.Command("python3", "-c", "import sys; compile(sys.stdin.read(), sys.argv[1], 'exec')", s+"#"+strconv.Itoa(i+1))
+			cmd.Stdin = strings.NewReader(m[1])
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Errorf("%s, Python heredoc %d: %v\n%s", s, i+1, err, out)
+			}
+		}
+	}
+	if n < 4 {
+		t.Errorf("found %d Python heredocs in stages/*.sh, want the summaries at least", n)
+	}
+	res := filepath.Join(t.TempDir(), "run.json")
+	if err := os.WriteFile(res, []byte(`{"label":"oip-v1-c32-1","rps":4897.4,"p50_ms":2.5581,"p99_ms":6.9921,"errors":0}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("python3", "summary.py", "line", res).CombinedOutput()
+	if want := "  oip-v1-c32-1                4897 req/s  p50   2.558  p99    6.992 ms  errors 0\n"; err != nil || string(out) != want {
+		t.Errorf("summary.py line: %v %q, want %q", err, out, want)
 	}
 }

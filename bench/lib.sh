@@ -40,6 +40,13 @@ standalone() {
 
 say() { printf '\n== %s\n' "$*" >&2; }
 
+# bench/, where summary.py is (this file's directory, whoever sources it).
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+# summarize ARGS... : a stage's Python summary, read from stdin, with ARGS as
+# sys.argv[1:] and bench/summary.py importable (`from summary import ...`).
+summarize() { PYTHONPATH="$BENCH_DIR${PYTHONPATH:+:$PYTHONPATH}" python3 - "$@"; }
+
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # start NAME CMD... : CMD in its own session (its pid is its process group),
@@ -89,7 +96,7 @@ lg() {
 	summary "$RES/$name.json"
 }
 summary() { # RESULT.json
-	python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("  %-22s %9.0f req/s  p50 %7.3f  p99 %8.3f ms  errors %d" % (d["label"], d["rps"], d["p50_ms"], d["p99_ms"], d["errors"]))' "$1" >&2
+	python3 "$BENCH_DIR/summary.py" line "$1" >&2
 }
 
 # admin PATH JSON : POST to $OURS/admin/PATH with the admin token.

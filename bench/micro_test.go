@@ -2,7 +2,6 @@ package bench
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,14 +15,9 @@ import (
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttputil"
 
-	"mlservice/artifacts"
-	"mlservice/internal/servetest"
-	"mlservice/registry"
-	"mlservice/registry/local"
 	"mlservice/schemas"
 	"mlservice/serve/api"
 	"mlservice/serve/decision"
-	"mlservice/serve/inference"
 	"mlservice/serve/metrics"
 	"mlservice/serve/models"
 	"mlservice/serve/rollout"
@@ -82,25 +76,7 @@ func BenchmarkDecodeValidateBatch1000(b *testing.B) {
 
 // champion loads the shipped champion (version 2) through the real loader:
 // sha256 check, ONNX Runtime session, signature check, serving-check replay.
-func champion(tb testing.TB) *models.Version {
-	tb.Helper()
-	if err := inference.Init(servetest.ORTLibrary(tb)); err != nil {
-		tb.Fatal(err)
-	}
-	l := &models.Loader{
-		Cache: &registry.Cache{Dir: tb.TempDir()},
-		Open: func(path string) (models.Scorer, error) {
-			return inference.Open(path, inference.Options{IntraOpThreads: 1})
-		},
-		Check: decision.ServingCheck,
-	}
-	v, err := l.Load(context.Background(), &local.Tree{FS: artifacts.FS, Name: "embedded"}, "loan-approval", "2")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { v.Release() })
-	return v
-}
+func champion(tb testing.TB) *models.Version { return loadVersion(tb, "2") }
 
 func decodedApps(tb testing.TB, n int) []*schemas.Application {
 	var d schemas.Decoder
@@ -219,8 +195,14 @@ func post(c *fasthttp.Client, path string, body []byte, req *fasthttp.Request, r
 
 // BenchmarkPredictHTTP is POST /v1/predict end to end in one process, from
 // parallel clients: the harness `make bench` profiles.
-func BenchmarkPredictHTTP(b *testing.B) {
-	c := inProcess(b)
+func BenchmarkPredictHTTP(b *testing.B) { predictParallel(b, inProcess(b)) }
+
+// BenchmarkPredictBatchHTTP is POST /v1/predict/batch with 1,000 applications.
+func BenchmarkPredictBatchHTTP(b *testing.B) { predictBatch(b, inProcess(b), 1000) }
+
+// predictParallel times POST /v1/predict on c from parallel clients, over a
+// seeded set of 1,000 applications.
+func predictParallel(b *testing.B, c *fasthttp.Client) {
 	bodies := make([][]byte, 1000)
 	for i := range bodies {
 		bodies[i] = application(i)
@@ -242,10 +224,10 @@ func BenchmarkPredictHTTP(b *testing.B) {
 	})
 }
 
-// BenchmarkPredictBatchHTTP is POST /v1/predict/batch with 1,000 applications.
-func BenchmarkPredictBatchHTTP(b *testing.B) {
-	c := inProcess(b)
-	body := batchBody(1000)
+// predictBatch times POST /v1/predict/batch on c with rows applications a
+// request, and reports rows/s.
+func predictBatch(b *testing.B, c *fasthttp.Client, rows int) {
+	body := batchBody(rows)
 	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 	b.ReportAllocs()
 	for b.Loop() {
@@ -253,5 +235,5 @@ func BenchmarkPredictBatchHTTP(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	b.ReportMetric(float64(b.N)*1000/b.Elapsed().Seconds(), "rows/s")
+	b.ReportMetric(float64(b.N)*float64(rows)/b.Elapsed().Seconds(), "rows/s")
 }

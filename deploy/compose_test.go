@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -348,24 +349,7 @@ func TestComposeMLflowAuth(t *testing.T) {
 // TestComposePrometheusFindsReplicas: the Prometheus config that compose
 // mounts discovers the scaled serve service by DNS on its container port.
 func TestComposePrometheusFindsReplicas(t *testing.T) {
-	raw, err := os.ReadFile(filepath.Join(root(t), "monitoring/prometheus/prometheus.yml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cfg struct {
-		ScrapeConfigs []struct {
-			JobName      string `yaml:"job_name"`
-			DNSSDConfigs []struct {
-				Names []string `yaml:"names"`
-				Type  string   `yaml:"type"`
-				Port  int      `yaml:"port"`
-			} `yaml:"dns_sd_configs"`
-		} `yaml:"scrape_configs"`
-	}
-	if err := yaml.Unmarshal(raw, &cfg); err != nil {
-		t.Fatal(err)
-	}
-	for _, sc := range cfg.ScrapeConfigs {
+	for _, sc := range composePrometheus(t).ScrapeConfigs {
 		for _, d := range sc.DNSSDConfigs {
 			if slices.Contains(d.Names, "serve") && d.Type == "A" && d.Port == 8000 {
 				return
@@ -373,6 +357,83 @@ func TestComposePrometheusFindsReplicas(t *testing.T) {
 		}
 	}
 	t.Fatalf("no dns_sd_configs for the serve service (names [serve], type A, port 8000) in prometheus.yml")
+}
+
+// TestComposePrometheusScrapesHAProxy: compose's Prometheus scrapes HAProxy
+// on the stats frontend of stack/haproxy.cfg (its port and the exporter's
+// path), which the lb service exposes on the project network and publishes
+// nowhere.
+func TestComposePrometheusScrapesHAProxy(t *testing.T) {
+	cfg, err := os.ReadFile(filepath.Join(root(t), "stack", "haproxy.cfg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stats := regexp.MustCompile(`(?ms)^frontend stats\n(.*?)(?:^\S|\z)`).FindSubmatch(cfg)
+	if stats == nil {
+		t.Fatal("stack/haproxy.cfg has no frontend stats")
+	}
+	bind := regexp.MustCompile(`(?m)^\s*bind :(\d+)$`).FindSubmatch(stats[1])
+	path := regexp.MustCompile(`(?m)^\s*http-request use-service prometheus-exporter if \{ path (\S+) \}`).FindSubmatch(stats[1])
+	if bind == nil || path == nil {
+		t.Fatalf("frontend stats has no `bind :PORT` or no exporter:\n%s", stats[1])
+	}
+	port, exporterPath := string(bind[1]), string(path[1])
+
+	found := false
+	for _, sc := range composePrometheus(t).ScrapeConfigs {
+		for _, s := range sc.StaticConfigs {
+			if slices.Contains(s.Targets, "lb:"+port) {
+				found = true
+				if sc.MetricsPath != exporterPath {
+					t.Errorf("job %s scrapes lb:%s at %q, the exporter is at %q", sc.JobName, port, sc.MetricsPath, exporterPath)
+				}
+			}
+		}
+	}
+	if !found {
+		t.Errorf("prometheus.yml does not scrape HAProxy's exporter (target lb:%s)", port)
+	}
+
+	lb := loadCompose(t, nil).Services["lb"]
+	if !slices.Contains(lb.Expose, port) {
+		t.Errorf("lb does not expose %s (expose %v)", port, lb.Expose)
+	}
+	for _, p := range lb.Ports {
+		if strconv.Itoa(int(p.Target)) == port {
+			t.Errorf("lb publishes HAProxy's exporter port %s on the host", port)
+		}
+	}
+}
+
+// prometheusConfig is the part of a Prometheus configuration the tests read.
+type prometheusConfig struct {
+	ScrapeConfigs []struct {
+		JobName      string `yaml:"job_name"`
+		MetricsPath  string `yaml:"metrics_path"`
+		DNSSDConfigs []struct {
+			Names []string `yaml:"names"`
+			Type  string   `yaml:"type"`
+			Port  int      `yaml:"port"`
+		} `yaml:"dns_sd_configs"`
+		StaticConfigs []struct {
+			Targets []string `yaml:"targets"`
+		} `yaml:"static_configs"`
+	} `yaml:"scrape_configs"`
+}
+
+// composePrometheus is monitoring/prometheus/prometheus.yml, the
+// configuration compose mounts.
+func composePrometheus(t *testing.T) prometheusConfig {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(root(t), "monitoring/prometheus/prometheus.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg prometheusConfig
+	if err := yaml.Unmarshal(raw, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }
 
 func env(s types.ServiceConfig, k string) string {

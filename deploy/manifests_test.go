@@ -69,40 +69,32 @@ func decodeStrict(doc []byte, into *objects) error {
 	if err := yaml.Unmarshal(doc, &head); err != nil {
 		return err
 	}
-	strict := func(o any) error { return decodeInto(doc, o) }
 	switch head.APIVersion + "/" + head.Kind {
 	case "apps/v1/Deployment":
-		o := &appsv1.Deployment{}
-		into.deployments = append(into.deployments, o)
-		return strict(o)
+		return appendStrict(&into.deployments, doc)
 	case "v1/Service":
-		o := &corev1.Service{}
-		into.services = append(into.services, o)
-		return strict(o)
+		return appendStrict(&into.services, doc)
 	case "v1/ConfigMap":
-		o := &corev1.ConfigMap{}
-		into.configMaps = append(into.configMaps, o)
-		return strict(o)
+		return appendStrict(&into.configMaps, doc)
 	case "v1/ServiceAccount":
-		o := &corev1.ServiceAccount{}
-		into.serviceAccounts = append(into.serviceAccounts, o)
-		return strict(o)
+		return appendStrict(&into.serviceAccounts, doc)
 	case "autoscaling/v2/HorizontalPodAutoscaler":
-		o := &autoscalingv2.HorizontalPodAutoscaler{}
-		into.hpas = append(into.hpas, o)
-		return strict(o)
+		return appendStrict(&into.hpas, doc)
 	case "policy/v1/PodDisruptionBudget":
-		o := &policyv1.PodDisruptionBudget{}
-		into.pdbs = append(into.pdbs, o)
-		return strict(o)
+		return appendStrict(&into.pdbs, doc)
 	case "networking.k8s.io/v1/NetworkPolicy":
-		o := &networkingv1.NetworkPolicy{}
-		into.netpols = append(into.netpols, o)
-		return strict(o)
+		return appendStrict(&into.netpols, doc)
 	case "v1/Secret":
 		return fmt.Errorf("a Secret in the repository: the bank's secret management creates them (deploy/README.md)")
 	}
 	return fmt.Errorf("unexpected kind %s/%s", head.APIVersion, head.Kind)
+}
+
+// appendStrict adds a new object to *list and decodes doc into it strictly.
+func appendStrict[T any](list *[]*T, doc []byte) error {
+	o := new(T)
+	*list = append(*list, o)
+	return decodeInto(doc, o)
 }
 
 // render runs kustomize on dir (relative to deploy/) and decodes the result.

@@ -416,11 +416,15 @@ def to_onnx(model: Scorecard, name="loan_approval_scorecard"):
 # --------------------------------------------------------------------------------------------
 # reasons.json
 
+# A band is [lower, upper): the graph's x >= edge puts a value exactly on an edge in the band above
+# it. So an increasing characteristic's text names its band's upper edge, which the applicant is
+# below (exclusive: "below"), and a decreasing one's names its lower edge, which the applicant is
+# at or above (inclusive: "or more", never "more than": at exactly 40% "more than 40%" is untrue).
 LABELS = {
     "income": ("Income below {edge}", "currency"),
     "credit_score": ("Credit score below {edge}", "integer"),
     "years_employed": ("Employed less than {edge}", "years"),
-    "loan_to_income": ("Loan is more than {edge} of income", "percent"),
+    "loan_to_income": ("Loan is {edge} of income or more", "percent"),
 }
 
 
@@ -436,6 +440,14 @@ def format_value(v: float, fmt: str) -> str:
     return f"{v:.2f}".rstrip("0").rstrip(".")
 
 
+def band_text(name: str, direction: str, lower: float | None, upper: float | None) -> str:
+    """The reason text of a band [lower, upper) of a characteristic that is not its best band:
+    the edge the applicant is short of, in the bank's words (LABELS), with {value} for theirs."""
+    template, fmt = LABELS[name]
+    edge = upper if direction == "increasing" else lower
+    return template.format(edge=format_value(edge, fmt)) + " (yours {value})"
+
+
 def reasons_table(model: Scorecard) -> dict:
     chars = []
     for spec in CHARACTERISTICS:
@@ -443,17 +455,11 @@ def reasons_table(model: Scorecard) -> dict:
         e = [float(str(np.float32(v))) for v in model.edges[n]]  # 0.1, not 0.10000000149011612
         c = model.contributions[n]
         best = int(np.argmax(c))
-        template, fmt = LABELS[n]
         bands = []
         for b in range(len(e) + 1):
             lower = e[b - 1] if b else None
             upper = e[b] if b < len(e) else None
-            if b == best:
-                text = None
-            elif spec["direction"] == "increasing":
-                text = template.format(edge=format_value(upper, fmt)) + " (yours {value})"
-            else:
-                text = template.format(edge=format_value(lower, fmt)) + " (yours {value})"
+            text = None if b == best else band_text(n, spec["direction"], lower, upper)
             bands.append({"lower": lower, "upper": upper, "contribution": float(np.float32(c[b])) + 0.0, "text": text})
         chars.append({**{k: spec[k] for k in ("name", "field", "value", "value_format", "direction", "code")},
                       "bands": bands})

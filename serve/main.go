@@ -128,9 +128,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	// Each served model has its own routing table, controller (aliases,
 	// traffic, fallbacks) and decision path; they share the registries, the
 	// cache, the loader, the record and the metrics (labelled by model). The
-	// first is the loan model: /v1, /ready and /admin are its.
+	// first is the loan model: /v1 and /ready are its, and /admin's default
+	// (?model= names another).
 	changes := rollout.NewChanges(reg)
 	served := make([]*servedModel, len(cfg.Models))
+	adminModels := make([]admin.Model, len(cfg.Models))
 	for i, name := range cfg.Models {
 		m := &servedModel{name: name, router: &routing.Router{}, mirror: shadow.New(shadow.DefaultQueue), recordHealth: recordHealth}
 		m.controller = rollout.New(rollout.Config{
@@ -141,6 +143,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		})
 		m.decisions = decision.New(decision.Config{Router: m.router, Mirror: m.mirror, Recorder: decisionRecorder, Observers: observers})
 		served[i] = m
+		adminModels[i] = admin.Model{Name: name, Controller: m.controller, Router: m.router}
 	}
 	loan := served[0]
 	router, controller, decisions := loan.router, loan.controller, loan.decisions
@@ -191,7 +194,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		Decisions: decisions, Router: router, Status: status, Registry: reg, Log: log, Build: buildInfo(),
 		Mount: []func(fiber.Router){
 			func(r fiber.Router) {
-				admin.Mount(r, admin.Config{Auth: authn, Controller: controller, Router: router,
+				admin.Mount(r, admin.Config{Auth: authn, Models: adminModels,
 					Metrics: modelMetrics, Audit: audit, Outcomes: outcomeStore})
 			},
 			func(r fiber.Router) {

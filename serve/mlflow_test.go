@@ -198,16 +198,16 @@ func TestMLflowMode(t *testing.T) {
 			if v, err := servedVersion(t, s.URL); err != nil || v != e.versions["v2"] {
 				t.Fatalf("%s: serving %q, %v; want the old version %s", what, v, err, e.versions["v2"])
 			}
-			if v := metricValue(t, s.URL, "model_registry_sync_success"); v != 0 {
+			if v := metricValue(t, s.URL, `model_registry_sync_success{model="`+model+`"}`); v != 0 {
 				t.Fatalf("%s: model_registry_sync_success = %v", what, v)
 			}
 		}
 		e.setAlias(t, "champion", "v2")
 		deadline := time.Now().Add(5 * time.Second)
-		for metricValue(t, s.URL, "model_registry_sync_success") != 1 && time.Now().Before(deadline) {
+		for metricValue(t, s.URL, `model_registry_sync_success{model="`+model+`"}`) != 1 && time.Now().Before(deadline) {
 			time.Sleep(50 * time.Millisecond)
 		}
-		if v := metricValue(t, s.URL, "model_registry_sync_success"); v != 1 {
+		if v := metricValue(t, s.URL, `model_registry_sync_success{model="`+model+`"}`); v != 1 {
 			t.Fatalf("sync success after the alias is good again: %v", v)
 		}
 	})
@@ -222,16 +222,16 @@ func TestMLflowMode(t *testing.T) {
 		}
 		// A sync against a dead MLflow takes its retries (about 2s) to fail.
 		deadline := time.Now().Add(10 * time.Second)
-		for metricValue(t, s.URL, "model_registry_sync_success") != 0 && time.Now().Before(deadline) {
+		for metricValue(t, s.URL, `model_registry_sync_success{model="`+model+`"}`) != 0 && time.Now().Before(deadline) {
 			time.Sleep(100 * time.Millisecond)
 		}
-		if v := metricValue(t, s.URL, "model_registry_sync_success"); v != 0 {
+		if v := metricValue(t, s.URL, `model_registry_sync_success{model="`+model+`"}`); v != 0 {
 			t.Fatalf("model_registry_sync_success = %v with MLflow down", v)
 		}
 		if v, err := servedVersion(t, s.URL); err != nil || v != e.versions["v2"] {
 			t.Fatalf("after failed syncs: %q, %v", v, err)
 		}
-		if v := metricValue(t, s.URL, "model_registry_sync_errors_total"); !(v >= 1) {
+		if v := metricValue(t, s.URL, `model_registry_sync_errors_total{model="`+model+`"}`); !(v >= 1) {
 			t.Fatalf("model_registry_sync_errors_total = %v with MLflow down", v)
 		}
 		s.Stop(t)

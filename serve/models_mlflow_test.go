@@ -224,7 +224,8 @@ func waitReady(t *testing.T, base string, limit time.Duration) {
 }
 
 // TestSeveralModelsLocal: two models from one artifacts tree (no MLflow),
-// each with its own champion, both under /v2 and ready together.
+// each with its own champion, both under /v2 and ready together, each with
+// its own /admin (?model=, the loan model by default) and sync gauge.
 func TestSeveralModelsLocal(t *testing.T) {
 	tree := t.TempDir()
 	src := filepath.Join(servetest.ModuleRoot(), "artifacts", model)
@@ -247,7 +248,8 @@ func TestSeveralModelsLocal(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	srv := servetest.Start(t, servetest.Options{Env: []string{"SERVE_ARTIFACTS_DIR=" + tree, "SERVE_MODEL=" + model + "," + otherModel}})
+	srv := servetest.Start(t, servetest.Options{Env: []string{"SERVE_ARTIFACTS_DIR=" + tree, "SERVE_MODEL=" + model + "," + otherModel,
+		"SERVE_ADMIN_TOKEN=" + adminToken}})
 	waitReady(t, srv.URL, 30*time.Second)
 	in := servingCheckCase(t, filepath.Join(src, "versions", "1"))
 	for _, c := range []struct{ name, version string }{{model, "2"}, {otherModel, "1"}} {
@@ -257,5 +259,62 @@ func TestSeveralModelsLocal(t *testing.T) {
 	}
 	if r := infer(t, srv.URL, otherModel, in.input); math.Abs(r.Probability-in.probability) > 1e-5 {
 		t.Fatalf("%s: probability %v, its serving check %v", otherModel, r.Probability, in.probability)
+	}
+
+	// /admin for the second model: promote and roll back its champion;
+	// the loan model (the default) does not move.
+	admin := func(method, path, body string) (int, map[string]any) {
+		t.Helper()
+		req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+adminToken)
+		if body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
+	}
+	champions := func() (loan, other string) {
+		t.Helper()
+		return infer(t, srv.URL, model, in.input).Version, infer(t, srv.URL, otherModel, in.input).Version
+	}
+	if status, out := admin("POST", "/admin/promote?model="+otherModel, `{"version":"3"}`); status != 200 || out["model"] != otherModel {
+		t.Fatalf("promote %s: %d %v", otherModel, status, out)
+	}
+	if loan, other := champions(); loan != "2" || other != "3" {
+		t.Fatalf("after promoting %s to 3: champions %s and %s, want 2 and 3", otherModel, loan, other)
+	}
+	for _, c := range []struct{ path, model, champion string }{
+		{"/admin/models", model, "2"}, {"/admin/models?model=" + otherModel, otherModel, "3"},
+	} {
+		status, out := admin("GET", c.path, "")
+		desired, _ := out["desired"].(map[string]any)
+		if status != 200 || out["model"] != c.model || desired["champion"] != c.champion {
+			t.Fatalf("GET %s: %d %v", c.path, status, out)
+		}
+	}
+	if status, out := admin("POST", "/admin/rollback?model="+otherModel, ""); status != 200 {
+		t.Fatalf("rollback %s: %d %v", otherModel, status, out)
+	}
+	if loan, other := champions(); loan != "2" || other != "1" {
+		t.Fatalf("after rolling %s back: champions %s and %s, want 2 and 1", otherModel, loan, other)
+	}
+	// The default is the loan model: its rollback history is its own (empty).
+	if status, out := admin("POST", "/admin/rollback", ""); status != 409 {
+		t.Fatalf("rollback of the loan model with no history: %d %v", status, out)
+	}
+	if status, out := admin("POST", "/admin/promote?model=no-such-model", `{"version":"1"}`); status != 404 {
+		t.Fatalf("unknown model: %d %v", status, out)
+	}
+	// Each model's own sync gauge.
+	for _, name := range []string{model, otherModel} {
+		if v := metricValue(t, srv.URL, `model_registry_sync_success{model="`+name+`"}`); v != 1 {
+			t.Errorf("model_registry_sync_success{model=%q} = %v", name, v)
+		}
 	}
 }

@@ -1,10 +1,16 @@
 package stack
 
 import (
+	"bytes"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -22,7 +28,8 @@ func haproxyConfigs(t *testing.T) map[string]string {
 		t.Fatal(err)
 	}
 	cmd := exec.Command("bash", filepath.Join(root, "stack", "stack.sh"), "haproxy-config")
-	cmd.Env = append(os.Environ(), "STACK_HOST=127.0.0.1", "STACK_LB_PORT=18000", "STACK_SERVE_PORT=18001", "STACK_REPLICAS=3")
+	cmd.Env = append(os.Environ(), "STACK_HOST=127.0.0.1", "STACK_LB_PORT=18000", "STACK_LB_STATS_PORT=18404",
+		"STACK_SERVE_PORT=18001", "STACK_REPLICAS=3")
 	local, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("stack.sh haproxy-config: %v", err)
@@ -92,11 +99,114 @@ func TestHAProxyConfig(t *testing.T) {
 		})
 	}
 	cfgs := haproxyConfigs(t)
+	for name, cfg := range cfgs {
+		// The exporter is on the stats frontend only, not on the API's.
+		if fe := frontend(cfg, "stats"); !regexp.MustCompile(`(?m)^\s*http-request use-service prometheus-exporter if \{ path /metrics \}`).MatchString(fe) ||
+			!regexp.MustCompile(`(?m)^\s*bind \S*:\d+$`).MatchString(fe) {
+			t.Errorf("%s: no stats frontend with a bind and the exporter on /metrics:\n%s", name, fe)
+		}
+		if strings.Contains(frontend(cfg, "api"), "prometheus-exporter") {
+			t.Errorf("%s: the API's frontend serves HAProxy's exporter", name)
+		}
+	}
+	if !strings.Contains(frontend(cfgs["local"], "stats"), "bind 127.0.0.1:18404") {
+		t.Errorf("the local configuration does not bind the exporter to STACK_LB_STATS_PORT:\n%s", frontend(cfgs["local"], "stats"))
+	}
 	if got := strings.Count(cfgs["local"], "\n    server serve-"); got != 3 {
 		t.Errorf("the local configuration has %d server lines, want 3:\n%s", got, cfgs["local"])
 	}
 	if strings.Contains(cfgs["local"], "server-template") || !strings.Contains(cfgs["local"], "bind 127.0.0.1:18000") {
 		t.Errorf("the local configuration keeps compose's servers or bind:\n%s", cfgs["local"])
+	}
+}
+
+// frontend is the text of one frontend section of an HAProxy configuration.
+func frontend(cfg, name string) string {
+	m := regexp.MustCompile(`(?ms)^frontend ` + regexp.QuoteMeta(name) + `\n(.*?)(?:^\S|\z)`).FindStringSubmatch(cfg)
+	if m == nil {
+		return ""
+	}
+	return m[1]
+}
+
+// TestHAProxyExporter runs Debian's haproxy with the configuration `make
+// stack` writes, in front of one stand-in replica: the stats port answers
+// Prometheus' scrape with HAProxy's metrics (the replica in rotation), and
+// the API port does not serve them.
+func TestHAProxyExporter(t *testing.T) {
+	bin, err := exec.LookPath("haproxy")
+	if err != nil {
+		t.Fatal("no haproxy: run `make stack-test-deps` (make test does)")
+	}
+	replica := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/ready" {
+			w.Write([]byte(`{"ready":true}`))
+			return
+		}
+		http.NotFound(w, r)
+	}))
+	defer replica.Close()
+	replicaPort := replica.Listener.Addr().(*net.TCPAddr).Port
+	ports := freePorts(t, 2)
+	lb, stats := "http://127.0.0.1:"+strconv.Itoa(ports), "http://127.0.0.1:"+strconv.Itoa(ports+1)
+	cmd := exec.Command("bash", filepath.Join(servetest.ModuleRoot(), "stack", "stack.sh"), "haproxy-config")
+	cmd.Env = append(os.Environ(), "STACK_HOST=127.0.0.1", "STACK_LB_PORT="+strconv.Itoa(ports),
+		"STACK_LB_STATS_PORT="+strconv.Itoa(ports+1), "STACK_SERVE_PORT="+strconv.Itoa(replicaPort), "STACK_REPLICAS=1")
+	cfg, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("stack.sh haproxy-config: %v", err)
+	}
+	path := filepath.Join(t.TempDir(), "haproxy.cfg")
+	if err := os.WriteFile(path, cfg, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var log bytes.Buffer
+	proc := exec.Command(bin, "-db", "-f", path)
+	proc.Stdout, proc.Stderr = &log, &log
+	if err := proc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		proc.Process.Kill()
+		proc.Wait()
+		if t.Failed() {
+			t.Logf("haproxy:\n%s", log.String())
+		}
+	}()
+
+	get := func(url string) (int, string) {
+		resp, err := http.Get(url)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(raw)
+	}
+	// Until the replica is in rotation (rise 2 × inter 500ms).
+	want := `haproxy_backend_active_servers{proxy="serve"} 1`
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, body := get(stats + "/metrics")
+		if code == 200 && strings.Contains(body, want) {
+			if !strings.Contains(body, `haproxy_server_status{proxy="serve",server="serve-1",state="UP"} 1`) {
+				t.Errorf("the exporter does not report serve-1 as UP")
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s/metrics: %d, no %s after 10s:\n%.2000s", stats, code, want, body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if code, body := get(lb + "/-/metrics"); strings.Contains(body, "haproxy_") {
+		t.Errorf("the API port serves HAProxy's metrics: %d", code)
+	}
+	if code, body := get(lb + "/-/lb"); code != 200 || body != `{"up":1}` {
+		t.Errorf("/-/lb: %d %s", code, body)
+	}
+	if code, _ := get(stats + "/"); code != 404 {
+		t.Errorf("the stats port answers / with %d, want 404", code)
 	}
 }
 

@@ -18,6 +18,7 @@
 #   STACK_DIR [.cache/stack]          PIDs, logs, binaries, MLflow's database and artifacts
 #   STACK_REPLICAS [3]                serve replicas, on STACK_SERVE_PORT, +1, +2, ...
 #   STACK_LB_PORT [8000]  STACK_SERVE_PORT [8001]  STACK_MLFLOW_PORT [5000]
+#   STACK_LB_STATS_PORT [8404]        HAProxy's Prometheus exporter (/metrics), scraped by Prometheus
 #   STACK_PROMETHEUS_PORT [9090]  STACK_LEGACY_PORT [8080]
 #   STACK_TRAIN [notebook]            notebook: train.ipynb on $LOAN_DATA; artifacts: register
 #                                     the shipped artifacts/ versions (seconds); none: skip
@@ -42,6 +43,7 @@ STACK_DIR="${STACK_DIR:-$root/.cache/stack}"
 STACK_HOST="${STACK_HOST:-127.0.0.1}"
 STACK_REPLICAS="${STACK_REPLICAS:-3}"
 STACK_LB_PORT="${STACK_LB_PORT:-8000}"
+STACK_LB_STATS_PORT="${STACK_LB_STATS_PORT:-8404}"
 STACK_SERVE_PORT="${STACK_SERVE_PORT:-8001}"
 STACK_MLFLOW_PORT="${STACK_MLFLOW_PORT:-5000}"
 STACK_PROMETHEUS_PORT="${STACK_PROMETHEUS_PORT:-9090}"
@@ -157,13 +159,14 @@ start_replica() {
 }
 
 # haproxy_config SERVER-LINE...: stack/haproxy.cfg with this stack's listen
-# address and replicas in place of compose's (the "local:" blocks).
+# addresses and replicas in place of compose's (the "local:" blocks).
 haproxy_config() {
   local servers; servers="$(printf '%s\n' "$@")"
-  awk -v bind="    bind $STACK_HOST:$STACK_LB_PORT" -v servers="$servers" '
+  awk -v bind="    bind $STACK_HOST:$STACK_LB_PORT" -v stats="    bind $STACK_HOST:$STACK_LB_STATS_PORT" -v servers="$servers" '
     /^ *# local: end/ { skip = 0; next }
     skip { next }
     /^ *# local: bind/ { print bind; skip = 1; next }
+    /^ *# local: stats/ { print stats; skip = 1; next }
     /^ *# local: servers/ { print servers; skip = 1; next }
     /^ *# local: resolvers/ { print "    nameserver unused 127.0.0.1:53"; skip = 1; next }
     { print }' "$root/stack/haproxy.cfg"
@@ -207,6 +210,7 @@ up() {
   for n in $(started); do alive "$n" && die "$n is already running from $STACK_DIR: run \`make stack-down\` first"; done
   need_port mlflow "$STACK_MLFLOW_PORT" MLFLOW
   need_port haproxy "$STACK_LB_PORT" LB
+  need_port haproxy "$STACK_LB_STATS_PORT" LB_STATS
   command -v haproxy >/dev/null || die "no haproxy: run \`make stack-deps\` (apt-get install haproxy)"
   local i
   for i in $(seq "$STACK_REPLICAS"); do need_port "serve-$i" $((STACK_SERVE_PORT + i - 1)) SERVE; done
@@ -396,7 +400,7 @@ INI
       fi
       echo "scrape_configs:"
       echo "  - {job_name: mlservice, metrics_path: /metrics, static_configs: [{targets: [$(IFS=,; echo "${targets[*]}")]}]}"
-      echo "  - {job_name: haproxy, metrics_path: /-/metrics, static_configs: [{targets: ['$STACK_HOST:$STACK_LB_PORT']}]}"
+      echo "  - {job_name: haproxy, metrics_path: /metrics, static_configs: [{targets: ['$STACK_HOST:$STACK_LB_STATS_PORT']}]}"
       echo "  - {job_name: prometheus, static_configs: [{targets: ['$STACK_HOST:$STACK_PROMETHEUS_PORT']}]}"
     } >"$STACK_DIR/prometheus.yml"
     start prometheus prometheus --config.file="$STACK_DIR/prometheus.yml" \
@@ -415,6 +419,7 @@ INI
 ML Service stack is up ($STACK_REPLICAS replicas; state, PIDs and logs in $STACK_DIR):
   API (HAProxy)        $(url "$STACK_LB_PORT")          e.g. curl $(url "$STACK_LB_PORT")/admin/models -H "Authorization: Bearer \$(cat $STACK_DIR/admin-token)"
   replicas             ${backends[*]}
+  HAProxy's exporter   $(url "$STACK_LB_STATS_PORT")/metrics
   MLflow               $mlflow_url
 EOF
   [ "$STACK_RECORD" = postgres ] && echo "  decision record      PostgreSQL $STACK_HOST:$STACK_POSTGRES_PORT, database decisions, user mlservice (password in $STACK_DIR/secrets/postgres-password)"

@@ -118,6 +118,7 @@ func upStack(t *testing.T) (*topology, error) {
 		"STACK_REPLICAS="+strconv.Itoa(replicas),
 		"STACK_MLFLOW_PORT="+strconv.Itoa(mlflowPort),
 		"STACK_LB_PORT="+strconv.Itoa(lbPort),
+		"STACK_LB_STATS_PORT="+strconv.Itoa(freePorts(t, 1)),
 		"STACK_POSTGRES_PORT="+strconv.Itoa(pgPort),
 		"STACK_SERVE_PORT="+strconv.Itoa(servePort),
 		"STACK_TRAIN=artifacts",

@@ -32,7 +32,7 @@ if [[ -z ${OURS:-} ]]; then
 fi
 direct_port=${OURS##*:}
 lb_port=$(free_port)
-STACK_HOST=127.0.0.1 STACK_LB_PORT=$lb_port STACK_SERVE_PORT=$direct_port STACK_REPLICAS=1 \
+STACK_HOST=127.0.0.1 STACK_LB_PORT=$lb_port STACK_LB_STATS_PORT=$(free_port) STACK_SERVE_PORT=$direct_port STACK_REPLICAS=1 \
 	bash "$ROOT/stack/stack.sh" haproxy-config >"$L/haproxy.cfg"
 haproxy -c -q -f "$L/haproxy.cfg"
 say "lb: HAProxy $(haproxy -v | sed -n '1s/HAProxy version \([^ ]*\).*/\1/p') on :$lb_port in front of $OURS"
@@ -67,27 +67,26 @@ for round in 1 2; do
 	done
 done
 
-python3 - "$RES" "$RATE" "$(getconf CLK_TCK)" <<'PY'
-import json, os, sys
-res, rate, hz = sys.argv[1], sys.argv[2], int(sys.argv[3])
-load = lambda n: json.load(open(os.path.join(res, n + ".json")))
-ticks = lambda n: int(open(os.path.join(res, n + ".ticks")).read())
+summarize "$RES" "$RATE" "$(getconf CLK_TCK)" <<'PY'
+import sys
+from summary import Results, errors, num
+res, rate, hz = Results(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 def pooled(via, kind):
-    runs = [load("lb-%s-%s-%d" % (via, kind, r)) for r in (1, 2)]
+    names = ["lb-%s-%s-%d" % (via, kind, r) for r in (1, 2)]
+    runs = [res.load(n) for n in names]
     # CPU ticks cover the 2 s warm-up too: count its requests at the run's rate.
     n = sum(r["requests"] * (r["seconds"] + 2) / r["seconds"] for r in runs)
     return {"rps": sum(r["rps"] for r in runs) / 2, "p50": sum(r["p50_ms"] for r in runs) / 2,
-            "p99": sum(r["p99_ms"] for r in runs) / 2, "errors": sum(r["errors"] for r in runs),
-            "requests": n, "cpu_s": sum(ticks("lb-%s-%s-%d" % (via, kind, r)) for r in (1, 2)) / hz}
+            "p99": sum(r["p99_ms"] for r in runs) / 2, "errors": errors(*runs),
+            "requests": n, "cpu_s": sum(int(res.text(n + ".ticks")) for n in names) / hz}
 d32, h32 = pooled("direct", "c32"), pooled("haproxy", "c32")
 dr, hr = pooled("direct", "rate"), pooled("haproxy", "rate")
 cpu_us = lambda p: 1e6 * p["cpu_s"] / p["requests"] if p["requests"] else float("nan")
-fmt = lambda x: format(round(x), ",")
 table = ["| one replica | /v1/predict, 32 connections | p99 | at %s req/s: p50 | p99 | errors |" % rate,
          "|---|---|---|---|---|---|",
-         "| direct | %s req/s | %.2f ms | %.3f ms | %.3f ms | %d |" % (fmt(d32["rps"]), d32["p99"], dr["p50"], dr["p99"], d32["errors"] + dr["errors"]),
+         "| direct | %s req/s | %.2f ms | %.3f ms | %.3f ms | %d |" % (num(d32["rps"]), d32["p99"], dr["p50"], dr["p99"], d32["errors"] + dr["errors"]),
          "| through HAProxy | %s req/s (%.0f%%) | %.2f ms | %.3f ms | %.3f ms | %d |" % (
-             fmt(h32["rps"]), 100 * h32["rps"] / d32["rps"], h32["p99"], hr["p50"], hr["p99"], h32["errors"] + hr["errors"])]
+             num(h32["rps"]), 100 * h32["rps"] / d32["rps"], h32["p99"], hr["p50"], hr["p99"], h32["errors"] + hr["errors"])]
 cost = ("HAProxy's cost per request: %+.3f ms at p50 and %+.3f ms at p99 at %s req/s; "
         "%.1f µs of HAProxy CPU per request at 32 connections (%.1f µs at the fixed rate), "
         "on the same 2 cores as the server and the load generator.") % (
@@ -95,6 +94,6 @@ cost = ("HAProxy's cost per request: %+.3f ms at p50 and %+.3f ms at p99 at %s r
 section = ("## Load balancer: one replica through HAProxy vs direct\n\n"
            "Same server, one run, alternating (two rounds each, averaged); HAProxy with the configuration "
            "`make stack` uses (stack/haproxy.cfg, one server, access log on).\n\n" + "\n".join(table) + "\n\n" + cost + "\n")
-open(os.path.join(res, "sections", "65-lb.md"), "w").write(section)
+res.write_section("65-lb", section)
 print(section)
 PY

@@ -25,20 +25,19 @@ lg "oip-binary-batch-v1" -url "$INFER" -bodies "$BODIES/oip-batch.bin" -raw \
 	-header "Inference-Header-Content-Length: $HLEN" -rows 1000 -c 2 -expect '"binary_data_size":4000'
 promote 2
 
-python3 - "$RES" "${OIP_PAIRS:-2}" >"$RES/targets/oip.md" <<'PY'
-import json, sys
-res, pairs = sys.argv[1], int(sys.argv[2])
-load = lambda n: json.load(open(f"{res}/{n}.json"))
-v1 = [load(f"oip-v1-c32-{p}") for p in range(1, pairs + 1)]
-v2 = [load(f"oip-json-c32-{p}") for p in range(1, pairs + 1)]
-mean = lambda rs: sum(r["rps"] for r in rs) / len(rs)
-errors = sum(r["errors"] for r in v1 + v2)
-share = mean(v2) / mean(v1) if mean(v1) else 0
-mark = lambda ok: "**met**" if ok else "**not met**"
-print(f"| OIP JSON single-row infer vs `/v1/predict`, 32 connections (mean of {pairs} alternating pairs) | ≥ 70% "
-      f"| {100*share:.0f}% ({mean(v2):,.0f} of {mean(v1):,.0f} req/s, p99 {max(r['p99_ms'] for r in v2):.2f} ms) | {mark(share >= 0.7 and errors == 0)} |")
-b, b1, v1b = load("oip-binary-batch"), load("oip-binary-batch-v1"), load("oip-v1-batch")
-print(f"| OIP binary infer, 1,000 rows a request, 2 connections (champion v2; v1; `/v1/predict/batch` with v2 alongside) | ≥ 1,000,000 rows/s "
-      f"| {b['rows_per_s']:,.0f}; {b1['rows_per_s']:,.0f}; {v1b['rows_per_s']:,.0f} | {mark(b['rows_per_s'] >= 1e6 and b['errors'] == 0)} |")
+summarize "$RES" "${OIP_PAIRS:-2}" <<'PY'
+import sys
+from summary import Results, errors, mean, num, share, target
+res, pairs = Results(sys.argv[1]), int(sys.argv[2])
+v1, v2 = res.runs("oip-v1-c32", pairs), res.runs("oip-json-c32", pairs)
+s = share(mean(v2), mean(v1))
+b, b1, v1b = res.load("oip-binary-batch"), res.load("oip-binary-batch-v1"), res.load("oip-v1-batch")
+res.write_targets("oip", [
+    target(f"OIP JSON single-row infer vs `/v1/predict`, 32 connections (mean of {pairs} alternating pairs)", "≥ 70%",
+           f"{100*s:.0f}% ({num(mean(v2))} of {num(mean(v1))} req/s, p99 {max(r['p99_ms'] for r in v2):.2f} ms)",
+           s >= 0.7 and errors(*v1, *v2) == 0),
+    target("OIP binary infer, 1,000 rows a request, 2 connections (champion v2; v1; `/v1/predict/batch` with v2 alongside)",
+           "≥ 1,000,000 rows/s", f"{num(b['rows_per_s'])}; {num(b1['rows_per_s'])}; {num(v1b['rows_per_s'])}",
+           b["rows_per_s"] >= 1e6 and b["errors"] == 0)])
 PY
 cat "$RES/targets/oip.md" >&2

@@ -66,17 +66,14 @@ for pair in $(seq "${QUALITY_PAIRS:-3}"); do
 done
 curl -sf "$ON/metrics" | grep -E '^model_(feature_psi|score_psi|drift_window_decisions|outcomes_total)' >"$RES/quality-metrics.txt" || true
 
-python3 - "$RES" "${QUALITY_PAIRS:-3}" >"$RES/targets/quality.md" <<'PY'
-import json, sys
-res, pairs = sys.argv[1], int(sys.argv[2])
-load = lambda n: json.load(open(f"{res}/{n}.json"))
-off = [load(f"quality-off-{p}") for p in range(1, pairs + 1)]
-on = [load(f"quality-on-{p}") for p in range(1, pairs + 1)]
-mean = lambda rs: sum(r["rps"] for r in rs) / len(rs)
-errors = sum(r["errors"] for r in off + on)
-share = mean(on) / mean(off) if mean(off) else 0
-mark = "**met**" if share >= 0.95 and errors == 0 else "**not met**"
-print(f"| `/v1/predict` with outcomes and drift monitoring on vs off, 32 connections (mean of {pairs} alternating pairs) | ≥ 95% "
-      f"| {100*share:.1f}% ({mean(on):,.0f} vs {mean(off):,.0f} req/s) | {mark} |")
+summarize "$RES" "${QUALITY_PAIRS:-3}" <<'PY'
+import sys
+from summary import Results, errors, mean, num, share, target
+res, pairs = Results(sys.argv[1]), int(sys.argv[2])
+off, on = res.runs("quality-off", pairs), res.runs("quality-on", pairs)
+s = share(mean(on), mean(off))
+res.write_targets("quality", [target(
+    f"`/v1/predict` with outcomes and drift monitoring on vs off, 32 connections (mean of {pairs} alternating pairs)", "≥ 95%",
+    f"{100*s:.1f}% ({num(mean(on))} vs {num(mean(off))} req/s)", s >= 0.95 and errors(*off, *on) == 0)])
 PY
 cat "$RES/targets/quality.md" >&2

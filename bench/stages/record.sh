@@ -91,31 +91,30 @@ for s in sqlite sqlite-normal postgres; do
 	curl -sf "${URLS[$s]}/metrics" | grep -E '^decision_record' >"$RES/record-$s-metrics.txt" || true
 done
 
-python3 - "$RES" "$RATE" <<'PY'
-import json, os, sys
-res, rate = sys.argv[1], sys.argv[2]
-load = lambda n: json.load(open(os.path.join(res, n + ".json")))
-mark = lambda ok: "**met**" if ok else "**not met**"
-off_c, off_b = load("record-off-c32"), load("record-off-batch")
+summarize "$RES" "$RATE" <<'PY'
+import sys
+from summary import Results, errors, num, share, target
+res, rate = Results(sys.argv[1]), sys.argv[2]
+off_c, off_b = res.load("record-off-c32"), res.load("record-off-batch")
 table = ["| decision record | /v1/predict, 32 connections | of off | p99 at %s req/s | batch rows/s | of off | errors |" % rate,
          "|---|---|---|---|---|---|---|"]
 targets = []
 for s, label in (("off", "off"), ("sqlite", "SQLite (default, sync full)"), ("sqlite-normal", "SQLite, sync normal"), ("postgres", "PostgreSQL")):
-    c, f, b = load("record-%s-c32" % s), load("record-%s-rate" % s), load("record-%s-batch" % s)
-    errors = c["errors"] + f["errors"] + b["errors"]
-    share, bshare = c["rps"] / off_c["rps"], b["rows_per_s"] / off_b["rows_per_s"]
+    c, f, b = res.load("record-%s-c32" % s), res.load("record-%s-rate" % s), res.load("record-%s-batch" % s)
+    failed = errors(c, f, b)
+    cshare, bshare = share(c["rps"], off_c["rps"]), share(b["rows_per_s"], off_b["rows_per_s"])
     table.append("| %s | %s req/s, p99 %.2f ms | %.0f%% | %.2f ms | %s | %.0f%% | %d |" % (
-        label, format(round(c["rps"]), ","), c["p99_ms"], 100 * share, f["p99_ms"],
-        format(round(b["rows_per_s"]), ","), 100 * bshare, errors))
+        label, num(c["rps"]), c["p99_ms"], 100 * cshare, f["p99_ms"], num(b["rows_per_s"]), 100 * bshare, failed))
     if s == "off":
         continue
-    targets.append("| record on (%s) vs off, /v1/predict at 32 connections | >= 80%% | %.0f%% (%s of %s req/s) | %s |" % (
-        label, 100 * share, format(round(c["rps"]), ","), format(round(off_c["rps"]), ","), mark(share >= 0.8 and errors == 0)))
-    targets.append("| record on (%s), p99 at %s req/s | <= 2 ms | %.2f ms | %s |" % (label, rate, f["p99_ms"], mark(f["p99_ms"] <= 2 and errors == 0)))
-    targets.append("| record on (%s), batch rows/s | >= 300,000 | %s | %s |" % (label, format(round(b["rows_per_s"]), ","), mark(b["rows_per_s"] >= 300000 and errors == 0)))
+    targets += [
+        target("record on (%s) vs off, /v1/predict at 32 connections" % label, ">= 80%",
+               "%.0f%% (%s of %s req/s)" % (100 * cshare, num(c["rps"]), num(off_c["rps"])), cshare >= 0.8 and failed == 0),
+        target("record on (%s), p99 at %s req/s" % (label, rate), "<= 2 ms", "%.2f ms" % f["p99_ms"], f["p99_ms"] <= 2 and failed == 0),
+        target("record on (%s), batch rows/s" % label, ">= 300,000", num(b["rows_per_s"]), b["rows_per_s"] >= 300000 and failed == 0)]
 section = "## Decision record: on vs off\n\nSame binary, same artifacts (champion v2), one run; the record off is `SERVE_DECISIONS_URL=off`.\n\n" + "\n".join(table) + "\n"
-open(os.path.join(res, "sections", "60-record.md"), "w").write(section)
-open(os.path.join(res, "targets", "record.md"), "w").write("\n".join(targets) + "\n")
+res.write_section("60-record", section)
+res.write_targets("record", targets)
 print(section)
 print("\n".join(targets))
 PY

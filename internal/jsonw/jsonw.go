@@ -17,29 +17,20 @@ func AppendFloat32(b []byte, f float32) []byte {
 	return strconv.AppendFloat(b, float64(f), 'g', -1, 32)
 }
 
-// plain marks the bytes AppendString copies as they are: printable ASCII
-// but for what JSON or HTML-safe escaping (as encoding/json does) changes.
-var plain = func() (t [256]bool) {
-	for c := 0x20; c < utf8.RuneSelf; c++ {
-		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
-	}
-	return t
-}()
-
 // AppendString writes s as a JSON string, escaping what JSON requires and
 // replacing invalid UTF-8, byte for byte as encoding/json does.
 func AppendString(b []byte, s string) []byte {
 	const hexDigits = "0123456789abcdef"
 	b = append(b, '"')
 	for i := 0; i < len(s); {
-		// Runs that need no escaping (ids, names, most text) are copied
-		// whole.
-		j := i
-		for j < len(s) && plain[s[j]] {
-			j++
+		// Ids, names, hashes and reason texts are nearly always plain
+		// ASCII: copy each plain run at once.
+		plain := i
+		for plain < len(s) && isPlain(s[plain]) {
+			plain++
 		}
-		b = append(b, s[i:j]...)
-		if i = j; i == len(s) {
+		b = append(b, s[i:plain]...)
+		if i = plain; i == len(s) {
 			break
 		}
 		c := s[i]
@@ -77,4 +68,9 @@ func AppendString(b []byte, s string) []byte {
 		i += size
 	}
 	return append(b, '"')
+}
+
+// isPlain says whether c is written as itself.
+func isPlain(c byte) bool {
+	return c >= 0x20 && c < utf8.RuneSelf && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
 }

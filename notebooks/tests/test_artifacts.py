@@ -10,6 +10,7 @@ import pytest
 
 import loan_data
 import pipeline
+import scorecard
 from test_notebooks import assert_pyfunc_predicts_dataframe, assert_reproduces
 
 ROOT = Path(__file__).resolve().parents[2] / "artifacts" / "loan-approval"
@@ -53,3 +54,15 @@ def test_version_has_column_signature_and_reproduces_serving_check(version):
     assert (model_dir / "model.onnx").stat().st_size < 5_000_000
     assert_reproduces(model_dir, entry["features"])
     assert_pyfunc_predicts_dataframe(model_dir)
+
+
+@pytest.mark.parametrize("version", [v for v in VERSIONS if (ROOT / "versions" / v / "reasons.json").exists()])
+def test_shipped_reason_texts_are_the_generators(version):
+    """Each shipped reasons.json says what scorecard.reasons_table writes for its bands today (the
+    wording is true exactly at an edge: "40% of income or more"; the model.onnx beside it is untouched)."""
+    table = json.loads((ROOT / "versions" / version / "reasons.json").read_text())
+    for c in table["characteristics"]:
+        best = max(range(len(c["bands"])), key=lambda i: c["bands"][i]["contribution"])
+        for i, b in enumerate(c["bands"]):
+            want = None if i == best else scorecard.band_text(c["name"], c["direction"], b["lower"], b["upper"])
+            assert b["text"] == want, (c["name"], i)

@@ -79,7 +79,7 @@ def test_reasons_table_wording_and_reasons():
                                "text": "Credit score below 670 (yours {value})"}
     assert crs["bands"][-1]["text"] is None
     lti = next(c for c in table["characteristics"] if c["name"] == "loan_to_income")
-    assert lti["bands"][2]["text"] == "Loan is more than 25% of income (yours {value})"
+    assert lti["bands"][2]["text"] == "Loan is 25% of income or more (yours {value})"
     assert lti["value"] == {"ratio": ["loan_amount", "income"]} and lti["field"] == "loan_amount"
     app = {"income": 50_000, "credit_score": 658, "loan_amount": 13_000, "years_employed": 12}
     X = np.asarray([[app[f] for f in FEATURES]], np.float32)
@@ -88,8 +88,32 @@ def test_reasons_table_wording_and_reasons():
     reasons = scorecard.reasons_for(table, app, contrib)
     assert [r["text"] for r in reasons] == ["Credit score below 670 (yours 658)",
                                             "Income below $75,000 (yours $50,000)",
-                                            "Loan is more than 25% of income (yours 26%)"]
+                                            "Loan is 25% of income or more (yours 26%)"]
     assert [r["code"] for r in reasons] == ["CRS", "INC", "LTI"]
+
+
+def test_reason_texts_are_true_exactly_at_an_edge():
+    """A value exactly on an edge is in the band above it (x >= edge in the graph): its text must
+    hold there ("25% or more", not "more than 25%"), and so must the band below's just under it."""
+    model = hand_made()
+    table = scorecard.reasons_table(model)
+    lti = next(c for c in table["characteristics"] if c["name"] == "loan_to_income")
+    at_edge = {"income": 40_000, "credit_score": 700, "loan_amount": 10_000, "years_employed": 12}  # LTI = 25%
+    X = np.asarray([[at_edge[f] for f in FEATURES]], np.float32)
+    assert model.bands(X)["loan_to_income"][0] == 2 and lti["bands"][2]["lower"] == 0.25
+    contrib = {n: float(v[0]) for n, v in model.contrib(X).items()}
+    texts = {r["code"]: r["text"] for r in scorecard.reasons_for(table, at_edge, contrib)}
+    assert texts["LTI"] == "Loan is 25% of income or more (yours 25%)"
+    # Every band's wording against its own edges: a decreasing characteristic names the lower
+    # edge (inclusive), an increasing one the upper edge (exclusive), never a strict "more than".
+    for c in table["characteristics"]:
+        for b in c["bands"]:
+            if b["text"] is None:
+                continue
+            assert "more than" not in b["text"] and "above" not in b["text"]
+            edge = b["upper"] if c["direction"] == "increasing" else b["lower"]
+            assert scorecard.format_value(edge, c["value_format"]) in b["text"]
+
 
 
 def test_export_gate_rejects_bad_tables():

@@ -1,7 +1,8 @@
 // Package admin is the authenticated /admin API through which ops see the
 // live model versions, promote a version, set the traffic split, retire the
-// challenger or shadow and roll the champion back. Every action writes one structured audit line and is
-// counted in admin_actions_total{action,result}.
+// challenger or shadow and roll the champion back, for each served model
+// (?model=<name>, the first served model by default). Every action writes one
+// structured audit line and is counted in admin_actions_total{action,result}.
 package admin
 
 import (
@@ -14,9 +15,11 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/utils"
 
 	"mlservice/registry"
 	"mlservice/serve/api"
@@ -38,14 +41,24 @@ type Controller interface {
 	SetWeights(ctx context.Context, w routing.Weights) (rollout.Change, error)
 }
 
+// Model is one served model as the admin API drives it: its controller and
+// its routing table.
+type Model struct {
+	Name       string
+	Controller Controller
+	Router     *routing.Router
+}
+
 // Config wires the admin API.
 type Config struct {
 	// Auth checks the callers: every route needs the admin role, and with no
 	// principal holding it /admin answers 403 admin_disabled (never open).
-	Auth       *auth.Authenticator
-	Controller Controller
-	Router     *routing.Router
-	Metrics    *metrics.Models
+	Auth *auth.Authenticator
+	// Models are the served models. A route acts on the one its ?model=
+	// names, or on the first (the loan model) without one; any other name
+	// is 404.
+	Models  []Model
+	Metrics *metrics.Models
 	// Audit receives one line per action.
 	Audit *slog.Logger
 	// Timeout bounds one action, a model load included (default 2m).
@@ -57,6 +70,9 @@ type Config struct {
 
 // Mount adds the /admin routes to app.
 func Mount(app fiber.Router, cfg Config) {
+	if len(cfg.Models) == 0 {
+		panic("admin.Mount: no models")
+	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 2 * time.Minute
 	}
@@ -73,6 +89,27 @@ type handlers struct {
 	cfg Config
 }
 
+// modelParam is the query parameter that names the model a route acts on.
+const modelParam = "model"
+
+// model is the served model the request names (?model=), the first by
+// default.
+func (h *handlers) model(c *fiber.Ctx) (Model, error) {
+	name := c.Query(modelParam)
+	if name == "" {
+		return h.cfg.Models[0], nil
+	}
+	names := make([]string, len(h.cfg.Models))
+	for i, m := range h.cfg.Models {
+		if m.Name == name {
+			return m, nil
+		}
+		names[i] = m.Name
+	}
+	return Model{Name: utils.CopyString(name)}, &api.Error{Status: http.StatusNotFound, Code: api.CodeNotFound,
+		Message: fmt.Sprintf("no served model %q (served: %s)", name, strings.Join(names, ", "))}
+}
+
 // variantState is one live variant in GET /admin/models.
 type variantState struct {
 	Variant  string    `json:"variant"`
@@ -84,8 +121,16 @@ type variantState struct {
 }
 
 func (h *handlers) models(c *fiber.Ctx) error {
-	out := fiber.Map{"status": h.cfg.Controller.Status(), "desired": h.cfg.Controller.Desired()}
-	if t := h.cfg.Router.Current(); t != nil {
+	m, err := h.model(c)
+	if err != nil {
+		return err
+	}
+	names := make([]string, len(h.cfg.Models))
+	for i, m := range h.cfg.Models {
+		names[i] = m.Name
+	}
+	out := fiber.Map{"model": m.Name, "models": names, "status": m.Controller.Status(), "desired": m.Controller.Desired()}
+	if t := m.Router.Current(); t != nil {
 		var live []variantState
 		weights := map[string]float64{}
 		for _, l := range t.Live() {
@@ -95,7 +140,6 @@ func (h *handlers) models(c *fiber.Ctx) error {
 			live = append(live, variantState{Variant: r.Variant.String(), Version: r.Version.Version, SHA256: r.Version.SHA256,
 				Source: r.Version.Source, LoadedAt: r.Version.LoadedAt, Weight: weights[string(r.Variant)]})
 		}
-		out["model"] = t.Model
 		out["live"] = live
 		out["weights"] = t.Weights
 		if h.cfg.Outcomes != nil {
@@ -138,25 +182,33 @@ type promoteRequest struct {
 }
 
 func (h *handlers) promote(c *fiber.Ctx) error {
+	m, err := h.model(c)
 	var req promoteRequest
-	if err := decodeStrict(c, &req); err != nil {
-		return h.audit(c, "promote", nil, nil, err)
+	if err == nil {
+		err = decodeStrict(c, &req)
+	}
+	if err != nil {
+		return h.audit(c, m.Name, "promote", nil, nil, err)
 	}
 	if req.Alias == "" {
 		req.Alias = registry.Champion.String()
 	}
-	return h.run(c, "promote", []any{"alias", req.Alias, "version", req.Version}, func(ctx context.Context) (rollout.Change, error) {
-		return h.cfg.Controller.Promote(ctx, req.Alias, req.Version)
+	return h.run(c, m.Name, "promote", []any{"alias", req.Alias, "version", req.Version}, func(ctx context.Context) (rollout.Change, error) {
+		return m.Controller.Promote(ctx, req.Alias, req.Version)
 	})
 }
 
 func (h *handlers) traffic(c *fiber.Ctx) error {
+	m, err := h.model(c)
 	var w routing.Weights
-	if err := decodeStrict(c, &w); err != nil {
-		return h.audit(c, "traffic", nil, nil, err)
+	if err == nil {
+		err = decodeStrict(c, &w)
 	}
-	return h.run(c, "traffic", []any{"weights", w}, func(ctx context.Context) (rollout.Change, error) {
-		return h.cfg.Controller.SetWeights(ctx, w)
+	if err != nil {
+		return h.audit(c, m.Name, "traffic", nil, nil, err)
+	}
+	return h.run(c, m.Name, "traffic", []any{"weights", w}, func(ctx context.Context) (rollout.Change, error) {
+		return m.Controller.SetWeights(ctx, w)
 	})
 }
 
@@ -165,50 +217,56 @@ type retireRequest struct {
 }
 
 func (h *handlers) retire(c *fiber.Ctx) error {
+	m, err := h.model(c)
 	var req retireRequest
-	if err := decodeStrict(c, &req); err != nil {
-		return h.audit(c, "retire", nil, nil, err)
+	if err == nil {
+		err = decodeStrict(c, &req)
 	}
-	return h.run(c, "retire", []any{"alias", req.Alias}, func(ctx context.Context) (rollout.Change, error) {
-		return h.cfg.Controller.Retire(ctx, req.Alias)
+	if err != nil {
+		return h.audit(c, m.Name, "retire", nil, nil, err)
+	}
+	return h.run(c, m.Name, "retire", []any{"alias", req.Alias}, func(ctx context.Context) (rollout.Change, error) {
+		return m.Controller.Retire(ctx, req.Alias)
 	})
 }
 
 func (h *handlers) rollback(c *fiber.Ctx) error {
-	if len(c.Body()) > 0 {
+	m, err := h.model(c)
+	if err == nil && len(c.Body()) > 0 {
 		var empty struct{}
-		if err := decodeStrict(c, &empty); err != nil {
-			return h.audit(c, "rollback", nil, nil, err)
-		}
+		err = decodeStrict(c, &empty)
 	}
-	return h.run(c, "rollback", nil, func(ctx context.Context) (rollout.Change, error) {
-		return h.cfg.Controller.Rollback(ctx)
+	if err != nil {
+		return h.audit(c, m.Name, "rollback", nil, nil, err)
+	}
+	return h.run(c, m.Name, "rollback", nil, func(ctx context.Context) (rollout.Change, error) {
+		return m.Controller.Rollback(ctx)
 	})
 }
 
-// run performs one action with the action timeout and answers with the
-// change; params are the action's parameters for the audit line.
-func (h *handlers) run(c *fiber.Ctx, action string, params []any, do func(context.Context) (rollout.Change, error)) error {
+// run performs one action on the model with the action timeout and answers
+// with the change; params are the action's parameters for the audit line.
+func (h *handlers) run(c *fiber.Ctx, model, action string, params []any, do func(context.Context) (rollout.Change, error)) error {
 	ctx, cancel := context.WithTimeout(c.UserContext(), h.cfg.Timeout)
 	defer cancel()
 	ch, err := do(ctx)
-	if err := h.audit(c, action, params, &ch, err); err != nil {
+	if err := h.audit(c, model, action, params, &ch, err); err != nil {
 		return err
 	}
-	return c.JSON(fiber.Map{"action": action, "result": "success", "before": ch.Before, "after": ch.After})
+	return c.JSON(fiber.Map{"action": action, "model": model, "result": "success", "before": ch.Before, "after": ch.After})
 }
 
 // audit writes the audit line, counts the action and maps its error. The
 // line names the principal, the server's request id (and the client's, as
-// client_request_id), the client address and the action's parameters, on
-// success and on failure alike.
-func (h *handlers) audit(c *fiber.Ctx, action string, params []any, ch *rollout.Change, err error) error {
+// client_request_id), the client address, the model and the action's
+// parameters, on success and on failure alike.
+func (h *handlers) audit(c *fiber.Ctx, model, action string, params []any, ch *rollout.Change, err error) error {
 	result := "success"
 	if err != nil {
 		result = "failure"
 	}
 	attrs := []any{"audit", true, "principal", auth.Name(c), "remote", h.cfg.Auth.Remote(c), "action", action, "result", result,
-		"request_id", auth.RequestID(c)}
+		"request_id", auth.RequestID(c), "model", model}
 	if id := auth.ClientRequestID(c); id != "" {
 		attrs = append(attrs, "client_request_id", id)
 	}

@@ -28,16 +28,21 @@ const testToken = "handler-test-token-0123456789"
 // stuckController is a controller whose actions wait until release is
 // closed (a load that hangs) or fail with err.
 type stuckController struct {
-	release chan struct{}
-	err     error
-	calls   chan string
+	release  chan struct{}
+	err      error
+	calls    chan string
+	champion string // Desired's champion; "2" when empty
 }
 
 func (s *stuckController) Status() rollout.Status {
 	return rollout.Status{Ready: true, Source: "mlflow"}
 }
 func (s *stuckController) Desired() rollout.Desired {
-	return rollout.Desired{Champion: "2", Weights: routing.ChampionOnly()}
+	champion := s.champion
+	if champion == "" {
+		champion = "2"
+	}
+	return rollout.Desired{Champion: champion, Weights: routing.ChampionOnly()}
 }
 func (s *stuckController) wait(ctx context.Context, call string) (rollout.Change, error) {
 	s.calls <- call
@@ -61,15 +66,20 @@ func (s *stuckController) SetWeights(ctx context.Context, w routing.Weights) (ro
 	return s.wait(ctx, "traffic")
 }
 
+// otherModel is the fixture's second served model.
+const otherModel = "credit-line-scorer"
+
 type fixture struct {
 	app   *fiber.App
-	ctrl  *stuckController
+	ctrl  *stuckController // the loan model's, the default
+	other *stuckController // otherModel's
 	audit *bytes.Buffer
 }
 
 func newFixture(t *testing.T, timeout time.Duration) *fixture {
 	t.Helper()
-	f := &fixture{ctrl: &stuckController{release: make(chan struct{}), calls: make(chan string, 10)}, audit: &bytes.Buffer{}}
+	f := &fixture{ctrl: &stuckController{release: make(chan struct{}), calls: make(chan string, 10)},
+		other: &stuckController{release: make(chan struct{}), calls: make(chan string, 10), champion: "1"}, audit: &bytes.Buffer{}}
 	tokens, err := auth.New(nil, testToken)
 	if err != nil {
 		t.Fatal(err)
@@ -78,7 +88,9 @@ func newFixture(t *testing.T, timeout time.Duration) *fixture {
 	log := slog.New(slog.NewJSONHandler(f.audit, nil))
 	f.app = fiber.New(fiber.Config{ErrorHandler: api.ErrorHandler(log)})
 	Mount(f.app, Config{Auth: auth.NewAuthenticator(auth.Config{Tokens: tokens, Registerer: reg, Audit: log}),
-		Controller: f.ctrl, Router: &routing.Router{}, Metrics: metrics.New(reg), Audit: log, Timeout: timeout})
+		Models: []Model{{Name: "loan-approval", Controller: f.ctrl, Router: &routing.Router{}},
+			{Name: otherModel, Controller: f.other, Router: &routing.Router{}}},
+		Metrics: metrics.New(reg), Audit: log, Timeout: timeout})
 	return f
 }
 
@@ -193,5 +205,77 @@ func TestFailedActionAuditLine(t *testing.T) {
 	f.do(t, "POST", "/admin/promote", "application/json", `{"version":`)
 	if !strings.Contains(f.audit.String(), `"body":"{\"version\":"`) {
 		t.Fatalf("undecodable body not audited: %s", f.audit.String())
+	}
+}
+
+// Each served model has its own /admin: ?model= names it, the first is the
+// default, and an unknown name is 404 (audited, nothing called).
+func TestActionsGoToTheNamedModel(t *testing.T) {
+	f := newFixture(t, time.Second)
+	close(f.ctrl.release)
+	close(f.other.release)
+	for _, tc := range []struct {
+		method, path, body string
+		ctrl               *stuckController
+		call, model        string
+	}{
+		{"POST", "/admin/promote", `{"version":"3"}`, f.ctrl, "promote champion 3", "loan-approval"},
+		{"POST", "/admin/promote?model=loan-approval", `{"version":"3"}`, f.ctrl, "promote champion 3", "loan-approval"},
+		{"POST", "/admin/promote?model=" + otherModel, `{"alias":"challenger","version":"2"}`, f.other, "promote challenger 2", otherModel},
+		{"POST", "/admin/rollback?model=" + otherModel, "", f.other, "rollback", otherModel},
+		{"POST", "/admin/retire?model=" + otherModel, `{"alias":"shadow"}`, f.other, "retire shadow", otherModel},
+		{"PUT", "/admin/traffic?model=" + otherModel, `{"champion":90,"challenger":10}`, f.other, "traffic", otherModel},
+	} {
+		f.audit.Reset()
+		contentType := ""
+		if tc.body != "" {
+			contentType = "application/json"
+		}
+		status, out := f.do(t, tc.method, tc.path, contentType, tc.body)
+		if status != 200 || out["model"] != tc.model {
+			t.Fatalf("%s %s: %d %v", tc.method, tc.path, status, out)
+		}
+		select {
+		case call := <-tc.ctrl.calls:
+			if call != tc.call {
+				t.Fatalf("%s %s: the controller got %q, want %q", tc.method, tc.path, call, tc.call)
+			}
+		default:
+			t.Fatalf("%s %s: the %s controller was not called", tc.method, tc.path, tc.model)
+		}
+		if !strings.Contains(f.audit.String(), `"model":"`+tc.model+`"`) {
+			t.Fatalf("%s %s: audit line without the model: %s", tc.method, tc.path, f.audit.String())
+		}
+	}
+	if len(f.ctrl.calls)+len(f.other.calls) != 0 {
+		t.Fatalf("a controller was called twice")
+	}
+
+	// Reads: each model's own state, and the list of served models.
+	for _, tc := range []struct{ path, model, champion string }{
+		{"/admin/models", "loan-approval", "2"}, {"/admin/models?model=" + otherModel, otherModel, "1"},
+	} {
+		status, out := f.do(t, "GET", tc.path, "", "")
+		if status != 200 || out["model"] != tc.model || out["desired"].(map[string]any)["champion"] != tc.champion ||
+			len(out["models"].([]any)) != 2 {
+			t.Fatalf("GET %s: %d %v", tc.path, status, out)
+		}
+	}
+
+	// An unknown model: 404 naming the served ones, audited as a failure.
+	f.audit.Reset()
+	status, out := f.do(t, "POST", "/admin/promote?model=nope", "application/json", `{"version":"1"}`)
+	msg, _ := out["error"].(map[string]any)["message"].(string)
+	if status != 404 || out["error"].(map[string]any)["code"] != api.CodeNotFound || !strings.Contains(msg, otherModel) {
+		t.Fatalf("unknown model: %d %v", status, out)
+	}
+	if !strings.Contains(f.audit.String(), `"model":"nope"`) || !strings.Contains(f.audit.String(), `"result":"failure"`) {
+		t.Fatalf("unknown model not audited: %s", f.audit.String())
+	}
+	if status, _ := f.do(t, "GET", "/admin/models?model=nope", "", ""); status != 404 {
+		t.Fatalf("GET unknown model: %d", status)
+	}
+	if len(f.ctrl.calls)+len(f.other.calls) != 0 {
+		t.Fatalf("a controller was called for an unknown model")
 	}
 }

@@ -58,7 +58,7 @@ func TestStalledDownloadBlocksNeitherReadsNorActions(t *testing.T) {
 	tokens, _ := auth.New(nil, testToken)
 	app := fiber.New(fiber.Config{ErrorHandler: api.ErrorHandler(log)})
 	Mount(app, Config{Auth: auth.NewAuthenticator(auth.Config{Tokens: tokens, Registerer: reg, Audit: log}),
-		Controller: ctrl, Router: router, Metrics: metrics.New(prometheus.NewRegistry()), Audit: log, Timeout: 10 * time.Second})
+		Models: []Model{{Name: "loan-approval", Controller: ctrl, Router: router}}, Metrics: metrics.New(prometheus.NewRegistry()), Audit: log, Timeout: 10 * time.Second})
 	call := func(method, path, body string) (int, time.Duration) {
 		req := httptest.NewRequest(method, path, strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+testToken)

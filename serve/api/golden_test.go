@@ -104,8 +104,12 @@ func goldenServer(t *testing.T, state string) *fiber.App {
 	}
 	var n atomic.Int64
 	path := decision.New(decision.Config{Router: router,
-		NewID: func() string { return fmt.Sprintf("00000000-0000-7000-8000-%012d", n.Add(1)) },
-		Now:   func() time.Time { return time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC) }})
+		NewIDs: func(ids []string) {
+			for i := range ids {
+				ids[i] = fmt.Sprintf("00000000-0000-7000-8000-%012d", n.Add(1))
+			}
+		},
+		Now: func() time.Time { return time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC) }})
 	cfg := Config{Model: "loan-approval", PredictBodyLimit: 1024, BodyLimit: 64 << 10}
 	if state == "busy" {
 		cfg.BatchConcurrency, cfg.BatchQueue = 1, -1

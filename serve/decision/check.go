@@ -44,8 +44,13 @@ func ServingCheck(v *models.Version, check models.ServingCheck) error {
 	}
 	table := &routing.Table{Model: v.Name, Weights: routing.Weights{Champion: 100},
 		Champion: &routing.Route{Variant: routing.Champion, Version: v}}
-	p := New(Config{NewID: func() string { return "serving-check" }})
+	p := New(Config{NewIDs: func(ids []string) {
+		for i := range ids {
+			ids[i] = "serving-check"
+		}
+	}})
 	out, errs := make([]Decision, len(ins)), make([]error, len(ins))
+	p.assignIDs(ins, out)
 	err := p.decide(context.Background(), table, call{requestID: "serving-check", ins: ins, out: out, errs: errs,
 		pick: func(t *routing.Table, _ *schemas.Application) *routing.Route { return t.Champion }})
 	if err != nil {
@@ -62,7 +67,7 @@ func ServingCheck(v *models.Version, check models.ServingCheck) error {
 		if d.Approve != c.Approve {
 			return fmt.Errorf("case %d: decision %v, training run recorded %v", i, d.Approve, c.Approve)
 		}
-		if err := sameContributions(d.Contributions, c.Contributions, contribTol); err != nil {
+		if err := sameContributions(d.ContributionsByName(), c.Contributions, contribTol); err != nil {
 			return fmt.Errorf("case %d: %w", i, err)
 		}
 		if err := sameReasons(v, d, c); err != nil {

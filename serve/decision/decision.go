@@ -9,9 +9,12 @@ package decision
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,7 +22,7 @@ import (
 
 	"mlservice/internal/jsonw"
 	"mlservice/schemas"
-	"mlservice/serve/models"
+	"mlservice/serve/reasons"
 	"mlservice/serve/routing"
 )
 
@@ -43,9 +46,13 @@ type Decision struct {
 	Probability float32
 	Approve     bool
 	Threshold   float32
+	// Characteristics names the Contributions: the version's, shared by
+	// all its decisions (read only).
+	Characteristics []string
 	// Contributions are each characteristic's log-odds contribution, from
-	// the same model run; nil when the version has none.
-	Contributions map[string]float32
+	// the same model run, aligned with Characteristics; nil when the
+	// version has none. A call's decisions share one backing array.
+	Contributions []float32
 	// Reasons explain a decline of a version with a reasons table, most
 	// important first.
 	Reasons []Reason
@@ -53,13 +60,53 @@ type Decision struct {
 	Latency time.Duration
 }
 
+// ContributionsByName returns the contributions keyed by characteristic
+// (nil when there are none), for readers off the hot path.
+func (d *Decision) ContributionsByName() map[string]float32 {
+	if d.Contributions == nil {
+		return nil
+	}
+	m := make(map[string]float32, len(d.Contributions))
+	for i, name := range d.Characteristics {
+		m[name] = d.Contributions[i]
+	}
+	return m
+}
+
+// AppendContributionsJSON appends d's contributions as the JSON object the
+// record carries, keys sorted: {"credit_score":…,"income":…}.
+func (d *Decision) AppendContributionsJSON(b []byte) []byte {
+	var buf [8]int
+	order := buf[:0]
+	for i := range d.Contributions {
+		k := len(order)
+		order = append(order, i)
+		for ; k > 0 && d.Characteristics[order[k-1]] > d.Characteristics[i]; k-- {
+			order[k] = order[k-1]
+		}
+		order[k] = i
+	}
+	b = append(b, '{')
+	for n, i := range order {
+		if n > 0 {
+			b = append(b, ',')
+		}
+		b = jsonw.AppendString(b, d.Characteristics[i])
+		b = append(b, ':')
+		b = jsonw.AppendFloat32(b, d.Contributions[i])
+	}
+	return append(b, '}')
+}
+
 // Recorder writes decisions durably before any answer is sent; an error fails
-// the request (503 code "record_unavailable").
+// the request (503 code "record_unavailable"). It must not keep ds once it
+// returns: callers reuse it (Buffers).
 type Recorder interface {
 	Record(ctx context.Context, ds []Decision) error
 }
 
-// Observer sees every decision after it is recorded (metrics, drift); must not block.
+// Observer sees every decision after it is recorded (metrics, drift); must
+// not block, nor keep ds once it returns.
 type Observer interface {
 	Observe(ds []Decision)
 }
@@ -84,6 +131,34 @@ type Input struct {
 	// JSON is the application's JSON object as the client sent it; Decide
 	// copies it into Decision.Inputs, so it may be a request buffer.
 	JSON []byte
+}
+
+// Buffers are one call's inputs, decisions and errors, pooled: a 1,000-row
+// call's decisions alone are ~350 KB the collector would otherwise scan and
+// clear per request. Take them with GetBuffers, fill Ins, decide into Out and
+// Errs, answer, then Put them: nothing of them may be used after Put (a
+// decision's strings, inputs and reasons may: they are not pooled).
+type Buffers struct {
+	Ins  []Input
+	Out  []Decision
+	Errs []error
+}
+
+var buffersPool = sync.Pool{New: func() any { return new(Buffers) }}
+
+// GetBuffers returns Buffers of n inputs, decisions and errors, zeroed.
+func GetBuffers(n int) *Buffers {
+	b := buffersPool.Get().(*Buffers)
+	b.Ins, b.Out, b.Errs = grow(b.Ins, n), grow(b.Out, n), grow(b.Errs, n)
+	return b
+}
+
+// Put clears b, so the pool keeps no request's data alive, and gives it back.
+func (b *Buffers) Put() {
+	clear(b.Ins)
+	clear(b.Out)
+	clear(b.Errs)
+	buffersPool.Put(b)
 }
 
 // The errors of the path. A per-item error (ErrBadScore) is one input's, in
@@ -111,8 +186,8 @@ type Config struct {
 	Observers []Observer
 	// Mirror, when set, receives the served decisions for the shadow.
 	Mirror Mirror
-	// NewID makes decision ids and missing application ids (default uuid v7).
-	NewID func() string
+	// NewIDs fills ids with new decision ids, in order (default NewIDs).
+	NewIDs func(ids []string)
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -127,8 +202,8 @@ func New(cfg Config) *Path {
 	if cfg.Recorder == nil {
 		cfg.Recorder = NopRecorder{}
 	}
-	if cfg.NewID == nil {
-		cfg.NewID = NewID
+	if cfg.NewIDs == nil {
+		cfg.NewIDs = NewIDs
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -137,19 +212,83 @@ func New(cfg Config) *Path {
 }
 
 // uuid's random pool reads the system's randomness 256 bytes at a time
-// instead of once per id: a 1,000-row batch makes 1,000 to 2,000 ids, and
-// one getrandom call each was the largest cost of the batch path. Ids are
-// references, not secrets (nothing in this server draws a secret from uuid),
-// so randomness kept on the heap is acceptable.
+// instead of once per id. Ids are references, not secrets (nothing in this
+// server draws a secret from uuid), so randomness kept on the heap is
+// acceptable.
 func init() { uuid.EnableRandPool() }
 
-// NewID returns a time-ordered UUID (version 7).
-func NewID() string {
-	id, err := uuid.NewV7()
-	if err != nil { // the system's random source failed; v4 says the same thing
-		return uuid.NewString()
+// NewIDs fills ids with time-ordered UUIDs (version 7) that sort in order:
+// one uuid.NewV7 for the call, then its random bits counted up by one per id
+// (RFC 9562 §6.2, method 2, with the counter's top bit cleared so it cannot
+// roll over). uuid.NewV7's time and sequence bits grow with every call in
+// the process, so no two calls share an id. All the strings share one
+// allocation.
+func NewIDs(ids []string) {
+	if len(ids) == 0 {
+		return
 	}
-	return id.String()
+	base, err := uuid.NewV7()
+	if err != nil { // the system's random source failed; v4 says the same thing
+		for i := range ids {
+			ids[i] = uuid.NewString()
+		}
+		return
+	}
+	hi := binary.BigEndian.Uint64(base[:8])
+	lo := binary.BigEndian.Uint64(base[8:]) &^ (1 << 61) // variant bits 63-62, counter below
+	var sb strings.Builder
+	sb.Grow(len(ids) * idLen)
+	for range ids {
+		appendUUID(&sb, hi, lo)
+		lo++
+	}
+	all := sb.String()
+	for i := range ids {
+		ids[i] = all[i*idLen : (i+1)*idLen]
+	}
+}
+
+// idLen is the length of a UUID's text form.
+const idLen = 36
+
+// appendUUID writes a UUID's canonical text form, xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx.
+func appendUUID(sb *strings.Builder, hi, lo uint64) {
+	const hex = "0123456789abcdef"
+	var b [idLen]byte
+	put := func(at int, v uint64, digits int) {
+		for i := digits - 1; i >= 0; i-- {
+			b[at+i] = hex[v&0xf]
+			v >>= 4
+		}
+	}
+	put(0, hi>>32, 8)
+	b[8] = '-'
+	put(9, hi>>16, 4)
+	b[13] = '-'
+	put(14, hi, 4)
+	b[18] = '-'
+	put(19, lo>>48, 4)
+	b[23] = '-'
+	put(24, lo, 12)
+	sb.Write(b[:])
+}
+
+// assignIDs gives every decision its id, and an application the client sent
+// without an id its decision's id: one id per row, and the record can still
+// be read by application id.
+func (p *Path) assignIDs(ins []Input, out []Decision) {
+	sc := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(sc)
+	ids := grow(sc.ids, len(out))
+	sc.ids = ids
+	defer clear(ids)
+	p.cfg.NewIDs(ids)
+	for i := range out {
+		out[i].ID = ids[i]
+		if ins[i].Application.ApplicationID == "" {
+			ins[i].Application.ApplicationID = ids[i]
+		}
+	}
 }
 
 // Decide decides ins with the live routing table: each application goes to
@@ -181,11 +320,7 @@ func (p *Path) DecideWith(ctx context.Context, requestID string, opt Options, in
 	if len(out) != len(ins) || len(errs) != len(ins) {
 		return fmt.Errorf("decision: %d inputs, %d decisions, %d errors", len(ins), len(out), len(errs))
 	}
-	for i := range ins {
-		if ins[i].Application.ApplicationID == "" {
-			ins[i].Application.ApplicationID = p.cfg.NewID()
-		}
-	}
+	p.assignIDs(ins, out)
 	for {
 		t := p.cfg.Router.Current()
 		if t == nil {
@@ -247,6 +382,7 @@ func (p *Path) Shadow(ctx context.Context, t *routing.Table, apps []schemas.Appl
 		ins[i] = Input{Application: apps[i], JSON: served[i].Inputs}
 	}
 	out, errs := make([]Decision, len(ins)), make([]error, len(ins))
+	p.assignIDs(ins, out)
 	err := p.decide(ctx, t, call{ins: ins, out: out, errs: errs, served: served,
 		pick: func(*routing.Table, *schemas.Application) *routing.Route { return r }})
 	failed := 0
@@ -288,14 +424,26 @@ func pickByID(t *routing.Table, a *schemas.Application) *routing.Route {
 	return t.Pick(a.ApplicationID)
 }
 
-// scratch is one call's model buffers, pooled so a single decision
+// scratch is one call's working buffers, pooled so a single decision
 // allocates none of them.
 type scratch struct {
-	x, probs, contrib []float32
-	approve           []bool
-	member            []uint8 // the route of each input
-	order             []int   // input indexes, grouped by route
+	x, probs []float32
+	approve  []bool
+	member   []uint8  // the route of each input
+	order    []int    // input indexes, grouped by route
+	ids      []string // the call's new ids
+	// The reasons of the declines being derived: ranked, their texts in
+	// one buffer (text[ends[k-1]:ends[k]] is reason k's), and which
+	// reasons are each decline's.
+	ranked   []reasons.Ranked
+	reasons  []Reason
+	text     []byte
+	ends     []int
+	declines []decline
 }
+
+// decline is one declined decision's share of scratch.reasons.
+type decline struct{ out, from, to int }
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 
@@ -368,9 +516,6 @@ func (p *Path) decide(ctx context.Context, t *routing.Table, c call) error {
 	}
 	now := p.cfg.Now().UTC()
 	ownInputs(c.ins, c.out)
-	for i := range c.out { // ids in input order, so a batch's ids sort as its items
-		c.out[i].ID = p.cfg.NewID()
-	}
 	var runs [3]time.Duration
 	for k, r := range routes {
 		if counts[k] == 0 {
@@ -431,19 +576,22 @@ func (p *Path) decide(ctx context.Context, t *routing.Table, c call) error {
 }
 
 // score runs route r's share idx of the call in one model run and fills
-// their decisions (or per-item errors).
+// their decisions (or per-item errors). The decisions' ids are set.
 func (p *Path) score(sc *scratch, r *routing.Route, c call, idx []int, now time.Time) (time.Duration, error) {
 	v := r.Version
 	rows, width, k := len(idx), len(v.Features), len(v.Characteristics)
 	sc.x = grow(sc.x, rows*width)
 	sc.probs = grow(sc.probs, rows)
 	sc.approve = grow(sc.approve, rows)
-	sc.contrib = grow(sc.contrib, rows*k)
+	var contrib []float32 // the decisions keep it: not scratch
+	if k > 0 {
+		contrib = make([]float32, rows*k)
+	}
 	for j, i := range idx {
 		v.FillRow(&c.ins[i].Application, sc.x[j*width:(j+1)*width])
 	}
 	started := time.Now()
-	err := v.Score(sc.x, sc.probs, sc.approve, sc.contrib)
+	err := v.Score(sc.x, sc.probs, sc.approve, contrib)
 	elapsed := time.Since(started)
 	if err != nil {
 		return 0, fmt.Errorf("decision: scoring with %s: %w", v, err)
@@ -478,40 +626,57 @@ func (p *Path) score(sc *scratch, r *routing.Route, c call, idx []int, now time.
 			continue
 		}
 		if k > 0 {
-			row := sc.contrib[j*k : (j+1)*k]
-			d.Contributions = make(map[string]float32, k)
-			for ci, name := range v.Characteristics {
-				if !isFinite(row[ci]) {
+			row := contrib[j*k : (j+1)*k : (j+1)*k]
+			d.Characteristics, d.Contributions = v.Characteristics, row
+			for _, x := range row {
+				if !isFinite(x) {
 					c.errs[i] = ErrBadScore
 				}
-				d.Contributions[name] = row[ci]
 			}
 			if c.errs[i] != nil {
 				continue
 			}
 		}
-		if !d.Approve {
-			deriveReasons(v, &c.ins[i].Application, d)
+		if !d.Approve && v.Reasons != nil {
+			sc.rank(v.Reasons, i, &c.ins[i].Application, d.Contributions)
 		}
 	}
+	sc.attachReasons(c.out)
 	return elapsed, nil
 }
 
-// deriveReasons is where the reasons of a decline are derived from the
-// version's reasons table (serve/reasons; h6 fills it in). It sees the
-// decision with its contributions and the application's values.
-func deriveReasons(v *models.Version, app *schemas.Application, d *Decision) {
-	if v.Reasons == nil {
+// rank ranks the reasons of decline i (of the call's outputs) and writes
+// their texts into the scratch.
+func (sc *scratch) rank(t *reasons.Table, i int, a *schemas.Application, contributions []float32) {
+	sc.ranked = t.Rank(sc.ranked[:0], contributions)
+	if len(sc.ranked) == 0 {
 		return
 	}
-	rs := v.Reasons.Explain(app, d.Contributions)
-	if len(rs) == 0 {
-		return
+	from := len(sc.reasons)
+	for _, r := range sc.ranked {
+		sc.text = t.AppendText(sc.text, r, a)
+		sc.ends = append(sc.ends, len(sc.text))
+		sc.reasons = append(sc.reasons, Reason(t.Reason(r, "")))
 	}
-	d.Reasons = make([]Reason, len(rs))
-	for i, r := range rs {
-		d.Reasons[i] = Reason(r)
+	sc.declines = append(sc.declines, decline{out: i, from: from, to: len(sc.reasons)})
+}
+
+// attachReasons gives the ranked declines their reasons: one slice and one
+// string hold all of them, so a decline costs no allocation of its own.
+func (sc *scratch) attachReasons(out []Decision) {
+	if len(sc.declines) > 0 {
+		text := string(sc.text)
+		rs := slices.Clone(sc.reasons)
+		start := 0
+		for k, end := range sc.ends {
+			rs[k].Text = text[start:end]
+			start = end
+		}
+		for _, dl := range sc.declines {
+			out[dl.out].Reasons = rs[dl.from:dl.to:dl.to]
+		}
 	}
+	sc.reasons, sc.text, sc.ends, sc.declines = sc.reasons[:0], sc.text[:0], sc.ends[:0], sc.declines[:0]
 }
 
 // ownInputs copies every input's JSON into one buffer the decisions own.

@@ -157,6 +157,27 @@ func TestDecideFillsEveryField(t *testing.T) {
 	}
 }
 
+// TestNewIDsAreSortedUniqueVersion7: a call's ids count up from one
+// uuid v7, and the next call's all sort after them.
+func TestNewIDsAreSortedUniqueVersion7(t *testing.T) {
+	seen := map[string]bool{}
+	last := ""
+	for range 50 {
+		ids := make([]string, 300)
+		decision.NewIDs(ids)
+		for _, id := range ids {
+			u, err := uuid.Parse(id)
+			if err != nil || u.Version() != 7 || u.Variant() != uuid.RFC4122 || u.String() != id {
+				t.Fatalf("%q is not a canonical uuid v7 (%v)", id, err)
+			}
+			if id <= last || seen[id] {
+				t.Fatalf("id %s after %s", id, last)
+			}
+			seen[id], last = true, id
+		}
+	}
+}
+
 func TestDecisionIDsAreTimeOrderedAndApplicationIDsGenerated(t *testing.T) {
 	f := newFixture(t, 0, false)
 	p := decision.New(decision.Config{Router: &f.router})
@@ -176,8 +197,9 @@ func TestDecisionIDsAreTimeOrderedAndApplicationIDsGenerated(t *testing.T) {
 	for _, d := range out[:2] {
 		// A generated application id must be one the contract accepts.
 		a := schemas.Application{ApplicationID: d.ApplicationID, Income: 1, CreditScore: 700, LoanAmount: 1}
-		if d.ApplicationID == "" || a.Validate() != nil || d.ApplicationID == out[0].ID {
-			t.Fatalf("generated application id %q: %v", d.ApplicationID, a.Validate())
+		// It is the decision's own id: one id per row.
+		if d.ApplicationID == "" || a.Validate() != nil || d.ApplicationID != d.ID {
+			t.Fatalf("generated application id %q (decision %s): %v", d.ApplicationID, d.ID, a.Validate())
 		}
 	}
 	if out[0].ApplicationID == out[1].ApplicationID || out[2].ApplicationID != "B" {
@@ -209,7 +231,8 @@ func TestBatchRunsOncePerVariantWithContributions(t *testing.T) {
 				t.Fatalf("a version without characteristics has contributions: %v", d.Contributions)
 			}
 		case "challenger":
-			if d.Contributions["income"] != float32(1000*(i+1))/1e6 || d.Contributions["years"] != 0.5 || len(d.Contributions) != 2 {
+			c := d.ContributionsByName()
+			if c["income"] != float32(1000*(i+1))/1e6 || c["years"] != 0.5 || len(c) != 2 || len(d.Characteristics) != 2 {
 				t.Fatalf("item %d contributions %v", i, d.Contributions)
 			}
 		}
@@ -375,4 +398,22 @@ func counter(t *testing.T, reg *prometheus.Registry, name, label string) float64
 		}
 	}
 	return total
+}
+
+// TestBuffersComeBackZeroed: a pooled call's buffers keep nothing of the
+// call that used them before, whatever its size.
+func TestBuffersComeBackZeroed(t *testing.T) {
+	for _, n := range []int{8, 3, 8, 16} {
+		b := decision.GetBuffers(n)
+		if len(b.Ins) != n || len(b.Out) != n || len(b.Errs) != n {
+			t.Fatalf("GetBuffers(%d): %d %d %d", n, len(b.Ins), len(b.Out), len(b.Errs))
+		}
+		for i := range n {
+			if b.Out[i].ID != "" || b.Ins[i].JSON != nil || b.Errs[i] != nil {
+				t.Fatalf("GetBuffers(%d): item %d not zero", n, i)
+			}
+			b.Out[i].ID, b.Ins[i].JSON, b.Errs[i] = "x", []byte("{}"), decision.ErrBadScore
+		}
+		b.Put()
+	}
 }

@@ -64,21 +64,30 @@ func newMonitor(model, version string, b *Baseline, window time.Duration) *monit
 	return m
 }
 
-func (m *monitor) observe(now time.Time, a *schemas.Application, prob float32) {
+// observe counts decisions 0..n-1 that at(i) says are this version's (ok),
+// with their application and probability, into the slot of now: one lock
+// for them all.
+func (m *monitor) observe(now time.Time, n int, at Decisions) {
 	e := now.UnixNano() / int64(m.slotLen)
 	i := int(e % slots)
 	m.mu.Lock()
+	defer m.mu.Unlock()
 	s := &m.ring[i]
 	if m.epoch[i] != e {
 		m.epoch[i] = e
 		s.clear()
 	}
-	s.n++
-	for j, f := range m.features {
-		s.fields[j][m.dists[j].Bin(a.Value(f))]++
+	for k := range n {
+		a, prob, ok := at(k)
+		if !ok {
+			continue
+		}
+		s.n++
+		for j, f := range m.features {
+			s.fields[j][m.dists[j].Bin(a.Value(f))]++
+		}
+		s.score[m.score.Bin(float64(prob))]++
 	}
-	s.score[m.score.Bin(float64(prob))]++
-	m.mu.Unlock()
 }
 
 func (s *slotCounts) clear() {
@@ -196,8 +205,21 @@ func (t *Tracker) Forget(model, version string) {
 // Observe counts one decision of a version; versions not tracked (no
 // baseline) are ignored.
 func (t *Tracker) Observe(model, version string, a *schemas.Application, prob float32) {
+	t.ObserveAll(model, version, 1, func(int) (*schemas.Application, float32, bool) { return a, prob, true })
+}
+
+// Decisions gives decision i's application and probability, and whether it
+// is the version's being counted.
+type Decisions func(i int) (a *schemas.Application, prob float32, ok bool)
+
+// ObserveAll counts the decisions 0..n-1 of one version that at says are
+// its, at one clock reading and under one lock.
+func (t *Tracker) ObserveAll(model, version string, n int, at Decisions) {
+	if n == 0 {
+		return
+	}
 	if m, ok := t.monitors.Load(key{model, version}); ok {
-		m.(*monitor).observe(t.now(), a, prob)
+		m.(*monitor).observe(t.now(), n, at)
 	}
 }
 

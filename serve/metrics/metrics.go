@@ -21,8 +21,8 @@ type Models struct {
 	swaps        *prometheus.CounterVec
 	loadFailures *prometheus.CounterVec
 	shadow       *prometheus.CounterVec
-	syncSuccess  prometheus.Gauge
-	syncErrors   prometheus.Counter
+	syncSuccess  *prometheus.GaugeVec
+	syncErrors   *prometheus.CounterVec
 	adminActions *prometheus.CounterVec
 	sessions     prometheus.Gauge
 }
@@ -63,14 +63,14 @@ func New(reg prometheus.Registerer) *Models {
 			Name: "model_shadow_predictions_total",
 			Help: "Shadow decisions, by whether they agree with the decision served; agree=\"dropped\" counts requests the full shadow queue could not take, agree=\"error\" copies the shadow could not decide.",
 		}, append(versionLabels, "agree")),
-		syncSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
+		syncSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "model_registry_sync_success",
-			Help: "1 if the last reconciliation with the registry succeeded, else 0.",
-		}),
-		syncErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Help: "1 if the model's last reconciliation with the registry succeeded, else 0.",
+		}, []string{"model"}),
+		syncErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "model_registry_sync_errors_total",
-			Help: "Reconciliations with the registry that failed.",
-		}),
+			Help: "Reconciliations of the model with the registry that failed.",
+		}, []string{"model"}),
 		adminActions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "admin_actions_total",
 			Help: "Admin API actions, by action and result.",
@@ -221,14 +221,15 @@ func (m *Models) LoadFailure(model, reason string) {
 	m.loadFailures.WithLabelValues(model, reason).Inc()
 }
 
-// Sync records the outcome of one reconciliation with the registry.
-func (m *Models) Sync(ok bool) {
+// Sync records the outcome of one reconciliation of the model with the
+// registry.
+func (m *Models) Sync(model string, ok bool) {
 	if ok {
-		m.syncSuccess.Set(1)
+		m.syncSuccess.WithLabelValues(model).Set(1)
 		return
 	}
-	m.syncSuccess.Set(0)
-	m.syncErrors.Inc()
+	m.syncSuccess.WithLabelValues(model).Set(0)
+	m.syncErrors.WithLabelValues(model).Inc()
 }
 
 // AdminAction counts one admin API action.

@@ -7,7 +7,10 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/valyala/fasthttp"
 
+	"mlservice/serve/decision"
+	"mlservice/serve/models/modelstest"
 	"mlservice/serve/oip"
+	"mlservice/serve/routing"
 )
 
 // The protocol layer's own cost (the fake scorer costs next to nothing):
@@ -31,7 +34,26 @@ func BenchmarkInferJSONOneRow(b *testing.B) {
 func BenchmarkInferBinary1000Rows(b *testing.B) {
 	ts := newTestServer(b)
 	ts.publish(b, 0)
-	benchBinary1000(b, ts.app.Handler())
+	benchBinary1000(b, ts.app.Handler(), nil)
+}
+
+// BenchmarkInferBinary1000RowsChampion is the whole /v2 binary path with the
+// shipped champion: ONNX Runtime, reasons, drift (no record), on the load
+// generator's mix of applications.
+func BenchmarkInferBinary1000RowsChampion(b *testing.B) {
+	var router routing.Router
+	champ := modelstest.Load(b, "3", &router)
+	app := fiber.New()
+	oip.Mount(app, oip.Config{Models: []oip.Model{{Name: "loan-approval", Router: &router,
+		Ready: func() (bool, string) { return true, "" },
+		Decider: &oip.Path{Decisions: decision.New(decision.Config{Router: &router,
+			Observers: []decision.Observer{decision.DriftObserver{Tracker: champ.Drift}}})}}}})
+	var rows []float32
+	for _, in := range modelstest.Applications(1000, false) {
+		a := &in.Application
+		rows = append(rows, float32(a.Income), float32(a.CreditScore), float32(a.LoanAmount), float32(a.YearsEmployed))
+	}
+	benchBinary1000(b, app.Handler(), rows)
 }
 
 func fastCtx(path string, body []byte, headers []string) *fasthttp.RequestCtx {
@@ -66,25 +88,26 @@ func BenchmarkProtocolOnlyBinary1000Rows(b *testing.B) {
 	app := fiber.New()
 	oip.Mount(app, oip.Config{Models: []oip.Model{{Name: "loan-approval", Router: ts.router,
 		Ready: func() (bool, string) { return true, "" }, Decider: stubDecider{}}}})
-	benchBinary1000(b, app.Handler())
+	benchBinary1000(b, app.Handler(), nil)
 }
 
-// benchBinary1000 sends one binary-extension request of 1,000 rows per
-// iteration to h and reports rows/s.
-func benchBinary1000(b *testing.B, h fasthttp.RequestHandler) {
-	var vals []float32
-	for i := range 1000 {
+// benchBinary1000 sends one binary-extension request of 1,000 rows (vals,
+// or ones of its own when nil) per iteration to h and reports rows/s.
+func benchBinary1000(b *testing.B, h fasthttp.RequestHandler, vals []float32) {
+	for i := len(vals) / 4; i < 1000; i++ {
 		vals = append(vals, float32(30000+i*50), 700, 20000, 5)
 	}
 	header := `{"parameters":{"binary_data_output":true},"inputs":[{"name":"features","shape":[1000,4],"datatype":"FP32","parameters":{"binary_data_size":16000}}]}`
 	body, hlen := binaryBody(header, fp32(vals...))
+	ctx := fastCtx("/v2/models/loan-approval/infer", body, []string{"Inference-Header-Content-Length", hlen})
 	b.ReportAllocs()
 	for b.Loop() {
-		ctx := fastCtx("/v2/models/loan-approval/infer", body, []string{"Inference-Header-Content-Length", hlen})
+		ctx.Response.Reset() // the request is read only: reused, as a connection's is
 		h(ctx)
 		if ctx.Response.StatusCode() != 200 {
 			b.Fatalf("%d %s", ctx.Response.StatusCode(), ctx.Response.Body())
 		}
 	}
 	b.ReportMetric(float64(b.N)*1000/b.Elapsed().Seconds(), "rows/s")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1000, "ns/row")
 }

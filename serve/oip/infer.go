@@ -374,14 +374,15 @@ type Path struct {
 // Decide implements Decider.
 func (p *Path) Decide(ctx context.Context, req *Request) (*Result, error) {
 	n := len(req.Applications)
-	ins := make([]decision.Input, n)
+	bufs := decision.GetBuffers(n)
+	defer bufs.Put() // Result copies what it needs
+	ins, out, errs := bufs.Ins, bufs.Out, bufs.Errs
 	for i := range req.Applications {
 		ins[i].Application = req.Applications[i]
 		if i < len(req.Inputs) {
 			ins[i].JSON = req.Inputs[i]
 		}
 	}
-	out, errs := make([]decision.Decision, n), make([]error, n)
 	opt := decision.Options{Version: req.Version, Together: true, RouteKey: req.ApplicationID}
 	switch err := p.Decisions.DecideWith(ctx, req.RequestID, opt, ins, out, errs); {
 	case errors.Is(err, decision.ErrUnknownVersion):
@@ -406,15 +407,17 @@ func (p *Path) Decide(ctx context.Context, req *Request) (*Result, error) {
 	}
 	for i := range out {
 		res.Probability[i], res.Approve[i] = out[i].Probability, out[i].Approve
-		for name, c := range out[i].Contributions {
-			if res.Contributions == nil {
-				res.Contributions = make(map[string][]float32, len(out[i].Contributions))
+	}
+	// One version answered every row: its characteristics are all rows'.
+	if chars := out[0].Characteristics; len(chars) > 0 {
+		res.Contributions = make(map[string][]float32, len(chars))
+		values := make([]float32, n*len(chars))
+		for c, name := range chars {
+			column := values[c*n : (c+1)*n : (c+1)*n]
+			for i := range out {
+				column[i] = out[i].Contributions[c]
 			}
-			key := "contrib_" + name // the ONNX output it came from
-			if res.Contributions[key] == nil {
-				res.Contributions[key] = make([]float32, n)
-			}
-			res.Contributions[key][i] = c
+			res.Contributions["contrib_"+name] = column // the ONNX output it came from
 		}
 	}
 	return res, nil

@@ -66,7 +66,7 @@ func TestReasonsAreTrueOfTheShippedModels(t *testing.T) {
 				}
 				features[i] = f
 			}
-			score := func(a *schemas.Application) (float32, map[string]float32) {
+			score := func(a *schemas.Application) (float32, []float32) {
 				x := make([]float32, len(features))
 				for i, f := range features {
 					x[i] = float32(a.Value(f))
@@ -75,11 +75,7 @@ func TestReasonsAreTrueOfTheShippedModels(t *testing.T) {
 				if err := s.ScoreContributions(x, p, ok, c); err != nil {
 					t.Fatal(err)
 				}
-				m := make(map[string]float32, len(chars))
-				for i, name := range chars {
-					m[name] = c[i]
-				}
-				return p[0], m
+				return p[0], c
 			}
 			rng := rand.New(rand.NewPCG(7, 15))
 			declines, checked := 0, 0

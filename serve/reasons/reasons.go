@@ -23,7 +23,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -115,6 +114,9 @@ type Table struct {
 	Characteristics []Characteristic `json:"characteristics"`
 
 	byName map[string]int
+	// cols[i] is the column of Characteristics[i] in the contributions
+	// Rank is given: the model's output order (table order until Load binds it).
+	cols []int
 }
 
 var nameRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
@@ -179,6 +181,7 @@ func (t *Table) validate() error {
 			return fmt.Errorf("reason code %q is used by %q and %q", c.Code, other, c.Name)
 		}
 		codes[c.Code] = c.Name
+		t.cols = append(t.cols, i)
 	}
 	return nil
 }
@@ -370,45 +373,90 @@ func (t *Table) Characteristic(name string) (*Characteristic, bool) {
 	return &t.Characteristics[i], true
 }
 
-// Explain returns the ranked reasons for a declined application: for each
+// Ranked is one reason for a decline before its text is written: the
+// table's characteristic and the band the applicant is in.
+type Ranked struct{ Characteristic, Band int }
+
+// Rank appends to dst the reasons for a declined application: for each
 // characteristic the loss of the applicant's contribution against its best
 // band; losses above MinLoss, largest first (ties in table order), at most
-// MaxReasons. contributions are the model's outputs by characteristic name.
-// It returns nil when no characteristic lost anything.
-func (t *Table) Explain(a *schemas.Application, contributions map[string]float32) []Reason {
-	type loss struct {
-		i    int
-		loss float64
-		band int
-	}
-	var buf [8]loss
-	losses := buf[:0]
+// MaxReasons. contributions are the model's outputs in the order of the
+// characteristics the table was loaded with (table order for a parsed one).
+// It appends nothing when no characteristic lost anything.
+func (t *Table) Rank(dst []Ranked, contributions []float32) []Ranked {
+	var (
+		buf    [MaxReasons + 1]Ranked
+		loss   [MaxReasons + 1]float64
+		ranked = buf[:0]
+	)
 	for i := range t.Characteristics {
+		col := t.cols[i]
+		if col >= len(contributions) {
+			continue // Load guarantees every column; a caller's gap is not a reason
+		}
 		ch := &t.Characteristics[i]
-		c, ok := contributions[ch.Name]
-		if !ok {
-			continue // Cover guarantees every name; a caller's gap is not a reason
+		c := float64(contributions[col])
+		l := ch.best - c
+		if l <= MinLoss {
+			continue
 		}
-		l := ch.best - float64(c)
-		if l > MinLoss {
-			losses = append(losses, loss{i, l, ch.BandOf(float64(c))})
+		// Insert in rank order; a tie goes after the earlier characteristic.
+		k := len(ranked)
+		for k > 0 && loss[k-1] < l {
+			k--
 		}
+		if k == MaxReasons {
+			continue
+		}
+		if len(ranked) < MaxReasons {
+			ranked = ranked[:len(ranked)+1]
+		}
+		copy(ranked[k+1:], ranked[k:len(ranked)-1])
+		copy(loss[k+1:len(ranked)], loss[k:len(ranked)-1])
+		ranked[k], loss[k] = Ranked{i, ch.BandOf(c)}, l
 	}
-	if len(losses) == 0 {
+	return append(dst, ranked...)
+}
+
+// AppendText appends r's text for applicant a: its band's text with
+// {value} replaced by the applicant's value (nothing for a band without).
+func (t *Table) AppendText(b []byte, r Ranked, a *schemas.Application) []byte {
+	ch := &t.Characteristics[r.Characteristic]
+	tx := ch.Bands[r.Band].Text
+	if tx == nil {
+		return b
+	}
+	const placeholder = "{value}"
+	text := *tx
+	for {
+		i := strings.Index(text, placeholder)
+		if i < 0 {
+			return append(b, text...)
+		}
+		b = append(b, text[:i]...)
+		b = AppendValue(b, ch.ValueFormat, ch.Value.of(a))
+		text = text[i+len(placeholder):]
+	}
+}
+
+// Reason is r as a Reason with the given text.
+func (t *Table) Reason(r Ranked, text string) Reason {
+	ch := &t.Characteristics[r.Characteristic]
+	return Reason{Code: ch.Code, Feature: ch.Field, Text: text}
+}
+
+// Explain is Rank with the texts written: the ranked reasons for a declined
+// application, nil when no characteristic lost anything.
+func (t *Table) Explain(a *schemas.Application, contributions []float32) []Reason {
+	ranked := t.Rank(nil, contributions)
+	if len(ranked) == 0 {
 		return nil
 	}
-	sort.SliceStable(losses, func(x, y int) bool { return losses[x].loss > losses[y].loss })
-	if len(losses) > MaxReasons {
-		losses = losses[:MaxReasons]
-	}
-	out := make([]Reason, len(losses))
-	for k, l := range losses {
-		ch := &t.Characteristics[l.i]
-		text := ""
-		if tx := ch.Bands[l.band].Text; tx != nil {
-			text = strings.ReplaceAll(*tx, "{value}", FormatValue(ch.ValueFormat, ch.Value.of(a)))
-		}
-		out[k] = Reason{Code: ch.Code, Feature: ch.Field, Text: text}
+	out := make([]Reason, len(ranked))
+	var text []byte
+	for k, r := range ranked {
+		text = t.AppendText(text[:0], r, a)
+		out[k] = t.Reason(r, string(text))
 	}
 	return out
 }
@@ -441,63 +489,69 @@ func CheckCodes(got []Reason, want []string) error {
 // integer "612", currency "$45,000", percent "27%" (one decimal when it is
 // not whole: "27.5%"), years "1 year" / "3 years" / "2.5 years".
 func FormatValue(format string, v float64) string {
+	var buf [32]byte
+	return string(AppendValue(buf[:0], format, v))
+}
+
+// AppendValue appends v formatted as FormatValue has it.
+func AppendValue(b []byte, format string, v float64) []byte {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
-		return "n/a"
+		return append(b, "n/a"...)
 	}
 	switch format {
 	case FormatCurrency:
-		s := groupThousands(int64(math.Round(math.Abs(v))))
 		if v < 0 {
-			return "-$" + s
+			b = append(b, '-')
 		}
-		return "$" + s
+		b = append(b, '$')
+		return appendGrouped(b, int64(math.Round(math.Abs(v))))
 	case FormatPercent:
-		return trimDecimal(v*100) + "%"
+		b = appendOneDecimal(b, v*100)
+		return append(b, '%')
 	case FormatYears:
-		s := trimDecimal(v)
-		if s == "1" {
-			return "1 year"
+		start := len(b)
+		b = appendOneDecimal(b, v)
+		if string(b[start:]) == "1" {
+			return append(b, " year"...)
 		}
-		return s + " years"
+		return append(b, " years"...)
 	default: // integer
-		return groupThousandsSigned(int64(math.Round(v)))
-	}
-}
-
-// trimDecimal rounds to one decimal and drops a trailing ".0".
-func trimDecimal(v float64) string {
-	s := strconv.FormatFloat(math.Round(v*10)/10, 'f', 1, 64)
-	s = strings.TrimSuffix(s, ".0")
-	if s == "-0" {
-		return "0"
-	}
-	return s
-}
-
-func groupThousandsSigned(n int64) string {
-	if n < 0 {
-		return "-" + groupThousands(-n)
-	}
-	return groupThousands(n)
-}
-
-func groupThousands(n int64) string {
-	s := strconv.FormatInt(n, 10)
-	if len(s) <= 3 {
-		return s
-	}
-	var b strings.Builder
-	pre := len(s) % 3
-	if pre > 0 {
-		b.WriteString(s[:pre])
-	}
-	for i := pre; i < len(s); i += 3 {
-		if b.Len() > 0 {
-			b.WriteByte(',')
+		n := int64(math.Round(v))
+		if n < 0 {
+			b = append(b, '-')
+			n = -n
 		}
-		b.WriteString(s[i : i+3])
+		return appendGrouped(b, n)
 	}
-	return b.String()
+}
+
+// appendOneDecimal rounds to one decimal and drops a trailing ".0".
+func appendOneDecimal(b []byte, v float64) []byte {
+	start := len(b)
+	b = strconv.AppendFloat(b, math.Round(v*10)/10, 'f', 1, 64)
+	if n := len(b); n-start >= 2 && b[n-2] == '.' && b[n-1] == '0' {
+		b = b[:n-2]
+	}
+	if string(b[start:]) == "-0" {
+		b = append(b[:start], '0')
+	}
+	return b
+}
+
+// appendGrouped writes n ≥ 0 with thousands separated by commas.
+func appendGrouped(b []byte, n int64) []byte {
+	var digits [20]byte
+	s := strconv.AppendInt(digits[:0], n, 10)
+	pre := len(s) % 3
+	if pre == 0 {
+		pre = 3
+	}
+	b = append(b, s[:pre]...)
+	for i := pre; i < len(s); i += 3 {
+		b = append(b, ',')
+		b = append(b, s[i:i+3]...)
+	}
+	return b
 }
 
 // Improve returns a copy of a with only the characteristic's field changed so
@@ -565,6 +619,9 @@ func Load(dir string, characteristics []string) (*Table, error) {
 	}
 	if err := t.Cover(outputs); err != nil {
 		return nil, err
+	}
+	for col, c := range characteristics {
+		t.cols[t.byName[c]] = col
 	}
 	return t, nil
 }

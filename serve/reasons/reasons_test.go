@@ -30,13 +30,14 @@ type scorecard struct {
 	intercept float64
 }
 
-func (s scorecard) score(a *schemas.Application) (map[string]float32, float64) {
-	contrib := map[string]float32{}
+// score gives the contributions in table order.
+func (s scorecard) score(a *schemas.Application) ([]float32, float64) {
+	contrib := make([]float32, len(s.t.Characteristics))
 	z := s.intercept
 	for i := range s.t.Characteristics {
 		ch := &s.t.Characteristics[i]
 		c := ch.Bands[ch.BandOfValue(ch.ValueOf(a))].Contribution
-		contrib[ch.Name] = float32(c)
+		contrib[i] = float32(c)
 		z += c
 	}
 	return contrib, 1 / (1 + math.Exp(-z))
@@ -168,7 +169,7 @@ func TestExplain(t *testing.T) {
 	// hair off the table's still lands in its band.
 	app := schemas.Application{Income: 60000, CreditScore: 600, LoanAmount: 5000, YearsEmployed: 8}
 	contrib, _ := model.score(&app)
-	contrib["credit_score"] += 1e-5
+	contrib[1] += 1e-5 // credit_score
 	if got := tb.Explain(&app, contrib); len(got) != 1 || got[0].Code != "CRS" || !strings.Contains(got[0].Text, "below 670") {
 		t.Fatalf("reasons %+v", got)
 	}
@@ -266,8 +267,9 @@ func TestReasonsAreTrueOfTheModel(t *testing.T) {
 			if p2 < p {
 				t.Fatalf("%s: improving %s to its best band lowered p from %v to %v (%+v → %+v)", r.Code, r.Feature, p, p2, a, better)
 			}
-			if d := float64(c2[ch.Name]) - ch.best; math.Abs(d) > 1e-6 {
-				t.Fatalf("%s: improved applicant is not in the best band (contribution %v)", r.Code, c2[ch.Name])
+			col := tb.byName[ch.Name]
+			if d := float64(c2[col]) - ch.best; math.Abs(d) > 1e-6 {
+				t.Fatalf("%s: improved applicant is not in the best band (contribution %v)", r.Code, c2[col])
 			}
 			checked++
 		}
@@ -323,5 +325,50 @@ func TestLoadAndCanDecide(t *testing.T) {
 	}
 	if _, err := Load(dir, append(chars, "points")); !errors.Is(err, ErrNotCovered) {
 		t.Fatalf("a graph output the table lacks: %v", err)
+	}
+}
+
+// TestLoadBindsTheModelsOutputOrder: contributions come in the graph's
+// output order, which need not be the table's.
+func TestLoadBindsTheModelsOutputOrder(t *testing.T) {
+	dir := t.TempDir()
+	raw, _ := os.ReadFile("testdata/scorecard.json")
+	if err := os.WriteFile(dir+"/"+FileName, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	graph := []string{"loan_to_income", "income", "years_employed", "credit_score"}
+	bound, err := Load(dir, graph)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parsed := loadScorecard(t)
+	app := schemas.Application{Income: 18000, CreditScore: 560, LoanAmount: 12000, YearsEmployed: 1}
+	inTable, _ := scorecard{t: parsed}.score(&app)
+	inGraph := make([]float32, len(graph))
+	for col, name := range graph {
+		inGraph[col] = inTable[parsed.byName[name]]
+	}
+	want := parsed.Explain(&app, inTable)
+	if got := bound.Explain(&app, inGraph); len(want) != 4 || !reflect.DeepEqual(got, want) {
+		t.Fatalf("reasons in graph order\n got %+v\nwant %+v", got, want)
+	}
+}
+
+// TestRankAndAppendTextDoNotAllocate: the ranking and the texts cost no
+// allocation of their own (the decision path calls Rank and AppendText).
+func TestRankAndAppendTextDoNotAllocate(t *testing.T) {
+	tb := loadScorecard(t)
+	app := schemas.Application{Income: 18000, CreditScore: 560, LoanAmount: 12000, YearsEmployed: 1}
+	contrib, _ := scorecard{t: tb}.score(&app)
+	ranked, text := make([]Ranked, 0, MaxReasons), make([]byte, 0, 512)
+	allocs := testing.AllocsPerRun(100, func() {
+		ranked = tb.Rank(ranked[:0], contrib)
+		text = text[:0]
+		for _, r := range ranked {
+			text = tb.AppendText(text, r, &app)
+		}
+	})
+	if allocs != 0 || len(ranked) != 4 {
+		t.Fatalf("%v allocations, %d reasons", allocs, len(ranked))
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"time"
 
@@ -91,22 +90,8 @@ func AppendDocument(b []byte, d *decision.Decision) []byte {
 	b = append(b, `,"threshold":`...)
 	b = appendFloat32(b, d.Threshold)
 	if len(d.Contributions) > 0 {
-		b = append(b, `,"contributions":{`...)
-		var keys [8]string
-		names := keys[:0]
-		for k := range d.Contributions {
-			names = append(names, k)
-		}
-		slices.Sort(names)
-		for i, k := range names {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendString(b, k)
-			b = append(b, ':')
-			b = appendFloat32(b, d.Contributions[k])
-		}
-		b = append(b, '}')
+		b = append(b, `,"contributions":`...)
+		b = d.AppendContributionsJSON(b)
 	}
 	b = append(b, `,"reasons":`...)
 	b = decision.AppendReasonsJSON(b, d.Reasons)

@@ -95,12 +95,12 @@ func sample(appID string, at time.Time, served bool) decision.Decision {
 		Variant:       "champion",
 		Served:        served,
 		Model:         "loan-approval", Version: "3", SHA256: strings.Repeat("ab", 32), Source: "artifacts",
-		Inputs:      []byte(`{"application_id":"` + appID + `", "income":18000,"credit_score":560,"loan_amount":12000,"years_employed":1,"points":20}`),
-		Probability: 0.12345678,
-		Approve:     false,
-		Threshold:   0.5,
-		Contributions: map[string]float32{"income": -0.9, "credit_score": -1.5,
-			"years_employed": -0.7, "loan_to_income": -1.2},
+		Inputs:          []byte(`{"application_id":"` + appID + `", "income":18000,"credit_score":560,"loan_amount":12000,"years_employed":1,"points":20}`),
+		Probability:     0.12345678,
+		Approve:         false,
+		Threshold:       0.5,
+		Characteristics: []string{"income", "credit_score", "years_employed", "loan_to_income"},
+		Contributions:   []float32{-0.9, -1.5, -0.7, -1.2},
 		Reasons: []decision.Reason{
 			{Code: "CRS", Feature: "credit_score", Text: "Credit score is below 580 (yours 560)"},
 			{Code: "LTI", Feature: "loan_amount", Text: "Loan is more than half of income (yours 66.7%) <&> \"quoted\" ünïcode"},
@@ -136,7 +136,7 @@ func wantDocument(d decision.Decision) Document {
 		Time: d.Time.UTC().Truncate(time.Microsecond), Variant: d.Variant, Served: d.Served,
 		Model:  DocumentModel{Name: d.Model, Version: d.Version, SHA256: d.SHA256, Source: d.Source},
 		Inputs: json.RawMessage(d.Inputs), Probability: d.Probability, Approve: d.Approve, Threshold: d.Threshold,
-		Contributions: d.Contributions, LatencyMS: float64(d.Latency.Microseconds()) / 1000, Reasons: []DocumentReason{}}
+		Contributions: d.ContributionsByName(), LatencyMS: float64(d.Latency.Microseconds()) / 1000, Reasons: []DocumentReason{}}
 	for _, r := range d.Reasons {
 		doc.Reasons = append(doc.Reasons, DocumentReason(r))
 	}

@@ -152,7 +152,7 @@ func TestReadsNeverWaitAndAnAdminActionCancelsAStalledLoad(t *testing.T) {
 	}
 	// The cancelled background sync is not a sync error; the sync after the
 	// promote is (the challenger the registry names is not live).
-	if v := metricValue(t, h, "model_registry_sync_errors_total", nil); v != 1 {
+	if v := metricValue(t, h, "model_registry_sync_errors_total", map[string]string{"model": "loan-approval"}); v != 1 {
 		t.Fatalf("sync errors %v, want 1", v)
 	}
 }

@@ -369,7 +369,7 @@ func (c *Controller) reconcile(ctx context.Context, mode loadMode) error {
 		// result, so neither counted nor reported; the next sync decides.
 		return err
 	}
-	c.cfg.Metrics.Sync(err == nil)
+	c.cfg.Metrics.Sync(c.cfg.Model, err == nil)
 	var fallbackErrs []string
 	if err != nil {
 		c.cfg.Log.Warn("registry sync failed", "model", c.cfg.Model, "registry", c.cfg.Source.Describe(), "error", err)

@@ -204,7 +204,7 @@ func TestBadVersionKeepsTheOldOneServing(t *testing.T) {
 	if h.champion() != "1" {
 		t.Fatalf("champion %s: a failed version went live", h.champion())
 	}
-	if v := metricValue(t, h, "model_registry_sync_success", nil); v != 0 {
+	if v := metricValue(t, h, "model_registry_sync_success", map[string]string{"model": "loan-approval"}); v != 0 {
 		t.Fatalf("model_registry_sync_success = %v after a failed load", v)
 	}
 	if v := metricValue(t, h, "model_load_failures_total", map[string]string{"reason": "serving_check"}); v != 1 {
@@ -220,7 +220,7 @@ func TestBadVersionKeepsTheOldOneServing(t *testing.T) {
 	if err := h.sync(t); err != nil || h.champion() != "3" {
 		t.Fatalf("champion %s, err %v after moving on to version 3", h.champion(), err)
 	}
-	if v := metricValue(t, h, "model_registry_sync_success", nil); v != 1 {
+	if v := metricValue(t, h, "model_registry_sync_success", map[string]string{"model": "loan-approval"}); v != 1 {
 		t.Fatalf("model_registry_sync_success = %v after recovering", v)
 	}
 }
