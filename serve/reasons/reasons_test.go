@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -228,6 +229,30 @@ func TestFormatValue(t *testing.T) {
 	for _, tc := range cases {
 		if got := FormatValue(tc.format, tc.v); got != tc.want {
 			t.Errorf("FormatValue(%s, %v) = %q, want %q", tc.format, tc.v, got, tc.want)
+		}
+	}
+}
+
+// TestOneDecimalIsFormatFloats: the integer formatting of one decimal
+// writes what strconv's 'f', 1 of the rounded value writes, ".0" and "-0"
+// trimmed, as the bank's words always had it.
+func TestOneDecimalIsFormatFloats(t *testing.T) {
+	want := func(v float64) string {
+		s := strconv.FormatFloat(math.Round(v*10)/10, 'f', 1, 64)
+		s = strings.TrimSuffix(s, ".0")
+		if s == "-0" {
+			return "0"
+		}
+		return s
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	values := []float64{0, -0.0, 0.04, 0.05, -0.04, -0.05, 0.95, 1, 27.5, 66.66666, -3.25, 1e6 + 0.05, 1 << 53, -(1 << 60)}
+	for range 20000 {
+		values = append(values, (rng.Float64()-0.3)*math.Pow(10, float64(rng.IntN(9))))
+	}
+	for _, v := range values {
+		if got := string(appendOneDecimal(nil, v)); got != want(v) {
+			t.Fatalf("appendOneDecimal(%v) = %q, want %q", v, got, want(v))
 		}
 	}
 }
