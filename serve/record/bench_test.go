@@ -84,3 +84,26 @@ func reportCommits(b *testing.B, rec *Recorder) {
 	b.ReportMetric(1e6*d.Histogram.GetSampleSum()/n, "µs/commit")
 	b.ReportMetric(g.Histogram.GetSampleSum()/n, "decisions/commit")
 }
+
+// BenchmarkRecordSerial is one decision at a time, each its own commit: the
+// fixed cost of a commit (a quiet server's single requests).
+func BenchmarkRecordSerial(b *testing.B) {
+	for _, sync := range []string{SyncFull, SyncNormal} {
+		b.Run(sync, func(b *testing.B) {
+			store, err := OpenSQLiteSync(context.Background(), b.TempDir(), sync)
+			if err != nil {
+				b.Fatal(err)
+			}
+			rec := New(store, Config{})
+			defer rec.Close()
+			d := sample("S", time.Now(), true)
+			for range b.N {
+				d.ID = fmt.Sprintf("0190%012d-7000-8000-000000000000", seq.Add(1))
+				if err := rec.Record(context.Background(), []decision.Decision{d}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			reportCommits(b, rec)
+		})
+	}
+}
