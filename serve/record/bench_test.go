@@ -8,6 +8,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
+	"mlservice/internal/pgtest"
 	"mlservice/serve/decision"
 )
 
@@ -17,16 +18,31 @@ import (
 // worst case for the application-id index, one page per decision), or
 // fresh, increasing ids (a nightly batch of new applications).
 func BenchmarkRecordBatch(b *testing.B) {
-	b.Run("same-ids", func(b *testing.B) { benchmarkRecordBatch(b, false) })
-	b.Run("fresh-ids", func(b *testing.B) { benchmarkRecordBatch(b, true) })
+	b.Run("same-ids", func(b *testing.B) { benchmarkRecordBatch(b, openSQLite(b), false) })
+	b.Run("fresh-ids", func(b *testing.B) { benchmarkRecordBatch(b, openSQLite(b), true) })
+	b.Run("postgres", func(b *testing.B) { benchmarkRecordBatch(b, openPostgres(b), false) })
 }
 
-func benchmarkRecordBatch(b *testing.B, fresh bool) {
-	store, err := OpenSQLite(context.Background(), b.TempDir())
+func openSQLite(b *testing.B) Store {
+	s, err := OpenSQLite(context.Background(), b.TempDir())
 	if err != nil {
 		b.Fatal(err)
 	}
-	rec := New(store, Config{})
+	return s
+}
+
+// openPostgres starts a throwaway PostgreSQL (Debian's, as the tests do).
+func openPostgres(b *testing.B) Store {
+	pg := pgtest.Start(b)
+	s, err := OpenPostgres(context.Background(), pg.CreateDatabase(b, "bench"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return s
+}
+
+func benchmarkRecordBatch(b *testing.B, store Store, fresh bool) {
+	rec := New(store, Config{Writers: 4})
 	defer rec.Close()
 	ds := make([]decision.Decision, 1000)
 	now := time.Now() // one decide call gives its decisions one time
