@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+
 	"mlservice/serve/decision"
 )
 
@@ -27,8 +29,9 @@ func benchmarkRecordBatch(b *testing.B, fresh bool) {
 	rec := New(store, Config{})
 	defer rec.Close()
 	ds := make([]decision.Decision, 1000)
+	now := time.Now() // one decide call gives its decisions one time
 	for i := range ds {
-		ds[i] = sample(fmt.Sprintf("B-%d", i), time.Now(), true)
+		ds[i] = sample(fmt.Sprintf("B-%d", i), now, true)
 	}
 	b.ResetTimer()
 	for range b.N {
@@ -44,6 +47,7 @@ func benchmarkRecordBatch(b *testing.B, fresh bool) {
 		}
 	}
 	b.ReportMetric(float64(b.N*len(ds))/b.Elapsed().Seconds(), "rows/s")
+	reportCommits(b, rec)
 }
 
 // BenchmarkRecordOne is one decision per Record from many goroutines: the
@@ -67,4 +71,16 @@ func BenchmarkRecordOne(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "decisions/s")
+	reportCommits(b, rec)
+}
+
+// reportCommits adds the mean commit time and size to a benchmark's result.
+func reportCommits(b *testing.B, rec *Recorder) {
+	var d, g dto.Metric
+	if rec.m.writeDuration.Write(&d) != nil || rec.m.groupSize.Write(&g) != nil || d.Histogram.GetSampleCount() == 0 {
+		return
+	}
+	n := float64(d.Histogram.GetSampleCount())
+	b.ReportMetric(1e6*d.Histogram.GetSampleSum()/n, "µs/commit")
+	b.ReportMetric(g.Histogram.GetSampleSum()/n, "decisions/commit")
 }
