@@ -136,32 +136,54 @@ func encodeGroups(ds []decision.Decision, buf []byte) ([]Group, []byte) {
 		}
 		member[i] = j
 	}
-	var out []Group
+	var (
+		out []Group
+		idx []int
+	)
 	for j, k := range keys {
-		frames := buf[:0]
-		var gk []Key
+		idx = idx[:0]
 		for i := range ds {
-			if member[i] != j {
-				continue
-			}
-			frames = appendFrame(frames, &ds[i])
-			gk = append(gk, Key{ApplicationID: ds[i].ApplicationID, Approve: ds[i].Approve})
-			if len(gk) == groupMax {
-				out = append(out, newGroup(k, gk, frames))
-				frames, gk = frames[:0], nil
+			if member[i] == j {
+				idx = append(idx, i)
 			}
 		}
-		if len(gk) > 0 {
-			out = append(out, newGroup(k, gk, frames))
+		for len(idx) > 0 {
+			part := idx[:min(len(idx), groupMax)]
+			idx = idx[len(part):]
+			var g Group
+			g, buf = encodeGroup(ds, part, k, buf)
+			out = append(out, g)
 		}
-		buf = frames
 	}
 	return out, buf
 }
 
+// encodeGroup writes the decisions ds[idx] as one group: binary when they
+// share the header, else as JSON documents.
+func encodeGroup(ds []decision.Decision, idx []int, k groupKey, buf []byte) (Group, []byte) {
+	keys := make([]Key, len(idx))
+	b, encoding := buf[:0], encodingS2Frames
+	if shareHeader(ds, idx) {
+		encoding = encodingBinary
+		b = appendHeader(b, &ds[idx[0]])
+	}
+	for j, i := range idx {
+		keys[j] = Key{ApplicationID: ds[i].ApplicationID, Approve: ds[i].Approve}
+		if encoding == encodingBinary {
+			b = appendBinary(b, &ds[i])
+		} else {
+			b = appendFrame(b, &ds[i])
+		}
+	}
+	g := newGroup(k, keys, b)
+	g.Encoding = encoding
+	return g, b
+}
+
+// newGroup makes a group of JSON frames (encodingS2Frames).
 func newGroup(k groupKey, keys []Key, frames []byte) Group {
 	return Group{Time: k.at.UTC(), Model: k.model, Version: k.version, Variant: k.variant, Served: k.served,
-		Keys: keys, KeysBlob: encodeKeys(keys), Payload: s2.Encode(nil, frames)}
+		Keys: keys, KeysBlob: encodeKeys(keys), Encoding: encodingS2Frames, Payload: s2.Encode(nil, frames)}
 }
 
 func keyOf(d *decision.Decision) groupKey {
@@ -187,6 +209,9 @@ const (
 	encodingDocument = 0
 	// encodingS2Frames is s2-compressed, length-prefixed documents.
 	encodingS2Frames = 1
+	// encodingBinary is s2-compressed decisions in the binary layout of
+	// frames.go, made documents on read.
+	encodingBinary = 2
 )
 
 // payloadDocs calls fn with each document of a stored payload, in position
@@ -195,12 +220,15 @@ func payloadDocs(encoding int, payload []byte, fn func(pos int, doc []byte) erro
 	if encoding == encodingDocument {
 		return fn(0, payload)
 	}
-	if encoding != encodingS2Frames {
+	if encoding != encodingS2Frames && encoding != encodingBinary {
 		return fmt.Errorf("decision record: unknown payload encoding %d", encoding)
 	}
 	raw, err := s2.Decode(nil, payload)
 	if err != nil {
 		return fmt.Errorf("decision record: payload: %w", err)
+	}
+	if encoding == encodingBinary {
+		return binaryDocs(raw, fn)
 	}
 	for pos := 0; len(raw) > 0; pos++ {
 		n, w := binary.Uvarint(raw)

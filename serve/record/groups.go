@@ -171,7 +171,7 @@ func groupDocs(ctx context.Context, q querier, group int64, hits []hit) ([][]byt
 	docs := make([][]byte, len(hits))
 	err = payloadDocs(encoding, payload, func(pos int, doc []byte) error {
 		if i, ok := at[pos]; ok {
-			docs[i] = doc
+			docs[i] = append([]byte(nil), doc...) // doc is the decoder's buffer
 		}
 		return nil
 	})

@@ -62,8 +62,8 @@ func OpenPostgres(ctx context.Context, url string) (*Postgres, error) {
 // queue rows (large ones) in one statement: one round trip, atomic.
 const pgAppend = `WITH g AS (
 		INSERT INTO decision_groups (id, decided_at, model, version, variant, served, decisions, keys, encoding, payload)
-		SELECT id, at, m, v, var, s, n, k, 1, p FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[],
-			$5::text[], $6::boolean[], $7::integer[], $8::bytea[], $9::bytea[]) AS u(id, at, m, v, var, s, n, k, p)
+		SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[],
+			$5::text[], $6::boolean[], $7::integer[], $8::bytea[], $16::smallint[], $9::bytea[])
 	), i AS (
 		INSERT INTO decision_index (application_id, decided_at, group_id, position, approve)
 		SELECT * FROM unnest($10::text[], $11::bigint[], $12::bigint[], $13::integer[], $14::boolean[])
@@ -78,6 +78,7 @@ func (p *Postgres) Append(ctx context.Context, groups []Group) error {
 		models, versions, vars = make([]string, n), make([]string, n), make([]string, n)
 		served                 = make([]bool, n)
 		counts                 = make([]int32, n)
+		encodings              = make([]int16, n)
 		keys, payloads         = make([][]byte, n), make([][]byte, n)
 		es                     []entry
 		queued                 []int64
@@ -90,7 +91,7 @@ func (p *Postgres) Append(ctx context.Context, groups []Group) error {
 		}
 		ids[i], at[i] = id, g.Time.UnixMicro()
 		models[i], versions[i], vars[i], served[i] = g.Model, g.Version, g.Variant, g.Served
-		counts[i], keys[i], payloads[i] = int32(len(g.Keys)), g.KeysBlob, g.Payload
+		counts[i], keys[i], payloads[i], encodings[i] = int32(len(g.Keys)), g.KeysBlob, g.Payload, int16(g.Encoding)
 		if len(g.Keys) > inlineIndex {
 			queued = append(queued, id)
 		} else {
@@ -99,7 +100,7 @@ func (p *Postgres) Append(ctx context.Context, groups []Group) error {
 	}
 	ea, eat, eg, ep, ev := entryColumns(es)
 	_, err := p.pool.Exec(ctx, pgAppend, ids, at, models, versions, vars, served, counts, keys, payloads,
-		ea, eat, eg, ep, ev, queued)
+		ea, eat, eg, ep, ev, queued, encodings)
 	return err
 }
 

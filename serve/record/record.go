@@ -42,8 +42,9 @@ type Group struct {
 	Keys []Key
 	// KeysBlob is Keys as stored (encodeKeys).
 	KeysBlob []byte
-	// Payload is the decisions' documents, length-prefixed and
-	// s2-compressed (encodePayload).
+	// Encoding is the payload's (encodingBinary, or encodingS2Frames).
+	Encoding int
+	// Payload is the decisions, s2-compressed (encodeGroup).
 	Payload []byte
 }
 

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/klauspost/compress/s2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -719,4 +720,54 @@ func TestMigrationFromOneDocumentARow(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestBinaryPayloadIsTheDocuments: a binary group reads back as the very
+// bytes AppendDocument writes for each decision, whatever it holds.
+func TestBinaryPayloadIsTheDocuments(t *testing.T) {
+	now := time.Now()
+	ds := []decision.Decision{sample("A-1", now, true), sample("A-2", now, true), sample("A-3", now, true)}
+	ds[1].Reasons, ds[1].Approve, ds[1].Inputs = nil, true, nil
+	ds[2].Contributions, ds[2].Characteristics, ds[2].RequestID = nil, nil, "req-\"quoted\"\n"
+	for i := range ds[:2] {
+		ds[i].Characteristics = ds[0].Characteristics
+	}
+	for _, c := range []struct {
+		ds       []decision.Decision
+		encoding int
+	}{
+		{ds[:2], encodingBinary},
+		{ds, encodingS2Frames}, // ds[2] has other characteristics than the group's first
+	} {
+		groups, _ := encodeGroups(c.ds, nil)
+		if len(groups) != 1 || groups[0].Encoding != c.encoding {
+			t.Fatalf("%d groups, encoding %d; want one, %d", len(groups), groups[0].Encoding, c.encoding)
+		}
+		var got []string
+		if err := payloadDocs(groups[0].Encoding, groups[0].Payload, func(_ int, doc []byte) error {
+			got = append(got, string(doc))
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		for i := range c.ds {
+			if want := string(AppendDocument(nil, &c.ds[i])); got[i] != want {
+				t.Fatalf("decision %d:\n got %s\nwant %s", i, got[i], want)
+			}
+		}
+	}
+}
+
+// FuzzBinaryPayload: a corrupt binary payload is an error, never a panic or
+// a huge allocation.
+func FuzzBinaryPayload(f *testing.F) {
+	ds := []decision.Decision{sample("F-1", time.Now(), true), sample("F-2", time.Now(), true)}
+	ds[1].Time, ds[1].Characteristics = ds[0].Time, ds[0].Characteristics
+	g, _ := encodeGroups(ds, nil)
+	raw, _ := s2.Decode(nil, g[0].Payload)
+	f.Add(raw)
+	f.Add(raw[:len(raw)/2])
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		_ = binaryDocs(raw, func(int, []byte) error { return nil })
+	})
 }

@@ -140,7 +140,7 @@ func (s *SQLite) prepare(ctx context.Context) error {
 	for i, n := range indexSizes {
 		if s.groups[i], err = s.w.PrepareContext(ctx, `INSERT INTO decision_groups
 			(id, decided_at, model, version, variant, served, decisions, keys, encoding, payload) VALUES `+
-			placeholders(n, "(?, ?, ?, ?, ?, ?, ?, ?, 1, ?)")); err != nil {
+			placeholders(n, "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")); err != nil {
 			return err
 		}
 		if s.indexes[i], err = s.w.PrepareContext(ctx, `INSERT INTO decision_index
@@ -219,7 +219,7 @@ func (s *SQLite) append(ctx context.Context, groups []Group) (err error) {
 			return err
 		}
 		at := g.Time.UnixMicro()
-		args = append(args, id, at, g.Model, g.Version, g.Variant, g.Served, len(g.Keys), g.KeysBlob, g.Payload)
+		args = append(args, id, at, g.Model, g.Version, g.Variant, g.Served, len(g.Keys), g.KeysBlob, g.Encoding, g.Payload)
 		if len(g.Keys) > inlineIndex {
 			if _, err = tx.StmtContext(ctx, s.queue).ExecContext(ctx, id); err != nil {
 				return err
@@ -228,7 +228,7 @@ func (s *SQLite) append(ctx context.Context, groups []Group) (err error) {
 		}
 		entries = appendEntries(entries, id, at, g.Keys)
 	}
-	if err = s.insertRows(ctx, tx, s.groups, 9, args); err != nil {
+	if err = s.insertRows(ctx, tx, s.groups, 10, args); err != nil {
 		return err
 	}
 	if err = s.insertEntries(ctx, tx, entries); err != nil {
