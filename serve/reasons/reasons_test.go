@@ -14,7 +14,7 @@ import (
 	"mlservice/schemas"
 )
 
-func loadScorecard(t *testing.T) *Table {
+func loadScorecard(t testing.TB) *Table {
 	t.Helper()
 	tb, err := ReadFile("testdata/scorecard.json")
 	if err != nil {
@@ -395,5 +395,22 @@ func TestRankAndAppendTextDoNotAllocate(t *testing.T) {
 	})
 	if allocs != 0 || len(ranked) != 4 {
 		t.Fatalf("%v allocations, %d reasons", allocs, len(ranked))
+	}
+}
+
+// BenchmarkRankAndText is the reasons' share of a decline on the decision
+// path: rank, then write each reason's text.
+func BenchmarkRankAndText(b *testing.B) {
+	tb := loadScorecard(b)
+	app := schemas.Application{Income: 18000, CreditScore: 560, LoanAmount: 12000, YearsEmployed: 1}
+	contrib, _ := scorecard{t: tb}.score(&app)
+	ranked, text := make([]Ranked, 0, MaxReasons), make([]byte, 0, 512)
+	b.ReportAllocs()
+	for b.Loop() {
+		ranked = tb.Rank(ranked[:0], contrib)
+		text = text[:0]
+		for _, r := range ranked {
+			text = tb.AppendText(text, r, &app)
+		}
 	}
 }
