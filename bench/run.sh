@@ -2,7 +2,7 @@
 # `make bench`: every benchmark in one go, on loopback, then BENCHMARKS.md.
 #
 # run.sh builds the binaries and request bodies, starts the shared servers
-# (a throwaway real MLflow with the shipped versions 1 and 2 registered the
+# (a throwaway real MLflow with the shipped versions 1, 2 and 3 registered the
 # way the notebook does, champion = 2; our server in MLflow mode against it;
 # `mlflow models serve` of the same version 2; a bare Fiber floor server),
 # then runs the stages, one line each: bench/stages/NAME.sh, with the
@@ -94,7 +94,8 @@ servers() {
 		--artifacts-destination "$WORK/mlflow/artifacts" --host 127.0.0.1 --port "$port" --workers 1
 	wait_http "$MLFLOW_URI/health" 180
 	(cd "$WORK" && python "$ROOT/internal/mlflowtest/register_version.py" "$MLFLOW_URI" loan-approval \
-		"$ROOT/artifacts/loan-approval/versions/1" "$ROOT/artifacts/loan-approval/versions/2") >"$RES/registered.jsonl" 2>"$WORK/register.log"
+		"$ROOT/artifacts/loan-approval/versions/1" "$ROOT/artifacts/loan-approval/versions/2" \
+		"$ROOT/artifacts/loan-approval/versions/3") >"$RES/registered.jsonl" 2>"$WORK/register.log"
 	python -c 'import sys, mlflow; mlflow.MlflowClient(sys.argv[1]).set_registered_model_alias("loan-approval", "champion", "2")' "$MLFLOW_URI"
 	port=$(free_port)
 	export SCORE=http://127.0.0.1:$port

@@ -100,6 +100,9 @@ func (d *Decoder) put(p *fastjson.Parser, n int) {
 // Application decodes and validates one application. The error is a
 // *MalformedError or FieldErrors.
 func (d *Decoder) Application(body []byte) (Application, error) {
+	if a, ok := plainApplication(body); ok {
+		return a, nil
+	}
 	p := d.parser(len(body))
 	defer d.put(p, len(body))
 	v, err := p.ParseBytes(body)
@@ -137,6 +140,10 @@ func (d *Decoder) Batch(body []byte) ([]Item, error) {
 				return nil, &MalformedError{Reason: shortReason(err)}
 			}
 			items[i].Err = FieldErrors{"": fmt.Sprintf("an application must be at most %d bytes", MaxItemBytes)}
+			continue
+		}
+		if a, ok := plainApplication(span); ok {
+			items[i].Application = a
 			continue
 		}
 		v, err := p.ParseBytes(span)

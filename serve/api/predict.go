@@ -84,15 +84,18 @@ func (s *Server) predictBatch(c *fiber.Ctx) error {
 		return err
 	}
 	// Decide the valid items; ins[j] is items[at[j]].
-	ins := make([]decision.Input, 0, len(items))
 	at := make([]int, 0, len(items))
 	for i := range items {
 		if items[i].Err == nil {
-			ins = append(ins, decision.Input{Application: items[i].Application, JSON: items[i].JSON})
 			at = append(at, i)
 		}
 	}
-	out, errs := make([]decision.Decision, len(ins)), make([]error, len(ins))
+	bufs := decision.GetBuffers(len(at))
+	defer bufs.Put() // after the answer is written
+	ins, out, errs := bufs.Ins, bufs.Out, bufs.Errs
+	for j, i := range at {
+		ins[j] = decision.Input{Application: items[i].Application, JSON: items[i].JSON}
+	}
 	if err := s.deps.Decisions.Decide(c.UserContext(), requestID(c), ins, out, errs); err != nil {
 		return err
 	}
@@ -101,8 +104,8 @@ func (s *Server) predictBatch(c *fiber.Ctx) error {
 		items[i].Err = errs[j]
 	}
 	accepted, j := 0, 0
-	b := make([]byte, 0, 200*len(items)+64)
-	b = append(b, `{"results":[`...)
+	buf := batchBufPool.Get().(*[]byte)
+	b := append((*buf)[:0], `{"results":[`...)
 	for i := range items {
 		if i > 0 {
 			b = append(b, ',')
@@ -126,8 +129,15 @@ func (s *Server) predictBatch(c *fiber.Ctx) error {
 	b = appendString(b, requestID(c))
 	b = append(b, '}')
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
-	return c.Send(b)
+	c.Response().SetBody(b) // copies: b goes back to the pool
+	*buf = b
+	batchBufPool.Put(buf)
+	return nil
 }
+
+// batchBufPool holds the batch answers' buffers apart from the single
+// answers', whose are small.
+var batchBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
 
 // admission bounds how many batches are decoded and decided at once, so a
 // burst of batches can neither exhaust memory nor take the cores that single

@@ -399,3 +399,21 @@ func counter(t *testing.T, reg *prometheus.Registry, name, label string) float64
 	}
 	return total
 }
+
+// TestBuffersComeBackZeroed: a pooled call's buffers keep nothing of the
+// call that used them before, whatever its size.
+func TestBuffersComeBackZeroed(t *testing.T) {
+	for _, n := range []int{8, 3, 8, 16} {
+		b := decision.GetBuffers(n)
+		if len(b.Ins) != n || len(b.Out) != n || len(b.Errs) != n {
+			t.Fatalf("GetBuffers(%d): %d %d %d", n, len(b.Ins), len(b.Out), len(b.Errs))
+		}
+		for i := range n {
+			if b.Out[i].ID != "" || b.Ins[i].JSON != nil || b.Errs[i] != nil {
+				t.Fatalf("GetBuffers(%d): item %d not zero", n, i)
+			}
+			b.Out[i].ID, b.Ins[i].JSON, b.Errs[i] = "x", []byte("{}"), decision.ErrBadScore
+		}
+		b.Put()
+	}
+}

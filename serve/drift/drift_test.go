@@ -39,6 +39,24 @@ func TestBin(t *testing.T) {
 			t.Errorf("Bin(%g) = %d, want %d (bins are closed on the left)", v, got, want)
 		}
 	}
+	// Any number of edges, any value (NaN goes to the last bin): the first
+	// edge greater than the value.
+	rng := rand.New(rand.NewPCG(3, 4))
+	for n := range 12 {
+		d := Distribution{Edges: make([]float64, n)}
+		for i := range d.Edges {
+			d.Edges[i] = float64(i * 10)
+		}
+		for _, v := range []float64{-5, 0, 5, 10, 95, 110, 1e9, math.NaN(), rng.Float64() * 120} {
+			want := slices.IndexFunc(d.Edges, func(e float64) bool { return e > v })
+			if want < 0 {
+				want = n
+			}
+			if got := d.Bin(v); got != want {
+				t.Errorf("%d edges: Bin(%g) = %d, want %d", n, v, got, want)
+			}
+		}
+	}
 }
 
 func TestParseBaselineRejects(t *testing.T) {

@@ -374,14 +374,15 @@ type Path struct {
 // Decide implements Decider.
 func (p *Path) Decide(ctx context.Context, req *Request) (*Result, error) {
 	n := len(req.Applications)
-	ins := make([]decision.Input, n)
+	bufs := decision.GetBuffers(n)
+	defer bufs.Put() // Result copies what it needs
+	ins, out, errs := bufs.Ins, bufs.Out, bufs.Errs
 	for i := range req.Applications {
 		ins[i].Application = req.Applications[i]
 		if i < len(req.Inputs) {
 			ins[i].JSON = req.Inputs[i]
 		}
 	}
-	out, errs := make([]decision.Decision, n), make([]error, n)
 	opt := decision.Options{Version: req.Version, Together: true, RouteKey: req.ApplicationID}
 	switch err := p.Decisions.DecideWith(ctx, req.RequestID, opt, ins, out, errs); {
 	case errors.Is(err, decision.ErrUnknownVersion):

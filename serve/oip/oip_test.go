@@ -294,9 +294,10 @@ func TestInferJSON(t *testing.T) {
 		if r.status != 200 || r.json["id"] != `req-"42"` {
 			t.Fatalf("%d %s", r.status, r.raw)
 		}
-		// One row: the record's decision id and the generated application id.
+		// One row: the record's decision id, which is also the application
+		// id of a row sent without one.
 		params, _ := r.json["parameters"].(map[string]any)
-		if params["variant"] != "champion" || params["decision_id"] == "" || params["decision_id"] == nil || params["application_id"] == nil {
+		if params["variant"] != "champion" || params["decision_id"] == "" || params["decision_id"] == nil || params["application_id"] != params["decision_id"] {
 			t.Fatalf("parameters %v", params)
 		}
 	})

@@ -527,6 +527,20 @@ func AppendValue(b []byte, format string, v float64) []byte {
 
 // appendOneDecimal rounds to one decimal and drops a trailing ".0".
 func appendOneDecimal(b []byte, v float64) []byte {
+	if tenths := math.Round(v * 10); math.Abs(tenths) < 1<<52 {
+		// In tenths as an integer: what FormatFloat's 'f', 1 writes of
+		// tenths/10, without its float formatting.
+		n := int64(tenths)
+		if n < 0 {
+			b = append(b, '-')
+			n = -n
+		}
+		b = strconv.AppendInt(b, n/10, 10)
+		if n%10 != 0 {
+			b = append(b, '.', byte('0'+n%10))
+		}
+		return b
+	}
 	start := len(b)
 	b = strconv.AppendFloat(b, math.Round(v*10)/10, 'f', 1, 64)
 	if n := len(b); n-start >= 2 && b[n-2] == '.' && b[n-1] == '0' {

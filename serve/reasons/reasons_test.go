@@ -7,13 +7,14 @@ import (
 	"math/rand/v2"
 	"os"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
 	"mlservice/schemas"
 )
 
-func loadScorecard(t *testing.T) *Table {
+func loadScorecard(t testing.TB) *Table {
 	t.Helper()
 	tb, err := ReadFile("testdata/scorecard.json")
 	if err != nil {
@@ -232,6 +233,30 @@ func TestFormatValue(t *testing.T) {
 	}
 }
 
+// TestOneDecimalIsFormatFloats: the integer formatting of one decimal
+// writes what strconv's 'f', 1 of the rounded value writes, ".0" and "-0"
+// trimmed, as the bank's words always had it.
+func TestOneDecimalIsFormatFloats(t *testing.T) {
+	want := func(v float64) string {
+		s := strconv.FormatFloat(math.Round(v*10)/10, 'f', 1, 64)
+		s = strings.TrimSuffix(s, ".0")
+		if s == "-0" {
+			return "0"
+		}
+		return s
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	values := []float64{0, -0.0, 0.04, 0.05, -0.04, -0.05, 0.95, 1, 27.5, 66.66666, -3.25, 1e6 + 0.05, 1 << 53, -(1 << 60)}
+	for range 20000 {
+		values = append(values, (rng.Float64()-0.3)*math.Pow(10, float64(rng.IntN(9))))
+	}
+	for _, v := range values {
+		if got := string(appendOneDecimal(nil, v)); got != want(v) {
+			t.Fatalf("appendOneDecimal(%v) = %q, want %q", v, got, want(v))
+		}
+	}
+}
+
 // TestReasonsAreTrueOfTheModel: for declined applicants across the input
 // space, improving the field a reason names, alone, to its best band never
 // lowers the probability, and that reason goes away.
@@ -370,5 +395,22 @@ func TestRankAndAppendTextDoNotAllocate(t *testing.T) {
 	})
 	if allocs != 0 || len(ranked) != 4 {
 		t.Fatalf("%v allocations, %d reasons", allocs, len(ranked))
+	}
+}
+
+// BenchmarkRankAndText is the reasons' share of a decline on the decision
+// path: rank, then write each reason's text.
+func BenchmarkRankAndText(b *testing.B) {
+	tb := loadScorecard(b)
+	app := schemas.Application{Income: 18000, CreditScore: 560, LoanAmount: 12000, YearsEmployed: 1}
+	contrib, _ := scorecard{t: tb}.score(&app)
+	ranked, text := make([]Ranked, 0, MaxReasons), make([]byte, 0, 512)
+	b.ReportAllocs()
+	for b.Loop() {
+		ranked = tb.Rank(ranked[:0], contrib)
+		text = text[:0]
+		for _, r := range ranked {
+			text = tb.AppendText(text, r, &app)
+		}
 	}
 }

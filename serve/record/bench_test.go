@@ -6,6 +6,9 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+
+	"mlservice/internal/pgtest"
 	"mlservice/serve/decision"
 )
 
@@ -15,20 +18,36 @@ import (
 // worst case for the application-id index, one page per decision), or
 // fresh, increasing ids (a nightly batch of new applications).
 func BenchmarkRecordBatch(b *testing.B) {
-	b.Run("same-ids", func(b *testing.B) { benchmarkRecordBatch(b, false) })
-	b.Run("fresh-ids", func(b *testing.B) { benchmarkRecordBatch(b, true) })
+	b.Run("same-ids", func(b *testing.B) { benchmarkRecordBatch(b, openSQLite(b), false) })
+	b.Run("fresh-ids", func(b *testing.B) { benchmarkRecordBatch(b, openSQLite(b), true) })
+	b.Run("postgres", func(b *testing.B) { benchmarkRecordBatch(b, openPostgres(b), false) })
 }
 
-func benchmarkRecordBatch(b *testing.B, fresh bool) {
-	store, err := OpenSQLite(context.Background(), b.TempDir())
+func openSQLite(b *testing.B) Store {
+	s, err := OpenSQLite(context.Background(), b.TempDir())
 	if err != nil {
 		b.Fatal(err)
 	}
-	rec := New(store, Config{})
+	return s
+}
+
+// openPostgres starts a throwaway PostgreSQL (Debian's, as the tests do).
+func openPostgres(b *testing.B) Store {
+	pg := pgtest.Start(b)
+	s, err := OpenPostgres(context.Background(), pg.CreateDatabase(b, "bench"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return s
+}
+
+func benchmarkRecordBatch(b *testing.B, store Store, fresh bool) {
+	rec := New(store, Config{Writers: 4})
 	defer rec.Close()
 	ds := make([]decision.Decision, 1000)
+	now := time.Now() // one decide call gives its decisions one time
 	for i := range ds {
-		ds[i] = sample(fmt.Sprintf("B-%d", i), time.Now(), true)
+		ds[i] = sample(fmt.Sprintf("B-%d", i), now, true)
 	}
 	b.ResetTimer()
 	for range b.N {
@@ -44,6 +63,7 @@ func benchmarkRecordBatch(b *testing.B, fresh bool) {
 		}
 	}
 	b.ReportMetric(float64(b.N*len(ds))/b.Elapsed().Seconds(), "rows/s")
+	reportCommits(b, rec)
 }
 
 // BenchmarkRecordOne is one decision per Record from many goroutines: the
@@ -67,4 +87,39 @@ func BenchmarkRecordOne(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "decisions/s")
+	reportCommits(b, rec)
+}
+
+// reportCommits adds the mean commit time and size to a benchmark's result.
+func reportCommits(b *testing.B, rec *Recorder) {
+	var d, g dto.Metric
+	if rec.m.writeDuration.Write(&d) != nil || rec.m.groupSize.Write(&g) != nil || d.Histogram.GetSampleCount() == 0 {
+		return
+	}
+	n := float64(d.Histogram.GetSampleCount())
+	b.ReportMetric(1e6*d.Histogram.GetSampleSum()/n, "µs/commit")
+	b.ReportMetric(g.Histogram.GetSampleSum()/n, "decisions/commit")
+}
+
+// BenchmarkRecordSerial is one decision at a time, each its own commit: the
+// fixed cost of a commit (a quiet server's single requests).
+func BenchmarkRecordSerial(b *testing.B) {
+	for _, sync := range []string{SyncFull, SyncNormal} {
+		b.Run(sync, func(b *testing.B) {
+			store, err := OpenSQLiteSync(context.Background(), b.TempDir(), sync)
+			if err != nil {
+				b.Fatal(err)
+			}
+			rec := New(store, Config{})
+			defer rec.Close()
+			d := sample("S", time.Now(), true)
+			for range b.N {
+				d.ID = fmt.Sprintf("0190%012d-7000-8000-000000000000", seq.Add(1))
+				if err := rec.Record(context.Background(), []decision.Decision{d}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			reportCommits(b, rec)
+		})
+	}
 }

@@ -1,16 +1,21 @@
 package record
 
 import (
+	"encoding/binary"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/klauspost/compress/s2"
 
 	"mlservice/internal/jsonw"
 	"mlservice/serve/decision"
 )
 
 // Document is the decision record of one decision as the read routes return
-// it (schemas/decision-record.schema.json). Encode writes it by hand (the
+// it (schemas/decision-record.schema.json). AppendDocument writes it by hand (the
 // record is on the hot path); this type is for readers and tests.
 type Document struct {
 	DecisionID    string             `json:"decision_id"`
@@ -48,11 +53,10 @@ type DocumentReason struct {
 // microseconds (what the store keeps).
 const TimeFormat = "2006-01-02T15:04:05.000000Z07:00"
 
-// Encode turns a decision into its row, writing the document into buf's
-// spare capacity (nil allocates).
-func Encode(d *decision.Decision, buf []byte) Row {
+// AppendDocument appends the decision's document (what the read routes
+// return for it) to b.
+func AppendDocument(b []byte, d *decision.Decision) []byte {
 	t := d.Time.UTC().Truncate(time.Microsecond)
-	b := buf[:0]
 	b = append(b, `{"decision_id":`...)
 	b = appendString(b, d.ID)
 	b = append(b, `,"request_id":`...)
@@ -93,8 +97,7 @@ func Encode(d *decision.Decision, buf []byte) Row {
 	b = decision.AppendReasonsJSON(b, d.Reasons)
 	b = append(b, `,"latency_ms":`...)
 	b = strconv.AppendFloat(b, float64(d.Latency.Microseconds())/1000, 'f', -1, 64)
-	b = append(b, '}')
-	return Row{DecisionID: d.ID, ApplicationID: d.ApplicationID, Time: t, Served: d.Served, Doc: b}
+	return append(b, '}')
 }
 
 // appendFloat32 and appendString write as the API's answers do (jsonw), so
@@ -103,3 +106,174 @@ func Encode(d *decision.Decision, buf []byte) Row {
 func appendFloat32(b []byte, f float32) []byte { return jsonw.AppendFloat32(b, f) }
 
 func appendString(b []byte, s string) []byte { return jsonw.AppendString(b, s) }
+
+// groupKey is what the decisions of one group share (one decide call gives
+// its decisions one time).
+type groupKey struct {
+	model, version, variant string
+	served                  bool
+	at                      time.Time
+}
+
+// encodeGroups turns one Record call's decisions into groups: one per
+// (version, variant, served, time), at most groupMax decisions each, in the
+// decisions' order. buf is reused scratch for the documents.
+func encodeGroups(ds []decision.Decision, buf []byte) ([]Group, []byte) {
+	// Which group key each decision has: a call has one to three (champion,
+	// challenger, shadow), so a scan of the keys seen beats a map.
+	var (
+		keys   []groupKey
+		member = make([]int, len(ds))
+	)
+	for i := range ds {
+		k := keyOf(&ds[i])
+		j := len(keys) - 1
+		for j >= 0 && keys[j] != k {
+			j--
+		}
+		if j < 0 {
+			keys, j = append(keys, k), len(keys)
+		}
+		member[i] = j
+	}
+	var (
+		out []Group
+		idx []int
+	)
+	for j, k := range keys {
+		idx = idx[:0]
+		for i := range ds {
+			if member[i] == j {
+				idx = append(idx, i)
+			}
+		}
+		for len(idx) > 0 {
+			part := idx[:min(len(idx), groupMax)]
+			idx = idx[len(part):]
+			var g Group
+			g, buf = encodeGroup(ds, part, k, buf)
+			out = append(out, g)
+		}
+	}
+	return out, buf
+}
+
+// encodeGroup writes the decisions ds[idx] as one group: binary when they
+// share the header, else as JSON documents.
+func encodeGroup(ds []decision.Decision, idx []int, k groupKey, buf []byte) (Group, []byte) {
+	keys := make([]Key, len(idx))
+	b, encoding := buf[:0], encodingS2Frames
+	if shareHeader(ds, idx) {
+		encoding = encodingBinary
+		b = appendHeader(b, &ds[idx[0]])
+	}
+	for j, i := range idx {
+		keys[j] = Key{ApplicationID: ds[i].ApplicationID, Approve: ds[i].Approve}
+		if encoding == encodingBinary {
+			b = appendBinary(b, &ds[i])
+		} else {
+			b = appendFrame(b, &ds[i])
+		}
+	}
+	g := newGroup(k, keys, b)
+	g.Encoding = encoding
+	return g, b
+}
+
+// newGroup makes a group of JSON frames (encodingS2Frames).
+func newGroup(k groupKey, keys []Key, frames []byte) Group {
+	return Group{Time: k.at.UTC(), Model: k.model, Version: k.version, Variant: k.variant, Served: k.served,
+		Keys: keys, KeysBlob: encodeKeys(keys), Encoding: encodingS2Frames, Payload: s2.Encode(nil, frames)}
+}
+
+func keyOf(d *decision.Decision) groupKey {
+	return groupKey{model: d.Model, version: d.Version, variant: d.Variant, served: d.Served, at: d.Time}
+}
+
+// appendFrame appends d's document with its length in front (documents may
+// hold any byte an input held, so no separator would do).
+func appendFrame(b []byte, d *decision.Decision) []byte {
+	var head [binary.MaxVarintLen64]byte
+	at := len(b)
+	b = append(b, head[:]...) // room for the length, moved into place below
+	b = AppendDocument(b, d)
+	n := binary.PutUvarint(head[:], uint64(len(b)-at-len(head)))
+	copy(b[at:], head[:n])
+	return append(b[:at+n], b[at+len(head):]...)
+}
+
+// Payload encodings (the encoding column).
+const (
+	// encodingDocument is one document as it is: the decisions moved from
+	// schema version 1, one row each.
+	encodingDocument = 0
+	// encodingS2Frames is s2-compressed, length-prefixed documents.
+	encodingS2Frames = 1
+	// encodingBinary is s2-compressed decisions in the binary layout of
+	// frames.go, made documents on read.
+	encodingBinary = 2
+)
+
+// payloadDocs calls fn with each document of a stored payload, in position
+// order.
+func payloadDocs(encoding int, payload []byte, fn func(pos int, doc []byte) error) error {
+	if encoding == encodingDocument {
+		return fn(0, payload)
+	}
+	if encoding != encodingS2Frames && encoding != encodingBinary {
+		return fmt.Errorf("decision record: unknown payload encoding %d", encoding)
+	}
+	raw, err := s2.Decode(nil, payload)
+	if err != nil {
+		return fmt.Errorf("decision record: payload: %w", err)
+	}
+	if encoding == encodingBinary {
+		return binaryDocs(raw, fn)
+	}
+	for pos := 0; len(raw) > 0; pos++ {
+		n, w := binary.Uvarint(raw)
+		if w <= 0 || n > uint64(len(raw)-w) {
+			return errors.New("decision record: payload: bad frame")
+		}
+		if err := fn(pos, raw[w:w+int(n)]); err != nil {
+			return err
+		}
+		raw = raw[w+int(n):]
+	}
+	return nil
+}
+
+// encodeKeys stores keys as, per decision, the application id's length
+// (uvarint), the id and a verdict byte (1 approve).
+func encodeKeys(keys []Key) []byte {
+	n := 0
+	for _, k := range keys {
+		n += len(k.ApplicationID) + 2
+	}
+	b := make([]byte, 0, n)
+	for _, k := range keys {
+		b = binary.AppendUvarint(b, uint64(len(k.ApplicationID)))
+		b = append(b, k.ApplicationID...)
+		if k.Approve {
+			b = append(b, 1)
+		} else {
+			b = append(b, 0)
+		}
+	}
+	return b
+}
+
+// decodeKeys reads encodeKeys's blob.
+func decodeKeys(b []byte) ([]Key, error) {
+	var keys []Key
+	for len(b) > 0 {
+		n, w := binary.Uvarint(b)
+		if w <= 0 || n+1 > uint64(len(b)-w) {
+			return nil, errors.New("decision record: keys: bad entry")
+		}
+		id := string(b[w : w+int(n)])
+		keys = append(keys, Key{ApplicationID: id, Approve: b[w+int(n)] == 1})
+		b = b[w+int(n)+1:]
+	}
+	return keys, nil
+}

@@ -14,6 +14,9 @@ type Metrics struct {
 	up            prometheus.Gauge
 	purged        prometheus.Counter
 	purgeRuns     *prometheus.CounterVec
+	indexed       prometheus.Counter
+	indexBacklog  prometheus.Gauge
+	indexFailures prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, backend string) *Metrics {
@@ -57,13 +60,25 @@ func newMetrics(reg prometheus.Registerer, backend string) *Metrics {
 			Name: "decision_record_purge_runs_total", ConstLabels: labels,
 			Help: "Retention purge runs, by result.",
 		}, []string{"result"}),
+		indexed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "decision_record_indexed_total", ConstLabels: labels,
+			Help: "Decisions of batches added to the application index after their commit.",
+		}),
+		indexBacklog: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "decision_record_index_backlog", ConstLabels: labels,
+			Help: "Recorded decisions not yet in the application index (lookups find them by scanning).",
+		}),
+		indexFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "decision_record_index_failures_total", ConstLabels: labels,
+			Help: "Indexing steps that failed (retried every second).",
+		}),
 	}
 	m.up.Set(1)
 	m.purgeRuns.WithLabelValues("success")
 	m.purgeRuns.WithLabelValues("failure")
 	if reg != nil {
 		reg.MustRegister(m.written, m.failures, m.failedRecords, m.writeDuration, m.groupSize,
-			m.queued, m.up, m.purged, m.purgeRuns)
+			m.queued, m.up, m.purged, m.purgeRuns, m.indexed, m.indexBacklog, m.indexFailures)
 	}
 	return m
 }

@@ -85,6 +85,85 @@ var migrations = []migration{
 			)`,
 		},
 	},
+	{
+		version: 3,
+		name:    "decisions stored by group (one row a request and version), application index built apart",
+		sqlite: []string{
+			`CREATE TABLE decision_groups (
+				id         INTEGER NOT NULL PRIMARY KEY,
+				decided_at INTEGER NOT NULL, -- unix microseconds, UTC
+				model      TEXT    NOT NULL,
+				version    TEXT    NOT NULL,
+				variant    TEXT    NOT NULL,
+				served     INTEGER NOT NULL, -- 1 answered, 0 shadow
+				decisions  INTEGER NOT NULL,
+				keys       BLOB    NOT NULL, -- each decision's application id and verdict (the index's and the purge's)
+				encoding   INTEGER NOT NULL, -- 1: s2 of length-prefixed documents; 0: one document (moved from version 1)
+				payload    BLOB    NOT NULL  -- the decisions as GET /v1/decisions returns them
+			)`,
+			`CREATE INDEX decision_groups_by_time ON decision_groups (decided_at)`,
+			`CREATE TABLE decision_index (
+				application_id TEXT    NOT NULL,
+				decided_at     INTEGER NOT NULL,
+				group_id       INTEGER NOT NULL,
+				position       INTEGER NOT NULL,
+				approve        INTEGER NOT NULL,
+				PRIMARY KEY (application_id, decided_at, group_id, position)
+			) WITHOUT ROWID`,
+			`CREATE TABLE decision_groups_unindexed (group_id INTEGER NOT NULL PRIMARY KEY)`,
+			`CREATE TRIGGER decision_groups_append_only BEFORE UPDATE ON decision_groups
+				BEGIN SELECT RAISE(ABORT, 'the decision record is append-only'); END`,
+			`CREATE TRIGGER decision_index_append_only BEFORE UPDATE ON decision_index
+				BEGIN SELECT RAISE(ABORT, 'the decision record is append-only'); END`,
+			`INSERT INTO decision_groups (id, decided_at, model, version, variant, served, decisions, keys, encoding, payload)
+				SELECT rowid, decided_at, json_extract(record, '$.model.name'), json_extract(record, '$.model.version'),
+					json_extract(record, '$.variant'), served, 1,
+					unhex(printf('%02x', length(application_id)) || hex(application_id) || printf('%02x', json_extract(record, '$.approve'))),
+					0, CAST(record AS BLOB) FROM decisions`,
+			`INSERT INTO decision_index (application_id, decided_at, group_id, position, approve)
+				SELECT application_id, decided_at, rowid, 0, json_extract(record, '$.approve') FROM decisions`,
+			`DROP TABLE decisions`,
+		},
+		postgres: []string{
+			`CREATE SEQUENCE decision_group_ids INCREMENT BY 1024`, // each writer takes a block of ids
+			`CREATE TABLE decision_groups (
+				id         BIGINT   NOT NULL PRIMARY KEY,
+				decided_at BIGINT   NOT NULL,
+				model      TEXT     NOT NULL,
+				version    TEXT     NOT NULL,
+				variant    TEXT     NOT NULL,
+				served     BOOLEAN  NOT NULL,
+				decisions  INTEGER  NOT NULL,
+				keys       BYTEA    NOT NULL,
+				encoding   SMALLINT NOT NULL,
+				payload    BYTEA    NOT NULL
+			)`,
+			`CREATE INDEX decision_groups_by_time ON decision_groups (decided_at)`,
+			`CREATE TABLE decision_index (
+				application_id TEXT    NOT NULL,
+				decided_at     BIGINT  NOT NULL,
+				group_id       BIGINT  NOT NULL,
+				position       INTEGER NOT NULL,
+				approve        BOOLEAN NOT NULL,
+				PRIMARY KEY (application_id, decided_at, group_id, position)
+			)`,
+			`CREATE TABLE decision_groups_unindexed (group_id BIGINT NOT NULL PRIMARY KEY)`,
+			`CREATE TRIGGER decision_groups_append_only BEFORE UPDATE ON decision_groups
+				FOR EACH ROW EXECUTE FUNCTION decisions_append_only()`,
+			`CREATE TRIGGER decision_index_append_only BEFORE UPDATE ON decision_index
+				FOR EACH ROW EXECUTE FUNCTION decisions_append_only()`,
+			`INSERT INTO decision_groups (id, decided_at, model, version, variant, served, decisions, keys, encoding, payload)
+				SELECT nextval('decision_group_ids'), decided_at, record::jsonb->'model'->>'name', record::jsonb->'model'->>'version',
+					record::jsonb->>'variant', served, 1,
+					decode(lpad(to_hex(octet_length(application_id)), 2, '0') || encode(convert_to(application_id, 'UTF8'), 'hex')
+						|| CASE WHEN (record::jsonb->>'approve')::boolean THEN '01' ELSE '00' END, 'hex'),
+					0, convert_to(record, 'UTF8') FROM decisions`,
+			`INSERT INTO decision_index (application_id, decided_at, group_id, position, approve)
+				SELECT convert_from(payload, 'UTF8')::jsonb->>'application_id', decided_at, id, 0,
+					(convert_from(payload, 'UTF8')::jsonb->>'approve')::boolean FROM decision_groups WHERE encoding = 0`,
+			`DROP TABLE decisions`,
+		},
+	},
 }
 
 // SchemaVersion is the newest migration this binary knows.

@@ -2,12 +2,8 @@ package record
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
-	"errors"
 	"sort"
-
-	"github.com/jackc/pgx/v5"
 
 	"mlservice/serve/outcomes"
 )
@@ -92,31 +88,7 @@ func (s *SQLite) PutOutcome(ctx context.Context, o outcomes.Outcome) ([]outcomes
 
 // Arms implements outcomes.Store.
 func (s *SQLite) Arms(ctx context.Context, model string) ([]outcomes.Arm, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT o.application_id, o.approved, d.record FROM outcomes o
-		JOIN decisions d ON d.application_id = o.application_id
-		ORDER BY o.application_id, d.decided_at DESC, d.decision_id DESC`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var a arms
-	for rows.Next() {
-		var (
-			id       string
-			approved bool
-			doc      sql.RawBytes
-		)
-		if err := rows.Scan(&id, &approved, &doc); err != nil {
-			return nil, err
-		}
-		if err := a.add(model, id, approved, doc); err != nil {
-			return nil, err
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return a.result(), nil
+	return armsOf(ctx, sqlQuerier{s.r}, model)
 }
 
 // PutOutcome implements outcomes.Store.
@@ -138,28 +110,34 @@ func (p *Postgres) PutOutcome(ctx context.Context, o outcomes.Outcome) ([]outcom
 
 // Arms implements outcomes.Store.
 func (p *Postgres) Arms(ctx context.Context, model string) ([]outcomes.Arm, error) {
-	rows, err := p.pool.Query(ctx, `SELECT o.application_id, o.approved, d.record FROM outcomes o
-		JOIN decisions d ON d.application_id = o.application_id
-		ORDER BY o.application_id, d.decided_at DESC, d.decision_id DESC`)
+	return armsOf(ctx, pgQuerier{p.pool}, model)
+}
+
+// armsOf joins the outcomes with the application index. A batch's
+// decisions join once they are indexed (Store.Index: seconds after their
+// commit); outcomes arrive weeks later.
+func armsOf(ctx context.Context, q querier, model string) ([]outcomes.Arm, error) {
+	rs, err := q.query(ctx, `SELECT o.application_id, o.approved, g.version, g.variant, i.approve
+		FROM outcomes o JOIN decision_index i ON i.application_id = o.application_id
+		JOIN decision_groups g ON g.id = i.group_id
+		WHERE g.model = ?
+		ORDER BY o.application_id, i.decided_at DESC, i.group_id DESC, i.position DESC`, model)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
 	var a arms
-	for rows.Next() {
+	for rs.Next() {
 		var (
-			id       string
-			approved bool
-			doc      []byte
+			id, version, variant string
+			approved, approve    bool
 		)
-		if err := rows.Scan(&id, &approved, &doc); err != nil {
+		if err := rs.Scan(&id, &approved, &version, &variant, &approve); err != nil {
+			rs.Close()
 			return nil, err
 		}
-		if err := a.add(model, id, approved, doc); err != nil {
-			return nil, err
-		}
+		a.add(model, id, approved, version, variant, approve)
 	}
-	if err := rows.Err(); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+	if err := closeCursor(rs); err != nil {
 		return nil, err
 	}
 	return a.result(), nil
@@ -175,7 +153,7 @@ type arms struct {
 	model  string
 }
 
-func (a *arms) add(model, app string, approved bool, doc []byte) error {
+func (a *arms) add(model, app string, approved bool, version, variant string, approve bool) {
 	if a.counts == nil {
 		a.counts = map[[2]string]*outcomes.Arm{}
 		a.model = model
@@ -183,16 +161,9 @@ func (a *arms) add(model, app string, approved bool, doc []byte) error {
 	if app != a.app {
 		a.app, a.seen = app, map[[2]string]bool{}
 	}
-	var d joinedDoc
-	if err := json.Unmarshal(doc, &d); err != nil {
-		return err
-	}
-	if d.Model.Name != model {
-		return nil
-	}
-	k := [2]string{d.Model.Version, d.Variant}
+	k := [2]string{version, variant}
 	if a.seen[k] {
-		return nil
+		return
 	}
 	a.seen[k] = true
 	c := a.counts[k]
@@ -201,10 +172,9 @@ func (a *arms) add(model, app string, approved bool, doc []byte) error {
 		a.counts[k] = c
 	}
 	c.Outcomes++
-	if d.Approve == approved {
+	if approve == approved {
 		c.Agreeing++
 	}
-	return nil
 }
 
 func (a *arms) result() []outcomes.Arm {

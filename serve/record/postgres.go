@@ -3,19 +3,24 @@ package record
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // Postgres is the backend for several replicas: every replica appends to the
-// same tables. One INSERT … SELECT FROM unnest(…) per group is one statement,
-// so a group is atomic and costs one round trip and one WAL flush
-// (synchronous_commit stays on).
+// same tables. One statement of INSERT … SELECT FROM unnest(…) writes a
+// commit's groups, so it is atomic and costs one round trip and one WAL
+// flush (synchronous_commit stays on).
 type Postgres struct {
 	pool *pgxpool.Pool
 	desc string
+
+	idMu          sync.Mutex // guards the block of group ids
+	idNext, idEnd int64
 }
 
 var _ Store = (*Postgres)(nil)
@@ -53,68 +58,192 @@ func OpenPostgres(ctx context.Context, url string) (*Postgres, error) {
 	return p, nil
 }
 
-const pgInsert = `INSERT INTO decisions (decision_id, application_id, decided_at, served, record)
-	SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::boolean[], $5::text[])`
+// pgAppend writes groups, their index entries (small groups) and their
+// queue rows (large ones) in one statement: one round trip, atomic.
+const pgAppend = `WITH g AS (
+		INSERT INTO decision_groups (id, decided_at, model, version, variant, served, decisions, keys, encoding, payload)
+		SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[],
+			$5::text[], $6::boolean[], $7::integer[], $8::bytea[], $16::smallint[], $9::bytea[])
+	), i AS (
+		INSERT INTO decision_index (application_id, decided_at, group_id, position, approve)
+		SELECT * FROM unnest($10::text[], $11::bigint[], $12::bigint[], $13::integer[], $14::boolean[])
+	)
+	INSERT INTO decision_groups_unindexed (group_id) SELECT * FROM unnest($15::bigint[])`
 
 // Append implements Store.
-func (p *Postgres) Append(ctx context.Context, rows []Row) error {
-	ids := make([]string, len(rows))
-	apps := make([]string, len(rows))
-	at := make([]int64, len(rows))
-	served := make([]bool, len(rows))
-	docs := make([]string, len(rows))
-	for i := range rows {
-		r := &rows[i]
-		ids[i], apps[i], at[i], served[i] = r.DecisionID, r.ApplicationID, r.Time.UnixMicro(), r.Served
-		docs[i] = string(r.Doc)
+func (p *Postgres) Append(ctx context.Context, groups []Group) error {
+	n := len(groups)
+	var (
+		ids, at                = make([]int64, n), make([]int64, n)
+		models, versions, vars = make([]string, n), make([]string, n), make([]string, n)
+		served                 = make([]bool, n)
+		counts                 = make([]int32, n)
+		encodings              = make([]int16, n)
+		keys, payloads         = make([][]byte, n), make([][]byte, n)
+		es                     []entry
+		queued                 []int64
+	)
+	for i := range groups {
+		g := &groups[i]
+		id, err := p.nextID(ctx)
+		if err != nil {
+			return err
+		}
+		ids[i], at[i] = id, g.Time.UnixMicro()
+		models[i], versions[i], vars[i], served[i] = g.Model, g.Version, g.Variant, g.Served
+		counts[i], keys[i], payloads[i], encodings[i] = int32(len(g.Keys)), g.KeysBlob, g.Payload, int16(g.Encoding)
+		if len(g.Keys) > inlineIndex {
+			queued = append(queued, id)
+		} else {
+			es = appendEntries(es, id, at[i], g.Keys)
+		}
 	}
-	_, err := p.pool.Exec(ctx, pgInsert, ids, apps, at, served, docs)
+	ea, eat, eg, ep, ev := entryColumns(es)
+	_, err := p.pool.Exec(ctx, pgAppend, ids, at, models, versions, vars, served, counts, keys, payloads,
+		ea, eat, eg, ep, ev, queued, encodings)
 	return err
 }
 
-// ByApplication implements Store.
+// entryColumns turns index entries into unnest's columns.
+func entryColumns(es []entry) ([]string, []int64, []int64, []int32, []bool) {
+	apps, at, groups := make([]string, len(es)), make([]int64, len(es)), make([]int64, len(es))
+	pos, approve := make([]int32, len(es)), make([]bool, len(es))
+	for i, e := range es {
+		apps[i], at[i], groups[i], pos[i], approve[i] = e.applicationID, e.at, e.group, int32(e.position), e.approve
+	}
+	return apps, at, groups, pos, approve
+}
+
+// nextID hands out group ids from blocks of the decision_group_ids sequence
+// (1,024 a call), so replicas never collide and a commit rarely waits for
+// one.
+func (p *Postgres) nextID(ctx context.Context) (int64, error) {
+	p.idMu.Lock()
+	defer p.idMu.Unlock()
+	if p.idNext == p.idEnd {
+		var start int64
+		if err := p.pool.QueryRow(ctx, `SELECT nextval('decision_group_ids')`).Scan(&start); err != nil {
+			return 0, err
+		}
+		p.idNext, p.idEnd = start, start+1024
+	}
+	p.idNext++
+	return p.idNext - 1, nil
+}
+
+// Index implements Store. Replicas index side by side: each claims queued
+// groups the others have not locked.
+func (p *Postgres) Index(ctx context.Context, max int) (indexed, backlog int, err error) {
+	err = pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		q := pgQuerier{tx}
+		rs, err := q.query(ctx, `SELECT g.id, g.decided_at, g.keys FROM decision_groups_unindexed u
+			JOIN decision_groups g ON g.id = u.group_id ORDER BY u.group_id LIMIT ? FOR UPDATE OF u SKIP LOCKED`,
+			max/inlineIndex+1)
+		if err != nil {
+			return err
+		}
+		var (
+			es  []entry
+			ids []int64
+		)
+		for len(es) < max && rs.Next() {
+			var (
+				id, at int64
+				blob   []byte
+			)
+			if err := rs.Scan(&id, &at, &blob); err != nil {
+				rs.Close()
+				return err
+			}
+			keys, err := decodeKeys(blob)
+			if err != nil {
+				rs.Close()
+				return err
+			}
+			es, ids = appendEntries(es, id, at, keys), append(ids, id)
+		}
+		if err := closeCursor(rs); err != nil || len(ids) == 0 {
+			return err
+		}
+		sortEntries(es)
+		ea, eat, eg, ep, ev := entryColumns(es)
+		if _, err := tx.Exec(ctx, `INSERT INTO decision_index (application_id, decided_at, group_id, position, approve)
+			SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::integer[], $5::boolean[])`,
+			ea, eat, eg, ep, ev); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM decision_groups_unindexed WHERE group_id = ANY($1)`, ids); err != nil {
+			return err
+		}
+		indexed = len(es)
+		return tx.QueryRow(ctx, `SELECT COALESCE(SUM(g.decisions), 0) FROM decision_groups_unindexed u
+			JOIN decision_groups g ON g.id = u.group_id`).Scan(&backlog)
+	})
+	return indexed, backlog, err
+}
+
+// ByApplication implements Store, in one repeatable-read snapshot.
 func (p *Postgres) ByApplication(ctx context.Context, applicationID string, fn func([]byte) error) error {
-	return p.docs(ctx, fn, `SELECT record FROM decisions WHERE application_id = $1
-		ORDER BY decided_at DESC, decision_id DESC`, applicationID)
+	tx, err := p.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(ctx)
+	return byApplication(ctx, pgQuerier{tx}, applicationID, fn)
 }
 
 // Export implements Store.
 func (p *Postgres) Export(ctx context.Context, from, to time.Time, fn func([]byte) error) error {
-	return p.docs(ctx, fn, `SELECT record FROM decisions WHERE decided_at >= $1 AND decided_at < $2
-		ORDER BY decided_at, decision_id`, from.UnixMicro(), to.UnixMicro())
-}
-
-func (p *Postgres) docs(ctx context.Context, fn func([]byte) error, q string, args ...any) error {
-	rows, err := p.pool.Query(ctx, q, args...)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		raw := rows.RawValues()
-		if err := fn(raw[0]); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
+	return export(ctx, pgQuerier{p.pool}, from, to, fn)
 }
 
 // Purge implements Store.
 func (p *Postgres) Purge(ctx context.Context, cutoff time.Time) (int64, error) {
-	var total int64
+	var total, after int64
 	for {
-		tag, err := p.pool.Exec(ctx, `DELETE FROM decisions WHERE decision_id IN (
-			SELECT decision_id FROM decisions d WHERE d.decided_at < $1
-			AND NOT EXISTS (SELECT 1 FROM legal_holds h WHERE h.application_id = d.application_id)
-			LIMIT $2)`, cutoff.UnixMicro(), purgeChunk)
+		var n, last int64
+		err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) (err error) {
+			n, last, err = purgeGroups(ctx, pgQuerier{tx}, cutoff, after, p.nextID)
+			return err
+		})
 		if err != nil {
 			return total, err
 		}
-		total += tag.RowsAffected()
-		if tag.RowsAffected() < purgeChunk {
+		total += n
+		if last == 0 {
 			return total, nil
 		}
+		after = last
 	}
+}
+
+// pgQuerier adapts a pgx pool or transaction for the shared queries.
+type pgQuerier struct {
+	q interface {
+		Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+		Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	}
+}
+
+func (q pgQuerier) query(ctx context.Context, sql string, args ...any) (cursor, error) {
+	rs, err := q.q.Query(ctx, rebindDollar(sql), args...)
+	if err != nil {
+		return nil, err
+	}
+	return pgCursor{rs}, nil
+}
+
+func (q pgQuerier) exec(ctx context.Context, sql string, args ...any) (int64, error) {
+	tag, err := q.q.Exec(ctx, rebindDollar(sql), args...)
+	return tag.RowsAffected(), err
+}
+
+// pgCursor gives pgx.Rows database/sql's Close.
+type pgCursor struct{ pgx.Rows }
+
+func (c pgCursor) Close() error {
+	c.Rows.Close()
+	return c.Rows.Err()
 }
 
 // SetHold implements Store.

@@ -27,21 +27,55 @@ import (
 	"time"
 )
 
-// Row is one decision as the store keeps it: the indexed columns and the
-// document (the decision as JSON, exactly as the read routes return it).
-type Row struct {
-	DecisionID    string
-	ApplicationID string
-	Time          time.Time // UTC; stored as unix microseconds
-	Served        bool
-	Doc           []byte
+// Group is what the store writes as one row: the decisions of one Record
+// call made by one model version in one variant (at most groupMax of them).
+// A single prediction is a group of one; a 1,000-row batch is one group per
+// variant. Storing a request's decisions together, compressed, is what makes
+// the record cheap: the per-decision cost is an encode, not a row with its
+// own index entries (see Store.Index).
+type Group struct {
+	Time                    time.Time // UTC, the decisions' time; stored as unix microseconds
+	Model, Version, Variant string
+	Served                  bool
+	// Keys are the decisions' application ids and verdicts, in position
+	// order: what the application index is built from.
+	Keys []Key
+	// KeysBlob is Keys as stored (encodeKeys).
+	KeysBlob []byte
+	// Encoding is the payload's (encodingBinary, or encodingS2Frames).
+	Encoding int
+	// Payload is the decisions, s2-compressed (encodeGroup).
+	Payload []byte
 }
+
+// Key is one decision's entry in the application index.
+type Key struct {
+	ApplicationID string
+	Approve       bool
+}
+
+// inlineIndex is the largest group indexed in the transaction that writes
+// it: single predictions are readable by application id through the index
+// at once; larger groups (batches) are queued for Store.Index, so a batch's
+// commit costs one row instead of one index entry per decision.
+const inlineIndex = 64
+
+// groupMax caps the decisions of one group, so reading one decision
+// decompresses at most that many documents and one indexing step is short.
+const groupMax = 1024
 
 // Store is a backend of the decision record. Implementations are safe for
 // concurrent use.
 type Store interface {
-	// Append writes rows in one transaction: all of them or none.
-	Append(ctx context.Context, rows []Row) error
+	// Append writes groups in one transaction: all of them or none. Groups
+	// of at most inlineIndex decisions are indexed by application id in the
+	// same transaction; larger ones are queued for Index.
+	Append(ctx context.Context, groups []Group) error
+	// Index adds queued groups to the application index, about max
+	// decisions at a time, and returns how many it indexed and how many are
+	// still queued. Until then ByApplication finds them by scanning the
+	// queue, so a lookup always sees every committed decision.
+	Index(ctx context.Context, max int) (indexed, backlog int, err error)
 	// ByApplication calls fn with the documents of every decision about an
 	// application, newest first.
 	ByApplication(ctx context.Context, applicationID string, fn func(doc []byte) error) error
@@ -49,7 +83,8 @@ type Store interface {
 	// [from, to), oldest first, streaming.
 	Export(ctx context.Context, from, to time.Time, fn func(doc []byte) error) error
 	// Purge deletes decisions made before cutoff, except those about an
-	// application under legal hold, and returns how many it deleted.
+	// application under legal hold, and returns how many it deleted. A legal
+	// hold keeps the whole group (the request) its decisions are in.
 	Purge(ctx context.Context, cutoff time.Time) (int64, error)
 	// SetHold puts an application's decisions under legal hold (on) or lifts
 	// the hold; by names the person.

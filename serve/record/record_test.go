@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/klauspost/compress/s2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -29,6 +30,8 @@ type backend struct {
 	open func(t *testing.T) Store
 	// raw runs SQL on the store's database outside the store.
 	raw func(t *testing.T, q string) error
+	// truth is the dialect's true.
+	truth string
 }
 
 func backends(t *testing.T) []backend {
@@ -37,7 +40,7 @@ func backends(t *testing.T) []backend {
 		pg     *pgtest.Server
 		dbs    atomic.Int64
 	)
-	sqlite := backend{name: "sqlite"}
+	sqlite := backend{name: "sqlite", truth: "1"}
 	var sqliteDir string
 	sqlite.open = func(t *testing.T) Store {
 		sqliteDir = t.TempDir()
@@ -56,7 +59,7 @@ func backends(t *testing.T) []backend {
 		_, err = db.Exec(q)
 		return err
 	}
-	postgres := backend{name: "postgres"}
+	postgres := backend{name: "postgres", truth: "true"}
 	var pgURL string
 	postgres.open = func(t *testing.T) Store {
 		pgOnce.Do(func() { pg = pgtest.Start(t) })
@@ -213,9 +216,11 @@ func TestRecordEveryField(t *testing.T) {
 				t.Fatalf("decision_records_written_total = %v, want 4", v)
 			}
 			// Append-only: the database itself refuses an UPDATE.
-			err = b.raw(t, `UPDATE decisions SET record = '{}'`)
-			if err == nil || !strings.Contains(err.Error(), "append-only") {
-				t.Fatalf("UPDATE of a record: %v, want the append-only trigger's refusal", err)
+			for _, q := range []string{`UPDATE decision_groups SET decisions = 0`, `UPDATE decision_index SET approve = ` + b.truth} {
+				err = b.raw(t, q)
+				if err == nil || !strings.Contains(err.Error(), "append-only") {
+					t.Fatalf("%s: %v, want the append-only trigger's refusal", q, err)
+				}
 			}
 		})
 	}
@@ -258,9 +263,9 @@ type countingStore struct {
 	appends atomic.Int64
 }
 
-func (c *countingStore) Append(ctx context.Context, rows []Row) error {
+func (c *countingStore) Append(ctx context.Context, groups []Group) error {
 	c.appends.Add(1)
-	return c.Store.Append(ctx, rows)
+	return c.Store.Append(ctx, groups)
 }
 
 func TestRetentionAndLegalHold(t *testing.T) {
@@ -524,7 +529,9 @@ func TestPurgeRunsByItself(t *testing.T) {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for len(docs(t, store, "AUTO-1"))+len(docs(t, store, "AUTO-2")) > 0 {
+	// The count is added when the whole purge run is done, after its last
+	// transaction.
+	for len(docs(t, store, "AUTO-1"))+len(docs(t, store, "AUTO-2")) > 0 || testutil.ToFloat64(rec.m.purged) < 2 {
 		if time.Now().After(deadline) {
 			t.Fatal("the purge did not remove decisions past retention by itself")
 		}
@@ -536,4 +543,231 @@ func TestPurgeRunsByItself(t *testing.T) {
 	if len(docs(t, store, "AUTO-HELD")) != 1 {
 		t.Fatal("the purge took a decision under legal hold")
 	}
+}
+
+// TestBatchIndexedLater: a batch's decisions are queued for the application
+// index, found by a lookup at once (the queue is scanned) and exactly once
+// after the indexer has taken them; outcomes then join them.
+func TestBatchIndexedLater(t *testing.T) {
+	for _, b := range backends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			store := b.open(t)
+			rec := New(store, Config{IndexEvery: time.Hour}) // the test runs the indexer
+			defer rec.Close()
+			ctx := context.Background()
+			now := time.Now().UTC()
+			ds := make([]decision.Decision, 2500) // three groups: 1,024 + 1,024 + 452
+			for i := range ds {
+				ds[i] = sample(fmt.Sprintf("N-%d", i%1200), now, true)
+				ds[i].Approve = i%3 == 0
+			}
+			if err := rec.Record(ctx, ds); err != nil {
+				t.Fatal(err)
+			}
+			check := func(when string) {
+				t.Helper()
+				for _, app := range []string{"N-0", "N-1199", "N-1000"} {
+					got := docs(t, store, app)
+					want := 0
+					for _, d := range ds {
+						if d.ApplicationID == app {
+							want++
+						}
+					}
+					if len(got) != want {
+						t.Fatalf("%s: %d decisions of %s, want %d", when, len(got), app, want)
+					}
+					for i := 1; i < len(got); i++ { // newest first: the later item of the batch first
+						if got[i-1].DecisionID < got[i].DecisionID {
+							t.Fatalf("%s: %s before %s", when, got[i-1].DecisionID, got[i].DecisionID)
+						}
+					}
+				}
+			}
+			check("queued")
+			total := 0
+			for {
+				n, backlog, err := store.Index(ctx, 1000)
+				if err != nil {
+					t.Fatal(err)
+				}
+				total += n
+				if backlog == 0 {
+					break
+				}
+				if n == 0 {
+					t.Fatalf("no progress with %d queued", backlog)
+				}
+			}
+			if total != len(ds) {
+				t.Fatalf("indexed %d, want %d", total, len(ds))
+			}
+			check("indexed")
+			os := store.(outcomes.Store)
+			if _, _, err := os.PutOutcome(ctx, outcomes.Outcome{ApplicationID: "N-3", Approved: true, ReceivedAt: now, By: "bank"}); err != nil {
+				t.Fatal(err)
+			}
+			arms, err := os.Arms(ctx, "loan-approval")
+			if err != nil || len(arms) != 1 || arms[0].Outcomes != 1 || arms[0].Agreeing != 1 {
+				t.Fatalf("arms %+v, %v", arms, err) // N-3's latest decision (item 1203) approves
+			}
+			// Export streams every decision once.
+			n := 0
+			if err := store.Export(ctx, now.Add(-time.Second), now.Add(time.Second), func([]byte) error { n++; return nil }); err != nil || n != len(ds) {
+				t.Fatalf("export %d decisions (%v), want %d", n, err, len(ds))
+			}
+		})
+	}
+}
+
+// TestMigrationFromOneDocumentARow: a record written by a server of schema
+// version 2 (one JSON document a row) reads, exports, joins and purges the
+// same after the move to groups.
+func TestMigrationFromOneDocumentARow(t *testing.T) {
+	for _, b := range backends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			// A store of schema version 2: PostgreSQL's opens as it was;
+			// SQLite's (whose writer prepares version 3's statements) is
+			// made by hand.
+			var (
+				s   Store
+				raw = b.raw
+			)
+			if b.name == "sqlite" {
+				dir := t.TempDir()
+				db, err := sql.Open("sqlite3", "file:"+filepath.Join(dir, SQLiteFile))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer db.Close()
+				stmts := append([]string{`CREATE TABLE schema_migrations (version INTEGER NOT NULL PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)`,
+					`INSERT INTO schema_migrations VALUES (1, 'one', 'x'), (2, 'two', 'x')`}, migrations[0].sqlite...)
+				for _, q := range append(stmts, migrations[1].sqlite...) {
+					if _, err := db.Exec(q); err != nil {
+						t.Fatal(err)
+					}
+				}
+				raw = func(_ *testing.T, q string) error { _, err := db.Exec(q); return err }
+				s = &SQLite{path: filepath.Join(dir, SQLiteFile)}
+			} else {
+				all := migrations
+				migrations = migrations[:2]
+				s = b.open(t)
+				migrations = all
+				s.Close()
+			}
+			old := time.Now().UTC().AddDate(-3, 0, 0)
+			legacy := []decision.Decision{sample("L-1", old, true), sample("L-1", time.Now(), false), sample("L-2", time.Now(), true)}
+			legacy[2].Approve = true
+			for _, d := range legacy {
+				served := "false"
+				if d.Served {
+					served = "true"
+				}
+				if b.name == "sqlite" {
+					served = map[bool]string{true: "1", false: "0"}[d.Served]
+				}
+				doc := strings.ReplaceAll(string(AppendDocument(nil, &d)), "'", "''")
+				q := fmt.Sprintf(`INSERT INTO decisions (decision_id, application_id, decided_at, served, record) VALUES ('%s', '%s', %d, %s, '%s')`,
+					d.ID, d.ApplicationID, d.Time.UnixMicro(), served, doc)
+				if err := raw(t, q); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var err error
+			switch st := s.(type) {
+			case *SQLite:
+				s, err = OpenSQLite(context.Background(), filepath.Dir(st.Path()))
+			case *Postgres:
+				s, err = OpenPostgres(context.Background(), st.pool.Config().ConnString())
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			got := docs(t, s, "L-1")
+			if len(got) != 2 || got[0].DecisionID != legacy[1].ID || got[1].DecisionID != legacy[0].ID {
+				t.Fatalf("L-1 after the move: %+v", got)
+			}
+			for i, d := range []decision.Decision{legacy[1], legacy[0]} {
+				want := wantDocument(d)
+				got[i].Inputs, want.Inputs = nil, nil
+				if !reflect.DeepEqual(got[i], want) {
+					t.Fatalf("moved record differs:\n got %+v\nwant %+v", got[i], want)
+				}
+			}
+			ctx := context.Background()
+			os := s.(outcomes.Store)
+			if _, _, err := os.PutOutcome(ctx, outcomes.Outcome{ApplicationID: "L-2", Approved: true, ReceivedAt: time.Now(), By: "bank"}); err != nil {
+				t.Fatal(err)
+			}
+			if arms, err := os.Arms(ctx, "loan-approval"); err != nil || len(arms) != 1 || arms[0].Agreeing != 1 {
+				t.Fatalf("arms %+v, %v", arms, err)
+			}
+			if n, err := s.Purge(ctx, time.Now().AddDate(-2, 0, 0)); err != nil || n != 1 {
+				t.Fatalf("purge of the moved record: %d, %v; want 1", n, err)
+			}
+			if got := docs(t, s, "L-1"); len(got) != 1 {
+				t.Fatalf("%d decisions of L-1 after the purge, want 1", len(got))
+			}
+			// A new decision lands beside the moved ones.
+			rec := New(s, Config{})
+			if err := rec.Record(ctx, []decision.Decision{sample("L-2", time.Now(), true)}); err != nil {
+				t.Fatal(err)
+			}
+			if got := docs(t, s, "L-2"); len(got) != 2 {
+				t.Fatalf("%d decisions of L-2, want 2", len(got))
+			}
+		})
+	}
+}
+
+// TestBinaryPayloadIsTheDocuments: a binary group reads back as the very
+// bytes AppendDocument writes for each decision, whatever it holds.
+func TestBinaryPayloadIsTheDocuments(t *testing.T) {
+	now := time.Now()
+	ds := []decision.Decision{sample("A-1", now, true), sample("A-2", now, true), sample("A-3", now, true)}
+	ds[1].Reasons, ds[1].Approve, ds[1].Inputs = nil, true, nil
+	ds[2].Contributions, ds[2].Characteristics, ds[2].RequestID = nil, nil, "req-\"quoted\"\n"
+	for i := range ds[:2] {
+		ds[i].Characteristics = ds[0].Characteristics
+	}
+	for _, c := range []struct {
+		ds       []decision.Decision
+		encoding int
+	}{
+		{ds[:2], encodingBinary},
+		{ds, encodingS2Frames}, // ds[2] has other characteristics than the group's first
+	} {
+		groups, _ := encodeGroups(c.ds, nil)
+		if len(groups) != 1 || groups[0].Encoding != c.encoding {
+			t.Fatalf("%d groups, encoding %d; want one, %d", len(groups), groups[0].Encoding, c.encoding)
+		}
+		var got []string
+		if err := payloadDocs(groups[0].Encoding, groups[0].Payload, func(_ int, doc []byte) error {
+			got = append(got, string(doc))
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		for i := range c.ds {
+			if want := string(AppendDocument(nil, &c.ds[i])); got[i] != want {
+				t.Fatalf("decision %d:\n got %s\nwant %s", i, got[i], want)
+			}
+		}
+	}
+}
+
+// FuzzBinaryPayload: a corrupt binary payload is an error, never a panic or
+// a huge allocation.
+func FuzzBinaryPayload(f *testing.F) {
+	ds := []decision.Decision{sample("F-1", time.Now(), true), sample("F-2", time.Now(), true)}
+	ds[1].Time, ds[1].Characteristics = ds[0].Time, ds[0].Characteristics
+	g, _ := encodeGroups(ds, nil)
+	raw, _ := s2.Decode(nil, g[0].Payload)
+	f.Add(raw)
+	f.Add(raw[:len(raw)/2])
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		_ = binaryDocs(raw, func(int, []byte) error { return nil })
+	})
 }

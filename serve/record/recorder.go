@@ -32,6 +32,9 @@ type Config struct {
 	// ProbeEvery is how often a write probe checks the store while it is
 	// unhealthy (default 1s), and while it is healthy but idle (5×).
 	ProbeEvery time.Duration
+	// IndexEvery is how often queued batches are added to the application
+	// index (default 250ms).
+	IndexEvery time.Duration
 	// Registerer takes the record's metrics (nil: not registered).
 	Registerer prometheus.Registerer
 	Log        *slog.Logger
@@ -58,6 +61,9 @@ func (c *Config) defaults() {
 	if c.ProbeEvery <= 0 {
 		c.ProbeEvery = time.Second
 	}
+	if c.IndexEvery <= 0 {
+		c.IndexEvery = 250 * time.Millisecond
+	}
 	if c.Log == nil {
 		c.Log = slog.Default()
 	}
@@ -73,7 +79,7 @@ type Recorder struct {
 	cfg     Config
 	store   Store
 	m       *Metrics
-	pending chan *group
+	pending chan *call
 	// health is nil while the store takes writes, else why it does not.
 	health   atomic.Pointer[error]
 	lastGood atomic.Int64 // unix nanos of the last successful write or probe
@@ -85,27 +91,30 @@ type Recorder struct {
 
 var _ decision.Recorder = (*Recorder)(nil)
 
-// group is one Record call waiting for its commit.
-type group struct {
-	rows []Row
-	done chan error
+// call is one Record call waiting for its commit.
+type call struct {
+	groups    []Group
+	decisions int
+	buf       []byte // scratch for the documents
+	done      chan error
 }
 
-var groupPool = sync.Pool{New: func() any { return &group{done: make(chan error, 1)} }}
+var callPool = sync.Pool{New: func() any { return &call{done: make(chan error, 1)} }}
 
 // New starts a Recorder over store: its writers, the purge and the probe.
 func New(store Store, cfg Config) *Recorder {
 	cfg.defaults()
 	r := &Recorder{cfg: cfg, store: store, m: newMetrics(cfg.Registerer, store.Backend()),
-		pending: make(chan *group, 4096), closing: make(chan struct{})}
+		pending: make(chan *call, 4096), closing: make(chan struct{})}
 	r.lastGood.Store(cfg.Now().UnixNano())
 	for range cfg.Writers {
 		r.wg.Add(1)
 		go r.write()
 	}
-	r.wg.Add(2)
+	r.wg.Add(3)
 	go r.purgeLoop()
 	go r.probeLoop()
+	go r.indexLoop()
 	return r
 }
 
@@ -116,14 +125,9 @@ func (r *Recorder) Record(ctx context.Context, ds []decision.Decision) error {
 	if len(ds) == 0 {
 		return nil
 	}
-	g := groupPool.Get().(*group)
-	g.rows = g.rows[:0]
-	if cap(g.rows) < len(ds) {
-		g.rows = make([]Row, 0, len(ds))
-	}
-	for i := range ds {
-		g.rows = append(g.rows, Encode(&ds[i], make([]byte, 0, 512+len(ds[i].Inputs))))
-	}
+	g := callPool.Get().(*call)
+	g.groups, g.buf = encodeGroups(ds, g.buf)
+	g.decisions = len(ds)
 	r.mu.RLock()
 	if r.closed {
 		r.mu.RUnlock()
@@ -139,27 +143,30 @@ func (r *Recorder) Record(ctx context.Context, ds []decision.Decision) error {
 	}
 	r.mu.RUnlock()
 	err := <-g.done // the writer always answers, within WriteTimeout
-	clear(g.rows)
-	groupPool.Put(g)
+	g.groups = nil
+	if cap(g.buf) > 1<<20 { // a large batch's scratch is not kept
+		g.buf = nil
+	}
+	callPool.Put(g)
 	return err
 }
 
-// write is one writer goroutine: it takes every group that has queued up
+// write is one writer goroutine: it takes every call that has queued up
 // (up to MaxGroup decisions), commits them in one transaction and answers
 // each.
 func (r *Recorder) write() {
 	defer r.wg.Done()
 	var (
-		groups []*group
-		rows   []Row
+		calls  []*call
+		groups []Group
 	)
 	for {
 		first, ok := <-r.pending
 		if !ok {
 			return
 		}
-		groups = append(groups[:0], first)
-		n := len(first.rows)
+		calls = append(calls[:0], first)
+		n := first.decisions
 	gather:
 		for n < r.cfg.MaxGroup {
 			select {
@@ -167,42 +174,85 @@ func (r *Recorder) write() {
 				if !ok {
 					break gather
 				}
-				groups = append(groups, g)
-				n += len(g.rows)
+				calls = append(calls, g)
+				n += g.decisions
 			default:
 				break gather
 			}
 		}
-		rows = rows[:0]
-		for _, g := range groups {
-			rows = append(rows, g.rows...)
+		groups = groups[:0]
+		for _, c := range calls {
+			groups = append(groups, c.groups...)
 		}
-		err := r.commit(rows)
+		err := r.commit(groups, n)
 		r.m.queued.Sub(float64(n))
-		for _, g := range groups {
-			g.done <- err
+		for _, c := range calls {
+			c.done <- err
 		}
+		clear(calls)
 		clear(groups)
-		clear(rows)
 	}
 }
 
-func (r *Recorder) commit(rows []Row) error {
+func (r *Recorder) commit(groups []Group, decisions int) error {
 	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.WriteTimeout)
 	defer cancel()
 	start := time.Now()
-	err := r.store.Append(ctx, rows)
+	err := r.store.Append(ctx, groups)
 	r.m.writeDuration.Observe(time.Since(start).Seconds())
-	r.m.groupSize.Observe(float64(len(rows)))
+	r.m.groupSize.Observe(float64(decisions))
 	if err != nil {
 		r.m.failures.Inc()
-		r.m.failedRecords.Add(float64(len(rows)))
+		r.m.failedRecords.Add(float64(decisions))
 		r.setUnhealthy(err)
 		return &UnavailableError{err}
 	}
-	r.m.written.Add(float64(len(rows)))
+	r.m.written.Add(float64(decisions))
 	r.setHealthy()
 	return nil
+}
+
+// indexChunk is about how many decisions one indexing transaction takes:
+// large, so entries for the same index pages are written together, yet a
+// commit waiting behind it waits tens of milliseconds at most.
+const indexChunk = 16384
+
+// indexLoop adds queued groups to the application index every indexEvery
+// (a backlog left by a previous run or another replica too). Waiting lets a
+// batch run's entries gather into large, sorted chunks; while there is a
+// backlog it works at most half the time, so batches keep most of the
+// writer.
+func (r *Recorder) indexLoop() {
+	defer r.wg.Done()
+	t := time.NewTicker(r.cfg.IndexEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.closing:
+			return
+		case <-t.C:
+		}
+		for {
+			start := time.Now()
+			ctx, cancel := context.WithTimeout(context.Background(), r.cfg.WriteTimeout)
+			n, backlog, err := r.store.Index(ctx, indexChunk)
+			cancel()
+			if err != nil {
+				r.m.indexFailures.Inc()
+				break // the next tick tries again; lookups still scan the queue
+			}
+			r.m.indexed.Add(float64(n))
+			r.m.indexBacklog.Set(float64(backlog))
+			if n == 0 || backlog == 0 {
+				break
+			}
+			select {
+			case <-r.closing:
+				return
+			case <-time.After(time.Since(start)):
+			}
+		}
+	}
 }
 
 func (r *Recorder) setUnhealthy(err error) {

@@ -18,9 +18,10 @@ import (
 // SQLiteFile is the record's file name under SERVE_DATA_DIR.
 const SQLiteFile = "decisions.db"
 
-// insertSizes are the multi-row INSERTs prepared: a group is written with
-// the fewest statements (each a round of cgo calls), largest first.
-var insertSizes = [...]int{64, 16, 4, 1}
+// indexSizes are the sizes of the multi-row INSERTs prepared (groups and
+// index entries): rows are written with the fewest statements (each a
+// round of cgo calls), largest first.
+var indexSizes = [...]int{64, 16, 4, 1}
 
 // SQLite is the embedded backend: one database file in WAL mode with
 // synchronous=FULL, so a commit is on disk (one fsync of the WAL) when Append
@@ -30,9 +31,14 @@ type SQLite struct {
 
 	mu      sync.Mutex // guards w (reopened after a failed write) and the statements
 	w       *sql.DB
-	inserts [len(insertSizes)]*sql.Stmt // one per insertSizes
-	sync    string                      // FULL or NORMAL
-	broken  bool                        // the last write failed: reopen before the next one
+	groups  [len(indexSizes)]*sql.Stmt // multi-row group INSERTs, one per indexSizes
+	queue   *sql.Stmt
+	indexes [len(indexSizes)]*sql.Stmt // multi-row index INSERTs, one per indexSizes
+	// nextID is the next group id (0: read it from the table). Groups get
+	// their ids here, not from SQLite, so a commit's groups are one INSERT.
+	nextID int64
+	sync   string // FULL or NORMAL
+	broken bool   // the last write failed: reopen before the next one
 
 	r        *sql.DB
 	stopCkpt chan struct{}
@@ -127,30 +133,33 @@ func (s *SQLite) openWriter(ctx context.Context) error {
 }
 
 func (s *SQLite) prepare(ctx context.Context) error {
-	for i, n := range insertSizes {
-		var err error
-		if s.inserts[i], err = s.w.PrepareContext(ctx, insertSQL(n, "?")); err != nil {
+	var err error
+	if s.queue, err = s.w.PrepareContext(ctx, `INSERT INTO decision_groups_unindexed (group_id) VALUES (?)`); err != nil {
+		return err
+	}
+	for i, n := range indexSizes {
+		if s.groups[i], err = s.w.PrepareContext(ctx, `INSERT INTO decision_groups
+			(id, decided_at, model, version, variant, served, decisions, keys, encoding, payload) VALUES `+
+			placeholders(n, "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")); err != nil {
+			return err
+		}
+		if s.indexes[i], err = s.w.PrepareContext(ctx, `INSERT INTO decision_index
+			(application_id, decided_at, group_id, position, approve) VALUES `+placeholders(n, "(?, ?, ?, ?, ?)")); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// insertSQL is a multi-row INSERT of n rows; placeholder "?" or "$".
-func insertSQL(n int, placeholder string) string {
-	var b strings.Builder
-	b.WriteString(`INSERT INTO decisions (decision_id, application_id, decided_at, served, record) VALUES `)
-	for i := range n {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		if placeholder == "?" {
-			b.WriteString("(?,?,?,?,?)")
-		} else {
-			fmt.Fprintf(&b, "($%d,$%d,$%d,$%d,$%d)", 5*i+1, 5*i+2, 5*i+3, 5*i+4, 5*i+5)
+// takeID returns the next group id; s.mu is held and tx is the writer's.
+func (s *SQLite) takeID(ctx context.Context, tx *sql.Tx) (int64, error) {
+	if s.nextID == 0 {
+		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) + 1 FROM decision_groups`).Scan(&s.nextID); err != nil {
+			return 0, err
 		}
 	}
-	return b.String()
+	s.nextID++
+	return s.nextID - 1, nil
 }
 
 // reopen replaces the writer connection after a failed write, so a store
@@ -173,7 +182,7 @@ func (s *SQLite) reopen(ctx context.Context) error {
 }
 
 // Append implements Store.
-func (s *SQLite) Append(ctx context.Context, rows []Row) error {
+func (s *SQLite) Append(ctx context.Context, groups []Group) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.broken {
@@ -181,45 +190,114 @@ func (s *SQLite) Append(ctx context.Context, rows []Row) error {
 			return err
 		}
 	}
-	err := s.append(ctx, rows)
+	err := s.append(ctx, groups)
 	if err != nil {
 		s.broken = true
 	}
 	return err
 }
 
-func (s *SQLite) append(ctx context.Context, rows []Row) error {
+func (s *SQLite) append(ctx context.Context, groups []Group) (err error) {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback() // no-op after Commit
-	args := make([]any, 0, 5*insertSizes[0])
-	for i, n := range insertSizes {
-		if len(rows) < n {
-			continue
+	defer func() {
+		if err != nil {
+			s.nextID = 0 // the ids taken were not used: read them again
 		}
-		stmt := tx.StmtContext(ctx, s.inserts[i])
-		for len(rows) >= n {
-			args = args[:0]
-			for j := range rows[:n] {
-				args = appendArgs(args, &rows[j])
-			}
-			if _, err := stmt.ExecContext(ctx, args...); err != nil {
+	}()
+	var (
+		entries []entry
+		args    []any
+	)
+	for i := range groups {
+		g := &groups[i]
+		var id int64
+		if id, err = s.takeID(ctx, tx); err != nil {
+			return err
+		}
+		at := g.Time.UnixMicro()
+		args = append(args, id, at, g.Model, g.Version, g.Variant, g.Served, len(g.Keys), g.KeysBlob, g.Encoding, g.Payload)
+		if len(g.Keys) > inlineIndex {
+			if _, err = tx.StmtContext(ctx, s.queue).ExecContext(ctx, id); err != nil {
 				return err
 			}
-			rows = rows[n:]
+			continue
 		}
+		entries = appendEntries(entries, id, at, g.Keys)
+	}
+	if err = s.insertRows(ctx, tx, s.groups, 10, args); err != nil {
+		return err
+	}
+	if err = s.insertEntries(ctx, tx, entries); err != nil {
+		return err
 	}
 	return tx.Commit()
 }
 
-func appendArgs(args []any, r *Row) []any {
-	served := 0
-	if r.Served {
-		served = 1
+// insertRows runs stmts (multi-row INSERTs of indexSizes rows of width
+// arguments each) over args with the fewest statements, largest first.
+func (s *SQLite) insertRows(ctx context.Context, tx *sql.Tx, stmts [len(indexSizes)]*sql.Stmt, width int, args []any) error {
+	for i, n := range indexSizes {
+		stmt := tx.StmtContext(ctx, stmts[i])
+		for len(args) >= n*width {
+			if _, err := stmt.ExecContext(ctx, args[:n*width]...); err != nil {
+				return err
+			}
+			args = args[n*width:]
+		}
 	}
-	return append(args, r.DecisionID, r.ApplicationID, r.Time.UnixMicro(), served, r.Doc)
+	return nil
+}
+
+func (s *SQLite) insertEntries(ctx context.Context, tx *sql.Tx, es []entry) error {
+	args := make([]any, 0, 5*len(es))
+	for _, e := range es {
+		args = append(args, e.applicationID, e.at, e.group, e.position, e.approve)
+	}
+	return s.insertRows(ctx, tx, s.indexes, 5, args)
+}
+
+// Index implements Store: the oldest queued groups, about max decisions,
+// in one transaction, entries sorted so each index page is written once.
+func (s *SQLite) Index(ctx context.Context, max int) (indexed, backlog int, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.broken {
+		if err := s.reopen(ctx); err != nil {
+			return 0, 0, err
+		}
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer tx.Rollback()
+	es, ids, err := queuedEntries(ctx, sqlQuerier{tx}, max)
+	if err != nil || len(ids) == 0 {
+		return 0, 0, err
+	}
+	if err := s.insertEntries(ctx, tx, es); err != nil {
+		s.broken = true
+		return 0, 0, err
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM decision_groups_unindexed WHERE group_id IN (`+placeholders(len(ids), "?")+`)`,
+		int64Args(ids)...); err != nil {
+		s.broken = true
+		return 0, 0, err
+	}
+	var left sql.NullInt64
+	if err := tx.QueryRowContext(ctx, `SELECT SUM(g.decisions) FROM decision_groups_unindexed u
+		JOIN decision_groups g ON g.id = u.group_id`).Scan(&left); err != nil {
+		return 0, 0, err
+	}
+	if err := tx.Commit(); err != nil {
+		s.broken = true
+		return 0, 0, err
+	}
+	return len(es), int(left.Int64), nil
 }
 
 // checkpoint copies the WAL into the database every second on a reader
@@ -238,57 +316,59 @@ func (s *SQLite) checkpoint() {
 	}
 }
 
-// ByApplication implements Store.
+// ByApplication implements Store. One read transaction sees the index and
+// the queue at the same moment, so a group moving from one to the other is
+// found exactly once.
 func (s *SQLite) ByApplication(ctx context.Context, applicationID string, fn func([]byte) error) error {
-	rows, err := s.r.QueryContext(ctx, `SELECT record FROM decisions WHERE application_id = ?
-		ORDER BY decided_at DESC, decision_id DESC`, applicationID)
+	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return err
 	}
-	return scanDocs(rows, fn)
+	defer tx.Rollback()
+	return byApplication(ctx, sqlQuerier{tx}, applicationID, fn)
 }
 
 // Export implements Store.
 func (s *SQLite) Export(ctx context.Context, from, to time.Time, fn func([]byte) error) error {
-	rows, err := s.r.QueryContext(ctx, `SELECT record FROM decisions WHERE decided_at >= ? AND decided_at < ?
-		ORDER BY decided_at, decision_id`, from.UnixMicro(), to.UnixMicro())
-	if err != nil {
-		return err
-	}
-	return scanDocs(rows, fn)
+	return export(ctx, sqlQuerier{s.r}, from, to, fn)
 }
-
-func scanDocs(rows *sql.Rows, fn func([]byte) error) error {
-	defer rows.Close()
-	var doc sql.RawBytes
-	for rows.Next() {
-		if err := rows.Scan(&doc); err != nil {
-			return err
-		}
-		if err := fn(doc); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
-}
-
-// purgeChunk is how many decisions one purge transaction deletes, so the
-// writer is never held for long.
-const purgeChunk = 5000
 
 // Purge implements Store.
 func (s *SQLite) Purge(ctx context.Context, cutoff time.Time) (int64, error) {
-	var total int64
+	var total, after int64
 	for {
-		n, err := s.exec(ctx, `DELETE FROM decisions WHERE rowid IN (
-			SELECT rowid FROM decisions d WHERE d.decided_at < ?
-			AND NOT EXISTS (SELECT 1 FROM legal_holds h WHERE h.application_id = d.application_id)
-			LIMIT ?)`, cutoff.UnixMicro(), purgeChunk)
+		n, last, err := s.purgeChunk(ctx, cutoff, after)
 		total += n
-		if err != nil || n < purgeChunk {
+		if err != nil || last == 0 {
 			return total, err
 		}
+		after = last
 	}
+}
+
+func (s *SQLite) purgeChunk(ctx context.Context, cutoff time.Time, after int64) (int64, int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.broken {
+		if err := s.reopen(ctx); err != nil {
+			return 0, 0, err
+		}
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer tx.Rollback()
+	newID := func(ctx context.Context) (int64, error) { return s.takeID(ctx, tx) }
+	n, last, err := purgeGroups(ctx, sqlQuerier{tx}, cutoff, after, newID)
+	if err == nil {
+		err = tx.Commit()
+	}
+	if err != nil {
+		s.broken, s.nextID = true, 0
+		return 0, 0, err
+	}
+	return n, last, nil
 }
 
 func (s *SQLite) exec(ctx context.Context, q string, args ...any) (int64, error) {
@@ -354,6 +434,26 @@ func (s *SQLite) Close() error {
 	}
 	errs = append(errs, s.r.Close())
 	return errors.Join(errs...)
+}
+
+// sqlQuerier adapts database/sql for the queries both backends share.
+type sqlQuerier struct {
+	q interface {
+		QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
+		ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error)
+	}
+}
+
+func (q sqlQuerier) query(ctx context.Context, sql string, args ...any) (cursor, error) {
+	return q.q.QueryContext(ctx, sql, args...)
+}
+
+func (q sqlQuerier) exec(ctx context.Context, sql string, args ...any) (int64, error) {
+	res, err := q.q.ExecContext(ctx, sql, args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
 }
 
 // sqlTx adapts *sql.Tx for migrate.
