@@ -229,9 +229,11 @@ func (r *Recorder) commit(groups []Group, decisions int) error {
 	return nil
 }
 
-// indexChunk is about how many decisions one indexing transaction takes:
-// large, so entries for the same index pages are written together, yet a
-// commit waiting behind it waits tens of milliseconds at most.
+// indexChunk is about how many decisions one indexing transaction takes
+// while batches pause: large, so entries for the same index pages are
+// written together; a commit waiting behind it waits tens of milliseconds
+// at most. While batches run (the backlog is at its bound) chunks are a
+// quarter of that.
 const indexChunk = 16384
 
 // Batches are indexed once they pause (no batch committed for indexQuiet),
@@ -239,7 +241,7 @@ const indexChunk = 16384
 // indexBacklogMax, which bounds what a lookup scans.
 const (
 	indexQuiet      = time.Second
-	indexBacklogMax = 1 << 20
+	indexBacklogMax = 4 << 20
 )
 
 // indexDue reports whether the indexer should take a chunk now. The
@@ -268,7 +270,11 @@ func (r *Recorder) indexLoop() {
 		for r.indexDue() {
 			start := time.Now()
 			ctx, cancel := context.WithTimeout(context.Background(), r.cfg.WriteTimeout)
-			n, backlog, err := r.store.Index(ctx, indexChunk)
+			chunk := indexChunk
+			if time.Since(time.Unix(0, r.lastBatch.Load())) < indexQuiet {
+				chunk /= 4
+			}
+			n, backlog, err := r.store.Index(ctx, chunk)
 			cancel()
 			r.lastIndex = time.Now()
 			if err != nil {
