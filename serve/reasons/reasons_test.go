@@ -246,7 +246,7 @@ func TestOneDecimalIsFormatFloats(t *testing.T) {
 		return s
 	}
 	rng := rand.New(rand.NewPCG(5, 6))
-	values := []float64{0, -0.0, 0.04, 0.05, -0.04, -0.05, 0.95, 1, 27.5, 66.66666, -3.25, 1e6 + 0.05, 1 << 53, -(1 << 60)}
+	values := []float64{0, math.Copysign(0, -1), 0.04, 0.05, -0.04, -0.05, 0.95, 1, 27.5, 66.66666, -3.25, 1e6 + 0.05, 1 << 53, -(1 << 60)}
 	for range 20000 {
 		values = append(values, (rng.Float64()-0.3)*math.Pow(10, float64(rng.IntN(9))))
 	}

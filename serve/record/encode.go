@@ -161,29 +161,46 @@ func encodeGroups(ds []decision.Decision, buf []byte) ([]Group, []byte) {
 // encodeGroup writes the decisions ds[idx] as one group: binary when they
 // share the header, else as JSON documents.
 func encodeGroup(ds []decision.Decision, idx []int, k groupKey, buf []byte) (Group, []byte) {
-	keys := make([]Key, len(idx))
+	var keys []byte
 	b, encoding := buf[:0], encodingS2Frames
 	if shareHeader(ds, idx) {
 		encoding = encodingBinary
 		b = appendHeader(b, &ds[idx[0]])
 	}
 	for j, i := range idx {
-		keys[j] = Key{ApplicationID: ds[i].ApplicationID, Approve: ds[i].Approve}
+		keys = appendKey(keys, j, ds[i].ApplicationID, ds[i].Approve)
 		if encoding == encodingBinary {
 			b = appendBinary(b, &ds[i])
 		} else {
 			b = appendFrame(b, &ds[i])
 		}
 	}
-	g := newGroup(k, keys, b)
-	g.Encoding = encoding
-	return g, b
+	return Group{Time: k.at.UTC(), Model: k.model, Version: k.version, Variant: k.variant, Served: k.served,
+		Decisions: len(idx), Keys: closeKeys(keys), Encoding: encoding, Payload: s2.Encode(nil, b)}, b
 }
 
-// newGroup makes a group of JSON frames (encodingS2Frames).
-func newGroup(k groupKey, keys []Key, frames []byte) Group {
-	return Group{Time: k.at.UTC(), Model: k.model, Version: k.version, Variant: k.variant, Served: k.served,
-		Keys: keys, KeysBlob: encodeKeys(keys), Encoding: encodingS2Frames, Payload: s2.Encode(nil, frames)}
+// appendKey appends the i-th decision's entry to a group's keys: the JSON
+// array [[application_id, approve 1|0], …] the backends unpack in SQL into
+// index entries.
+func appendKey(b []byte, i int, applicationID string, approve bool) []byte {
+	if i == 0 {
+		b = append(b, '[')
+	} else {
+		b = append(b, ',')
+	}
+	b = jsonw.AppendString(append(b, '['), applicationID)
+	if approve {
+		return append(b, ",1]"...)
+	}
+	return append(b, ",0]"...)
+}
+
+// closeKeys ends what appendKey began.
+func closeKeys(b []byte) []byte {
+	if len(b) == 0 {
+		return []byte("[]")
+	}
+	return append(b, ']')
 }
 
 func keyOf(d *decision.Decision) groupKey {
@@ -241,39 +258,4 @@ func payloadDocs(encoding int, payload []byte, fn func(pos int, doc []byte) erro
 		raw = raw[w+int(n):]
 	}
 	return nil
-}
-
-// encodeKeys stores keys as, per decision, the application id's length
-// (uvarint), the id and a verdict byte (1 approve).
-func encodeKeys(keys []Key) []byte {
-	n := 0
-	for _, k := range keys {
-		n += len(k.ApplicationID) + 2
-	}
-	b := make([]byte, 0, n)
-	for _, k := range keys {
-		b = binary.AppendUvarint(b, uint64(len(k.ApplicationID)))
-		b = append(b, k.ApplicationID...)
-		if k.Approve {
-			b = append(b, 1)
-		} else {
-			b = append(b, 0)
-		}
-	}
-	return b
-}
-
-// decodeKeys reads encodeKeys's blob.
-func decodeKeys(b []byte) ([]Key, error) {
-	var keys []Key
-	for len(b) > 0 {
-		n, w := binary.Uvarint(b)
-		if w <= 0 || n+1 > uint64(len(b)-w) {
-			return nil, errors.New("decision record: keys: bad entry")
-		}
-		id := string(b[w : w+int(n)])
-		keys = append(keys, Key{ApplicationID: id, Approve: b[w+int(n)] == 1})
-		b = b[w+int(n)+1:]
-	}
-	return keys, nil
 }

@@ -8,15 +8,29 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/klauspost/compress/s2"
 )
 
 // The queries of the group layout are the same for both backends but for
-// placeholders: they are written with "?" and a querier rebinds them.
+// placeholders (written "?", rebound by the querier) and the one query that
+// unpacks a group's keys (its JSON array) into index entries.
 
 // querier runs SQL in a transaction (or on a pool) of either backend.
 type querier interface {
 	query(ctx context.Context, q string, args ...any) (cursor, error)
 	exec(ctx context.Context, q string, args ...any) (int64, error)
+	// entries is a SELECT of the index entries (application_id,
+	// decided_at, group_id, position, approve) of decision_groups g; a
+	// WHERE on g may follow.
+	entries() string
+}
+
+// insertEntries is the INSERT of the index entries of the groups where
+// picks, sorted so each index page is written once.
+func insertEntries(q querier, where string) string {
+	return `INSERT INTO decision_index (application_id, decided_at, group_id, position, approve) ` +
+		q.entries() + ` WHERE ` + where + ` ORDER BY 1, 2, 3, 4`
 }
 
 // cursor is a result set of either backend.
@@ -56,15 +70,6 @@ func int64Args(ids []int64) []any {
 	return args
 }
 
-// sortEntries orders index entries as the index does, so a batch of them
-// touches each index page once.
-func sortEntries(es []entry) {
-	slices.SortFunc(es, func(a, b entry) int {
-		return cmp.Or(strings.Compare(a.applicationID, b.applicationID), cmp.Compare(a.at, b.at),
-			cmp.Compare(a.group, b.group), cmp.Compare(a.position, b.position))
-	})
-}
-
 // hit is one decision about the application looked up.
 type hit struct {
 	at, group int64
@@ -91,31 +96,18 @@ func byApplication(ctx context.Context, q querier, applicationID string, fn func
 	if err := closeCursor(rs); err != nil {
 		return err
 	}
-	rs, err = q.query(ctx, `SELECT g.id, g.decided_at, g.keys FROM decision_groups_unindexed u
-		JOIN decision_groups g ON g.id = u.group_id`)
+	rs, err = q.query(ctx, `SELECT decided_at, group_id, position FROM (`+q.entries()+`
+		WHERE g.id IN (SELECT group_id FROM decision_groups_unindexed)) e WHERE e.application_id = ?`, applicationID)
 	if err != nil {
 		return err
 	}
 	for rs.Next() {
-		var (
-			h    hit
-			blob []byte
-		)
-		if err := rs.Scan(&h.group, &h.at, &blob); err != nil {
+		var h hit
+		if err := rs.Scan(&h.at, &h.group, &h.position); err != nil {
 			rs.Close()
 			return err
 		}
-		keys, err := decodeKeys(blob)
-		if err != nil {
-			rs.Close()
-			return err
-		}
-		for pos, k := range keys {
-			if k.ApplicationID == applicationID {
-				h.position = pos
-				hits = append(hits, h)
-			}
-		}
+		hits = append(hits, h)
 	}
 	if err := closeCursor(rs); err != nil {
 		return err
@@ -207,6 +199,12 @@ func export(ctx context.Context, q querier, from, to time.Time, fn func([]byte) 
 // writer is never held for long.
 const purgeGroupsChunk = 500
 
+// held is a decision under legal hold in a group being purged.
+type held struct {
+	applicationID string
+	approve       bool
+}
+
 // purgeGroups takes up to purgeGroupsChunk groups decided before cutoff,
 // after group id `after`, except groups still queued for the index. A group
 // without a decision under legal hold is deleted with its index entries; a
@@ -215,11 +213,7 @@ const purgeGroupsChunk = 500
 // deleted and the last group id taken (0: none left).
 func purgeGroups(ctx context.Context, q querier, cutoff time.Time, after int64,
 	newID func(context.Context) (int64, error)) (int64, int64, error) {
-	holds, err := heldApplications(ctx, q)
-	if err != nil {
-		return 0, 0, err
-	}
-	rs, err := q.query(ctx, `SELECT id, decided_at, model, version, variant, served, keys, encoding, payload
+	rs, err := q.query(ctx, `SELECT id, decided_at, model, version, variant, served, decisions, encoding, payload
 		FROM decision_groups g WHERE g.decided_at < ? AND g.id > ?
 		AND NOT EXISTS (SELECT 1 FROM decision_groups_unindexed u WHERE u.group_id = g.id)
 		ORDER BY id LIMIT ?`, cutoff.UnixMicro(), after, purgeGroupsChunk)
@@ -227,115 +221,105 @@ func purgeGroups(ctx context.Context, q querier, cutoff time.Time, after int64,
 		return 0, 0, err
 	}
 	type stored struct {
-		id, at   int64
-		k        groupKey
-		keys     []Key
-		encoding int
-		payload  []byte
+		id, at    int64
+		k         groupKey
+		decisions int
+		encoding  int
+		payload   []byte
 	}
-	var gs []stored
+	var (
+		gs  []stored
+		ids []int64
+	)
 	for rs.Next() {
-		var (
-			g    stored
-			blob []byte
-		)
+		var g stored
 		if err := rs.Scan(&g.id, &g.at, &g.k.model, &g.k.version, &g.k.variant, &g.k.served,
-			&blob, &g.encoding, &g.payload); err != nil {
+			&g.decisions, &g.encoding, &g.payload); err != nil {
 			rs.Close()
 			return 0, 0, err
 		}
-		if g.keys, err = decodeKeys(blob); err != nil {
-			rs.Close()
-			return 0, 0, err
-		}
-		gs = append(gs, g)
+		gs, ids = append(gs, g), append(ids, g.id)
 	}
 	if err := closeCursor(rs); err != nil || len(gs) == 0 {
+		return 0, 0, err
+	}
+	holds, err := heldIn(ctx, q, ids)
+	if err != nil {
 		return 0, 0, err
 	}
 	var (
 		gone  []int64
 		total int64
-		es    []entry
 	)
 	for _, g := range gs {
-		held := map[int]Key{}
-		for pos, k := range g.keys {
-			if holds[k.ApplicationID] {
-				held[pos] = k
-			}
-		}
+		h := holds[g.id]
 		switch {
-		case len(held) == len(g.keys):
+		case len(h) == g.decisions:
 			continue
-		case len(held) > 0:
-			if err := keepHeld(ctx, q, g.at, g.k, g.encoding, g.payload, held, newID); err != nil {
+		case len(h) > 0:
+			g.k.at = time.UnixMicro(g.at)
+			if err := keepHeld(ctx, q, g.k, g.encoding, g.payload, h, newID); err != nil {
 				return 0, 0, err
 			}
 		}
 		gone = append(gone, g.id)
-		total += int64(len(g.keys) - len(held))
-		es = appendEntries(es, g.id, g.at, g.keys)
-	}
-	if err := deleteEntries(ctx, q, es); err != nil {
-		return 0, 0, err
+		total += int64(g.decisions - len(h))
 	}
 	if len(gone) > 0 {
-		if _, err := q.exec(ctx, `DELETE FROM decision_groups WHERE id IN (`+placeholders(len(gone), "?")+`)`, int64Args(gone)...); err != nil {
+		in := placeholders(len(gone), "?")
+		if _, err := q.exec(ctx, `DELETE FROM decision_index WHERE (application_id, decided_at, group_id, position) IN (
+			SELECT application_id, decided_at, group_id, position FROM (`+q.entries()+` WHERE g.id IN (`+in+`)) e)`,
+			int64Args(gone)...); err != nil {
+			return 0, 0, err
+		}
+		if _, err := q.exec(ctx, `DELETE FROM decision_groups WHERE id IN (`+in+`)`, int64Args(gone)...); err != nil {
 			return 0, 0, err
 		}
 	}
 	return total, gs[len(gs)-1].id, nil
 }
 
-// heldApplications is the set of applications under legal hold.
-func heldApplications(ctx context.Context, q querier) (map[string]bool, error) {
-	rs, err := q.query(ctx, `SELECT application_id FROM legal_holds`)
+// heldIn finds the decisions under legal hold in the groups ids, by group
+// and position.
+func heldIn(ctx context.Context, q querier, ids []int64) (map[int64]map[int]held, error) {
+	rs, err := q.query(ctx, `SELECT group_id, position, application_id, approve FROM (`+q.entries()+`
+		WHERE g.id IN (`+placeholders(len(ids), "?")+`)) e
+		WHERE e.application_id IN (SELECT application_id FROM legal_holds)`, int64Args(ids)...)
 	if err != nil {
 		return nil, err
 	}
-	held := map[string]bool{}
+	out := map[int64]map[int]held{}
 	for rs.Next() {
-		var id string
-		if err := rs.Scan(&id); err != nil {
+		var (
+			group int64
+			pos   int
+			h     held
+		)
+		if err := rs.Scan(&group, &pos, &h.applicationID, &h.approve); err != nil {
 			rs.Close()
 			return nil, err
 		}
-		held[id] = true
-	}
-	return held, closeCursor(rs)
-}
-
-// deleteEntries deletes index entries by their key, 100 a statement.
-func deleteEntries(ctx context.Context, q querier, es []entry) error {
-	for len(es) > 0 {
-		n := min(len(es), 100)
-		args := make([]any, 0, 4*n)
-		for _, e := range es[:n] {
-			args = append(args, e.applicationID, e.at, e.group, e.position)
+		if out[group] == nil {
+			out[group] = map[int]held{}
 		}
-		if _, err := q.exec(ctx, `DELETE FROM decision_index WHERE (application_id, decided_at, group_id, position) IN (VALUES `+
-			placeholders(n, "(CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS INTEGER))")+`)`, args...); err != nil {
-			return err
-		}
-		es = es[n:]
+		out[group][pos] = h
 	}
-	return nil
+	return out, closeCursor(rs)
 }
 
 // keepHeld writes a new group of the held decisions of a group being
 // purged, indexed at once.
-func keepHeld(ctx context.Context, q querier, at int64, k groupKey, encoding int, payload []byte,
-	held map[int]Key, newID func(context.Context) (int64, error)) error {
+func keepHeld(ctx context.Context, q querier, k groupKey, encoding int, payload []byte,
+	hs map[int]held, newID func(context.Context) (int64, error)) error {
 	var (
 		frames []byte
-		keys   []Key
+		keys   []held
 	)
 	err := payloadDocs(encoding, payload, func(pos int, doc []byte) error {
-		if key, ok := held[pos]; ok {
+		if h, ok := hs[pos]; ok {
 			frames = binary.AppendUvarint(frames, uint64(len(doc)))
 			frames = append(frames, doc...)
-			keys = append(keys, key)
+			keys = append(keys, h)
 		}
 		return nil
 	})
@@ -346,55 +330,67 @@ func keepHeld(ctx context.Context, q querier, at int64, k groupKey, encoding int
 	if err != nil {
 		return err
 	}
-	k.at = time.UnixMicro(at)
-	g := newGroup(k, keys, frames)
+	var kb []byte
+	for i, h := range keys {
+		kb = appendKey(kb, i, h.applicationID, h.approve)
+	}
 	if _, err := q.exec(ctx, `INSERT INTO decision_groups (id, decided_at, model, version, variant, served, decisions, keys, encoding, payload)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?)`, id, at, g.Model, g.Version, g.Variant, g.Served, len(keys), g.KeysBlob, g.Payload); err != nil {
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, id, k.at.UnixMicro(), k.model, k.version, k.variant, k.served, len(keys),
+		closeKeys(kb), encodingS2Frames, s2.Encode(nil, frames)); err != nil {
 		return err
 	}
-	for pos, key := range keys {
-		if _, err := q.exec(ctx, `INSERT INTO decision_index (application_id, decided_at, group_id, position, approve)
-			VALUES (?, ?, ?, ?, ?)`, key.ApplicationID, at, id, pos, key.Approve); err != nil {
-			return err
-		}
-	}
-	return nil
+	_, err = q.exec(ctx, insertEntries(q, `g.id = ?`), id)
+	return err
 }
 
-// queuedEntries reads the oldest groups queued for the index, about max
-// decisions of them, as index entries (sorted) and the groups' ids.
-func queuedEntries(ctx context.Context, q querier, max int) ([]entry, []int64, error) {
-	rs, err := q.query(ctx, `SELECT g.id, g.decided_at, g.keys FROM decision_groups_unindexed u
-		JOIN decision_groups g ON g.id = u.group_id ORDER BY u.group_id`)
+// indexQueued indexes the oldest queued groups, about max decisions of
+// them; lock is what the backend adds to claim them (PostgreSQL: rows no
+// other replica holds). It returns the decisions indexed and those still
+// queued.
+func indexQueued(ctx context.Context, q querier, max int, lock string) (int, int, error) {
+	rs, err := q.query(ctx, `SELECT u.group_id, g.decisions FROM decision_groups_unindexed u
+		JOIN decision_groups g ON g.id = u.group_id ORDER BY u.group_id LIMIT ?`+lock, max/inlineIndex+1)
 	if err != nil {
-		return nil, nil, err
+		return 0, 0, err
 	}
 	var (
-		es  []entry
-		ids []int64
+		ids     []int64
+		indexed int
 	)
-	for len(es) < max && rs.Next() {
+	for indexed < max && rs.Next() {
 		var (
-			id, at int64
-			blob   []byte
+			id int64
+			n  int
 		)
-		if err := rs.Scan(&id, &at, &blob); err != nil {
+		if err := rs.Scan(&id, &n); err != nil {
 			rs.Close()
-			return nil, nil, err
+			return 0, 0, err
 		}
-		keys, err := decodeKeys(blob)
-		if err != nil {
-			rs.Close()
-			return nil, nil, err
-		}
-		es = appendEntries(es, id, at, keys)
-		ids = append(ids, id)
+		ids, indexed = append(ids, id), indexed+n
 	}
-	if err := closeCursor(rs); err != nil {
-		return nil, nil, err
+	if err := closeCursor(rs); err != nil || len(ids) == 0 {
+		return 0, 0, err
 	}
-	sortEntries(es)
-	return es, ids, nil
+	in := placeholders(len(ids), "?")
+	if _, err := q.exec(ctx, insertEntries(q, `g.id IN (`+in+`)`), int64Args(ids)...); err != nil {
+		return 0, 0, err
+	}
+	if _, err := q.exec(ctx, `DELETE FROM decision_groups_unindexed WHERE group_id IN (`+in+`)`, int64Args(ids)...); err != nil {
+		return 0, 0, err
+	}
+	rs, err = q.query(ctx, `SELECT COALESCE(SUM(g.decisions), 0) FROM decision_groups_unindexed u
+		JOIN decision_groups g ON g.id = u.group_id`)
+	if err != nil {
+		return 0, 0, err
+	}
+	var backlog int64
+	if rs.Next() {
+		err = rs.Scan(&backlog)
+	}
+	if cerr := closeCursor(rs); err == nil {
+		err = cerr
+	}
+	return indexed, int(backlog), err
 }
 
 // closeCursor closes rs and returns its iteration error, if any.
@@ -404,19 +400,4 @@ func closeCursor(rs cursor) error {
 		err = cerr
 	}
 	return err
-}
-
-// entry is one decision in the application index.
-type entry struct {
-	applicationID string
-	at, group     int64
-	position      int
-	approve       bool
-}
-
-func appendEntries(es []entry, group, at int64, keys []Key) []entry {
-	for pos, k := range keys {
-		es = append(es, entry{applicationID: k.ApplicationID, at: at, group: group, position: pos, approve: k.Approve})
-	}
-	return es
 }

@@ -97,7 +97,7 @@ var migrations = []migration{
 				variant    TEXT    NOT NULL,
 				served     INTEGER NOT NULL, -- 1 answered, 0 shadow
 				decisions  INTEGER NOT NULL,
-				keys       BLOB    NOT NULL, -- each decision's application id and verdict (the index's and the purge's)
+				keys       TEXT    NOT NULL, -- JSON [[application_id, approve 1|0], …] by position: what the index is built from
 				encoding   INTEGER NOT NULL, -- 1: s2 of length-prefixed documents; 0: one document (moved from version 1)
 				payload    BLOB    NOT NULL  -- the decisions as GET /v1/decisions returns them
 			)`,
@@ -118,7 +118,7 @@ var migrations = []migration{
 			`INSERT INTO decision_groups (id, decided_at, model, version, variant, served, decisions, keys, encoding, payload)
 				SELECT rowid, decided_at, json_extract(record, '$.model.name'), json_extract(record, '$.model.version'),
 					json_extract(record, '$.variant'), served, 1,
-					unhex(printf('%02x', length(application_id)) || hex(application_id) || printf('%02x', json_extract(record, '$.approve'))),
+					json_array(json_array(application_id, json_extract(record, '$.approve'))),
 					0, CAST(record AS BLOB) FROM decisions`,
 			`INSERT INTO decision_index (application_id, decided_at, group_id, position, approve)
 				SELECT application_id, decided_at, rowid, 0, json_extract(record, '$.approve') FROM decisions`,
@@ -134,7 +134,7 @@ var migrations = []migration{
 				variant    TEXT     NOT NULL,
 				served     BOOLEAN  NOT NULL,
 				decisions  INTEGER  NOT NULL,
-				keys       BYTEA    NOT NULL,
+				keys       JSON     NOT NULL,
 				encoding   SMALLINT NOT NULL,
 				payload    BYTEA    NOT NULL
 			)`,
@@ -155,8 +155,7 @@ var migrations = []migration{
 			`INSERT INTO decision_groups (id, decided_at, model, version, variant, served, decisions, keys, encoding, payload)
 				SELECT nextval('decision_group_ids'), decided_at, record::jsonb->'model'->>'name', record::jsonb->'model'->>'version',
 					record::jsonb->>'variant', served, 1,
-					decode(lpad(to_hex(octet_length(application_id)), 2, '0') || encode(convert_to(application_id, 'UTF8'), 'hex')
-						|| CASE WHEN (record::jsonb->>'approve')::boolean THEN '01' ELSE '00' END, 'hex'),
+					json_build_array(json_build_array(application_id, CASE WHEN (record::jsonb->>'approve')::boolean THEN 1 ELSE 0 END)),
 					0, convert_to(record, 'UTF8') FROM decisions`,
 			`INSERT INTO decision_index (application_id, decided_at, group_id, position, approve)
 				SELECT convert_from(payload, 'UTF8')::jsonb->>'application_id', decided_at, id, 0,

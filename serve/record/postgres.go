@@ -58,17 +58,19 @@ func OpenPostgres(ctx context.Context, url string) (*Postgres, error) {
 	return p, nil
 }
 
-// pgAppend writes groups, their index entries (small groups) and their
-// queue rows (large ones) in one statement: one round trip, atomic.
+// pgAppend writes groups, the index entries of the small ones and the
+// queue rows of the large ones in one statement: one round trip, atomic.
 const pgAppend = `WITH g AS (
 		INSERT INTO decision_groups (id, decided_at, model, version, variant, served, decisions, keys, encoding, payload)
-		SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[],
-			$5::text[], $6::boolean[], $7::integer[], $8::bytea[], $16::smallint[], $9::bytea[])
+		SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::boolean[],
+			$7::integer[], $8::json[], $9::smallint[], $10::bytea[])
+		RETURNING id, decided_at, decisions, keys
 	), i AS (
 		INSERT INTO decision_index (application_id, decided_at, group_id, position, approve)
-		SELECT * FROM unnest($10::text[], $11::bigint[], $12::bigint[], $13::integer[], $14::boolean[])
+		SELECT j.value ->> 0, g.decided_at, g.id, (j.ord - 1)::integer, (j.value ->> 1) = '1'
+		FROM g, json_array_elements(g.keys) WITH ORDINALITY AS j(value, ord) WHERE g.decisions <= $11
 	)
-	INSERT INTO decision_groups_unindexed (group_id) SELECT * FROM unnest($15::bigint[])`
+	INSERT INTO decision_groups_unindexed (group_id) SELECT id FROM g WHERE decisions > $11`
 
 // Append implements Store.
 func (p *Postgres) Append(ctx context.Context, groups []Group) error {
@@ -78,10 +80,9 @@ func (p *Postgres) Append(ctx context.Context, groups []Group) error {
 		models, versions, vars = make([]string, n), make([]string, n), make([]string, n)
 		served                 = make([]bool, n)
 		counts                 = make([]int32, n)
+		keys                   = make([]string, n)
 		encodings              = make([]int16, n)
-		keys, payloads         = make([][]byte, n), make([][]byte, n)
-		es                     []entry
-		queued                 []int64
+		payloads               = make([][]byte, n)
 	)
 	for i := range groups {
 		g := &groups[i]
@@ -91,27 +92,10 @@ func (p *Postgres) Append(ctx context.Context, groups []Group) error {
 		}
 		ids[i], at[i] = id, g.Time.UnixMicro()
 		models[i], versions[i], vars[i], served[i] = g.Model, g.Version, g.Variant, g.Served
-		counts[i], keys[i], payloads[i], encodings[i] = int32(len(g.Keys)), g.KeysBlob, g.Payload, int16(g.Encoding)
-		if len(g.Keys) > inlineIndex {
-			queued = append(queued, id)
-		} else {
-			es = appendEntries(es, id, at[i], g.Keys)
-		}
+		counts[i], keys[i], encodings[i], payloads[i] = int32(g.Decisions), string(g.Keys), int16(g.Encoding), g.Payload
 	}
-	ea, eat, eg, ep, ev := entryColumns(es)
-	_, err := p.pool.Exec(ctx, pgAppend, ids, at, models, versions, vars, served, counts, keys, payloads,
-		ea, eat, eg, ep, ev, queued, encodings)
+	_, err := p.pool.Exec(ctx, pgAppend, ids, at, models, versions, vars, served, counts, keys, encodings, payloads, inlineIndex)
 	return err
-}
-
-// entryColumns turns index entries into unnest's columns.
-func entryColumns(es []entry) ([]string, []int64, []int64, []int32, []bool) {
-	apps, at, groups := make([]string, len(es)), make([]int64, len(es)), make([]int64, len(es))
-	pos, approve := make([]int32, len(es)), make([]bool, len(es))
-	for i, e := range es {
-		apps[i], at[i], groups[i], pos[i], approve[i] = e.applicationID, e.at, e.group, int32(e.position), e.approve
-	}
-	return apps, at, groups, pos, approve
 }
 
 // nextID hands out group ids from blocks of the decision_group_ids sequence
@@ -134,50 +118,9 @@ func (p *Postgres) nextID(ctx context.Context) (int64, error) {
 // Index implements Store. Replicas index side by side: each claims queued
 // groups the others have not locked.
 func (p *Postgres) Index(ctx context.Context, max int) (indexed, backlog int, err error) {
-	err = pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
-		q := pgQuerier{tx}
-		rs, err := q.query(ctx, `SELECT g.id, g.decided_at, g.keys FROM decision_groups_unindexed u
-			JOIN decision_groups g ON g.id = u.group_id ORDER BY u.group_id LIMIT ? FOR UPDATE OF u SKIP LOCKED`,
-			max/inlineIndex+1)
-		if err != nil {
-			return err
-		}
-		var (
-			es  []entry
-			ids []int64
-		)
-		for len(es) < max && rs.Next() {
-			var (
-				id, at int64
-				blob   []byte
-			)
-			if err := rs.Scan(&id, &at, &blob); err != nil {
-				rs.Close()
-				return err
-			}
-			keys, err := decodeKeys(blob)
-			if err != nil {
-				rs.Close()
-				return err
-			}
-			es, ids = appendEntries(es, id, at, keys), append(ids, id)
-		}
-		if err := closeCursor(rs); err != nil || len(ids) == 0 {
-			return err
-		}
-		sortEntries(es)
-		ea, eat, eg, ep, ev := entryColumns(es)
-		if _, err := tx.Exec(ctx, `INSERT INTO decision_index (application_id, decided_at, group_id, position, approve)
-			SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::integer[], $5::boolean[])`,
-			ea, eat, eg, ep, ev); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `DELETE FROM decision_groups_unindexed WHERE group_id = ANY($1)`, ids); err != nil {
-			return err
-		}
-		indexed = len(es)
-		return tx.QueryRow(ctx, `SELECT COALESCE(SUM(g.decisions), 0) FROM decision_groups_unindexed u
-			JOIN decision_groups g ON g.id = u.group_id`).Scan(&backlog)
+	err = pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) (err error) {
+		indexed, backlog, err = indexQueued(ctx, pgQuerier{tx}, max, ` FOR UPDATE OF u SKIP LOCKED`)
+		return err
 	})
 	return indexed, backlog, err
 }
@@ -231,6 +174,12 @@ func (q pgQuerier) query(ctx context.Context, sql string, args ...any) (cursor, 
 		return nil, err
 	}
 	return pgCursor{rs}, nil
+}
+
+func (pgQuerier) entries() string {
+	return `SELECT j.value ->> 0 AS application_id, g.decided_at AS decided_at, g.id AS group_id,
+		(j.ord - 1)::integer AS position, (j.value ->> 1) = '1' AS approve
+		FROM decision_groups g, json_array_elements(g.keys) WITH ORDINALITY AS j(value, ord)`
 }
 
 func (q pgQuerier) exec(ctx context.Context, sql string, args ...any) (int64, error) {

@@ -37,21 +37,14 @@ type Group struct {
 	Time                    time.Time // UTC, the decisions' time; stored as unix microseconds
 	Model, Version, Variant string
 	Served                  bool
-	// Keys are the decisions' application ids and verdicts, in position
-	// order: what the application index is built from.
-	Keys []Key
-	// KeysBlob is Keys as stored (encodeKeys).
-	KeysBlob []byte
+	Decisions               int
+	// Keys are the decisions' application ids and verdicts in position
+	// order, as JSON (appendKey): what the application index is built from.
+	Keys []byte
 	// Encoding is the payload's (encodingBinary, or encodingS2Frames).
 	Encoding int
 	// Payload is the decisions, s2-compressed (encodeGroup).
 	Payload []byte
-}
-
-// Key is one decision's entry in the application index.
-type Key struct {
-	ApplicationID string
-	Approve       bool
 }
 
 // inlineIndex is the largest group indexed in the transaction that writes

@@ -216,8 +216,8 @@ func (r *Recorder) commit(groups []Group, decisions int) error {
 	r.setHealthy()
 	queued := 0
 	for _, g := range groups {
-		if len(g.Keys) > inlineIndex {
-			queued += len(g.Keys)
+		if g.Decisions > inlineIndex {
+			queued += g.Decisions
 		}
 	}
 	if queued > 0 {

@@ -18,10 +18,10 @@ import (
 // SQLiteFile is the record's file name under SERVE_DATA_DIR.
 const SQLiteFile = "decisions.db"
 
-// indexSizes are the sizes of the multi-row INSERTs prepared (groups and
-// index entries): rows are written with the fewest statements (each a
-// round of cgo calls), largest first.
-var indexSizes = [...]int{64, 16, 4, 1}
+// insertSizes are the sizes of the multi-row group INSERTs prepared: a
+// commit's groups are written with the fewest statements (each a round of
+// cgo calls), largest first.
+var insertSizes = [...]int{64, 16, 4, 1}
 
 // SQLite is the embedded backend: one database file in WAL mode with
 // synchronous=FULL, so a commit is on disk (one fsync of the WAL) when Append
@@ -29,11 +29,11 @@ var indexSizes = [...]int{64, 16, 4, 1}
 type SQLite struct {
 	path string
 
-	mu      sync.Mutex // guards w (reopened after a failed write) and the statements
-	w       *sql.DB
-	groups  [len(indexSizes)]*sql.Stmt // multi-row group INSERTs, one per indexSizes
-	queue   *sql.Stmt
-	indexes [len(indexSizes)]*sql.Stmt // multi-row index INSERTs, one per indexSizes
+	mu     sync.Mutex // guards w (reopened after a failed write) and the statements
+	w      *sql.DB
+	groups [len(insertSizes)]*sql.Stmt // multi-row group INSERTs, one per insertSizes
+	index  *sql.Stmt                   // index entries of a commit's small groups
+	queue  *sql.Stmt                   // the queue rows of its large ones
 	// nextID is the next group id (0: read it from the table). Groups get
 	// their ids here, not from SQLite, so a commit's groups are one INSERT.
 	nextID int64
@@ -134,17 +134,17 @@ func (s *SQLite) openWriter(ctx context.Context) error {
 
 func (s *SQLite) prepare(ctx context.Context) error {
 	var err error
-	if s.queue, err = s.w.PrepareContext(ctx, `INSERT INTO decision_groups_unindexed (group_id) VALUES (?)`); err != nil {
+	if s.index, err = s.w.PrepareContext(ctx, insertEntries(sqlQuerier{}, `g.id >= ? AND g.id < ? AND g.decisions <= ?`)); err != nil {
 		return err
 	}
-	for i, n := range indexSizes {
+	if s.queue, err = s.w.PrepareContext(ctx, `INSERT INTO decision_groups_unindexed (group_id)
+		SELECT id FROM decision_groups WHERE id >= ? AND id < ? AND decisions > ?`); err != nil {
+		return err
+	}
+	for i, n := range insertSizes {
 		if s.groups[i], err = s.w.PrepareContext(ctx, `INSERT INTO decision_groups
 			(id, decided_at, model, version, variant, served, decisions, keys, encoding, payload) VALUES `+
 			placeholders(n, "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")); err != nil {
-			return err
-		}
-		if s.indexes[i], err = s.w.PrepareContext(ctx, `INSERT INTO decision_index
-			(application_id, decided_at, group_id, position, approve) VALUES `+placeholders(n, "(?, ?, ?, ?, ?)")); err != nil {
 			return err
 		}
 	}
@@ -209,8 +209,9 @@ func (s *SQLite) append(ctx context.Context, groups []Group) (err error) {
 		}
 	}()
 	var (
-		entries []entry
-		args    []any
+		args         []any
+		first, end   int64
+		small, large bool
 	)
 	for i := range groups {
 		g := &groups[i]
@@ -218,50 +219,39 @@ func (s *SQLite) append(ctx context.Context, groups []Group) (err error) {
 		if id, err = s.takeID(ctx, tx); err != nil {
 			return err
 		}
-		at := g.Time.UnixMicro()
-		args = append(args, id, at, g.Model, g.Version, g.Variant, g.Served, len(g.Keys), g.KeysBlob, g.Encoding, g.Payload)
-		if len(g.Keys) > inlineIndex {
-			if _, err = tx.StmtContext(ctx, s.queue).ExecContext(ctx, id); err != nil {
+		if i == 0 {
+			first = id
+		}
+		end = id + 1
+		small, large = small || g.Decisions <= inlineIndex, large || g.Decisions > inlineIndex
+		args = append(args, id, g.Time.UnixMicro(), g.Model, g.Version, g.Variant, g.Served, g.Decisions, g.Keys, g.Encoding, g.Payload)
+	}
+	for i, n := range insertSizes {
+		stmt := tx.StmtContext(ctx, s.groups[i])
+		for len(args) >= 10*n {
+			if _, err = stmt.ExecContext(ctx, args[:10*n]...); err != nil {
 				return err
 			}
-			continue
+			args = args[10*n:]
 		}
-		entries = appendEntries(entries, id, at, g.Keys)
 	}
-	if err = s.insertRows(ctx, tx, s.groups, 10, args); err != nil {
-		return err
+	// The commit's ids are first…end-1: index its small groups, queue its
+	// large ones.
+	if small {
+		if _, err = tx.StmtContext(ctx, s.index).ExecContext(ctx, first, end, inlineIndex); err != nil {
+			return err
+		}
 	}
-	if err = s.insertEntries(ctx, tx, entries); err != nil {
-		return err
+	if large {
+		if _, err = tx.StmtContext(ctx, s.queue).ExecContext(ctx, first, end, inlineIndex); err != nil {
+			return err
+		}
 	}
 	return tx.Commit()
 }
 
-// insertRows runs stmts (multi-row INSERTs of indexSizes rows of width
-// arguments each) over args with the fewest statements, largest first.
-func (s *SQLite) insertRows(ctx context.Context, tx *sql.Tx, stmts [len(indexSizes)]*sql.Stmt, width int, args []any) error {
-	for i, n := range indexSizes {
-		stmt := tx.StmtContext(ctx, stmts[i])
-		for len(args) >= n*width {
-			if _, err := stmt.ExecContext(ctx, args[:n*width]...); err != nil {
-				return err
-			}
-			args = args[n*width:]
-		}
-	}
-	return nil
-}
-
-func (s *SQLite) insertEntries(ctx context.Context, tx *sql.Tx, es []entry) error {
-	args := make([]any, 0, 5*len(es))
-	for _, e := range es {
-		args = append(args, e.applicationID, e.at, e.group, e.position, e.approve)
-	}
-	return s.insertRows(ctx, tx, s.indexes, 5, args)
-}
-
 // Index implements Store: the oldest queued groups, about max decisions,
-// in one transaction, entries sorted so each index page is written once.
+// in one transaction.
 func (s *SQLite) Index(ctx context.Context, max int) (indexed, backlog int, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -275,29 +265,14 @@ func (s *SQLite) Index(ctx context.Context, max int) (indexed, backlog int, err 
 		return 0, 0, err
 	}
 	defer tx.Rollback()
-	es, ids, err := queuedEntries(ctx, sqlQuerier{tx}, max)
-	if err != nil || len(ids) == 0 {
-		return 0, 0, err
+	if indexed, backlog, err = indexQueued(ctx, sqlQuerier{tx}, max, ""); err == nil {
+		err = tx.Commit()
 	}
-	if err := s.insertEntries(ctx, tx, es); err != nil {
+	if err != nil {
 		s.broken = true
 		return 0, 0, err
 	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM decision_groups_unindexed WHERE group_id IN (`+placeholders(len(ids), "?")+`)`,
-		int64Args(ids)...); err != nil {
-		s.broken = true
-		return 0, 0, err
-	}
-	var left sql.NullInt64
-	if err := tx.QueryRowContext(ctx, `SELECT SUM(g.decisions) FROM decision_groups_unindexed u
-		JOIN decision_groups g ON g.id = u.group_id`).Scan(&left); err != nil {
-		return 0, 0, err
-	}
-	if err := tx.Commit(); err != nil {
-		s.broken = true
-		return 0, 0, err
-	}
-	return len(es), int(left.Int64), nil
+	return indexed, backlog, nil
 }
 
 // checkpoint copies the WAL into the database every second on a reader
@@ -446,6 +421,11 @@ type sqlQuerier struct {
 
 func (q sqlQuerier) query(ctx context.Context, sql string, args ...any) (cursor, error) {
 	return q.q.QueryContext(ctx, sql, args...)
+}
+
+func (sqlQuerier) entries() string {
+	return `SELECT j.value ->> 0 AS application_id, g.decided_at AS decided_at, g.id AS group_id,
+		j.key AS position, j.value ->> 1 AS approve FROM decision_groups g, json_each(g.keys) j`
 }
 
 func (q sqlQuerier) exec(ctx context.Context, sql string, args ...any) (int64, error) {
