@@ -83,10 +83,14 @@ type Recorder struct {
 	// health is nil while the store takes writes, else why it does not.
 	health   atomic.Pointer[error]
 	lastGood atomic.Int64 // unix nanos of the last successful write or probe
-	closing  chan struct{}
-	wg       sync.WaitGroup
-	mu       sync.RWMutex // held for reading by Record, for writing by Close
-	closed   bool
+	// lastBatch is when (unix nanos) a commit last queued a group for the
+	// index, and backlog how many decisions wait for it (-1: not known yet).
+	lastBatch, backlog atomic.Int64
+	lastIndex          time.Time // when the indexer last asked the store (its goroutine's)
+	closing            chan struct{}
+	wg                 sync.WaitGroup
+	mu                 sync.RWMutex // held for reading by Record, for writing by Close
+	closed             bool
 }
 
 var _ decision.Recorder = (*Recorder)(nil)
@@ -107,6 +111,7 @@ func New(store Store, cfg Config) *Recorder {
 	r := &Recorder{cfg: cfg, store: store, m: newMetrics(cfg.Registerer, store.Backend()),
 		pending: make(chan *call, 4096), closing: make(chan struct{})}
 	r.lastGood.Store(cfg.Now().UnixNano())
+	r.backlog.Store(-1)
 	for range cfg.Writers {
 		r.wg.Add(1)
 		go r.write()
@@ -209,6 +214,18 @@ func (r *Recorder) commit(groups []Group, decisions int) error {
 	}
 	r.m.written.Add(float64(decisions))
 	r.setHealthy()
+	queued := 0
+	for _, g := range groups {
+		if len(g.Keys) > inlineIndex {
+			queued += len(g.Keys)
+		}
+	}
+	if queued > 0 {
+		r.lastBatch.Store(time.Now().UnixNano())
+		if r.backlog.Load() >= 0 {
+			r.m.indexBacklog.Set(float64(r.backlog.Add(int64(queued))))
+		}
+	}
 	return nil
 }
 
@@ -217,11 +234,27 @@ func (r *Recorder) commit(groups []Group, decisions int) error {
 // commit waiting behind it waits tens of milliseconds at most.
 const indexChunk = 16384
 
-// indexLoop adds queued groups to the application index every indexEvery
-// (a backlog left by a previous run or another replica too). Waiting lets a
-// batch run's entries gather into large, sorted chunks; while there is a
-// backlog it works at most half the time, so batches keep most of the
-// writer.
+// Batches are indexed once they pause (no batch committed for indexQuiet),
+// so a batch run keeps the writer to itself, or when the backlog reaches
+// indexBacklogMax, which bounds what a lookup scans.
+const (
+	indexQuiet      = time.Second
+	indexBacklogMax = 1 << 20
+)
+
+// indexDue reports whether the indexer should take a chunk now. The
+// backlog is an estimate (a commit adds to it while the store counts), so
+// the store is asked anyway every 10 s while batches pause.
+func (r *Recorder) indexDue() bool {
+	n := r.backlog.Load()
+	quiet := time.Since(time.Unix(0, r.lastBatch.Load())) >= indexQuiet
+	return n < 0 || (n > 0 && (quiet || n >= indexBacklogMax)) || (quiet && time.Since(r.lastIndex) > 10*time.Second)
+}
+
+// indexLoop adds queued groups to the application index, checking every
+// IndexEvery (a backlog left by a previous run or another replica is taken
+// up too). While it works it works at most half the time, so requests keep
+// the writer.
 func (r *Recorder) indexLoop() {
 	defer r.wg.Done()
 	t := time.NewTicker(r.cfg.IndexEvery)
@@ -232,18 +265,20 @@ func (r *Recorder) indexLoop() {
 			return
 		case <-t.C:
 		}
-		for {
+		for r.indexDue() {
 			start := time.Now()
 			ctx, cancel := context.WithTimeout(context.Background(), r.cfg.WriteTimeout)
 			n, backlog, err := r.store.Index(ctx, indexChunk)
 			cancel()
+			r.lastIndex = time.Now()
 			if err != nil {
 				r.m.indexFailures.Inc()
 				break // the next tick tries again; lookups still scan the queue
 			}
 			r.m.indexed.Add(float64(n))
+			r.backlog.Store(int64(backlog))
 			r.m.indexBacklog.Set(float64(backlog))
-			if n == 0 || backlog == 0 {
+			if n == 0 {
 				break
 			}
 			select {
