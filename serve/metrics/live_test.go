@@ -26,3 +26,25 @@ model_info{model="loan-approval",sha256="aa",variant="champion",version="2"} 1
 		t.Fatal(err)
 	}
 }
+
+// TestSyncPerModel: each model has its own sync gauge, and its error counter
+// exists (at 0) from its first sync, so dashboards' increase() has data.
+func TestSyncPerModel(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := New(reg)
+	m.Sync("loan-approval", true)
+	m.Sync("credit-line", false)
+	want := `
+# HELP model_registry_sync_errors_total Reconciliations of the model with the registry that failed.
+# TYPE model_registry_sync_errors_total counter
+model_registry_sync_errors_total{model="credit-line"} 1
+model_registry_sync_errors_total{model="loan-approval"} 0
+# HELP model_registry_sync_success 1 if the model's last reconciliation with the registry succeeded, else 0.
+# TYPE model_registry_sync_success gauge
+model_registry_sync_success{model="credit-line"} 0
+model_registry_sync_success{model="loan-approval"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "model_registry_sync_success", "model_registry_sync_errors_total"); err != nil {
+		t.Fatal(err)
+	}
+}

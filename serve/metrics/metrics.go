@@ -224,12 +224,15 @@ func (m *Models) LoadFailure(model, reason string) {
 // Sync records the outcome of one reconciliation of the model with the
 // registry.
 func (m *Models) Sync(model string, ok bool) {
+	// The error counter's series exists from the first sync on (at 0), so
+	// increase() over it has data before anything fails.
+	errs := m.syncErrors.WithLabelValues(model)
 	if ok {
 		m.syncSuccess.WithLabelValues(model).Set(1)
 		return
 	}
 	m.syncSuccess.WithLabelValues(model).Set(0)
-	m.syncErrors.WithLabelValues(model).Inc()
+	errs.Inc()
 }
 
 // AdminAction counts one admin API action.
