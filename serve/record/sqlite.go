@@ -123,7 +123,12 @@ func (s *SQLite) openWriter(ctx context.Context) error {
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
-	// Checkpoints run on their own connection (checkpoint), not in a commit.
+	// Checkpoints run on their own (checkpoint), not in a commit; a WAL
+	// that a burst grew is cut back to 64 MiB when it restarts.
+	if _, err := w.ExecContext(ctx, `PRAGMA journal_size_limit = 67108864`); err != nil {
+		w.Close()
+		return fmt.Errorf("decision record %s: %w", s.path, err)
+	}
 	if _, err := w.ExecContext(ctx, `PRAGMA wal_autocheckpoint = 0`); err != nil {
 		w.Close()
 		return fmt.Errorf("decision record %s: %w", s.path, err)
@@ -275,8 +280,18 @@ func (s *SQLite) Index(ctx context.Context, max int) (indexed, backlog int, err 
 	return indexed, backlog, nil
 }
 
+// walMax is the WAL size past which a checkpoint runs on the writer.
+const walMax = 1 << 30
+
 // checkpoint copies the WAL into the database every second on a reader
-// connection, so commits never pay for it.
+// connection, so commits never wait for it. When commits leave it a gap it
+// completes and the next commit starts the WAL over (cut back to 64 MiB,
+// journal_size_limit); under commits without a gap it cannot, and the WAL
+// grows by every commit's pages. Past walMax it runs once on the writer
+// instead, between commits, where it completes: a pause of the record (a
+// second or more) that bounds the file. Sustained load of thousands of
+// decisions a second grows the WAL by some 25 MB/s, so the bound is a
+// safety net against a full disk; the bank's daily traffic leaves gaps.
 func (s *SQLite) checkpoint() {
 	defer close(s.ckptDone)
 	t := time.NewTicker(time.Second)
@@ -286,8 +301,16 @@ func (s *SQLite) checkpoint() {
 		case <-s.stopCkpt:
 			return
 		case <-t.C:
-			_, _ = s.r.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
 		}
+		if fi, err := os.Stat(s.path + "-wal"); err == nil && fi.Size() > walMax {
+			s.mu.Lock()
+			if !s.broken && s.w != nil {
+				_, _ = s.w.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
+			}
+			s.mu.Unlock()
+			continue
+		}
+		_, _ = s.r.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
 	}
 }
 
