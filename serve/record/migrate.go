@@ -138,6 +138,8 @@ var migrations = []migration{
 				encoding   SMALLINT NOT NULL,
 				payload    BYTEA    NOT NULL
 			)`,
+			// The payload is s2-compressed already: TOAST stores it as it is.
+			`ALTER TABLE decision_groups ALTER COLUMN payload SET STORAGE EXTERNAL`,
 			`CREATE INDEX decision_groups_by_time ON decision_groups (decided_at)`,
 			`CREATE TABLE decision_index (
 				application_id TEXT    NOT NULL,
