@@ -86,7 +86,8 @@ type Recorder struct {
 	// lastBatch is when (unix nanos) a commit last queued a group for the
 	// index, and backlog how many decisions wait for it (-1: not known yet).
 	lastBatch, backlog atomic.Int64
-	lastIndex          time.Time // when the indexer last asked the store (its goroutine's)
+	lastCommit         atomic.Int64 // unix nanos of the last commit
+	lastIndex          time.Time    // when the indexer last asked the store (its goroutine's)
 	closing            chan struct{}
 	wg                 sync.WaitGroup
 	mu                 sync.RWMutex // held for reading by Record, for writing by Close
@@ -214,6 +215,7 @@ func (r *Recorder) commit(groups []Group, decisions int) error {
 	}
 	r.m.written.Add(float64(decisions))
 	r.setHealthy()
+	r.lastCommit.Store(time.Now().UnixNano())
 	queued := 0
 	for _, g := range groups {
 		if g.Decisions > inlineIndex {
@@ -230,11 +232,14 @@ func (r *Recorder) commit(groups []Group, decisions int) error {
 }
 
 // indexChunk is about how many decisions one indexing transaction takes
-// while batches pause: large, so entries for the same index pages are
-// written together; a commit waiting behind it waits tens of milliseconds
-// at most. While batches run (the backlog is at its bound) chunks are a
-// quarter of that.
-const indexChunk = 16384
+// while no commit is being made: large, so entries for the same index pages
+// are written together. While commits are being made (single predictions
+// keep coming after a batch run) a chunk is sized from the last ones' rate
+// to take about indexPause, so a prediction waits at most that behind it.
+const (
+	indexChunk = 16384
+	indexPause = 4 * time.Millisecond
+)
 
 // Batches are indexed once they pause (no batch committed for indexQuiet),
 // so a batch run keeps the writer to itself, or when the backlog reaches
@@ -259,6 +264,7 @@ func (r *Recorder) indexDue() bool {
 // the writer.
 func (r *Recorder) indexLoop() {
 	defer r.wg.Done()
+	busyChunk := indexChunk / 16
 	t := time.NewTicker(r.cfg.IndexEvery)
 	defer t.Stop()
 	for {
@@ -270,13 +276,17 @@ func (r *Recorder) indexLoop() {
 		for r.indexDue() {
 			start := time.Now()
 			ctx, cancel := context.WithTimeout(context.Background(), r.cfg.WriteTimeout)
+			busy := start.Sub(time.Unix(0, r.lastCommit.Load())) < 100*time.Millisecond
 			chunk := indexChunk
-			if time.Since(time.Unix(0, r.lastBatch.Load())) < indexQuiet {
-				chunk /= 4
+			if busy {
+				chunk = busyChunk
 			}
 			n, backlog, err := r.store.Index(ctx, chunk)
 			cancel()
 			r.lastIndex = time.Now()
+			if took := r.lastIndex.Sub(start); busy && n > 0 && took > 0 {
+				busyChunk = min(max(int(float64(n)*float64(indexPause)/float64(took)), 1), indexChunk)
+			}
 			if err != nil {
 				r.m.indexFailures.Inc()
 				break // the next tick tries again; lookups still scan the queue
