@@ -96,8 +96,9 @@ func byApplication(ctx context.Context, q querier, applicationID string, fn func
 	if err := closeCursor(rs); err != nil {
 		return err
 	}
-	rs, err = q.query(ctx, `SELECT decided_at, group_id, position FROM (`+q.entries()+`
-		WHERE g.id IN (SELECT group_id FROM decision_groups_unindexed)) e WHERE e.application_id = ?`, applicationID)
+	rs, err = q.query(ctx, `SELECT e.decided_at, e.group_id, e.position FROM decision_groups_unindexed u JOIN (`+q.entries()+`
+		WHERE g.id IN (SELECT group_id FROM decision_groups_unindexed)) e ON e.group_id = u.group_id
+		WHERE e.application_id = ? AND e.position >= u.indexed`, applicationID)
 	if err != nil {
 		return err
 	}
@@ -343,42 +344,53 @@ func keepHeld(ctx context.Context, q querier, k groupKey, encoding int, payload 
 	return err
 }
 
-// indexQueued indexes the oldest queued groups, about max decisions of
-// them; lock is what the backend adds to claim them (PostgreSQL: rows no
-// other replica holds). It returns the decisions indexed and those still
+// indexQueued indexes the next max decisions of the oldest queued groups
+// (a group may be taken in parts: its queue row keeps how far it is
+// indexed); lock is what the backend adds to claim them (PostgreSQL: rows
+// no other replica holds). It returns the decisions indexed and those still
 // queued.
 func indexQueued(ctx context.Context, q querier, max int, lock string) (int, int, error) {
-	rs, err := q.query(ctx, `SELECT u.group_id, g.decisions FROM decision_groups_unindexed u
+	rs, err := q.query(ctx, `SELECT u.group_id, u.indexed, g.decisions FROM decision_groups_unindexed u
 		JOIN decision_groups g ON g.id = u.group_id ORDER BY u.group_id LIMIT ?`+lock, max/inlineIndex+1)
 	if err != nil {
 		return 0, 0, err
 	}
+	type part struct {
+		group         int64
+		from, to, all int
+	}
 	var (
-		ids     []int64
+		parts   []part
 		indexed int
 	)
 	for indexed < max && rs.Next() {
-		var (
-			id int64
-			n  int
-		)
-		if err := rs.Scan(&id, &n); err != nil {
+		var p part
+		if err := rs.Scan(&p.group, &p.from, &p.all); err != nil {
 			rs.Close()
 			return 0, 0, err
 		}
-		ids, indexed = append(ids, id), indexed+n
+		p.to = min(p.all, p.from+max-indexed)
+		parts, indexed = append(parts, p), indexed+p.to-p.from
 	}
-	if err := closeCursor(rs); err != nil || len(ids) == 0 {
+	if err := closeCursor(rs); err != nil || len(parts) == 0 {
 		return 0, 0, err
 	}
-	in := placeholders(len(ids), "?")
-	if _, err := q.exec(ctx, insertEntries(q, `g.id IN (`+in+`)`), int64Args(ids)...); err != nil {
-		return 0, 0, err
+	for _, p := range parts {
+		if _, err := q.exec(ctx, `INSERT INTO decision_index (application_id, decided_at, group_id, position, approve)
+			SELECT * FROM (`+q.entries()+` WHERE g.id = ?) e WHERE e.position >= ? AND e.position < ? ORDER BY 1, 2, 3, 4`,
+			p.group, p.from, p.to); err != nil {
+			return 0, 0, err
+		}
+		done := `DELETE FROM decision_groups_unindexed WHERE group_id = ?`
+		args := []any{p.group}
+		if p.to < p.all {
+			done, args = `UPDATE decision_groups_unindexed SET indexed = ? WHERE group_id = ?`, []any{p.to, p.group}
+		}
+		if _, err := q.exec(ctx, done, args...); err != nil {
+			return 0, 0, err
+		}
 	}
-	if _, err := q.exec(ctx, `DELETE FROM decision_groups_unindexed WHERE group_id IN (`+in+`)`, int64Args(ids)...); err != nil {
-		return 0, 0, err
-	}
-	rs, err = q.query(ctx, `SELECT COALESCE(SUM(g.decisions), 0) FROM decision_groups_unindexed u
+	rs, err = q.query(ctx, `SELECT COALESCE(SUM(g.decisions - u.indexed), 0) FROM decision_groups_unindexed u
 		JOIN decision_groups g ON g.id = u.group_id`)
 	if err != nil {
 		return 0, 0, err

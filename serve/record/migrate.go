@@ -110,7 +110,10 @@ var migrations = []migration{
 				approve        INTEGER NOT NULL,
 				PRIMARY KEY (application_id, decided_at, group_id, position)
 			) WITHOUT ROWID`,
-			`CREATE TABLE decision_groups_unindexed (group_id INTEGER NOT NULL PRIMARY KEY)`,
+			`CREATE TABLE decision_groups_unindexed (
+				group_id INTEGER NOT NULL PRIMARY KEY,
+				indexed  INTEGER NOT NULL DEFAULT 0 -- positions below are in decision_index
+			)`,
 			`CREATE TRIGGER decision_groups_append_only BEFORE UPDATE ON decision_groups
 				BEGIN SELECT RAISE(ABORT, 'the decision record is append-only'); END`,
 			`CREATE TRIGGER decision_index_append_only BEFORE UPDATE ON decision_index
@@ -149,7 +152,10 @@ var migrations = []migration{
 				approve        BOOLEAN NOT NULL,
 				PRIMARY KEY (application_id, decided_at, group_id, position)
 			)`,
-			`CREATE TABLE decision_groups_unindexed (group_id BIGINT NOT NULL PRIMARY KEY)`,
+			`CREATE TABLE decision_groups_unindexed (
+				group_id BIGINT  NOT NULL PRIMARY KEY,
+				indexed  INTEGER NOT NULL DEFAULT 0
+			)`,
 			`CREATE TRIGGER decision_groups_append_only BEFORE UPDATE ON decision_groups
 				FOR EACH ROW EXECUTE FUNCTION decisions_append_only()`,
 			`CREATE TRIGGER decision_index_append_only BEFORE UPDATE ON decision_index

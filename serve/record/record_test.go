@@ -595,6 +595,7 @@ func TestBatchIndexedLater(t *testing.T) {
 				if backlog == 0 {
 					break
 				}
+				check(fmt.Sprintf("%d of %d indexed", total, len(ds))) // a group indexed in part
 				if n == 0 {
 					t.Fatalf("no progress with %d queued", backlog)
 				}

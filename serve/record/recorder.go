@@ -260,8 +260,8 @@ func (r *Recorder) indexDue() bool {
 
 // indexLoop adds queued groups to the application index, checking every
 // IndexEvery (a backlog left by a previous run or another replica is taken
-// up too). While it works it works at most half the time, so requests keep
-// the writer.
+// up too). While it works it holds the writer at most half the time, a
+// quarter while commits are being made, so requests keep the writer.
 func (r *Recorder) indexLoop() {
 	defer r.wg.Done()
 	busyChunk := indexChunk / 16
@@ -285,7 +285,7 @@ func (r *Recorder) indexLoop() {
 			cancel()
 			r.lastIndex = time.Now()
 			if took := r.lastIndex.Sub(start); busy && n > 0 && took > 0 {
-				busyChunk = min(max(int(float64(n)*float64(indexPause)/float64(took)), 1), indexChunk)
+				busyChunk = min(max(int(float64(n)*float64(indexPause)/float64(took)), 512), indexChunk)
 			}
 			if err != nil {
 				r.m.indexFailures.Inc()
@@ -297,10 +297,14 @@ func (r *Recorder) indexLoop() {
 			if n == 0 {
 				break
 			}
+			pause := time.Since(start) // half the time while the writer is idle,
+			if busy {                  // a quarter while commits are being made
+				pause *= 3
+			}
 			select {
 			case <-r.closing:
 				return
-			case <-time.After(time.Since(start)):
+			case <-time.After(pause):
 			}
 		}
 	}
