@@ -80,37 +80,14 @@ type hit struct {
 // groups still queued for it, and calls fn with their documents, newest
 // first. q must see one snapshot (a read transaction).
 func byApplication(ctx context.Context, q querier, applicationID string, fn func([]byte) error) error {
-	var hits []hit
-	rs, err := q.query(ctx, `SELECT decided_at, group_id, position FROM decision_index WHERE application_id = ?`, applicationID)
+	hits, err := scanHits(ctx, q, nil, `SELECT decided_at, group_id, position FROM decision_index WHERE application_id = ?`, applicationID)
 	if err != nil {
 		return err
 	}
-	for rs.Next() {
-		var h hit
-		if err := rs.Scan(&h.at, &h.group, &h.position); err != nil {
-			rs.Close()
-			return err
-		}
-		hits = append(hits, h)
-	}
-	if err := closeCursor(rs); err != nil {
-		return err
-	}
-	rs, err = q.query(ctx, `SELECT e.decided_at, e.group_id, e.position FROM decision_groups_unindexed u JOIN (`+q.entries()+`
+	hits, err = scanHits(ctx, q, hits, `SELECT e.decided_at, e.group_id, e.position FROM decision_groups_unindexed u JOIN (`+q.entries()+`
 		WHERE g.id IN (SELECT group_id FROM decision_groups_unindexed)) e ON e.group_id = u.group_id
 		WHERE e.application_id = ? AND e.position >= u.indexed`, applicationID)
 	if err != nil {
-		return err
-	}
-	for rs.Next() {
-		var h hit
-		if err := rs.Scan(&h.at, &h.group, &h.position); err != nil {
-			rs.Close()
-			return err
-		}
-		hits = append(hits, h)
-	}
-	if err := closeCursor(rs); err != nil {
 		return err
 	}
 	slices.SortFunc(hits, func(a, b hit) int {
@@ -134,6 +111,24 @@ func byApplication(ctx context.Context, q querier, applicationID string, fn func
 		hits = hits[n:]
 	}
 	return nil
+}
+
+// scanHits appends the hits a query of (decided_at, group_id, position)
+// finds.
+func scanHits(ctx context.Context, q querier, hits []hit, query string, args ...any) ([]hit, error) {
+	rs, err := q.query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	for rs.Next() {
+		var h hit
+		if err := rs.Scan(&h.at, &h.group, &h.position); err != nil {
+			rs.Close()
+			return nil, err
+		}
+		hits = append(hits, h)
+	}
+	return hits, closeCursor(rs)
 }
 
 // groupDocs reads the documents at the hits' positions of one group, in the

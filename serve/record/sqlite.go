@@ -193,8 +193,10 @@ func (s *SQLite) reopen(ctx context.Context) error {
 	return nil
 }
 
-// Append implements Store.
-func (s *SQLite) Append(ctx context.Context, groups []Group) error {
+// writeTx runs fn in a transaction of the writer and commits it: under mu,
+// on a writer reopened if the last write failed; an error rolls back, marks
+// the writer broken and forgets the group ids handed out.
+func (s *SQLite) writeTx(ctx context.Context, fn func(tx *sql.Tx) error) (err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.broken {
@@ -202,24 +204,28 @@ func (s *SQLite) Append(ctx context.Context, groups []Group) error {
 			return err
 		}
 	}
-	err := s.append(ctx, groups)
-	if err != nil {
-		s.broken = true
-	}
-	return err
-}
-
-func (s *SQLite) append(ctx context.Context, groups []Group) (err error) {
+	defer func() {
+		if err != nil {
+			s.broken, s.nextID = true, 0
+		}
+	}()
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback() // no-op after Commit
-	defer func() {
-		if err != nil {
-			s.nextID = 0 // the ids taken were not used: read them again
-		}
-	}()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// Append implements Store.
+func (s *SQLite) Append(ctx context.Context, groups []Group) error {
+	return s.writeTx(ctx, func(tx *sql.Tx) error { return s.append(ctx, tx, groups) })
+}
+
+func (s *SQLite) append(ctx context.Context, tx *sql.Tx, groups []Group) (err error) {
 	var (
 		args         []any
 		first, end   int64
@@ -259,46 +265,32 @@ func (s *SQLite) append(ctx context.Context, groups []Group) (err error) {
 			return err
 		}
 	}
-	return tx.Commit()
+	return nil
 }
 
-// Index implements Store: the oldest queued groups, about max decisions,
-// in one transaction.
+// Index implements Store: the next queued decisions, about max, in one
+// transaction.
 func (s *SQLite) Index(ctx context.Context, max int) (indexed, backlog int, err error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.broken {
-		if err := s.reopen(ctx); err != nil {
-			return 0, 0, err
-		}
-	}
-	tx, err := s.w.BeginTx(ctx, nil)
+	err = s.writeTx(ctx, func(tx *sql.Tx) (err error) {
+		indexed, backlog, err = indexQueued(ctx, sqlQuerier{tx}, max, "")
+		return err
+	})
 	if err != nil {
-		return 0, 0, err
-	}
-	defer tx.Rollback()
-	if indexed, backlog, err = indexQueued(ctx, sqlQuerier{tx}, max, ""); err == nil {
-		err = tx.Commit()
-	}
-	if err != nil {
-		s.broken = true
 		return 0, 0, err
 	}
 	return indexed, backlog, nil
 }
 
-// walMax is the WAL size past which a checkpoint runs on the writer.
-const walMax = 1 << 30
-
-// checkpoint copies the WAL into the database every second on a reader
-// connection, so commits never wait for it. When commits leave it a gap it
-// completes and the next commit starts the WAL over (cut back to 64 MiB,
-// journal_size_limit); under commits without a gap it cannot, and the WAL
-// grows by every commit's pages. Past walMax it runs once on the writer
-// instead, between commits, where it completes: a pause of the record (a
-// second or more) that bounds the file. Sustained load of thousands of
-// decisions a second grows the WAL by some 25 MB/s, so the bound is a
-// safety net against a full disk; the bank's daily traffic leaves gaps.
+// checkpoint copies the WAL into the database every second, in two steps.
+// First on a reader connection, so commits do not wait: it copies what was
+// committed up to its start, which under load is nearly all. Then on the
+// writer, between two commits, for what came in meanwhile: a pause of a few
+// milliseconds after which the WAL is wholly copied, so the next commit
+// starts it over. Commits then overwrite blocks the file has (an fsync about
+// a third of one that grows the file) and the WAL stays about a second of
+// commits long; with the reader's step alone it never completed under
+// sustained load and grew by every commit's pages (25 MB/s and more). A WAL
+// a burst grew is cut back to 64 MiB when it restarts (journal_size_limit).
 func (s *SQLite) checkpoint() {
 	defer close(s.ckptDone)
 	t := time.NewTicker(time.Second)
@@ -309,15 +301,12 @@ func (s *SQLite) checkpoint() {
 			return
 		case <-t.C:
 		}
-		if fi, err := os.Stat(s.path + "-wal"); err == nil && fi.Size() > walMax {
-			s.mu.Lock()
-			if !s.broken && s.w != nil {
-				_, _ = s.w.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
-			}
-			s.mu.Unlock()
-			continue
-		}
 		_, _ = s.r.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
+		s.mu.Lock()
+		if !s.broken && s.w != nil {
+			_, _ = s.w.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
+		}
+		s.mu.Unlock()
 	}
 }
 
@@ -351,26 +340,13 @@ func (s *SQLite) Purge(ctx context.Context, cutoff time.Time) (int64, error) {
 	}
 }
 
-func (s *SQLite) purgeChunk(ctx context.Context, cutoff time.Time, after int64) (int64, int64, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.broken {
-		if err := s.reopen(ctx); err != nil {
-			return 0, 0, err
-		}
-	}
-	tx, err := s.w.BeginTx(ctx, nil)
+func (s *SQLite) purgeChunk(ctx context.Context, cutoff time.Time, after int64) (n, last int64, err error) {
+	err = s.writeTx(ctx, func(tx *sql.Tx) (err error) {
+		newID := func(ctx context.Context) (int64, error) { return s.takeID(ctx, tx) }
+		n, last, err = purgeGroups(ctx, sqlQuerier{tx}, cutoff, after, newID)
+		return err
+	})
 	if err != nil {
-		return 0, 0, err
-	}
-	defer tx.Rollback()
-	newID := func(ctx context.Context) (int64, error) { return s.takeID(ctx, tx) }
-	n, last, err := purgeGroups(ctx, sqlQuerier{tx}, cutoff, after, newID)
-	if err == nil {
-		err = tx.Commit()
-	}
-	if err != nil {
-		s.broken, s.nextID = true, 0
 		return 0, 0, err
 	}
 	return n, last, nil
