@@ -222,7 +222,7 @@ func appendFrame(b []byte, d *decision.Decision) []byte {
 // Payload encodings (the encoding column).
 const (
 	// encodingDocument is one document as it is: the decisions moved from
-	// schema version 1, one row each.
+	// schema version 2's one row a decision.
 	encodingDocument = 0
 	// encodingS2Frames is s2-compressed, length-prefixed documents.
 	encodingS2Frames = 1

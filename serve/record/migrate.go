@@ -98,7 +98,7 @@ var migrations = []migration{
 				served     INTEGER NOT NULL, -- 1 answered, 0 shadow
 				decisions  INTEGER NOT NULL,
 				keys       TEXT    NOT NULL, -- JSON [[application_id, approve 1|0], …] by position: what the index is built from
-				encoding   INTEGER NOT NULL, -- 1: s2 of length-prefixed documents; 0: one document (moved from version 1)
+				encoding   INTEGER NOT NULL, -- 2: s2 of the binary layout; 1: s2 of length-prefixed documents; 0: one document (moved from version 2)
 				payload    BLOB    NOT NULL  -- the decisions as GET /v1/decisions returns them
 			)`,
 			`CREATE INDEX decision_groups_by_time ON decision_groups (decided_at)`,

@@ -209,12 +209,7 @@ func (p *Postgres) SetHold(ctx context.Context, applicationID, by, reason string
 
 // Holds implements Store.
 func (p *Postgres) Holds(ctx context.Context) ([]Hold, error) {
-	rows, err := p.pool.Query(ctx, `SELECT application_id, set_at, set_by, reason FROM legal_holds ORDER BY application_id`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	return scanHolds(rows)
+	return holdsOf(ctx, pgQuerier{p.pool})
 }
 
 // Probe implements Store.

@@ -3,10 +3,11 @@
 // durably before its answer is sent, kept for the retention period and read
 // back by application id or exported by time range.
 //
-// The Recorder is the decision path's decision.Recorder. It encodes each
-// decision once as the JSON document the read routes return, and a writer
-// goroutine commits whatever has queued up in one transaction (group commit:
-// many requests share one fsync). A failed write fails the requests that
+// The Recorder is the decision path's decision.Recorder. It encodes a call's
+// decisions into groups (one row per version and variant, in the binary
+// layout of frames.go; the read routes get the JSON documents built from
+// it), and a writer goroutine commits whatever has queued up in one
+// transaction (group commit: many requests share one fsync). A failed write fails the requests that
 // waited for it (ErrUnavailable → 503 record_unavailable) and marks the
 // record unhealthy for /ready until a write or a probe succeeds again.
 //
@@ -193,24 +194,22 @@ func Open(ctx context.Context, dataDir, url, sync string) (Store, int, error) {
 	return s, 1, nil
 }
 
-// rows is what both backends' query results have.
-type rows interface {
-	Next() bool
-	Scan(dest ...any) error
-	Err() error
-}
-
-// scanHolds reads legal_holds rows (application_id, set_at, set_by, reason).
-func scanHolds(rs rows) ([]Hold, error) {
+// holdsOf lists the applications under legal hold (both backends).
+func holdsOf(ctx context.Context, q querier) ([]Hold, error) {
+	rs, err := q.query(ctx, `SELECT application_id, set_at, set_by, reason FROM legal_holds ORDER BY application_id`)
+	if err != nil {
+		return nil, err
+	}
 	var out []Hold
 	for rs.Next() {
 		var h Hold
 		var at int64
 		if err := rs.Scan(&h.ApplicationID, &at, &h.SetBy, &h.Reason); err != nil {
+			rs.Close()
 			return nil, err
 		}
 		h.SetAt = time.UnixMicro(at).UTC()
 		out = append(out, h)
 	}
-	return out, rs.Err()
+	return out, closeCursor(rs)
 }

@@ -382,12 +382,7 @@ func (s *SQLite) SetHold(ctx context.Context, applicationID, by, reason string, 
 
 // Holds implements Store.
 func (s *SQLite) Holds(ctx context.Context) ([]Hold, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT application_id, set_at, set_by, reason FROM legal_holds ORDER BY application_id`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	return scanHolds(rows)
+	return holdsOf(ctx, sqlQuerier{s.r})
 }
 
 // Probe implements Store: a write to record_probe, synced like a commit.
