@@ -150,7 +150,7 @@ func inProcessVersion(tb testing.TB, v *models.Version) *fasthttp.Client {
 	m := metrics.New(reg)
 	router := &routing.Router{}
 	t, err := routing.NewTable("loan-approval",
-		&routing.Route{Variant: routing.Champion, Version: v, Metrics: m.ForVersion("loan-approval", v.Version, "champion")},
+		&routing.Route{Variant: routing.Champion, Version: v, Metrics: m.ForVersion("loan-approval", v.Number, "champion")},
 		nil, nil, routing.ChampionOnly())
 	if err != nil {
 		tb.Fatal(err)

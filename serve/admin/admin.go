@@ -137,7 +137,7 @@ func (h *handlers) models(c *fiber.Ctx) error {
 			weights[l.Variant] = l.Weight
 		}
 		for _, r := range t.Routes() {
-			live = append(live, variantState{Variant: r.Variant.String(), Version: r.Version.Version, SHA256: r.Version.SHA256,
+			live = append(live, variantState{Variant: r.Variant.String(), Version: r.Version.Number, SHA256: r.Version.SHA256,
 				Source: r.Version.Source, LoadedAt: r.Version.LoadedAt, Weight: weights[string(r.Variant)]})
 		}
 		out["live"] = live
@@ -166,11 +166,11 @@ func (h *handlers) outcomes(ctx context.Context, t *routing.Table) any {
 	for _, r := range t.Routes() {
 		switch r.Variant {
 		case registry.Champion:
-			live.Champion = r.Version.Version
+			live.Champion = r.Version.Number
 		case registry.Challenger:
-			live.Challenger = r.Version.Version
+			live.Challenger = r.Version.Number
 		case registry.Shadow:
-			live.Shadow = r.Version.Version
+			live.Shadow = r.Version.Number
 		}
 	}
 	return outcomes.Compare(arms, live)

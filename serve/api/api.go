@@ -241,7 +241,7 @@ func (s *Server) ready(c *fiber.Ctx) error {
 	out := fiber.Map{
 		"ready":    true,
 		"source":   st.Source,
-		"champion": fiber.Map{"name": t.Model, "version": t.Champion.Version.Version, "sha256": t.Champion.Version.SHA256},
+		"champion": fiber.Map{"name": t.Model, "version": t.Champion.Version.Number, "sha256": t.Champion.Version.SHA256},
 		"registry": st.Registry,
 	}
 	if st.Reason != "" {

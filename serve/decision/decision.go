@@ -331,12 +331,12 @@ func (p *Path) DecideWith(ctx context.Context, requestID string, opt Options, in
 		case opt.Version != "":
 			r := t.Champion
 			for _, candidate := range []*routing.Route{t.Champion, t.Challenger, t.Shadow} {
-				if candidate != nil && candidate.Version.Version == opt.Version {
+				if candidate != nil && candidate.Version.Number == opt.Version {
 					r = candidate
 					break
 				}
 			}
-			if r.Version.Version != opt.Version {
+			if r.Version.Number != opt.Version {
 				return ErrUnknownVersion
 			}
 			c.pick, c.pinned = func(*routing.Table, *schemas.Application) *routing.Route { return r }, true
@@ -607,7 +607,7 @@ func (p *Path) score(sc *scratch, r *routing.Route, c call, idx []int, now time.
 			Variant:       string(r.Variant),
 			Served:        served,
 			Model:         v.Name,
-			Version:       v.Version,
+			Version:       v.Number,
 			SHA256:        v.SHA256,
 			Source:        v.Source,
 			Inputs:        d.Inputs,

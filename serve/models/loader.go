@@ -150,7 +150,7 @@ func (l *Loader) open(model, version, source string, entry registry.Entry) (*Ver
 		return nil, fail(ReasonServingCheck, err)
 	}
 	if l.Drift != nil && v.Baseline != nil {
-		l.Drift.Track(v.Name, v.Version, v.Baseline)
+		l.Drift.Track(v.Name, v.Number, v.Baseline)
 		v.watched = true
 	}
 	return v, nil
@@ -159,7 +159,7 @@ func (l *Loader) open(model, version, source string, entry registry.Entry) (*Ver
 // closed is every loaded Version's close hook.
 func (l *Loader) closed(v *Version, err error) {
 	if v.watched {
-		l.Drift.Forget(v.Name, v.Version)
+		l.Drift.Forget(v.Name, v.Number)
 	}
 	if l.Sessions != nil {
 		l.Sessions.SessionClosed()
@@ -169,7 +169,7 @@ func (l *Loader) closed(v *Version, err error) {
 		if log == nil {
 			log = slog.Default()
 		}
-		log.Error("closing a retired model version failed", "model", v.Name, "version", v.Version, "error", err)
+		log.Error("closing a retired model version failed", "model", v.Name, "version", v.Number, "error", err)
 	}
 }
 

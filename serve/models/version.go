@@ -42,7 +42,7 @@ type ContributionScorer interface {
 // loading, so a Version can be shared freely; Score is safe for concurrent use.
 type Version struct {
 	Name     string
-	Version  string
+	Number   string // the registry's version number, e.g. "3" (a "version" in JSON and metrics)
 	SHA256   string // of the ONNX file
 	Source   string // where it was loaded from, e.g. "mlflow", "cache", "artifacts"
 	LoadedAt time.Time
@@ -88,7 +88,7 @@ var ErrRetired = errors.New("models: version retired")
 
 // NewVersion wraps a scorer; the caller holds the one initial reference.
 func NewVersion(name, version, sha, source string, features []schemas.Feature, s Scorer) *Version {
-	v := &Version{Name: name, Version: version, SHA256: sha, Source: source,
+	v := &Version{Name: name, Number: version, SHA256: sha, Source: source,
 		LoadedAt: time.Now().UTC(), Features: features, Threshold: DefaultThreshold, scorer: s}
 	if cs, ok := s.(ContributionScorer); ok && len(cs.Characteristics()) > 0 {
 		v.contributor = cs
@@ -137,7 +137,7 @@ func (v *Version) Release() {
 func (v *Version) Closed() bool { return v.closed.Load() }
 
 // String names the version for logs.
-func (v *Version) String() string { return fmt.Sprintf("%s/%s", v.Name, v.Version) }
+func (v *Version) String() string { return fmt.Sprintf("%s/%s", v.Name, v.Number) }
 
 // FillRow writes the model's features of a into row (len(v.Features) wide).
 func (v *Version) FillRow(a *schemas.Application, row []float32) {

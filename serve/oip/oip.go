@@ -283,7 +283,7 @@ func (h *Handler) liveVersion(c *fiber.Ctx, m *Model) (*routing.Table, *routing.
 		return t, t.Champion, nil
 	}
 	for _, r := range t.Routes() {
-		if r.Version.Version == version {
+		if r.Version.Number == version {
 			return t, r, nil
 		}
 	}
@@ -322,7 +322,7 @@ func (h *Handler) modelMetadata(c *fiber.Ctx) error {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendString(b, r.Version.Version)
+		b = appendString(b, r.Version.Number)
 	}
 	b = append(b, `],"platform":`...)
 	b = appendString(b, Platform)

@@ -15,5 +15,5 @@ func (c *Controller) mayDecide(variant registry.Variant, v *models.Version) erro
 	if variant == registry.Shadow || c.cfg.AllowWithoutReasons || v.NoReasons == nil {
 		return nil
 	}
-	return &VerifyError{Err: fmt.Errorf("version %s may not be %s: %w", v.Version, variant, v.NoReasons)}
+	return &VerifyError{Err: fmt.Errorf("version %s may not be %s: %w", v.Number, variant, v.NoReasons)}
 }

@@ -403,7 +403,7 @@ func (c *Controller) setStatus(syncErr error, fallbackErrs []string) {
 		st.Ready = true
 		st.Source = t.Champion.Version.Source
 		st.Reason = fmt.Sprintf("degraded: serving champion %s from %s; the last sync with %s failed",
-			t.Champion.Version.Version, st.Source, st.Registry)
+			t.Champion.Version.Number, st.Source, st.Registry)
 	default:
 		st.Ready = true
 		st.Source = t.Champion.Version.Source
@@ -475,8 +475,8 @@ func (c *Controller) remember(st registry.State, t *routing.Table) {
 	if c.cfg.Remembered != nil {
 		rem := registry.State{Aliases: map[string]string{}, Tags: map[string]string{}, SHA256: map[string]string{}}
 		for _, r := range t.Routes() {
-			rem.Aliases[r.Variant.String()] = r.Version.Version
-			rem.SHA256[r.Version.Version] = r.Version.SHA256
+			rem.Aliases[r.Variant.String()] = r.Version.Number
+			rem.SHA256[r.Version.Number] = r.Version.SHA256
 		}
 		rem.Tags[registry.TrafficTag] = mustJSON(t.Weights)
 		if err := c.cfg.Remembered.Save(c.cfg.Model, rem); err != nil {
@@ -486,7 +486,7 @@ func (c *Controller) remember(st registry.State, t *routing.Table) {
 	if c.cfg.Cache != nil {
 		keep := map[string]bool{}
 		for _, r := range t.Routes() {
-			keep[r.Version.Version] = true
+			keep[r.Version.Number] = true
 		}
 		for _, v := range registry.Variants() {
 			if v := st.Version(v); v != "" {
@@ -539,7 +539,7 @@ func (c *Controller) apply(ctx context.Context, src registry.Source, st registry
 			routes[variant] = old
 		default:
 			r := &routing.Route{Variant: variant, Version: v,
-				Metrics: c.cfg.Metrics.ForVersion(c.cfg.Model, v.Version, variant.String())}
+				Metrics: c.cfg.Metrics.ForVersion(c.cfg.Model, v.Number, variant.String())}
 			routes[variant] = r
 			swapped = append(swapped, r)
 		}
@@ -571,7 +571,7 @@ func (c *Controller) apply(ctx context.Context, src registry.Source, st registry
 	for _, r := range swapped {
 		c.cfg.Metrics.Swap(c.cfg.Model, r.Variant.String(), true)
 		c.cfg.Log.Info("model version live", "model", c.cfg.Model, "variant", r.Variant,
-			"version", r.Version.Version, "sha256", r.Version.SHA256, "source", r.Version.Source)
+			"version", r.Version.Number, "sha256", r.Version.SHA256, "source", r.Version.Source)
 	}
 	c.applied = want
 	c.desired.Store(&want)
@@ -689,7 +689,7 @@ func (c *Controller) retireUnused(t *routing.Table) {
 	for _, k := range keys {
 		if v := c.live[k]; !inUse[v] {
 			delete(c.live, k)
-			c.cfg.Log.Info("model version retired", "model", c.cfg.Model, "version", v.Version, "source", v.Source)
+			c.cfg.Log.Info("model version retired", "model", c.cfg.Model, "version", v.Number, "source", v.Source)
 			v.Release()
 		}
 	}

@@ -139,7 +139,7 @@ func (h *harness) sync(t *testing.T) error {
 	return h.ctrl.Sync(ctx)
 }
 
-func (h *harness) champion() string { return h.router.Current().Champion.Version.Version }
+func (h *harness) champion() string { return h.router.Current().Champion.Version.Number }
 
 type testWriter struct{ t *testing.T }
 
@@ -233,7 +233,7 @@ func TestChallengerAndWeights(t *testing.T) {
 		t.Fatal(err)
 	}
 	tab := h.router.Current()
-	if tab.Challenger.Version.Version != "2" || tab.Shadow.Version.Version != "3" || tab.Weights.Challenger != 10 {
+	if tab.Challenger.Version.Number != "2" || tab.Shadow.Version.Number != "3" || tab.Weights.Challenger != 10 {
 		t.Fatalf("table %+v", tab)
 	}
 	reg.set(func(s *registry.State) { s.Tags[registry.TrafficTag] = `{"champion":90,"challenger":20}` })

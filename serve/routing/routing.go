@@ -146,7 +146,7 @@ func (t *Table) Live() []metrics.Live {
 		case Challenger:
 			w = float64(t.ChallengerShare()) / 100
 		}
-		live = append(live, metrics.Live{Variant: string(r.Variant), Version: r.Version.Version, SHA256: r.Version.SHA256, Weight: w})
+		live = append(live, metrics.Live{Variant: string(r.Variant), Version: r.Version.Number, SHA256: r.Version.SHA256, Weight: w})
 	}
 	return live
 }

@@ -55,7 +55,7 @@ func Load(tb testing.TB, version string, router *routing.Router) *Champion {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(v.Release)
-	m := metrics.New(reg).ForVersion(v.Name, v.Version, string(routing.Champion))
+	m := metrics.New(reg).ForVersion(v.Name, v.Number, string(routing.Champion))
 	t, err := routing.NewTable(v.Name, &routing.Route{Variant: routing.Champion, Version: v, Metrics: m}, nil, nil, routing.ChampionOnly())
 	if err != nil {
 		tb.Fatal(err)
