@@ -17,15 +17,14 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/santhosh-tekuri/jsonschema/v6"
 
+	"mlservice/internal/schematest"
 	"mlservice/schemas"
 	"mlservice/serve/decision"
 	"mlservice/serve/metrics"
@@ -208,50 +207,13 @@ func indent(t *testing.T, r goldenReply) []byte {
 	return buf.Bytes()
 }
 
-// replyValidator validates replies against the published schemas.
-type replyValidator struct {
-	schemas map[string]*jsonschema.Schema
-}
-
-var (
-	validatorOnce sync.Once
-	validatorVal  *replyValidator
-	validatorErr  error
-)
+// replyValidator validates replies against the published contract (the
+// components /openapi.json builds from the JSON Schema files).
+type replyValidator struct{ contract *schematest.Contract }
 
 func newReplyValidator(t testing.TB) *replyValidator {
 	t.Helper()
-	validatorOnce.Do(func() {
-		c := jsonschema.NewCompiler()
-		c.AssertFormat()
-		v := &replyValidator{schemas: map[string]*jsonschema.Schema{}}
-		for _, component := range []string{"Decision", "BatchResponse", "Error"} {
-			raw, err := schemas.Schema(component)
-			if err != nil {
-				validatorErr = err
-				return
-			}
-			doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
-			if err != nil {
-				validatorErr = err
-				return
-			}
-			url := component + ".schema.json"
-			if err := c.AddResource(url, doc); err != nil {
-				validatorErr = err
-				return
-			}
-			if v.schemas[component], err = c.Compile(url); err != nil {
-				validatorErr = err
-				return
-			}
-		}
-		validatorVal = v
-	})
-	if validatorErr != nil {
-		t.Fatal(validatorErr)
-	}
-	return validatorVal
+	return &replyValidator{contract: schematest.OpenAPI(t)}
 }
 
 // component names the schema a reply must satisfy: the decision routes'
@@ -277,11 +239,7 @@ func (v *replyValidator) check(t testing.TB, method, path string, status int, co
 	if !strings.HasPrefix(contentType, "application/json") {
 		t.Fatalf("%s %s %d: Content-Type %q", method, path, status, contentType)
 	}
-	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(body))
-	if err != nil {
-		t.Fatalf("%s %s %d: not JSON: %v: %s", method, path, status, err, body)
-	}
-	if err := v.schemas[name].Validate(inst); err != nil {
+	if err := v.contract.Validate(name, body); err != nil {
 		t.Fatalf("%s %s %d: the reply does not satisfy the %s schema: %v\n%s", method, path, status, name, err, body)
 	}
 }

@@ -1,39 +1,18 @@
 package oip_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"strconv"
 	"testing"
 
-	"github.com/santhosh-tekuri/jsonschema/v6"
-
-	"mlservice/schemas"
+	"mlservice/internal/schematest"
 )
 
 // TestResponsesMatchPublishedContract validates what /v2 answers against the
 // OIP components of the published /openapi.json, so the contract Swagger UI
 // shows is the one the server keeps.
 func TestResponsesMatchPublishedContract(t *testing.T) {
-	raw, err := schemas.OpenAPI()
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := jsonschema.NewCompiler()
-	if err := c.AddResource("openapi.json", doc); err != nil {
-		t.Fatal(err)
-	}
-	compile := func(component string) *jsonschema.Schema {
-		s, err := c.Compile("openapi.json#/components/schemas/" + component)
-		if err != nil {
-			t.Fatalf("%s: %v", component, err)
-		}
-		return s
-	}
+	contract := schematest.OpenAPI(t)
 	ts := newTestServer(t)
 	ts.publish(t, 10)
 	flat := []byte(`{"id":"c","inputs":[{"name":"features","shape":[1,4],"datatype":"FP32","data":` + row1 + `}]}`)
@@ -61,12 +40,8 @@ func TestResponsesMatchPublishedContract(t *testing.T) {
 				t.Fatalf("%d %s", r.status, r.raw)
 			}
 			// r.json is the JSON part (before any binary data), decoded.
-			inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(mustJSON(t, r.json)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := compile(tc.component).Validate(inst); err != nil {
-				t.Fatalf("%s does not match %s: %v", r.raw, tc.component, err)
+			if err := contract.Validate(tc.component, mustJSON(t, r.json)); err != nil {
+				t.Fatalf("%s: %v", r.raw, err)
 			}
 		})
 	}
@@ -74,7 +49,7 @@ func TestResponsesMatchPublishedContract(t *testing.T) {
 	var paths struct {
 		Paths map[string]any `json:"paths"`
 	}
-	unmarshal(t, raw, &paths)
+	unmarshal(t, contract.Raw(), &paths)
 	for _, p := range []string{"/v2", "/v2/health/live", "/v2/health/ready", "/v2/models/{model_name}",
 		"/v2/models/{model_name}/ready", "/v2/models/{model_name}/infer", "/v2/models/{model_name}/versions/{model_version}",
 		"/v2/models/{model_name}/versions/{model_version}/ready", "/v2/models/{model_name}/versions/{model_version}/infer",
