@@ -143,14 +143,23 @@ func TestExplain(t *testing.T) {
 		{"everything short", schemas.Application{Income: 18000, CreditScore: 560, LoanAmount: 12000, YearsEmployed: 1},
 			[]Reason{
 				{"CRS", "credit_score", "Credit score is below 580 (yours 560)"},
-				{"LTI", "loan_amount", "Loan is more than half of income (yours 66.7%)"},
+				{"LTI", "loan_amount", "Loan is 50% of income or more (yours 66.7%)"},
 				{"INC", "income", "Income is below $25,000 (yours $18,000)"},
 				{"EMP", "years_employed", "Employed for less than 2 years (yours 1 year)"},
 			}},
 		{"two short", schemas.Application{Income: 60000, CreditScore: 600, LoanAmount: 20000, YearsEmployed: 8},
 			[]Reason{
 				{"CRS", "credit_score", "Credit score is below 670 (yours 600)"},
-				{"LTI", "loan_amount", "Loan is more than 25% of income (yours 33.3%)"},
+				{"LTI", "loan_amount", "Loan is 25% of income or more (yours 33.3%)"},
+			}},
+		// Bands are [lower, upper): a value on an edge is in the band above
+		// it, and each text is true there (25% is "25% or more").
+		{"on the edges", schemas.Application{Income: 40000, CreditScore: 580, LoanAmount: 10000, YearsEmployed: 2},
+			[]Reason{
+				{"CRS", "credit_score", "Credit score is below 670 (yours 580)"},
+				{"LTI", "loan_amount", "Loan is 25% of income or more (yours 25%)"},
+				{"INC", "income", "Income is below $50,000 (yours $40,000)"},
+				{"EMP", "years_employed", "Employed for less than 5 years (yours 2 years)"},
 			}},
 		{"all best", schemas.Application{Income: 90000, CreditScore: 800, LoanAmount: 5000, YearsEmployed: 10}, nil},
 	}
