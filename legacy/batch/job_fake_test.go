@@ -97,7 +97,7 @@ func (s *poisoned) DecideBatch(_ context.Context, apps []client.Application) ([]
 		if !d.Approve {
 			d.Probability = 0.2
 			d.Reasons = []client.Reason{{Code: "CS", Feature: "credit_score", Text: "Credit score below 600 (yours 550)"},
-				{Code: "LTI", Feature: "loan_amount", Text: "Loan is more than 25% of income (yours 40%)"}}
+				{Code: "LTI", Feature: "loan_amount", Text: "Loan is 40% of income or more (yours 40%)"}}
 		}
 		out[i] = client.Result{Index: i, Decision: d}
 	}

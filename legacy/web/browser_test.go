@@ -250,7 +250,7 @@ func application(id string, income, score, amount, years, points float64) client
 func TestFormShowsReasonsAndWhatCannotBeDecided(t *testing.T) {
 	declines := httptest.NewServer(fixedService{200, `{"decision_id":"0193a1b2-7c3d-7e4f-8a5b-6c7d8e9f0a1b","approve":false,"probability":0.18,
 		"model":{"name":"loan-approval","version":"3","variant":"champion","sha256":"ab12"},
-		"reasons":[{"code":"LTI","feature":"loan_amount","text":"Loan is more than 25% of income (yours 40%)"},
+		"reasons":[{"code":"LTI","feature":"loan_amount","text":"Loan is 40% of income or more (yours 40%)"},
 		           {"code":"CS","feature":"credit_score","text":"Credit score below 620 (yours 580)"},
 		           {"code":"YE","feature":"years_employed","text":"Less than 2 years in employment (yours 1)"}],"request_id":"r"}`})
 	t.Cleanup(declines.Close)
@@ -267,7 +267,7 @@ func TestFormShowsReasonsAndWhatCannotBeDecided(t *testing.T) {
 	if got := b.Text("#decision-id"); got != "0193a1b2-7c3d-7e4f-8a5b-6c7d8e9f0a1b" {
 		t.Errorf("decision id %q", got)
 	}
-	for i, want := range []string{"Loan is more than 25% of income (yours 40%)", "Credit score below 620 (yours 580)", "Less than 2 years in employment (yours 1)"} {
+	for i, want := range []string{"Loan is 40% of income or more (yours 40%)", "Credit score below 620 (yours 580)", "Less than 2 years in employment (yours 1)"} {
 		if got := b.Text(fmt.Sprintf("#reasons li:nth-child(%d)", i+1)); !strings.HasPrefix(got, want) {
 			t.Errorf("reason %d: %q, want %q", i+1, got, want)
 		}

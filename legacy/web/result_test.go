@@ -42,10 +42,10 @@ func resultPage(t *testing.T, svc http.Handler, id string) string {
 func TestDeclineShowsDecisionIDAndReasons(t *testing.T) {
 	body := resultPage(t, fixedService{200, `{"application_id":"R-1","decision_id":"0193a1b2-7c3d-7e4f-8a5b-6c7d8e9f0a1b",
 		"approve":false,"probability":0.21,"model":{"name":"loan-approval","version":"3","variant":"champion","sha256":"ab12"},
-		"reasons":[{"code":"LTI","feature":"loan_amount","text":"Loan is more than 25% of income (yours 40%)"},
+		"reasons":[{"code":"LTI","feature":"loan_amount","text":"Loan is 40% of income or more (yours 40%)"},
 		           {"code":"CS","feature":"credit_score","text":"Credit score below 620 (yours 580)"}],"request_id":"r"}`}, "R-1")
 	for _, want := range []string{"Declined", "0193a1b2-7c3d-7e4f-8a5b-6c7d8e9f0a1b", "Main reasons for the decline",
-		"Loan is more than 25% of income (yours 40%)", "Credit score below 620 (yours 580)", "Loan amount, code LTI"} {
+		"Loan is 40% of income or more (yours 40%)", "Credit score below 620 (yours 580)", "Loan amount, code LTI"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("the page does not show %q", want)
 		}

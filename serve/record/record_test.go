@@ -104,7 +104,7 @@ func sample(appID string, at time.Time, served bool) decision.Decision {
 		Contributions:   []float32{-0.9, -1.5, -0.7, -1.2},
 		Reasons: []decision.Reason{
 			{Code: "CRS", Feature: "credit_score", Text: "Credit score is below 580 (yours 560)"},
-			{Code: "LTI", Feature: "loan_amount", Text: "Loan is more than half of income (yours 66.7%) <&> \"quoted\" ünïcode"},
+			{Code: "LTI", Feature: "loan_amount", Text: "Loan is 50% of income or more (yours 66.7%) <&> \"quoted\" ünïcode"},
 		},
 		Latency: 1234 * time.Microsecond,
 	}
