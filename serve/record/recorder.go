@@ -265,14 +265,7 @@ func (r *Recorder) indexDue() bool {
 func (r *Recorder) indexLoop() {
 	defer r.wg.Done()
 	busyChunk := indexChunk / 16
-	t := time.NewTicker(r.cfg.IndexEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-r.closing:
-			return
-		case <-t.C:
-		}
+	every(r.cfg.IndexEvery, r.closing, func() {
 		for r.indexDue() {
 			start := time.Now()
 			ctx, cancel := context.WithTimeout(context.Background(), r.cfg.WriteTimeout)
@@ -307,7 +300,7 @@ func (r *Recorder) indexLoop() {
 			case <-time.After(pause):
 			}
 		}
-	}
+	})
 }
 
 func (r *Recorder) setUnhealthy(err error) {
@@ -341,17 +334,10 @@ func (r *Recorder) Health() error {
 // write while healthy (so an idle server notices a store that went away).
 func (r *Recorder) probeLoop() {
 	defer r.wg.Done()
-	t := time.NewTicker(r.cfg.ProbeEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-r.closing:
-			return
-		case <-t.C:
-		}
+	every(r.cfg.ProbeEvery, r.closing, func() {
 		idle := r.cfg.Now().Sub(time.Unix(0, r.lastGood.Load()))
 		if r.health.Load() == nil && idle < 5*r.cfg.ProbeEvery {
-			continue
+			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), r.cfg.WriteTimeout)
 		err := r.store.Probe(ctx)
@@ -360,6 +346,21 @@ func (r *Recorder) probeLoop() {
 			r.setUnhealthy(err)
 		} else {
 			r.setHealthy()
+		}
+	})
+}
+
+// every calls fn every d until stop is closed (the Recorder's and the
+// SQLite store's background loops).
+func every(d time.Duration, stop <-chan struct{}, fn func()) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			fn()
 		}
 	}
 }

@@ -293,21 +293,14 @@ func (s *SQLite) Index(ctx context.Context, max int) (indexed, backlog int, err 
 // a burst grew is cut back to 64 MiB when it restarts (journal_size_limit).
 func (s *SQLite) checkpoint() {
 	defer close(s.ckptDone)
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stopCkpt:
-			return
-		case <-t.C:
-		}
+	every(time.Second, s.stopCkpt, func() {
 		_, _ = s.r.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
 		s.mu.Lock()
 		if !s.broken && s.w != nil {
 			_, _ = s.w.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
 		}
 		s.mu.Unlock()
-	}
+	})
 }
 
 // ByApplication implements Store. One read transaction sees the index and
