@@ -91,10 +91,13 @@ for s in sqlite sqlite-normal postgres; do
 	curl -sf "${URLS[$s]}/metrics" | grep -E '^decision_record' >"$RES/record-$s-metrics.txt" || true
 done
 
-summarize "$RES" "$RATE" <<'PY'
-import sys
+# The version the servers decided with (the embedded artifacts' champion).
+curl -sf "${URLS[off]}/ready" >"$RES/record-ready.json"
+summarize "$RES" "$RATE" "$RES/record-ready.json" <<'PY'
+import json, sys
 from summary import Results, errors, num, share, target
 res, rate = Results(sys.argv[1]), sys.argv[2]
+champion = json.load(open(sys.argv[3]))["champion"]
 off_c, off_b = res.load("record-off-c32"), res.load("record-off-batch")
 table = ["| decision record | /v1/predict, 32 connections | of off | p99 at %s req/s | batch rows/s | of off | errors |" % rate,
          "|---|---|---|---|---|---|---|"]
@@ -112,7 +115,8 @@ for s, label in (("off", "off"), ("sqlite", "SQLite (default, sync full)"), ("sq
                "%.0f%% (%s of %s req/s)" % (100 * cshare, num(c["rps"]), num(off_c["rps"])), cshare >= 0.8 and failed == 0),
         target("record on (%s), p99 at %s req/s" % (label, rate), "<= 2 ms", "%.2f ms" % f["p99_ms"], f["p99_ms"] <= 2 and failed == 0),
         target("record on (%s), batch rows/s" % label, ">= 300,000", num(b["rows_per_s"]), b["rows_per_s"] >= 300000 and failed == 0)]
-section = "## Decision record: on vs off\n\nSame binary, same artifacts (champion v2), one run; the record off is `SERVE_DECISIONS_URL=off`.\n\n" + "\n".join(table) + "\n"
+section = "## Decision record: on vs off\n\nSame binary, same embedded artifacts (%s version %s), one run; the record off is `SERVE_DECISIONS_URL=off`.\n\n" % (
+    champion["name"], champion["version"]) + "\n".join(table) + "\n"
 res.write_section("60-record", section)
 res.write_targets("record", targets)
 print(section)
