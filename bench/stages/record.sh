@@ -83,8 +83,23 @@ say "record: /v1/predict at $RATE req/s (open loop, 32 connections)"
 for s in $SERVERS; do
 	lg "record-$s-rate" -url "${URLS[$s]}/v1/predict" -bodies "$BODIES/predict.jsonl" -c 32 -rate "$RATE" -expect '"approve"'
 done
+# A batch run leaves its server indexing the batches afterwards (by design:
+# once batches pause). Wait for every server's index backlog to be taken up
+# before the next one is measured, so one server's indexing does not run on
+# the cores another's batch run is measured on.
+settle() {
+	local s i start=$SECONDS
+	for s in $SERVERS; do
+		for ((i = 0; i < 240; i++)); do # at most 2 minutes a server
+			curl -sf "${URLS[$s]}/metrics" | grep -qE '^decision_record_index_backlog\{[^}]*\} [1-9]' || break
+			sleep 0.5
+		done
+	done
+	if ((SECONDS - start > 1)); then say "record: waited $((SECONDS - start)) s for the index backlogs"; fi
+}
 say "record: batch rows/s (1,000 applications a request, 2 connections)"
 for s in $SERVERS; do
+	settle
 	lg "record-$s-batch" -url "${URLS[$s]}/v1/predict/batch" -bodies "$BODIES/batch.jsonl" -rows 1000 -c 2 -expect '"accepted":1000'
 done
 for s in sqlite sqlite-normal postgres; do
