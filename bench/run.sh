@@ -17,6 +17,7 @@
 #   FUZZTIME [2m]        each fuzz target (0 skips)
 #   BENCHTIME [2s]       Go micro-benchmarks    PROFILETIME [5s]  the CPU profile
 #   MLFLOW_WORKERS [2]   uvicorn workers of `mlflow models serve`, one per core
+#   RECORD_ROUNDS [3]    alternating rounds of the record stage (medians)
 #   BENCH_STAGES [all]   only these stages, e.g. "load rate" (servers start only
 #                        when a selected stage needs them)
 #   BENCH_OUT [BENCHMARKS.md]   BENCH_KEEP=1 keeps the scratch directory
@@ -133,7 +134,7 @@ stage oip       # /v2: JSON single row vs /v1/predict, binary 1,000-row infer
 stage quality   # outcomes and drift monitoring on vs off at 32 connections
 stage swap      # swap under load: a promote every 5 s
 stage soak      # SOAK with swaps, sampling /metrics
-stage record    # the decision record on vs off (SQLite, PostgreSQL): its own servers
+stage record    # the decision record on vs off (SQLite, PostgreSQL): its own servers, medians of rounds
 stage lb        # one replica through HAProxy vs direct: the load balancer's cost per request
 stage fuzz      # FUZZTIME per fuzz target
 

@@ -5,9 +5,11 @@
 # WAL, synchronous=FULL, group commit), SQLite with SERVE_DECISIONS_SYNC=normal
 # (no fsync per commit) and on with PostgreSQL (Debian's
 # postgresql: a throwaway cluster on a free port, as the postgres user when
-# root). Against each, alternating: /v1/predict at 32 connections (closed
-# loop), at the fixed RATE (open loop, 32 connections), and batch rows/s
-# (1,000 applications a request, 2 connections). Targets: on >= 80% of off
+# root). Against each, alternating, RECORD_ROUNDS [3] rounds: /v1/predict
+# at 32 connections (closed loop), at the fixed RATE (open loop, 32
+# connections), and batch rows/s (1,000 applications a request, 2
+# connections); each figure is the median of its rounds (this machine's
+# runs of the same binary differ several-fold). Targets: on >= 80% of off
 # at 32 connections, p99 <= 2 ms at RATE, batch >= 300,000 rows/s.
 #
 # Run by bench/run.sh (`stage record`) with the environment bench/lib.sh
@@ -19,7 +21,7 @@ ROOT=${ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 source "$ROOT/bench/lib.sh"
 cd "$ROOT"
 standalone record
-DURATION=${DURATION:-10s} RATE=${RATE:-5000}
+DURATION=${DURATION:-10s} RATE=${RATE:-5000} ROUNDS=${RECORD_ROUNDS:-3}
 R=$WORK/record
 mkdir -p "$R"
 PG_PID=
@@ -73,15 +75,19 @@ serve sqlite ""
 serve sqlite-normal "" normal
 serve postgres "$PG_URL"
 
-# Alternate the servers within each kind of run, so a noisy neighbour on a
-# shared machine hits them alike.
-say "record: /v1/predict, 32 connections (closed loop)"
-for s in $SERVERS; do
-	lg "record-$s-c32" -url "${URLS[$s]}/v1/predict" -bodies "$BODIES/predict.jsonl" -c 32 -expect '"approve"'
+# Alternate the servers within each round of each kind of run, so a noisy
+# neighbour on a shared machine hits them alike.
+say "record: /v1/predict, 32 connections (closed loop), $ROUNDS rounds"
+for round in $(seq "$ROUNDS"); do
+	for s in $SERVERS; do
+		lg "record-$s-c32-$round" -url "${URLS[$s]}/v1/predict" -bodies "$BODIES/predict.jsonl" -c 32 -expect '"approve"'
+	done
 done
-say "record: /v1/predict at $RATE req/s (open loop, 32 connections)"
-for s in $SERVERS; do
-	lg "record-$s-rate" -url "${URLS[$s]}/v1/predict" -bodies "$BODIES/predict.jsonl" -c 32 -rate "$RATE" -expect '"approve"'
+say "record: /v1/predict at $RATE req/s (open loop, 32 connections), $ROUNDS rounds"
+for round in $(seq "$ROUNDS"); do
+	for s in $SERVERS; do
+		lg "record-$s-rate-$round" -url "${URLS[$s]}/v1/predict" -bodies "$BODIES/predict.jsonl" -c 32 -rate "$RATE" -expect '"approve"'
+	done
 done
 # A batch run leaves its server indexing the batches afterwards (by design:
 # once batches pause). Wait for every server's index backlog to be taken up
@@ -97,10 +103,12 @@ settle() {
 	done
 	if ((SECONDS - start > 1)); then say "record: waited $((SECONDS - start)) s for the index backlogs"; fi
 }
-say "record: batch rows/s (1,000 applications a request, 2 connections)"
-for s in $SERVERS; do
-	settle
-	lg "record-$s-batch" -url "${URLS[$s]}/v1/predict/batch" -bodies "$BODIES/batch.jsonl" -rows 1000 -c 2 -expect '"accepted":1000'
+say "record: batch rows/s (1,000 applications a request, 2 connections), $ROUNDS rounds"
+for round in $(seq "$ROUNDS"); do
+	for s in $SERVERS; do
+		settle
+		lg "record-$s-batch-$round" -url "${URLS[$s]}/v1/predict/batch" -bodies "$BODIES/batch.jsonl" -rows 1000 -c 2 -expect '"accepted":1000'
+	done
 done
 for s in sqlite sqlite-normal postgres; do
 	curl -sf "${URLS[$s]}/metrics" | grep -E '^decision_record' >"$RES/record-$s-metrics.txt" || true
@@ -108,17 +116,28 @@ done
 
 # The version the servers decided with (the embedded artifacts' champion).
 curl -sf "${URLS[off]}/ready" >"$RES/record-ready.json"
-summarize "$RES" "$RATE" "$RES/record-ready.json" <<'PY'
-import json, sys
+summarize "$RES" "$RATE" "$RES/record-ready.json" "$ROUNDS" <<'PY'
+import json, statistics, sys
 from summary import Results, errors, num, share, target
-res, rate = Results(sys.argv[1]), sys.argv[2]
+res, rate, rounds = Results(sys.argv[1]), sys.argv[2], int(sys.argv[4])
 champion = json.load(open(sys.argv[3]))["champion"]
-off_c, off_b = res.load("record-off-c32"), res.load("record-off-batch")
+
+
+def median(name):
+    """One server's runs of one kind: each figure the median of its rounds,
+    errors the sum."""
+    runs = res.runs(name, rounds)
+    out = {k: statistics.median(r[k] for r in runs) for k in ("rps", "rows_per_s", "p99_ms")}
+    out["errors"] = errors(*runs)
+    return out
+
+
+off_c, off_b = median("record-off-c32"), median("record-off-batch")
 table = ["| decision record | /v1/predict, 32 connections | of off | p99 at %s req/s | batch rows/s | of off | errors |" % rate,
          "|---|---|---|---|---|---|---|"]
 targets = []
 for s, label in (("off", "off"), ("sqlite", "SQLite (default, sync full)"), ("sqlite-normal", "SQLite, sync normal"), ("postgres", "PostgreSQL")):
-    c, f, b = res.load("record-%s-c32" % s), res.load("record-%s-rate" % s), res.load("record-%s-batch" % s)
+    c, f, b = median("record-%s-c32" % s), median("record-%s-rate" % s), median("record-%s-batch" % s)
     failed = errors(c, f, b)
     cshare, bshare = share(c["rps"], off_c["rps"]), share(b["rows_per_s"], off_b["rows_per_s"])
     table.append("| %s | %s req/s, p99 %.2f ms | %.0f%% | %.2f ms | %s | %.0f%% | %d |" % (
@@ -130,8 +149,8 @@ for s, label in (("off", "off"), ("sqlite", "SQLite (default, sync full)"), ("sq
                "%.0f%% (%s of %s req/s)" % (100 * cshare, num(c["rps"]), num(off_c["rps"])), cshare >= 0.8 and failed == 0),
         target("record on (%s), p99 at %s req/s" % (label, rate), "<= 2 ms", "%.2f ms" % f["p99_ms"], f["p99_ms"] <= 2 and failed == 0),
         target("record on (%s), batch rows/s" % label, ">= 300,000", num(b["rows_per_s"]), b["rows_per_s"] >= 300000 and failed == 0)]
-section = "## Decision record: on vs off\n\nSame binary, same embedded artifacts (%s version %s), one run; the record off is `SERVE_DECISIONS_URL=off`.\n\n" % (
-    champion["name"], champion["version"]) + "\n".join(table) + "\n"
+section = "## Decision record: on vs off\n\nSame binary, same embedded artifacts (%s version %s), one run; the record off is `SERVE_DECISIONS_URL=off`. Each figure is the median of %d alternating rounds.\n\n" % (
+    champion["name"], champion["version"], rounds) + "\n".join(table) + "\n"
 res.write_section("60-record", section)
 res.write_targets("record", targets)
 print(section)
