@@ -90,9 +90,10 @@ for round in $(seq "$ROUNDS"); do
 	done
 done
 # A batch run leaves its server indexing the batches afterwards (by design:
-# once batches pause). Wait for every server's index backlog to be taken up
-# before the next one is measured, so one server's indexing does not run on
-# the cores another's batch run is measured on.
+# once batches pause), then checkpointing what that wrote. Before the next
+# one is measured, wait for every server's index backlog to be taken up and
+# then for the machine to be quiet, so one server's background work does not
+# run on the cores (or the disk) another's batch run is measured on.
 settle() {
 	local s i start=$SECONDS
 	for s in $SERVERS; do
@@ -101,7 +102,21 @@ settle() {
 			sleep 0.5
 		done
 	done
-	if ((SECONDS - start > 1)); then say "record: waited $((SECONDS - start)) s for the index backlogs"; fi
+	quiet
+	if ((SECONDS - start > 2)); then say "record: waited $((SECONDS - start)) s for the servers' background work"; fi
+}
+# quiet waits (at most 30 s) until a second passes with the machine busy
+# (anything but idle, I/O wait included) under 10% of the time.
+quiet() {
+	local i k a b total idle
+	for ((i = 0; i < 30; i++)); do
+		read -ra a </proc/stat
+		sleep 1
+		read -ra b </proc/stat
+		total=0 idle=$((b[4] - a[4]))
+		for k in 1 2 3 4 5 6 7 8; do total=$((total + b[k] - a[k])); done
+		if ((10 * (total - idle) < total)); then return 0; fi
+	done
 }
 say "record: batch rows/s (1,000 applications a request, 2 connections), $ROUNDS rounds"
 for round in $(seq "$ROUNDS"); do
