@@ -164,7 +164,7 @@ for s, label in (("off", "off"), ("sqlite", "SQLite (default, sync full)"), ("sq
                "%.0f%% (%s of %s req/s)" % (100 * cshare, num(c["rps"]), num(off_c["rps"])), cshare >= 0.8 and failed == 0),
         target("record on (%s), p99 at %s req/s" % (label, rate), "<= 2 ms", "%.2f ms" % f["p99_ms"], f["p99_ms"] <= 2 and failed == 0),
         target("record on (%s), batch rows/s" % label, ">= 300,000", num(b["rows_per_s"]), b["rows_per_s"] >= 300000 and failed == 0)]
-section = "## Decision record: on vs off\n\nSame binary, same embedded artifacts (%s version %s), one run; the record off is `SERVE_DECISIONS_URL=off`. Each figure is the median of %d alternating rounds.\n\n" % (
+section = "## Decision record: on vs off\n\nSame binary, same embedded artifacts (%s version %s), one run of the stage; the record off is `SERVE_DECISIONS_URL=off`. Each figure is the median of %d alternating rounds.\n\n" % (
     champion["name"], champion["version"], rounds) + "\n".join(table) + "\n"
 res.write_section("60-record", section)
 res.write_targets("record", targets)
