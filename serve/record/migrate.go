@@ -171,6 +171,26 @@ var migrations = []migration{
 			`DROP TABLE decisions`,
 		},
 	},
+	{
+		version: 4,
+		name:    "journal watermark: where the SQLite backend's journal frames in the database end",
+		// PostgreSQL has the table too (one schema); its own WAL is its
+		// journal, so it stays empty there.
+		sqlite: []string{
+			`CREATE TABLE record_journal (
+				id        INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
+				segment   INTEGER NOT NULL,
+				frame_end INTEGER NOT NULL
+			)`,
+		},
+		postgres: []string{
+			`CREATE TABLE record_journal (
+				id        INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
+				segment   BIGINT  NOT NULL,
+				frame_end BIGINT  NOT NULL
+			)`,
+		},
+	},
 }
 
 // SchemaVersion is the newest migration this binary knows.

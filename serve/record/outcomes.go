@@ -88,6 +88,9 @@ func (s *SQLite) PutOutcome(ctx context.Context, o outcomes.Outcome) ([]outcomes
 
 // Arms implements outcomes.Store.
 func (s *SQLite) Arms(ctx context.Context, model string) ([]outcomes.Arm, error) {
+	if err := s.settled(ctx); err != nil {
+		return nil, err
+	}
 	return armsOf(ctx, sqlQuerier{s.r}, model)
 }
 
