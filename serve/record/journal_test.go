@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"mlservice/serve/decision"
 )
 
@@ -170,4 +173,29 @@ func TestJournalOneServerPerDirectory(t *testing.T) {
 func mustGroups(ds ...decision.Decision) []Group {
 	gs, _ := encodeGroups(ds, nil)
 	return gs
+}
+
+// TestJournalBacklogMetric: the journal's backlog is a metric, and a read
+// waits until the database holds everything acknowledged before it (the
+// backlog is then 0).
+func TestJournalBacklogMetric(t *testing.T) {
+	s, err := OpenSQLite(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	rec := New(s, Config{Registerer: reg})
+	defer rec.Close()
+	if err := rec.Record(context.Background(), []decision.Decision{sample("M-1", time.Now(), true)}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := testutil.GatherAndCount(reg, "decision_record_journal_backlog_bytes"); err != nil || n != 1 {
+		t.Fatalf("decision_record_journal_backlog_bytes: %d series, %v", n, err)
+	}
+	if got := len(docs(t, s, "M-1")); got != 1 {
+		t.Fatalf("%d records right after the commit, want 1", got)
+	}
+	if b := s.JournalBacklog(); b != 0 {
+		t.Fatalf("journal backlog %d bytes after a read, want 0", b)
+	}
 }

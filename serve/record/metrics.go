@@ -36,7 +36,7 @@ func newMetrics(reg prometheus.Registerer, backend string) *Metrics {
 		}),
 		writeDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "decision_record_write_duration_seconds", ConstLabels: labels,
-			Help:    "Time of one group commit to the decision record (insert and fsync).",
+			Help:    "Time of one group commit to the decision record (SQLite: its journal frame and fsync; PostgreSQL: the insert and commit).",
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}),
 		groupSize: prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -81,4 +81,15 @@ func newMetrics(reg prometheus.Registerer, backend string) *Metrics {
 			m.queued, m.up, m.purged, m.purgeRuns, m.indexed, m.indexBacklog, m.indexFailures)
 	}
 	return m
+}
+
+// registerJournal adds the SQLite journal's backlog, read when scraped.
+func registerJournal(reg prometheus.Registerer, backend string, backlog func() int) {
+	if reg == nil {
+		return
+	}
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "decision_record_journal_backlog_bytes", ConstLabels: prometheus.Labels{"backend": backend},
+		Help: "Commits the SQLite journal holds that the database does not yet (loaded every 250 ms; past 256 MiB commits wait).",
+	}, func() float64 { return float64(backlog()) }))
 }

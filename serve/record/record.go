@@ -12,9 +12,11 @@
 // record unhealthy for /ready until a write or a probe succeeds again.
 //
 // Two backends implement Store with the same schema and versioned
-// migrations applied at start-up: SQLite (one file under SERVE_DATA_DIR, WAL,
-// synchronous=FULL) for a single server, and PostgreSQL
-// (SERVE_DECISIONS_URL=postgres://…) for several replicas. The record is
+// migrations applied at start-up: SQLite for a single server (under
+// SERVE_DATA_DIR: a journal, journal.go, that makes each commit durable with
+// one small fdatasync, and the database file in WAL mode that a loader
+// fills from it), and PostgreSQL (SERVE_DECISIONS_URL=postgres://…) for
+// several replicas. The record is
 // append-only: a trigger refuses UPDATE, and only the retention purge
 // deletes, never a record under legal hold.
 package record
@@ -61,9 +63,10 @@ const groupMax = 1024
 // Store is a backend of the decision record. Implementations are safe for
 // concurrent use.
 type Store interface {
-	// Append writes groups in one transaction: all of them or none. Groups
-	// of at most inlineIndex decisions are indexed by application id in the
-	// same transaction; larger ones are queued for Index.
+	// Append writes groups durably in one transaction: all of them or none.
+	// Groups of at most inlineIndex decisions are indexed by application id
+	// at once (PostgreSQL: in the same transaction; SQLite: as the loader
+	// takes them from the journal); larger ones are queued for Index.
 	Append(ctx context.Context, groups []Group) error
 	// Index adds queued groups to the application index, about max
 	// decisions at a time, and returns how many it indexed and how many are

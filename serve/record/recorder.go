@@ -111,6 +111,9 @@ func New(store Store, cfg Config) *Recorder {
 	cfg.defaults()
 	r := &Recorder{cfg: cfg, store: store, m: newMetrics(cfg.Registerer, store.Backend()),
 		pending: make(chan *call, 4096), closing: make(chan struct{})}
+	if j, ok := store.(interface{ JournalBacklog() int }); ok {
+		registerJournal(cfg.Registerer, store.Backend(), j.JournalBacklog)
+	}
 	r.lastGood.Store(cfg.Now().UnixNano())
 	r.backlog.Store(-1)
 	for range cfg.Writers {

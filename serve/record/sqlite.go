@@ -325,6 +325,14 @@ func (s *SQLite) Append(ctx context.Context, groups []Group) error {
 	})
 }
 
+// JournalBacklog is how many bytes of commits the journal holds that the
+// database does not yet (a metric).
+func (s *SQLite) JournalBacklog() int {
+	s.lmu.Lock()
+	defer s.lmu.Unlock()
+	return s.queuedBytes
+}
+
 // loadHealth is why commits are refused: the loader cannot write the
 // database.
 func (s *SQLite) loadHealth() error {
