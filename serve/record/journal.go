@@ -445,22 +445,24 @@ type frameDecoder struct {
 
 func (d *frameDecoder) uvarint() uint64 {
 	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.err, d.b = errFrame, nil
-		return 0
-	}
-	d.b = d.b[n:]
+	d.skip(n)
 	return v
 }
 
 func (d *frameDecoder) varint() int64 {
 	v, n := binary.Varint(d.b)
-	if n <= 0 {
+	d.skip(n)
+	return v
+}
+
+// skip moves past n bytes read; n <= 0 (a varint's error) or past the end
+// makes the frame malformed.
+func (d *frameDecoder) skip(n int) {
+	if n <= 0 || n > len(d.b) {
 		d.err, d.b = errFrame, nil
-		return 0
+		return
 	}
 	d.b = d.b[n:]
-	return v
 }
 
 func (d *frameDecoder) byte() byte {

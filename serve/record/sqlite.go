@@ -347,34 +347,24 @@ func (s *SQLite) loadHealth() error {
 // room waits while the database trails the journal by more than
 // maxLoadBacklog, so what the loader holds in memory is bounded.
 func (s *SQLite) room(ctx context.Context) error {
-	for {
-		s.lmu.Lock()
-		n, ch := s.queuedBytes, s.loadedCh
-		s.lmu.Unlock()
-		if n < maxLoadBacklog {
-			return nil
-		}
-		select {
-		case s.urgent <- struct{}{}:
-		default:
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
+	return s.awaitLoader(ctx, func(_ position, queued int) bool { return queued < maxLoadBacklog })
 }
 
 // settled waits until the database holds every frame the journal had when
 // it was called: what a read must see.
 func (s *SQLite) settled(ctx context.Context) error {
 	target := s.j.end()
+	return s.awaitLoader(ctx, func(loaded position, _ int) bool { return !loaded.before(target) })
+}
+
+// awaitLoader urges the loader on until done is true of where it got to
+// and what it still holds, it fails, or ctx ends.
+func (s *SQLite) awaitLoader(ctx context.Context, done func(loaded position, queued int) bool) error {
 	for {
 		s.lmu.Lock()
-		loaded, ch, err := s.loaded, s.loadedCh, s.loadErr
+		loaded, queued, ch, err := s.loaded, s.queuedBytes, s.loadedCh, s.loadErr
 		s.lmu.Unlock()
-		if !loaded.before(target) {
+		if done(loaded, queued) {
 			return nil
 		}
 		if err != nil {
