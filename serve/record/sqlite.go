@@ -157,6 +157,9 @@ func (s *SQLite) recover(ctx context.Context) error {
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return err
 	}
+	// New segments are numbered past the watermark's even if its segment
+	// is gone, so a later replay from it never skips them.
+	s.j.seg = max(s.j.seg, from.seg)
 	var (
 		batch []journaled
 		bytes int
