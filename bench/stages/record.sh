@@ -2,8 +2,8 @@
 # bench stage: the decision record's cost (issue 15), side by side in one run.
 # Four servers of the same binary on the shipped artifacts: the record off
 # (SERVE_DECISIONS_URL=off, benchmarks only), on with SQLite (the default:
-# WAL, synchronous=FULL, group commit), SQLite with SERVE_DECISIONS_SYNC=normal
-# (no fsync per commit) and on with PostgreSQL (Debian's
+# group commit to the journal, one fsync each), SQLite with
+# SERVE_DECISIONS_SYNC=normal (no fsync per commit) and on with PostgreSQL (Debian's
 # postgresql: a throwaway cluster on a free port, as the postgres user when
 # root). Against each, alternating, RECORD_ROUNDS [3] rounds: /v1/predict
 # at 32 connections (closed loop), at the fixed RATE (open loop, 32

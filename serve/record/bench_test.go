@@ -13,7 +13,7 @@ import (
 )
 
 // BenchmarkRecordBatch is the record's share of a 1,000-row batch: encode
-// and commit 1,000 decisions in one group (SQLite, synchronous=FULL), the
+// and commit 1,000 decisions in one group (SQLite, journal synced), the
 // same 1,000 application ids every time (as bench/loadgen sends them: the
 // worst case for the application-id index, one page per decision), or
 // fresh, increasing ids (a nightly batch of new applications).

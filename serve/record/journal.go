@@ -105,10 +105,9 @@ func openJournal(dir string, sync bool) (*journal, error) {
 	if len(segs) > 0 {
 		j.seg = segs[len(segs)-1]
 	}
-	if tmps, _ := filepath.Glob(filepath.Join(dir, "*.tmp")); len(tmps) > 0 { // a spare cut short
-		for _, t := range tmps {
-			os.Remove(t)
-		}
+	tmps, _ := filepath.Glob(filepath.Join(dir, "*.tmp")) // spares cut short
+	for _, t := range tmps {
+		os.Remove(t)
 	}
 	if j.spares, err = filepath.Glob(filepath.Join(dir, "*.spare")); err != nil {
 		j.close()

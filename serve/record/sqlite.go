@@ -160,29 +160,19 @@ func (s *SQLite) recover(ctx context.Context) error {
 	// New segments are numbered past the watermark's even if its segment
 	// is gone, so a later replay from it never skips them.
 	s.j.seg = max(s.j.seg, from.seg)
-	var (
-		batch []journaled
-		bytes int
-	)
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		err := s.load(ctx, batch)
-		batch, bytes = batch[:0], 0
-		return err
-	}
 	err = s.j.replay(from, func(payload []byte, end position) error {
-		batch, bytes = append(batch, journaled{payload, end}), bytes+len(payload)
-		if bytes >= loadMax {
-			return flush()
+		s.enqueue(payload, end)
+		if s.JournalBacklog() >= loadMax {
+			return s.drain()
 		}
 		return nil
 	})
 	if err == nil {
-		err = flush()
+		err = s.drain()
 	}
-	s.loaded = s.j.end() // all of it: new frames go to a new segment
+	if end := s.j.end(); s.loaded.before(end) {
+		s.loaded = end // all of it: new frames go to a new segment
+	}
 	return err
 }
 
@@ -317,15 +307,34 @@ func (s *SQLite) Append(ctx context.Context, groups []Group) error {
 		return err
 	}
 	return s.j.append(frame, func(end position) {
-		s.lmu.Lock()
-		s.toLoad = append(s.toLoad, journaled{frame[frameHeader:], end})
-		s.queuedBytes += len(frame)
-		s.lmu.Unlock()
+		s.enqueue(frame[frameHeader:], end)
 		select {
 		case s.wake <- struct{}{}:
 		default:
 		}
 	})
+}
+
+// enqueue hands a frame the journal holds to the loader.
+func (s *SQLite) enqueue(payload []byte, end position) {
+	s.lmu.Lock()
+	s.toLoad = append(s.toLoad, journaled{payload, end})
+	s.queuedBytes += frameHeader + len(payload)
+	s.lmu.Unlock()
+}
+
+// drain loads everything queued, or returns why it could not.
+func (s *SQLite) drain() error {
+	for {
+		switch n := s.loadNext(); {
+		case n == 0:
+			return nil
+		case n < 0:
+			s.lmu.Lock()
+			defer s.lmu.Unlock()
+			return s.loadErr
+		}
+	}
 }
 
 // JournalBacklog is how many bytes of commits the journal holds that the
@@ -402,8 +411,7 @@ func (s *SQLite) loadLoop() {
 		case <-s.urgent:
 			urgent = true
 		case <-s.stop:
-			for s.loadNext() > 0 {
-			}
+			s.drain() // failing, what is left stays in the journal for the next start
 			return
 		}
 		if !urgent {
