@@ -146,13 +146,24 @@ func (d *Decoder) Batch(body []byte) ([]Item, error) {
 			items[i].Application = a
 			continue
 		}
-		v, err := p.ParseBytes(span)
+		v, err := itemValue(p, span)
 		if err != nil {
 			return nil, &MalformedError{Reason: shortReason(err)}
 		}
 		items[i].Application, items[i].Err = applicationFrom(v)
 	}
 	return items, nil
+}
+
+// itemValue parses one batch item as it stood in the array. fastjson's
+// parser takes a bare sign for a number at the end of its input, though not
+// inside an array (the one such case: a fuzzed `[+]` passed as an item that
+// is no object), so a bare sign is refused here as it would be there.
+func itemValue(p *fastjson.Parser, span []byte) (*fastjson.Value, error) {
+	if len(span) == 1 && (span[0] == '+' || span[0] == '-') {
+		return nil, fmt.Errorf("cannot parse number: unexpected char: %q", span)
+	}
+	return p.ParseBytes(span)
 }
 
 const allFeatures = 1<<numFeatures - 1
