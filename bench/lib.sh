@@ -87,6 +87,22 @@ wait_port() { # PORT SECONDS
 	return 1
 }
 
+# quiet waits (at most 30 s) until a second passes with the machine busy
+# (anything but idle, I/O wait included) under 10% of the time, so one
+# server's background work (a record indexing its batches) does not run on
+# the cores another's run is measured on.
+quiet() {
+	local i k a b total idle
+	for ((i = 0; i < 30; i++)); do
+		read -ra a </proc/stat
+		sleep 1
+		read -ra b </proc/stat
+		total=0 idle=$((b[4] - a[4]))
+		for k in 1 2 3 4 5 6 7 8; do total=$((total + b[k] - a[k])); done
+		if ((10 * (total - idle) < total)); then return 0; fi
+	done
+}
+
 # lg NAME loadgen-args... : one load run (-d $DURATION, 2 s warm-up unless
 # given), its JSON in $RES/NAME.json (label NAME), one summary line on stderr.
 lg() {

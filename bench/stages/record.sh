@@ -105,19 +105,6 @@ settle() {
 	quiet
 	if ((SECONDS - start > 2)); then say "record: waited $((SECONDS - start)) s for the servers' background work"; fi
 }
-# quiet waits (at most 30 s) until a second passes with the machine busy
-# (anything but idle, I/O wait included) under 10% of the time.
-quiet() {
-	local i k a b total idle
-	for ((i = 0; i < 30; i++)); do
-		read -ra a </proc/stat
-		sleep 1
-		read -ra b </proc/stat
-		total=0 idle=$((b[4] - a[4]))
-		for k in 1 2 3 4 5 6 7 8; do total=$((total + b[k] - a[k])); done
-		if ((10 * (total - idle) < total)); then return 0; fi
-	done
-}
 say "record: batch rows/s (1,000 applications a request, 2 connections), $ROUNDS rounds"
 for round in $(seq "$ROUNDS"); do
 	for s in $SERVERS; do
