@@ -1,6 +1,10 @@
 package record
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // Metrics are the decision record's; every series exists from the start (at
 // zero), so dashboards and alerts have data before the first failure.
@@ -90,6 +94,7 @@ func registerJournal(reg prometheus.Registerer, backend string, backlog func() i
 	}
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "decision_record_journal_backlog_bytes", ConstLabels: prometheus.Labels{"backend": backend},
-		Help: "Commits the SQLite journal holds that the database does not yet (loaded every 250 ms; past 256 MiB commits wait).",
+		Help: fmt.Sprintf("Commits the SQLite journal holds that the database does not yet (loaded every %s; past %d MiB commits wait).",
+			loadEvery, maxLoadBacklog>>20),
 	}, func() float64 { return float64(backlog()) }))
 }
