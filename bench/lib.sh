@@ -67,6 +67,21 @@ stop_started() {
 	BENCH_PIDS=()
 }
 
+# serve_local NAME DIR [VAR=VALUE...] : our server on a free port, on the
+# embedded artifacts (no MLflow) with its cache and data under DIR, the VARs
+# added to (or overriding) that environment; waits until it is ready and
+# sets SERVED to its URL. Stopped by stop_started; not to be called in
+# $(...), where start would record the pid in a subshell.
+serve_local() {
+	local name=$1 dir=$2 port
+	shift 2
+	port=$(free_port)
+	start "$name" env SERVE_ADDR="127.0.0.1:$port" SERVE_CACHE_DIR="$dir/cache" SERVE_DATA_DIR="$dir/data" \
+		SERVE_LOG_LEVEL=warn MLFLOW_TRACKING_URI= "$@" "$BIN/serve"
+	SERVED=http://127.0.0.1:$port
+	wait_http "$SERVED/ready" 60
+}
+
 wait_http() { # URL SECONDS
 	local i
 	for ((i = 0; i < $2 * 5; i++)); do

@@ -24,11 +24,8 @@ trap stop_started EXIT
 
 if [[ -z ${OURS:-} ]]; then
 	say "lb: our server on the shipped artifacts"
-	port=$(free_port)
-	start lb-serve env SERVE_ADDR="127.0.0.1:$port" SERVE_CACHE_DIR="$L/cache" SERVE_DATA_DIR="$L/data" \
-		SERVE_LOG_LEVEL=warn MLFLOW_TRACKING_URI= "$BIN/serve"
-	OURS=http://127.0.0.1:$port
-	wait_http "$OURS/ready" 60
+	serve_local lb-serve "$L"
+	OURS=$SERVED
 fi
 direct_port=${OURS##*:}
 lb_port=$(free_port)

@@ -21,13 +21,11 @@ for pair in $(seq "${OIP_PAIRS:-2}"); do
 	lg "oip-json-c32-$pair" -url "$INFER" -bodies "$BODIES/oip.jsonl" -c 32 -expect '"probability"'
 done
 # The record-off server serves the embedded artifacts, whose champion is v3.
-OFF_PORT=$(free_port)
-start oip-record-off env SERVE_ADDR="127.0.0.1:$OFF_PORT" SERVE_CACHE_DIR="$WORK/oip-off/cache" \
-	SERVE_DATA_DIR="$WORK/oip-off/data" SERVE_DECISIONS_URL=off SERVE_LOG_LEVEL=warn MLFLOW_TRACKING_URI= "$BIN/serve"
-wait_http "http://127.0.0.1:$OFF_PORT/ready" 60
+serve_local oip-record-off "$WORK/oip-off" SERVE_DECISIONS_URL=off
+RECORD_OFF=$SERVED
 # First, while the record-on server has no batches to index behind it.
 quiet
-lg "oip-binary-batch-record-off" -url "http://127.0.0.1:$OFF_PORT/v2/models/loan-approval/infer" -bodies "$BODIES/oip-batch.bin" -raw \
+lg "oip-binary-batch-record-off" -url "$RECORD_OFF/v2/models/loan-approval/infer" -bodies "$BODIES/oip-batch.bin" -raw \
 	-header "Inference-Header-Content-Length: $HLEN" -rows 1000 -c 2 -expect '"binary_data_size":4000'
 lg "oip-v1-batch" -url "$OURS/v1/predict/batch" -bodies "$BODIES/batch.jsonl" -rows 1000 -c 2 -expect '"accepted":1000'
 # The binary goal is the new champion's: the scorecard, version 3.

@@ -25,22 +25,14 @@ for v in os.listdir(sys.argv[1]):
         json.dump({"format_version": 1, "features": {"income": dec(30000, 150000), "credit_score": dec(300, 850),
                    "loan_amount": dec(1000, 50000), "years_employed": dec(0, 40)}, "score": dec(0, 1)}, open(p, "w"))
 PY
-# serve_local NAME DRIFT_WINDOW : starts a server and sets URL to it. Not
-# called in $(...): start must record the pid in this shell, or
-# stop_started would leave the server running.
-serve_local() {
-	local port
-	port=$(free_port)
-	start "$1" env SERVE_ADDR="127.0.0.1:$port" SERVE_CACHE_DIR="$WORK/$1-cache" SERVE_DATA_DIR="$WORK/$1-data" \
-		MLFLOW_TRACKING_URI= SERVE_ARTIFACTS_DIR="$ART" SERVE_ADMIN_TOKEN="$TOKEN" SERVE_DRIFT_WINDOW="$2" \
-		SERVE_LOG_LEVEL=warn "$BIN/serve"
-	wait_http "http://127.0.0.1:$port/ready" 60
-	URL=http://127.0.0.1:$port
+# A server on the artifacts above, with drift over DRIFT_WINDOW (0: off).
+quality_server() { # NAME DRIFT_WINDOW
+	serve_local "$1" "$WORK/$1" SERVE_ARTIFACTS_DIR="$ART" SERVE_ADMIN_TOKEN="$TOKEN" SERVE_DRIFT_WINDOW="$2"
 }
-serve_local quality-on 1h
-ON=$URL
-serve_local quality-off 0
-OFF=$URL
+quality_server quality-on 1h
+ON=$SERVED
+quality_server quality-off 0
+OFF=$SERVED
 
 # A night's outcomes in the "on" server's record: 1,000 decided applications.
 python3 - "$ON" "$TOKEN" <<'PY'

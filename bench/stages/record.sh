@@ -61,12 +61,8 @@ PG_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres?sslmode=disable"
 
 declare -A URLS
 serve() { # NAME SERVE_DECISIONS_URL [SERVE_DECISIONS_SYNC]
-	local port
-	port=$(free_port)
-	start "record-$1" env SERVE_ADDR="127.0.0.1:$port" SERVE_CACHE_DIR="$R/$1/cache" SERVE_DATA_DIR="$R/$1/data" \
-		SERVE_DECISIONS_URL="$2" SERVE_DECISIONS_SYNC="${3:-full}" SERVE_LOG_LEVEL=warn MLFLOW_TRACKING_URI= "$BIN/serve"
-	URLS[$1]=http://127.0.0.1:$port
-	wait_http "${URLS[$1]}/ready" 60
+	serve_local "record-$1" "$R/$1" SERVE_DECISIONS_URL="$2" SERVE_DECISIONS_SYNC="${3:-full}"
+	URLS[$1]=$SERVED
 }
 say "record: four servers (record off, SQLite, SQLite with SERVE_DECISIONS_SYNC=normal, PostgreSQL)"
 SERVERS="off sqlite sqlite-normal postgres"
