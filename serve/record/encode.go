@@ -181,8 +181,19 @@ func encodeGroup(ds []decision.Decision, idx []int, k groupKey, buf []byte) (Gro
 
 // appendKey appends the i-th decision's entry to a group's keys: the JSON
 // array [[application_id, approve 1|0], …] the backends unpack in SQL into
-// index entries.
+// index entries, at the group's time.
 func appendKey(b []byte, i int, applicationID string, approve bool) []byte {
+	return append(openKey(b, i, applicationID, approve), ']')
+}
+
+// appendTimedKey appends an entry with the decision's own time (unix µs) as
+// its third element, for groups whose decisions have different times
+// (merge.go); the index takes it over the group's.
+func appendTimedKey(b []byte, i int, applicationID string, approve bool, at int64) []byte {
+	return append(strconv.AppendInt(append(openKey(b, i, applicationID, approve), ','), at, 10), ']')
+}
+
+func openKey(b []byte, i int, applicationID string, approve bool) []byte {
 	if i == 0 {
 		b = append(b, '[')
 	} else {
@@ -190,9 +201,9 @@ func appendKey(b []byte, i int, applicationID string, approve bool) []byte {
 	}
 	b = jsonw.AppendString(append(b, '['), applicationID)
 	if approve {
-		return append(b, ",1]"...)
+		return append(b, ",1"...)
 	}
-	return append(b, ",0]"...)
+	return append(b, ",0"...)
 }
 
 // closeKeys ends what appendKey began.
@@ -229,30 +240,34 @@ const (
 	// encodingBinary is s2-compressed decisions in the binary layout of
 	// frames.go, made documents on read.
 	encodingBinary = 2
+	// encodingMerged is the binary layout with a time for each decision:
+	// the single predictions of several decide calls (merge.go).
+	encodingMerged = 3
 )
 
 // payloadDocs calls fn with each document of a stored payload, in position
-// order.
-func payloadDocs(encoding int, payload []byte, fn func(pos int, doc []byte) error) error {
+// order, and the decision's time where the payload keeps it (binary
+// layouts; else zero: the group's).
+func payloadDocs(encoding int, payload []byte, fn func(pos int, at time.Time, doc []byte) error) error {
 	if encoding == encodingDocument {
-		return fn(0, payload)
+		return fn(0, time.Time{}, payload)
 	}
-	if encoding != encodingS2Frames && encoding != encodingBinary {
+	if encoding != encodingS2Frames && encoding != encodingBinary && encoding != encodingMerged {
 		return fmt.Errorf("decision record: unknown payload encoding %d", encoding)
 	}
 	raw, err := s2.Decode(nil, payload)
 	if err != nil {
 		return fmt.Errorf("decision record: payload: %w", err)
 	}
-	if encoding == encodingBinary {
-		return binaryDocs(raw, fn)
+	if encoding != encodingS2Frames {
+		return binaryDocs(raw, encoding == encodingMerged, fn)
 	}
 	for pos := 0; len(raw) > 0; pos++ {
 		n, w := binary.Uvarint(raw)
 		if w <= 0 || n > uint64(len(raw)-w) {
 			return errors.New("decision record: payload: bad frame")
 		}
-		if err := fn(pos, raw[w:w+int(n)]); err != nil {
+		if err := fn(pos, time.Time{}, raw[w:w+int(n)]); err != nil {
 			return err
 		}
 		raw = raw[w+int(n):]

@@ -26,6 +26,9 @@ import (
 //
 // A group is written this way only when its decisions share the header's
 // fields (encodeGroups' key and the characteristics); otherwise as JSON.
+// A merged payload (encodingMerged, merge.go) has the same header, with the
+// first decision's time, and each frame led by its time's difference from
+// the previous frame's (varint µs).
 
 // shareHeader reports whether every decision of a group has the first's
 // characteristics (they are the version's, so always, but the header must
@@ -170,13 +173,14 @@ func (r *reader) count() int {
 	return int(n)
 }
 
-// binaryDocs calls fn with the JSON document of each decision of a binary
-// payload (raw: decompressed), in position order. doc is only valid during
-// the call.
-func binaryDocs(raw []byte, fn func(pos int, doc []byte) error) error {
+// binaryDocs calls fn with the time and the JSON document of each decision
+// of a binary payload (raw: decompressed), in position order; timed: each
+// frame is led by its time (encodingMerged). doc is only valid during the
+// call.
+func binaryDocs(raw []byte, timed bool, fn func(pos int, at time.Time, doc []byte) error) error {
 	r := reader{b: raw}
 	var d decision.Decision
-	d.Time = time.UnixMicro(r.varint()).UTC()
+	at := r.varint()
 	d.Variant, d.Model, d.Version, d.SHA256, d.Source = r.str(), r.str(), r.str(), r.str(), r.str()
 	d.Served = r.byte() == 1
 	d.Characteristics = make([]string, r.count())
@@ -185,6 +189,10 @@ func binaryDocs(raw []byte, fn func(pos int, doc []byte) error) error {
 	}
 	var doc []byte
 	for pos := 0; r.err == nil && len(r.b) > 0; pos++ {
+		if timed {
+			at += r.varint()
+		}
+		d.Time = time.UnixMicro(at).UTC()
 		d.ID, d.RequestID, d.ApplicationID = r.str(), r.str(), r.str()
 		d.Inputs = r.bytes()
 		d.Probability = r.f32()
@@ -206,9 +214,42 @@ func binaryDocs(raw []byte, fn func(pos int, doc []byte) error) error {
 			break
 		}
 		doc = AppendDocument(doc[:0], &d)
-		if err := fn(pos, doc); err != nil {
+		if err := fn(pos, d.Time, doc); err != nil {
 			return err
 		}
 	}
 	return r.err
+}
+
+// skipHeader and skipFrame pass over a binary header and one frame, in the
+// layout binaryDocs reads, without building strings; skipFrame returns the
+// frame's application id and verdict.
+func skipHeader(r *reader) {
+	for range 5 { // variant model version sha256 source
+		r.bytes()
+	}
+	r.byte()
+	for range r.count() {
+		r.bytes()
+	}
+}
+
+func skipFrame(r *reader) (applicationID string, approve bool) {
+	r.bytes()
+	r.bytes()
+	applicationID = string(r.bytes())
+	r.bytes()
+	r.f32()
+	approve = r.byte() == 1
+	r.f32()
+	r.uvarint()
+	for range r.count() {
+		r.f32()
+	}
+	for range r.count() {
+		r.bytes()
+		r.bytes()
+		r.bytes()
+	}
+	return applicationID, approve
 }

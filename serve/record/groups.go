@@ -2,8 +2,11 @@ package record
 
 import (
 	"cmp"
+	"container/heap"
 	"context"
 	"encoding/binary"
+	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -157,7 +160,7 @@ func groupDocs(ctx context.Context, q querier, group int64, hits []hit) ([][]byt
 		at[h.position] = i
 	}
 	docs := make([][]byte, len(hits))
-	err = payloadDocs(encoding, payload, func(pos int, doc []byte) error {
+	err = payloadDocs(encoding, payload, func(pos int, _ time.Time, doc []byte) error {
 		if i, ok := at[pos]; ok {
 			docs[i] = append([]byte(nil), doc...) // doc is the decoder's buffer
 		}
@@ -166,29 +169,93 @@ func groupDocs(ctx context.Context, q querier, group int64, hits []hit) ([][]byt
 	return slices.DeleteFunc(docs, func(d []byte) bool { return d == nil }), err
 }
 
-// export streams the documents of the groups decided in [from, to), oldest
-// first.
+// export streams the documents of the decisions made in [from, to), oldest
+// first. A merged group (merge.go) is stored at its newest decision's time
+// and covers at most mergeSpan, so groups are read in decided_at order up to
+// to+mergeSpan, and a decision is sent once no group still to come can hold
+// an older one: at most mergeSpan of decisions wait in memory.
 func export(ctx context.Context, q querier, from, to time.Time, fn func([]byte) error) error {
-	rs, err := q.query(ctx, `SELECT encoding, payload FROM decision_groups WHERE decided_at >= ? AND decided_at < ?
-		ORDER BY decided_at, id`, from.UnixMicro(), to.UnixMicro())
+	rs, err := q.query(ctx, `SELECT decided_at, encoding, payload FROM decision_groups WHERE decided_at >= ? AND decided_at < ?
+		ORDER BY decided_at, id`, from.UnixMicro(), to.Add(mergeSpan).UnixMicro())
 	if err != nil {
 		return err
 	}
+	var w exportWindow
 	for rs.Next() {
 		var (
+			at       int64
 			encoding int
 			payload  []byte
 		)
-		if err := rs.Scan(&encoding, &payload); err != nil {
+		if err := rs.Scan(&at, &encoding, &payload); err != nil {
 			rs.Close()
 			return err
 		}
-		if err := payloadDocs(encoding, payload, func(_ int, doc []byte) error { return fn(doc) }); err != nil {
+		if err := w.send(at-mergeSpan.Microseconds(), fn); err != nil {
+			rs.Close()
+			return err
+		}
+		err := payloadDocs(encoding, payload, func(_ int, t time.Time, doc []byte) error {
+			decided := at
+			if !t.IsZero() {
+				decided = t.UnixMicro()
+			}
+			if decided >= from.UnixMicro() && decided < to.UnixMicro() {
+				w.add(decided, doc)
+			}
+			return nil
+		})
+		if err != nil {
 			rs.Close()
 			return err
 		}
 	}
-	return closeCursor(rs)
+	if err := closeCursor(rs); err != nil {
+		return err
+	}
+	return w.send(math.MaxInt64, fn)
+}
+
+// exportWindow holds the documents export has read and not sent, oldest
+// first: by time, then in the order read.
+type exportWindow struct {
+	docs exportHeap
+	read int64
+}
+
+type exportDoc struct {
+	at, seq int64
+	doc     []byte
+}
+
+func (w *exportWindow) add(at int64, doc []byte) {
+	w.read++
+	heap.Push(&w.docs, exportDoc{at: at, seq: w.read, doc: append([]byte(nil), doc...)}) // doc is the decoder's buffer
+}
+
+// send passes fn, in order, the documents decided before t.
+func (w *exportWindow) send(t int64, fn func([]byte) error) error {
+	for len(w.docs) > 0 && w.docs[0].at < t {
+		if err := fn(heap.Pop(&w.docs).(exportDoc).doc); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type exportHeap []exportDoc
+
+func (h exportHeap) Len() int { return len(h) }
+func (h exportHeap) Less(i, j int) bool {
+	return h[i].at < h[j].at || (h[i].at == h[j].at && h[i].seq < h[j].seq)
+}
+func (h exportHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *exportHeap) Push(x any)   { *h = append(*h, x.(exportDoc)) }
+func (h *exportHeap) Pop() any {
+	old := *h
+	d := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return d
 }
 
 // purgeGroupsChunk is how many groups one purge transaction takes, so the
@@ -304,19 +371,39 @@ func heldIn(ctx context.Context, q querier, ids []int64) (map[int64]map[int]held
 }
 
 // keepHeld writes a new group of the held decisions of a group being
-// purged, indexed at once.
+// purged, indexed at once, each decision at its own time.
 func keepHeld(ctx context.Context, q querier, k groupKey, encoding int, payload []byte,
 	hs map[int]held, newID func(context.Context) (int64, error)) error {
 	var (
-		frames []byte
-		keys   []held
+		raw  []byte
+		keys []byte
+		n    int
+		err  error
+		kept = encodingS2Frames
 	)
-	err := payloadDocs(encoding, payload, func(pos int, doc []byte) error {
-		if h, ok := hs[pos]; ok {
-			frames = binary.AppendUvarint(frames, uint64(len(doc)))
-			frames = append(frames, doc...)
-			keys = append(keys, h)
+	if encoding == encodingBinary || encoding == encodingMerged {
+		// Kept binary, so the decisions keep their own times.
+		kept = encodingMerged
+		if raw, err = s2.Decode(nil, payload); err == nil {
+			raw, err = keepFrames(raw, encoding == encodingMerged, func(pos int) bool { _, ok := hs[pos]; return ok })
 		}
+	}
+	if err != nil {
+		return fmt.Errorf("decision record: payload: %w", err)
+	}
+	err = payloadDocs(encoding, payload, func(pos int, at time.Time, doc []byte) error {
+		h, ok := hs[pos]
+		if !ok {
+			return nil
+		}
+		if kept == encodingS2Frames {
+			raw = binary.AppendUvarint(raw, uint64(len(doc)))
+			raw = append(raw, doc...)
+			keys = appendKey(keys, n, h.applicationID, h.approve)
+		} else {
+			keys = appendTimedKey(keys, n, h.applicationID, h.approve, at.UnixMicro())
+		}
+		n++
 		return nil
 	})
 	if err != nil {
@@ -326,13 +413,9 @@ func keepHeld(ctx context.Context, q querier, k groupKey, encoding int, payload 
 	if err != nil {
 		return err
 	}
-	var kb []byte
-	for i, h := range keys {
-		kb = appendKey(kb, i, h.applicationID, h.approve)
-	}
 	if _, err := q.exec(ctx, `INSERT INTO decision_groups (id, decided_at, model, version, variant, served, decisions, keys, encoding, payload)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, id, k.at.UnixMicro(), k.model, k.version, k.variant, k.served, len(keys),
-		closeKeys(kb), encodingS2Frames, s2.Encode(nil, frames)); err != nil {
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, id, k.at.UnixMicro(), k.model, k.version, k.variant, k.served, n,
+		closeKeys(keys), kept, s2.Encode(nil, raw)); err != nil {
 		return err
 	}
 	_, err = q.exec(ctx, insertEntries(q, `g.id = ?`), id)

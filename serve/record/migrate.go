@@ -191,6 +191,13 @@ var migrations = []migration{
 			)`,
 		},
 	},
+	{
+		version: 5,
+		// No table changes: the SQLite loader now writes payload encoding 3
+		// and keys with a time for each decision (merge.go), which a server
+		// of version 4 cannot read, so it must refuse such a database.
+		name: "merged single predictions: payload encoding 3, keys with their decisions' times",
+	},
 }
 
 // SchemaVersion is the newest migration this binary knows.

@@ -177,7 +177,7 @@ func (q pgQuerier) query(ctx context.Context, sql string, args ...any) (cursor, 
 }
 
 func (pgQuerier) entries() string {
-	return `SELECT j.value ->> 0 AS application_id, g.decided_at AS decided_at, g.id AS group_id,
+	return `SELECT j.value ->> 0 AS application_id, COALESCE((j.value ->> 2)::bigint, g.decided_at) AS decided_at, g.id AS group_id,
 		(j.ord - 1)::integer AS position, (j.value ->> 1) = '1' AS approve
 		FROM decision_groups g, json_array_elements(g.keys) WITH ORDINALITY AS j(value, ord)`
 }

@@ -745,7 +745,7 @@ func TestBinaryPayloadIsTheDocuments(t *testing.T) {
 			t.Fatalf("%d groups, encoding %d; want one, %d", len(groups), groups[0].Encoding, c.encoding)
 		}
 		var got []string
-		if err := payloadDocs(groups[0].Encoding, groups[0].Payload, func(_ int, doc []byte) error {
+		if err := payloadDocs(groups[0].Encoding, groups[0].Payload, func(_ int, _ time.Time, doc []byte) error {
 			got = append(got, string(doc))
 			return nil
 		}); err != nil {
@@ -759,8 +759,8 @@ func TestBinaryPayloadIsTheDocuments(t *testing.T) {
 	}
 }
 
-// FuzzBinaryPayload: a corrupt binary payload is an error, never a panic or
-// a huge allocation.
+// FuzzBinaryPayload: a corrupt binary or merged payload is an error, never a
+// panic or a huge allocation, to read, to merge or to keep in part.
 func FuzzBinaryPayload(f *testing.F) {
 	ds := []decision.Decision{sample("F-1", time.Now(), true), sample("F-2", time.Now(), true)}
 	ds[1].Time, ds[1].Characteristics = ds[0].Time, ds[0].Characteristics
@@ -769,6 +769,10 @@ func FuzzBinaryPayload(f *testing.F) {
 	f.Add(raw)
 	f.Add(raw[:len(raw)/2])
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		_ = binaryDocs(raw, func(int, []byte) error { return nil })
+		for _, timed := range []bool{false, true} {
+			_ = binaryDocs(raw, timed, func(int, time.Time, []byte) error { return nil })
+			_, _ = keepFrames(raw, timed, func(pos int) bool { return pos%2 == 0 })
+		}
+		_, _, _, _ = splitBinary(raw, nil)
 	})
 }

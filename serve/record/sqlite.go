@@ -481,6 +481,7 @@ func (s *SQLite) load(ctx context.Context, frames []journaled) error {
 			return err
 		}
 	}
+	groups = mergeGroups(groups)
 	end := frames[len(frames)-1].end
 	return s.writeTx(ctx, func(tx *sql.Tx) error {
 		if len(groups) > 0 {
@@ -719,7 +720,7 @@ func (q sqlQuerier) query(ctx context.Context, sql string, args ...any) (cursor,
 }
 
 func (sqlQuerier) entries() string {
-	return `SELECT j.value ->> 0 AS application_id, g.decided_at AS decided_at, g.id AS group_id,
+	return `SELECT j.value ->> 0 AS application_id, COALESCE(j.value ->> 2, g.decided_at) AS decided_at, g.id AS group_id,
 		j.key AS position, j.value ->> 1 AS approve FROM decision_groups g, json_each(g.keys) j`
 }
 
