@@ -9,10 +9,10 @@ import (
 
 // A single prediction is a group of its own: one decide call, one time. Kept
 // so, each would be a row of the database with its own compressed payload,
-// about 585 bytes a decision on disk. The SQLite loader therefore merges the
+// about 570 bytes a decision on disk. The SQLite loader therefore merges the
 // small groups of one load that share a header (model version, variant,
 // served) into groups of up to inlineIndex decisions, each decision keeping
-// its own time (encodingMerged): about 140 bytes a decision, one row where
+// its own time (encodingMerged): about 175 bytes a decision, one row where
 // there were dozens. The application index takes each decision's time from
 // the group's keys (appendTimedKey), so reads by application are exact. A
 // merged group's decided_at is its newest decision's, so retention never
