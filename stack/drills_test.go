@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"mlservice/internal/freeport"
 	"net/http"
 	"os"
 	"os/exec"
@@ -351,7 +352,7 @@ func TestComposeLBHealthcheck(t *testing.T) {
 	if err := run(port); err != nil {
 		t.Errorf("the healthcheck fails against a healthy HAProxy: %v (%s)", err, script)
 	}
-	if err := run(strconv.Itoa(freePorts(t, 1))); err == nil {
+	if err := run(strconv.Itoa(freeport.Ports(t, 1))); err == nil {
 		t.Errorf("the healthcheck passes with nothing listening")
 	}
 }

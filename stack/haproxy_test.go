@@ -3,6 +3,7 @@ package stack
 import (
 	"bytes"
 	"io"
+	"mlservice/internal/freeport"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -147,7 +148,7 @@ func TestHAProxyExporter(t *testing.T) {
 	}))
 	defer replica.Close()
 	replicaPort := replica.Listener.Addr().(*net.TCPAddr).Port
-	ports := freePorts(t, 2)
+	ports := freeport.Ports(t, 2)
 	lb, stats := "http://127.0.0.1:"+strconv.Itoa(ports), "http://127.0.0.1:"+strconv.Itoa(ports+1)
 	cmd := exec.Command("bash", filepath.Join(servetest.ModuleRoot(), "stack", "stack.sh"), "haproxy-config")
 	cmd.Env = append(os.Environ(), "STACK_HOST=127.0.0.1", "STACK_LB_PORT="+strconv.Itoa(ports),

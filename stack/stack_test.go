@@ -5,8 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/rand/v2"
-	"net"
+	"mlservice/internal/freeport"
 	"net/http"
 	"os"
 	"os/exec"
@@ -36,28 +35,6 @@ type topology struct {
 	env         []string
 	lb          string // HAProxy's front door
 	replicas    []string
-}
-
-// freePorts returns n consecutive free loopback ports.
-func freePorts(t *testing.T, n int) int {
-	t.Helper()
-	for range 50 {
-		base := 20000 + rand.IntN(30000)
-		ok := true
-		for p := base; p < base+n && ok; p++ {
-			ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
-			if err != nil {
-				ok = false
-				continue
-			}
-			ln.Close()
-		}
-		if ok {
-			return base
-		}
-	}
-	t.Fatal("no free ports")
-	return 0
 }
 
 // The stack is started once for the whole package (TestMain stops it):
@@ -111,14 +88,14 @@ func upStack(t *testing.T) (*topology, error) {
 	if err != nil {
 		return nil, err
 	}
-	mlflowPort, lbPort, pgPort, servePort := freePorts(t, 1), freePorts(t, 1), freePorts(t, 1), freePorts(t, replicas)
+	mlflowPort, lbPort, pgPort, servePort := freeport.Ports(t, 1), freeport.Ports(t, 1), freeport.Ports(t, 1), freeport.Ports(t, replicas)
 	env := append(os.Environ(),
 		"STACK_DIR="+dir,
 		"STACK_HOST=127.0.0.1",
 		"STACK_REPLICAS="+strconv.Itoa(replicas),
 		"STACK_MLFLOW_PORT="+strconv.Itoa(mlflowPort),
 		"STACK_LB_PORT="+strconv.Itoa(lbPort),
-		"STACK_LB_STATS_PORT="+strconv.Itoa(freePorts(t, 1)),
+		"STACK_LB_STATS_PORT="+strconv.Itoa(freeport.Ports(t, 1)),
 		"STACK_POSTGRES_PORT="+strconv.Itoa(pgPort),
 		"STACK_SERVE_PORT="+strconv.Itoa(servePort),
 		"STACK_TRAIN=artifacts",

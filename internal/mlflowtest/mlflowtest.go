@@ -25,7 +25,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
+	"mlservice/internal/freeport"
 	"net/http"
 	"os"
 	"os/exec"
@@ -86,12 +86,7 @@ func start(t testing.TB, auth bool) *Server {
 	if _, err := os.Stat(filepath.Join(root, "notebooks", ".venv", "bin", "mlflow")); err != nil {
 		t.Fatalf("mlflowtest: no MLflow at notebooks/.venv/bin/mlflow (%v); run `make notebooks-env` first", err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("mlflowtest: free port: %v", err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	port := freeport.Port(t)
 	dir := t.TempDir()
 	s := &Server{
 		URI:          "http://127.0.0.1:" + strconv.Itoa(port),

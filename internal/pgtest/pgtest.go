@@ -9,7 +9,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
+	"mlservice/internal/freeport"
 	"os"
 	"os/exec"
 	"os/user"
@@ -98,7 +98,7 @@ func Start(t testing.TB) *Server {
 	if out, err := initdb.CombinedOutput(); err != nil {
 		t.Fatalf("initdb: %v\n%s", err, out)
 	}
-	s.Port = freePort(t)
+	s.Port = freeport.Port(t)
 	s.URL = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", s.Port)
 	s.Start()
 	t.Cleanup(s.Stop)
@@ -189,13 +189,3 @@ func (s *Server) CreateDatabase(t testing.TB, name string) string {
 
 // Log is what the server wrote.
 func (s *Server) Log() string { return s.log.String() }
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}

@@ -7,7 +7,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
+	"mlservice/internal/freeport"
 	"net/http"
 	"os"
 	"os/exec"
@@ -71,15 +71,10 @@ func Binary(t testing.TB) string {
 	return build.path
 }
 
-// FreeAddr returns a free 127.0.0.1 port as host:port.
+// FreeAddr returns a free 127.0.0.1 port as host:port (freeport.Addr).
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return freeport.Addr(t)
 }
 
 // Server is a running server process.
