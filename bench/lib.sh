@@ -47,7 +47,29 @@ BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # sys.argv[1:] and bench/summary.py importable (`from summary import ...`).
 summarize() { PYTHONPATH="$BENCH_DIR${PYTHONPATH:+:$PYTHONPATH}" python3 - "$@"; }
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# free_port: a port free on 127.0.0.1, below the kernel's ephemeral range
+# (as internal/freeport does for the Go tests): a server binds it seconds
+# later, and in that range an outgoing connection could take it meanwhile.
+free_port() {
+	python3 - <<'PY'
+import random, socket
+try:
+    low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+except (OSError, ValueError, IndexError):
+    low = 32768
+for _ in range(100):
+    port = random.randrange(10000, max(low, 11000))
+    try:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", port))
+        print(port)
+        break
+    except OSError:
+        pass
+else:
+    raise SystemExit("bench: no free loopback port")
+PY
+}
 
 # start NAME CMD... : CMD in its own session (its pid is its process group),
 # logging to $WORK/NAME.log; stopped by stop_started on exit.
