@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"mlservice/internal/freeport"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"mlservice/internal/freeport"
 	"mlservice/internal/servetest"
 )
 

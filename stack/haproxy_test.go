@@ -3,7 +3,6 @@ package stack
 import (
 	"bytes"
 	"io"
-	"mlservice/internal/freeport"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"mlservice/internal/freeport"
 	"mlservice/internal/servetest"
 )
 

@@ -9,7 +9,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"mlservice/internal/freeport"
 	"os"
 	"os/exec"
 	"os/user"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"mlservice/internal/freeport"
 	"mlservice/internal/servetest"
 )
 
