@@ -5,6 +5,7 @@ import (
 	"container/heap"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -375,39 +376,40 @@ func heldIn(ctx context.Context, q querier, ids []int64) (map[int64]map[int]held
 func keepHeld(ctx context.Context, q querier, k groupKey, encoding int, payload []byte,
 	hs map[int]held, newID func(context.Context) (int64, error)) error {
 	var (
-		raw  []byte
-		keys []byte
-		n    int
-		err  error
-		kept = encodingS2Frames
+		raw, keys []byte
+		n         int
+		kept      = encodingS2Frames
 	)
 	if encoding == encodingBinary || encoding == encodingMerged {
 		// Kept binary, so the decisions keep their own times.
-		kept = encodingMerged
-		if raw, err = s2.Decode(nil, payload); err == nil {
-			raw, err = keepFrames(raw, encoding == encodingMerged, func(pos int) bool { _, ok := hs[pos]; return ok })
+		decoded, err := s2.Decode(nil, payload)
+		if err != nil {
+			return fmt.Errorf("decision record: payload: %w", err)
 		}
-	}
-	if err != nil {
-		return fmt.Errorf("decision record: payload: %w", err)
-	}
-	err = payloadDocs(encoding, payload, func(pos int, at time.Time, doc []byte) error {
-		h, ok := hs[pos]
+		_, header, frames, ok := splitBinary(decoded, encoding == encodingMerged, nil)
 		if !ok {
+			return errors.New("decision record: payload: truncated")
+		}
+		var p mergedPayload
+		for pos, f := range frames {
+			if _, ok := hs[pos]; ok {
+				p.add(header, f)
+			}
+		}
+		raw, keys, n, kept = p.raw, p.keys, p.n, encodingMerged
+	} else {
+		err := payloadDocs(encoding, payload, func(pos int, _ time.Time, doc []byte) error {
+			if h, ok := hs[pos]; ok {
+				raw = binary.AppendUvarint(raw, uint64(len(doc)))
+				raw = append(raw, doc...)
+				keys = appendKey(keys, n, h.applicationID, h.approve)
+				n++
+			}
 			return nil
+		})
+		if err != nil {
+			return err
 		}
-		if kept == encodingS2Frames {
-			raw = binary.AppendUvarint(raw, uint64(len(doc)))
-			raw = append(raw, doc...)
-			keys = appendKey(keys, n, h.applicationID, h.approve)
-		} else {
-			keys = appendTimedKey(keys, n, h.applicationID, h.approve, at.UnixMicro())
-		}
-		n++
-		return nil
-	})
-	if err != nil {
-		return err
 	}
 	id, err := newID(ctx)
 	if err != nil {

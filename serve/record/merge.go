@@ -28,13 +28,12 @@ const (
 
 // merging is one merged group being built.
 type merging struct {
-	slot      int   // its place in mergeGroups' result
-	source    Group // the first group merged, returned as it is if no other joins it
-	sources   int
-	g         Group
-	raw, keys []byte // raw: the header, then (time delta, frame)*
-	last      int64  // µs: the time of the last decision in, the earliest and the latest
-	min, max  int64
+	slot     int   // its place in mergeGroups' result
+	source   Group // the first group merged, returned as it is if no other joins it
+	sources  int
+	g        Group
+	p        mergedPayload
+	min, max int64 // µs: the earliest and the latest decision's time
 }
 
 // mergeGroups returns gs with its small binary groups merged, each merged
@@ -54,9 +53,7 @@ func mergeGroups(gs []Group) []Group {
 			return
 		}
 		m.g.Time = time.UnixMicro(m.max).UTC()
-		m.g.Keys = closeKeys(m.keys)
-		m.g.Encoding = encodingMerged
-		m.g.Payload = s2.Encode(nil, m.raw)
+		m.g.Decisions, m.g.Keys, m.g.Encoding, m.g.Payload = m.p.n, closeKeys(m.p.keys), encodingMerged, s2.Encode(nil, m.p.raw)
 		out[m.slot] = m.g
 	}
 	for _, g := range gs {
@@ -68,7 +65,7 @@ func mergeGroups(gs []Group) []Group {
 		if g.Encoding == encodingBinary && g.Decisions <= mergeUpTo {
 			if raw, err := s2.Decode(scratch[:cap(scratch)], g.Payload); err == nil {
 				scratch = raw
-				at, header, frames, ok = splitBinary(raw, frames[:0])
+				at, header, frames, ok = splitBinary(raw, false, frames[:0])
 				ok = ok && len(frames) == g.Decisions
 			}
 		}
@@ -77,22 +74,18 @@ func mergeGroups(gs []Group) []Group {
 			continue
 		}
 		m := open[string(header)]
-		if m != nil && (m.g.Decisions+len(frames) > inlineIndex || max(m.max, at)-min(m.min, at) > mergeSpan.Microseconds()) {
+		if m != nil && (m.p.n+len(frames) > inlineIndex || max(m.max, at)-min(m.min, at) > mergeSpan.Microseconds()) {
 			finish(string(header), m)
 			m = nil
 		}
 		if m == nil {
-			m = &merging{slot: len(out), source: g, last: at, min: at, max: at,
+			m = &merging{slot: len(out), source: g, min: at, max: at,
 				g: Group{Model: g.Model, Version: g.Version, Variant: g.Variant, Served: g.Served}}
-			m.raw = append(binary.AppendVarint(nil, at), header...)
 			out = append(out, Group{})
 			open[string(header)] = m
 		}
 		for _, f := range frames {
-			m.raw = append(binary.AppendVarint(m.raw, at-m.last), f.frame...)
-			m.keys = appendTimedKey(m.keys, m.g.Decisions, f.applicationID, f.approve, at)
-			m.g.Decisions++
-			m.last = at
+			m.p.add(header, f)
 		}
 		m.sources++
 		m.min, m.max = min(m.min, at), max(m.max, at)
@@ -103,62 +96,53 @@ func mergeGroups(gs []Group) []Group {
 	return out
 }
 
-// frameInfo is one decision's frame of a binary payload, with what its key
-// needs.
+// mergedPayload builds an encodingMerged payload (raw, before compression:
+// the header at the first decision's time, then (time delta, frame)*) and
+// its keys, each decision at its own time.
+type mergedPayload struct {
+	raw, keys []byte
+	n         int   // decisions added
+	last      int64 // µs: the last one's time
+}
+
+func (p *mergedPayload) add(header []byte, f frameInfo) {
+	if p.n == 0 {
+		p.raw = append(binary.AppendVarint(p.raw, f.at), header...)
+		p.last = f.at
+	}
+	p.raw = append(binary.AppendVarint(p.raw, f.at-p.last), f.frame...)
+	p.keys = appendTimedKey(p.keys, p.n, f.applicationID, f.approve, f.at)
+	p.n++
+	p.last = f.at
+}
+
+// frameInfo is one decision's frame of a binary payload, with its time and
+// what its key needs.
 type frameInfo struct {
 	frame         []byte
+	at            int64 // µs
 	applicationID string
 	approve       bool
 }
 
-// splitBinary takes a binary payload (raw: decompressed) apart into its
-// time, the rest of its header and its frames, appended to fs.
-func splitBinary(raw []byte, fs []frameInfo) (at int64, header []byte, _ []frameInfo, ok bool) {
+// splitBinary takes a binary payload (raw: decompressed; timed: merged, each
+// frame led by its time) apart into its header's time, the rest of its
+// header and its frames, appended to fs.
+func splitBinary(raw []byte, timed bool, fs []frameInfo) (at int64, header []byte, _ []frameInfo, ok bool) {
 	r := reader{b: raw}
 	at = r.varint()
 	start := len(raw) - len(r.b)
 	skipHeader(&r)
 	header = raw[start : len(raw)-len(r.b)]
-	for r.err == nil && len(r.b) > 0 {
+	for t := at; r.err == nil && len(r.b) > 0; {
+		if timed {
+			t += r.varint()
+		}
 		before := r.b
-		var f frameInfo
+		f := frameInfo{at: t}
 		f.applicationID, f.approve = skipFrame(&r)
 		f.frame = before[:len(before)-len(r.b)]
 		fs = append(fs, f)
 	}
 	return at, header, fs, r.err == nil
-}
-
-// keepFrames rewrites a binary or merged payload (raw: decompressed) as a
-// merged one of only the frames at the positions keep reports, each with its
-// time: what a purge keeps of a group under legal hold.
-func keepFrames(raw []byte, timed bool, keep func(pos int) bool) ([]byte, error) {
-	r := reader{b: raw}
-	at := r.varint()
-	start := len(raw) - len(r.b)
-	skipHeader(&r)
-	header := raw[start : len(raw)-len(r.b)]
-	var (
-		out       []byte
-		last      int64
-		kept, pos int
-	)
-	for ; r.err == nil && len(r.b) > 0; pos++ {
-		if timed {
-			at += r.varint()
-		}
-		before := r.b
-		skipFrame(&r)
-		if r.err != nil || !keep(pos) {
-			continue
-		}
-		if kept == 0 {
-			out = append(binary.AppendVarint(out, at), header...)
-			last = at
-		}
-		out = append(binary.AppendVarint(out, at-last), before[:len(before)-len(r.b)]...)
-		last = at
-		kept++
-	}
-	return out, r.err
 }
