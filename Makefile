@@ -13,7 +13,16 @@ export ONNXRUNTIME_SHARED_LIBRARY_PATH
 export CGO_ENABLED := 1
 
 GO ?= go
-FUZZTIME ?= 10s
+# Each fuzz target runs FUZZTIME: a count of executions (Nx), not a duration.
+# Go 1.26's fuzz coordinator can fail a run at a duration's deadline with a
+# bare "context deadline exceeded" and no failing input (go.dev/issue/75804,
+# fixed in Go 1.27); CI hit it on 2 cores. A count has no deadline to race.
+# Minimizing each new input is capped by count too: the default (60 s each)
+# let one huge seed stall a run for minutes.
+FUZZTIME ?= 100000x
+FUZZMINIMIZETIME ?= 1000x
+FUZZ_TARGETS := schemas:FuzzDecodeApplication schemas:FuzzBatchEnvelope \
+	serve/api:FuzzPredict serve/hooks:FuzzWebhook serve/oip:FuzzInferBinary
 
 include tools.mk
 include notebooks/notebooks.mk
@@ -25,7 +34,7 @@ include interop/interop.mk
 include serve/api/swagger/swagger.mk
 include serve/record/record.mk
 
-.PHONY: help run build test-deps test test-go lint fuzz-short bench deps ort clean
+.PHONY: help run build test-deps test test-go lint fuzz bench deps ort clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-22s %s\n", $$1, $$2}'
@@ -53,7 +62,7 @@ test: test-deps ## set up everything and run every test
 	$(GO) test -race -count=1 ./...
 	$(MAKE) --no-print-directory deploy-test
 	$(MAKE) --no-print-directory monitoring-check
-	$(MAKE) --no-print-directory fuzz-short
+	$(MAKE) --no-print-directory fuzz
 	$(MAKE) --no-print-directory notebooks-test
 
 test-go: test-deps ## only the Go tests
@@ -63,12 +72,11 @@ test-go: test-deps ## only the Go tests
 lint: fmt-check ## gofmt check and staticcheck (pinned by go.mod's tool directive)
 	$(GO) tool staticcheck ./...
 
-fuzz-short: deps ## a short run of every fuzz target
-	$(GO) test -run='^$$' -fuzz='^FuzzDecodeApplication$$' -fuzztime=$(FUZZTIME) ./schemas
-	$(GO) test -run='^$$' -fuzz='^FuzzBatchEnvelope$$' -fuzztime=$(FUZZTIME) ./schemas
-	$(GO) test -run='^$$' -fuzz='^FuzzPredict$$' -fuzztime=$(FUZZTIME) ./serve/api
-	$(GO) test -run='^$$' -fuzz='^FuzzWebhook$$' -fuzztime=$(FUZZTIME) ./serve/hooks
-	$(GO) test -run='^$$' -fuzz='^FuzzInferBinary$$' -fuzztime=$(FUZZTIME) ./serve/oip
+fuzz: deps ## FUZZTIME (100000x) of every fuzz target in FUZZ_TARGETS
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "fuzz: $${t#*:} ($(FUZZTIME))"; \
+		$(GO) test -run='^$$' -fuzz="^$${t#*:}\$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINIMIZETIME) ./$${t%%:*}; \
+	done
 
 bench: deps notebooks-env record-test-deps ## benchmarks; writes BENCHMARKS.md (knobs: bench/run.sh)
 	bench/run.sh

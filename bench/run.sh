@@ -14,7 +14,7 @@
 #   DURATION [10s]       each load run          RATE [5000]       the fixed-rate runs
 #   SOAK [10m]           the soak               SWAP_RATE [2000]  swap and soak rate
 #   SWAP_DURATION [60s]  the swap-under-load run (steady: half of it)
-#   FUZZTIME [2m]        each fuzz target (0 skips)
+#   FUZZTIME [2000000x]  executions of each fuzz target (0 skips)
 #   BENCHTIME [2s]       Go micro-benchmarks    PROFILETIME [5s]  the CPU profile
 #   MLFLOW_WORKERS [2]   uvicorn workers of `mlflow models serve`, one per core
 #   RECORD_ROUNDS [3]    alternating rounds of the record stage (medians)
@@ -33,7 +33,7 @@ cd "$ROOT"
 # shellcheck source=lib.sh
 source "$ROOT/bench/lib.sh"
 export ROOT
-export DURATION=${DURATION:-10s} SOAK=${SOAK:-10m} FUZZTIME=${FUZZTIME:-2m} RATE=${RATE:-5000}
+export DURATION=${DURATION:-10s} SOAK=${SOAK:-10m} FUZZTIME=${FUZZTIME:-2000000x} RATE=${RATE:-5000}
 export SWAP_RATE=${SWAP_RATE:-2000} SWAP_DURATION=${SWAP_DURATION:-60s}
 export BENCHTIME=${BENCHTIME:-2s} PROFILETIME=${PROFILETIME:-5s}
 MLFLOW_WORKERS=${MLFLOW_WORKERS:-2}
@@ -136,7 +136,7 @@ stage swap      # swap under load: a promote every 5 s
 stage soak      # SOAK with swaps, sampling /metrics
 stage record    # the decision record on vs off (SQLite, PostgreSQL): its own servers, medians of rounds
 stage lb        # one replica through HAProxy vs direct: the load balancer's cost per request
-stage fuzz      # FUZZTIME per fuzz target
+stage fuzz      # FUZZTIME executions of each fuzz target
 
 say "report"
 {

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# bench stage: a long run of each fuzz target, FUZZTIME each (0 skips it).
+# bench stage: a long run of each fuzz target, FUZZTIME executions each (0
+# skips it). The targets and the run are the Makefile's `fuzz`, so CI and the
+# bench fuzz the same list.
 # Run by bench/run.sh with the environment bench/lib.sh describes.
 set -euo pipefail
 # shellcheck source=../lib.sh
@@ -9,8 +11,8 @@ trap stop_started EXIT
 cd "$ROOT"
 [ "$FUZZTIME" != 0 ] || { echo "bench: FUZZTIME=0, no fuzzing" >&2; exit 0; }
 say "fuzz: $FUZZTIME per target"
-{
-	go test -run='^$' -fuzz='^FuzzDecodeApplication$' -fuzztime="$FUZZTIME" ./schemas 2>&1 | tail -3
-	go test -run='^$' -fuzz='^FuzzPredict$' -fuzztime="$FUZZTIME" ./serve/api 2>&1 | tail -3
-	go test -run='^$' -fuzz='^FuzzWebhook$' -fuzztime="$FUZZTIME" ./serve/hooks 2>&1 | tail -3
-} | tee "$RES/fuzz.txt" >&2
+# Each target's name, its last progress line and go test's verdict.
+make --no-print-directory fuzz FUZZTIME="$FUZZTIME" 2>&1 |
+	awk '/^fuzz: elapsed/ { last = $0; next }
+		/^fuzz: / || /^(ok|FAIL|---)/ { if (last != "") print last; last = ""; print }' |
+	tee "$RES/fuzz.txt" >&2
