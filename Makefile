@@ -72,7 +72,7 @@ test-go: test-deps ## only the Go tests
 lint: fmt-check ## gofmt check and staticcheck (pinned by go.mod's tool directive)
 	$(GO) tool staticcheck ./...
 
-fuzz: deps ## FUZZTIME (100000x) of every fuzz target in FUZZ_TARGETS
+fuzz: deps ## each target in FUZZ_TARGETS for FUZZTIME executions
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		echo "fuzz: $${t#*:} ($(FUZZTIME))"; \
 		$(GO) test -run='^$$' -fuzz="^$${t#*:}\$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINIMIZETIME) ./$${t%%:*}; \

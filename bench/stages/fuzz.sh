@@ -11,8 +11,10 @@ trap stop_started EXIT
 cd "$ROOT"
 [ "$FUZZTIME" != 0 ] || { echo "bench: FUZZTIME=0, no fuzzing" >&2; exit 0; }
 say "fuzz: $FUZZTIME per target"
-# Each target's name, its last progress line and go test's verdict.
-make --no-print-directory fuzz FUZZTIME="$FUZZTIME" 2>&1 |
+# go test's output without its progress lines but each target's last one,
+# so a failure keeps its message and the failing input's path.
+make -s --no-print-directory fuzz FUZZTIME="$FUZZTIME" 2>&1 |
 	awk '/^fuzz: elapsed/ { last = $0; next }
-		/^fuzz: / || /^(ok|FAIL|---)/ { if (last != "") print last; last = ""; print }' |
+		/^PASS$/ { next }
+		{ if (last != "") print last; last = ""; print }' |
 	tee "$RES/fuzz.txt" >&2
