@@ -170,6 +170,7 @@ func New(cfg Config, deps Deps) (*fiber.App, *Server, error) {
 		}
 		return nil
 	})
+	app.Use(contentEncoding(cfg.BodyLimit))
 
 	app.Get("/", s.info)
 	app.Get("/health", s.health)
