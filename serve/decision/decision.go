@@ -22,6 +22,7 @@ import (
 
 	"mlservice/internal/jsonw"
 	"mlservice/schemas"
+	"mlservice/serve/models"
 	"mlservice/serve/reasons"
 	"mlservice/serve/routing"
 )
@@ -302,18 +303,32 @@ func (p *Path) Decide(ctx context.Context, requestID string, ins []Input, out []
 
 // Options change how DecideWith picks the version.
 type Options struct {
-	// Version pins a live version (of any variant) for every input;
-	// ErrUnknownVersion when none of the live table's routes has it.
+	// Version pins the live champion or challenger for every input:
+	// ErrUnknownVersion when neither has it, ErrShadowOnly when it is live
+	// only as the shadow (whose decisions are never served).
 	Version string
 	// Together sends every input to one variant, picked by RouteKey as an
-	// application id is ("" picks at random): the Open Inference Protocol
-	// answers a request with one model version.
+	// application id is ("" picks at random), and decides them all or none:
+	// the Open Inference Protocol answers a request with one model version.
 	Together bool
 	RouteKey string
+	// Fits, when set, says whether a version can decide these inputs (the
+	// caller parsed them for one version; another may read other fields).
+	// A routed pick that does not fit falls back to the champion; when the
+	// champion does not fit either, or a pinned version does not, the call
+	// fails with ErrNoVersionFits.
+	Fits func(*models.Version) bool
 }
 
-// ErrUnknownVersion means a pinned version is not live.
-var ErrUnknownVersion = errors.New("decision: the version is not live")
+var (
+	// ErrUnknownVersion means a pinned version is not live.
+	ErrUnknownVersion = errors.New("decision: the version is not live")
+	// ErrShadowOnly means a pinned version is live only as the shadow.
+	ErrShadowOnly = errors.New("decision: the version is live only as the shadow; its decisions are not served")
+	// ErrNoVersionFits means the live versions changed since the inputs
+	// were read, and none that may answer reads them: the caller retries.
+	ErrNoVersionFits = errors.New("decision: no live version reads these inputs")
+)
 
 // DecideWith is Decide with a pinned version or one variant for all inputs.
 func (p *Path) DecideWith(ctx context.Context, requestID string, opt Options, ins []Input, out []Decision, errs []error) error {
@@ -321,27 +336,38 @@ func (p *Path) DecideWith(ctx context.Context, requestID string, opt Options, in
 		return fmt.Errorf("decision: %d inputs, %d decisions, %d errors", len(ins), len(out), len(errs))
 	}
 	p.assignIDs(ins, out)
+	fits := func(r *routing.Route) bool { return opt.Fits == nil || opt.Fits(r.Version) }
 	for {
 		t := p.cfg.Router.Current()
 		if t == nil {
 			return ErrNotReady
 		}
-		c := call{requestID: requestID, ins: ins, out: out, errs: errs, pick: pickByID}
+		c := call{requestID: requestID, ins: ins, out: out, errs: errs, pick: pickByID, together: opt.Together}
 		switch {
 		case opt.Version != "":
-			r := t.Champion
-			for _, candidate := range []*routing.Route{t.Champion, t.Challenger, t.Shadow} {
+			var r *routing.Route
+			for _, candidate := range []*routing.Route{t.Champion, t.Challenger} {
 				if candidate != nil && candidate.Version.Number == opt.Version {
 					r = candidate
-					break
 				}
 			}
-			if r.Version.Number != opt.Version {
+			switch {
+			case r == nil && t.Shadow != nil && t.Shadow.Version.Number == opt.Version:
+				return ErrShadowOnly
+			case r == nil:
 				return ErrUnknownVersion
+			case !fits(r):
+				return ErrNoVersionFits
 			}
 			c.pick, c.pinned = func(*routing.Table, *schemas.Application) *routing.Route { return r }, true
 		case opt.Together:
 			r := t.Pick(opt.RouteKey)
+			if !fits(r) {
+				r = t.Champion
+			}
+			if !fits(r) {
+				return ErrNoVersionFits
+			}
 			c.pick = func(*routing.Table, *schemas.Application) *routing.Route { return r }
 		}
 		err := p.decide(ctx, t, c)
@@ -414,10 +440,12 @@ type call struct {
 	errs      []error
 	// served, for a shadow call, are the decisions the copies were made of.
 	served []Decision
-	// pinned: the client chose the version; its answers are served, and
-	// not mirrored.
+	// pinned: the client chose the version; its answers are not mirrored.
 	pinned bool
-	pick   func(t *routing.Table, a *schemas.Application) *routing.Route
+	// together: one input without a finite score fails the whole call,
+	// before anything is recorded.
+	together bool
+	pick     func(t *routing.Table, a *schemas.Application) *routing.Route
 }
 
 func pickByID(t *routing.Table, a *schemas.Application) *routing.Route {
@@ -530,8 +558,16 @@ func (p *Path) decide(ctx context.Context, t *routing.Table, c call) error {
 	}
 	release()
 
-	// Only decided inputs are recorded and observed.
+	// Only decided inputs are recorded and observed; a call decided
+	// together is decided whole or not at all.
 	decided := c.out
+	if c.together {
+		for i, e := range c.errs {
+			if e != nil {
+				return fmt.Errorf("%w: input %d", e, i)
+			}
+		}
+	}
 	if bad := countErrs(c.errs); bad > 0 {
 		decided = make([]Decision, 0, n-bad)
 		for i := range c.out {
@@ -596,7 +632,7 @@ func (p *Path) score(sc *scratch, r *routing.Route, c call, idx []int, now time.
 	if err != nil {
 		return 0, fmt.Errorf("decision: scoring with %s: %w", v, err)
 	}
-	served := c.pinned || r.Variant != routing.Shadow
+	served := r.Variant != routing.Shadow
 	for j, i := range idx {
 		d := &c.out[i]
 		*d = Decision{

@@ -417,3 +417,67 @@ func TestBuffersComeBackZeroed(t *testing.T) {
 		b.Put()
 	}
 }
+
+func TestPinnedVersionServesOnlyChampionOrChallenger(t *testing.T) {
+	f := newFixture(t, 10, true)
+	rec := &recorder{}
+	p := decision.New(decision.Config{Router: &f.router, Recorder: rec})
+	decide := func(version string) (decision.Decision, error) {
+		ins := []decision.Input{input("A", 60000)}
+		out, errs := make([]decision.Decision, 1), make([]error, 1)
+		err := p.DecideWith(context.Background(), "r", decision.Options{Version: version, Together: true}, ins, out, errs)
+		return out[0], err
+	}
+	for _, v := range []string{"1", "2"} {
+		if d, err := decide(v); err != nil || d.Version != v || !d.Served {
+			t.Fatalf("pinned %s: %+v, %v", v, d, err)
+		}
+	}
+	if _, err := decide("3"); !errors.Is(err, decision.ErrShadowOnly) {
+		t.Fatalf("pinned shadow: want ErrShadowOnly, got %v", err)
+	}
+	if _, err := decide("9"); !errors.Is(err, decision.ErrUnknownVersion) {
+		t.Fatalf("pinned unknown: want ErrUnknownVersion, got %v", err)
+	}
+	if len(rec.got) != 2 {
+		t.Fatalf("recorded %d decisions, want the 2 served", len(rec.got))
+	}
+}
+
+func TestTogetherFallsBackToTheChampionWhenThePickDoesNotFit(t *testing.T) {
+	f := newFixture(t, 100, false) // every routed pick is the challenger
+	p := decision.New(decision.Config{Router: &f.router})
+	notChallenger := func(v *models.Version) bool { return v.Number != "2" }
+	ins := []decision.Input{input("A", 60000), input("B", 1)}
+	out, errs := make([]decision.Decision, 2), make([]error, 2)
+	opt := decision.Options{Together: true, Fits: notChallenger}
+	if err := p.DecideWith(context.Background(), "r", opt, ins, out, errs); err != nil {
+		t.Fatal(err)
+	}
+	if out[0].Version != "1" || out[1].Version != "1" {
+		t.Fatalf("decided by %s and %s, want the champion 1", out[0].Version, out[1].Version)
+	}
+	opt.Fits = func(*models.Version) bool { return false }
+	if err := p.DecideWith(context.Background(), "r", opt, ins, out, errs); !errors.Is(err, decision.ErrNoVersionFits) {
+		t.Fatalf("want ErrNoVersionFits, got %v", err)
+	}
+	opt = decision.Options{Version: "2", Fits: notChallenger}
+	if err := p.DecideWith(context.Background(), "r", opt, ins, out, errs); !errors.Is(err, decision.ErrNoVersionFits) {
+		t.Fatalf("pinned: want ErrNoVersionFits, got %v", err)
+	}
+}
+
+func TestTogetherDecidesAllOrNone(t *testing.T) {
+	f := newFixture(t, 0, true)
+	rec, m, obs := &recorder{}, &mirror{}, &observer{}
+	p := decision.New(decision.Config{Router: &f.router, Recorder: rec, Mirror: m, Observers: []decision.Observer{obs}})
+	ins := []decision.Input{input("A", 60000), input("NaN", 666)}
+	out, errs := make([]decision.Decision, 2), make([]error, 2)
+	err := p.DecideWith(context.Background(), "r", decision.Options{Together: true}, ins, out, errs)
+	if !errors.Is(err, decision.ErrBadScore) || !errors.Is(errs[1], decision.ErrBadScore) || errs[0] != nil {
+		t.Fatalf("want ErrBadScore for input 1, got %v (%v)", err, errs)
+	}
+	if len(rec.got) != 0 || obs.seen.Load() != 0 || len(m.offered) != 0 {
+		t.Fatalf("a refused call recorded %d, observed %d, mirrored %d", len(rec.got), obs.seen.Load(), len(m.offered))
+	}
+}

@@ -75,9 +75,12 @@ func (h *Handler) infer(c *fiber.Ctx) error {
 	// are; the rows become applications, so whichever version the route
 	// picks reads its own columns.
 	version := c.Params("version")
-	t, route, err := h.liveVersion(c, m)
+	_, route, err := h.liveVersion(c, m)
 	if err != nil {
 		return err
+	}
+	if version != "" && route.Variant == routing.Shadow {
+		return shadowOnly(m, version)
 	}
 	input := inputOf(route.Version)
 	features := route.Version.Features
@@ -97,19 +100,25 @@ func (h *Handler) infer(c *fiber.Ctx) error {
 	if err := validate(s.apps, features); err != nil {
 		return err
 	}
+	var outputs []string
 	if b.hasOutputs {
 		_, outs := Describe(route.Version)
+		outputs = make([]string, 0, len(b.outputs))
 		for _, o := range b.outputs {
-			if !slices.ContainsFunc(outs, func(ti models.TensorInfo) bool { return ti.Name == string(o.name) }) {
+			name := string(o.name)
+			if !slices.ContainsFunc(outs, func(ti models.TensorInfo) bool { return ti.Name == name }) {
 				names := make([]string, len(outs))
 				for i, ti := range outs {
 					names[i] = ti.Name
 				}
-				return badRequest(fmt.Sprintf("unknown output %s; model %s has %v", quote(string(o.name)), quote(m.Name), names))
+				return badRequest(fmt.Sprintf("unknown output %s; model %s has %v", quote(name), quote(m.Name), names))
 			}
+			if slices.Contains(outputs, name) {
+				return badRequest(fmt.Sprintf("output %s is requested twice", quote(name)))
+			}
+			outputs = append(outputs, name)
 		}
 	}
-	_ = t // the decider reads the table again: the route it picks is its own
 
 	s.raw, s.inputs = applicationInputs(s.apps, features, s.raw[:0], s.inputs[:0])
 	req := Request{
@@ -118,11 +127,15 @@ func (h *Handler) infer(c *fiber.Ctx) error {
 		Version:       version,
 		Applications:  s.apps,
 		Inputs:        s.inputs,
+		Features:      features,
+		Outputs:       outputs,
 	}
 	res, err := m.Decider.Decide(c.UserContext(), &req)
 	switch {
 	case errors.Is(err, ErrUnknownVersion):
 		return &Error{Status: http.StatusNotFound, Message: "model " + quote(m.Name) + " has no live version " + quote(version)}
+	case errors.Is(err, ErrShadowOnly):
+		return shadowOnly(m, version)
 	case errors.Is(err, ErrNotReady):
 		return &Error{Status: http.StatusServiceUnavailable, Message: "model " + quote(m.Name) + " is not ready: no champion loaded"}
 	case err != nil:
@@ -229,8 +242,8 @@ func encode(s *inferScratch, b *inferBody, res *Result) (out []byte, jsonLen int
 		case name == ProbabilityOutput:
 			sel = append(sel, selected{name: ProbabilityOutput, datatype: "FP32", binary: bin, values: res.Probability})
 		default:
-			// A contribution the answering version does not have (a
-			// challenger of an older kind) is left out.
+			// The path picked a version that has every requested output
+			// (Request.Outputs); with none requested, the version's own.
 			if v, ok := res.Contributions[name]; ok {
 				sel = append(sel, selected{name: name, datatype: "FP32", binary: bin, values: v})
 			}
@@ -383,22 +396,26 @@ func (p *Path) Decide(ctx context.Context, req *Request) (*Result, error) {
 			ins[i].JSON = req.Inputs[i]
 		}
 	}
-	opt := decision.Options{Version: req.Version, Together: true, RouteKey: req.ApplicationID}
+	opt := decision.Options{Version: req.Version, Together: true, RouteKey: req.ApplicationID, Fits: req.fits}
 	switch err := p.Decisions.DecideWith(ctx, req.RequestID, opt, ins, out, errs); {
 	case errors.Is(err, decision.ErrUnknownVersion):
 		return nil, ErrUnknownVersion
+	case errors.Is(err, decision.ErrShadowOnly):
+		return nil, ErrShadowOnly
 	case errors.Is(err, decision.ErrNotReady):
 		if req.Version != "" {
 			return nil, ErrUnknownVersion
 		}
 		return nil, ErrNotReady
+	case errors.Is(err, decision.ErrNoVersionFits):
+		return nil, &Error{Status: http.StatusServiceUnavailable, Message: "the live model versions changed while the request was read; retry"}
+	case errors.Is(err, decision.ErrUnrecorded):
+		return nil, &Error{Status: http.StatusServiceUnavailable, Message: "the decision could not be recorded, so none is given; retry later"}
+	case errors.Is(err, decision.ErrBadScore):
+		row := slices.IndexFunc(errs, func(e error) bool { return e != nil })
+		return nil, &Error{Status: http.StatusUnprocessableEntity, Message: fmt.Sprintf("row %d: the model gave no finite score; no row of the request is decided", row)}
 	case err != nil:
 		return nil, err
-	}
-	for i, err := range errs {
-		if err != nil {
-			return nil, &Error{Status: http.StatusUnprocessableEntity, Message: fmt.Sprintf("row %d: the model gave no finite score", i)}
-		}
 	}
 	res := &Result{Model: out[0].Model, Version: out[0].Version, Variant: routing.Variant(out[0].Variant),
 		Probability: make([]float32, n), Approve: make([]bool, n)}

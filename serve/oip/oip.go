@@ -16,6 +16,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 
@@ -51,6 +52,31 @@ type Request struct {
 	Applications []schemas.Application
 	// Inputs holds each row's application as a JSON object, for the record.
 	Inputs [][]byte
+	// Features are the fields the rows were read with (the addressed
+	// version's), and Outputs the outputs the client asked for (nil: the
+	// version's own). Only a version that reads no other field and has
+	// every one of those outputs may answer.
+	Features []schemas.Feature
+	Outputs  []string
+}
+
+// fits reports whether v can answer the request: see Features and Outputs.
+func (r *Request) fits(v *models.Version) bool {
+	for _, f := range v.Features {
+		if !slices.Contains(r.Features, f) {
+			return false
+		}
+	}
+	if len(r.Outputs) == 0 {
+		return true
+	}
+	_, outs := Describe(v)
+	for _, name := range r.Outputs {
+		if !slices.ContainsFunc(outs, func(ti models.TensorInfo) bool { return ti.Name == name }) {
+			return false
+		}
+	}
+	return true
 }
 
 // Result is what the decision path decided for a Request: one entry per row,
@@ -79,6 +105,9 @@ var (
 	// ErrUnknownVersion means the pinned version is not live (never was, or
 	// retired): 404.
 	ErrUnknownVersion = errors.New("version is not live")
+	// ErrShadowOnly means the pinned version is live only as the shadow,
+	// whose decisions are never served: 404.
+	ErrShadowOnly = errors.New("version is live only as the shadow")
 	// ErrNotReady means the model has no live champion yet: 503.
 	ErrNotReady = errors.New("model is not ready")
 )
@@ -290,13 +319,32 @@ func (h *Handler) liveVersion(c *fiber.Ctx, m *Model) (*routing.Table, *routing.
 	return nil, nil, &Error{Status: http.StatusNotFound, Message: "model " + quote(m.Name) + " has no live version " + quote(version)}
 }
 
+// shadowOnly is the answer to a request pinned to the shadow version: it is
+// loaded and described, but what it decides is never served.
+func shadowOnly(m *Model, version string) *Error {
+	return &Error{Status: http.StatusNotFound, Message: "version " + quote(version) + " of model " + quote(m.Name) +
+		" is live only as the shadow: its decisions are recorded, never served"}
+}
+
+// modelReady is 200 when the model (or the pinned version) can decide:
+// the model is ready (its record is writable too) and the version serves.
 func (h *Handler) modelReady(c *fiber.Ctx) error {
 	m, err := h.model(c)
 	if err != nil {
 		return err
 	}
-	if _, _, err := h.liveVersion(c, m); err != nil {
+	_, route, err := h.liveVersion(c, m)
+	if err != nil {
 		return err
+	}
+	if route.Variant == routing.Shadow {
+		return shadowOnly(m, route.Version.Number)
+	}
+	if ok, why := m.Ready(); !ok {
+		if why == "" {
+			why = "no champion loaded"
+		}
+		return &Error{Status: http.StatusServiceUnavailable, Message: "model " + quote(m.Name) + " is not ready: " + why}
 	}
 	b := append([]byte(nil), `{"name":`...)
 	b = appendString(b, m.Name)
