@@ -55,8 +55,8 @@ type config struct {
 	DecisionsURL  string
 	DecisionsSync string
 	Retention     record.Retention
-	// AllowWithoutReasons lets /admin make a version that cannot give
-	// reasons champion or challenger (tests on the legacy versions only).
+	// AllowWithoutReasons lets a version that cannot give reasons be
+	// champion or challenger (tests on the legacy versions only).
 	AllowWithoutReasons bool
 	// DriftWindow is how far back model_feature_psi looks (0: no drift monitoring).
 	DriftWindow time.Duration
@@ -276,7 +276,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 			c.DecisionsURL = v
 			return nil
 		}},
-		{"SERVE_ALLOW_VERSIONS_WITHOUT_REASONS", "allow-versions-without-reasons", "false", "let /admin make a version without a reasons table champion or challenger (tests on the legacy versions only; by default 409)", func(v string) error {
+		{"SERVE_ALLOW_VERSIONS_WITHOUT_REASONS", "allow-versions-without-reasons", "false", "let a version without a reasons table be champion or challenger (tests on the legacy versions only; by default /admin answers 409 and a registry alias naming one is refused as a failed load)", func(v string) error {
 			b, err := strconv.ParseBool(v)
 			if err != nil {
 				return errors.New("must be true or false")

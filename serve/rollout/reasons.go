@@ -17,3 +17,20 @@ func (c *Controller) mayDecide(variant registry.Variant, v *models.Version) erro
 	}
 	return &VerifyError{Err: fmt.Errorf("version %s may not be %s: %w", v.Number, variant, v.NoReasons)}
 }
+
+// mayServe is mayDecide for the versions the registry's aliases name
+// (start-up, polls, webhooks, an alias moved in MLflow's UI, where no admin
+// action checked it): one that may not decide is refused as a failed load
+// is, so what was serving keeps serving, and it is not loaded again until
+// the registry moves on.
+func (c *Controller) mayServe(src registry.Source, variant registry.Variant, v *models.Version) error {
+	err := c.mayDecide(variant, v)
+	if err == nil {
+		return nil
+	}
+	c.cfg.Metrics.LoadFailure(c.cfg.Model, models.ReasonReasons)
+	c.cfg.Log.Error("model version rejected", "model", c.cfg.Model, "variant", variant, "version", v.Number,
+		"reason", models.ReasonReasons, "error", err)
+	c.failed[liveKey(src, v.Number)] = err
+	return err
+}

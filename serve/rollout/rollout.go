@@ -149,9 +149,10 @@ type Config struct {
 	// champions (default 5).
 	Cache         Pruner
 	KeepChampions int
-	// AllowWithoutReasons lets admin actions put a version that cannot give
-	// reasons for a decline (serve/reasons) in the champion or challenger
-	// variant; by default such a version may serve only as shadow (409).
+	// AllowWithoutReasons lets a version that cannot give reasons for a
+	// decline (serve/reasons) be champion or challenger; by default such a
+	// version may serve only as shadow: admin actions answer 409, and an
+	// alias the registry moves to it is refused as a failed load.
 	AllowWithoutReasons bool
 }
 
@@ -529,6 +530,9 @@ func (c *Controller) apply(ctx context.Context, src registry.Source, st registry
 		}
 		old := currentRoute(cur, variant)
 		v, err := c.version(ctx, src, variant, version, st.SHA256[version], mode)
+		if err == nil {
+			err = c.mayServe(src, variant, v)
+		}
 		switch {
 		case err != nil:
 			errs = append(errs, fmt.Errorf("%s version %s: %w", variant, version, err))

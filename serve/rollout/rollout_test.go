@@ -307,3 +307,44 @@ func metricValue(t *testing.T, h *harness, name string, want map[string]string) 
 	}
 	return sum
 }
+
+// A version without reasons named champion or challenger by the registry
+// itself (an alias moved in MLflow's UI, not through /admin) is refused as
+// a failed load: it never decides for an applicant. It may be shadow.
+func TestVersionWithoutReasonsNeverDecides(t *testing.T) {
+	reg := newFakeRegistry("mlflow", map[string]string{"champion": "1"})
+	h := start(t, reg, nil, func(c *Config) {
+		c.AllowWithoutReasons = false
+		// The fakes have no reasons table; all but the nr-* ones are
+		// taken to have one.
+		c.Loader.Check = func(v *models.Version, sc models.ServingCheck) error {
+			if !strings.HasPrefix(v.Number, "nr-") {
+				v.NoReasons = nil
+			}
+			return decision.ServingCheck(v, sc)
+		}
+	})
+	if err := h.sync(t); err != nil {
+		t.Fatal(err)
+	}
+	reg.set(func(s *registry.State) {
+		s.Aliases["champion"], s.Aliases["challenger"], s.Aliases["shadow"] = "nr-2", "nr-3", "nr-4"
+		s.Tags[registry.TrafficTag] = `{"champion":90,"challenger":10}`
+	})
+	for range 3 {
+		err := h.sync(t)
+		if err == nil || !strings.Contains(err.Error(), "may not be champion") || !strings.Contains(err.Error(), "may not be challenger") {
+			t.Fatalf("want both refusals, got %v", err)
+		}
+	}
+	tab := h.router.Current()
+	if tab.Champion.Version.Number != "1" || tab.Challenger != nil || tab.Shadow == nil || tab.Shadow.Version.Number != "nr-4" {
+		t.Fatalf("live: %v", tab.Live())
+	}
+	if v := metricValue(t, h, "model_load_failures_total", map[string]string{"reason": "reasons"}); v != 2 {
+		t.Fatalf("model_load_failures_total{reason=reasons} = %v, want 2", v)
+	}
+	if n := reg.downloadsOf("nr-2"); n != 1 {
+		t.Fatalf("a refused version was downloaded %d times", n)
+	}
+}
