@@ -24,6 +24,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"slices"
 	"strings"
 
 	"mlservice/schemas"
@@ -37,10 +38,6 @@ const ContribPrefix = "contrib_"
 
 // MaxReasons is the most reasons a decline carries.
 const MaxReasons = 4
-
-// MinLoss is the smallest loss against the best band that counts as a reason;
-// below it the applicant is in the best band and the difference is float noise.
-const MinLoss = 1e-6
 
 // MinBandGap is the least difference between two bands' contributions of one
 // characteristic, so the band nearest the model's output is never ambiguous.
@@ -104,7 +101,8 @@ type Characteristic struct {
 	Code        string    `json:"code"`
 	Bands       []Band    `json:"bands"`
 
-	best float64 // the largest band contribution
+	best     float64 // the largest band contribution
+	bestBand int     // the band that has it
 }
 
 // Table is a version's parsed and validated reasons table.
@@ -199,6 +197,11 @@ func (c *Characteristic) validate() error {
 	if err := c.Value.resolve(); err != nil {
 		return err
 	}
+	// The reason names field to the applicant: it must be one the value
+	// is computed from, or the reason would point at the wrong input.
+	if c.Field != c.Value.Field && !slices.Contains(c.Value.Ratio, c.Field) {
+		return fmt.Errorf("field %q is not the value's field nor one of its ratio's", c.Field)
+	}
 	switch c.ValueFormat {
 	case FormatInteger, FormatCurrency, FormatPercent, FormatYears:
 	default:
@@ -239,7 +242,9 @@ func (c *Characteristic) validate() error {
 					j, b.Contribution, prev.Contribution, c.Direction, MinBandGap)
 			}
 		}
-		c.best = math.Max(c.best, b.Contribution)
+		if b.Contribution > c.best {
+			c.best, c.bestBand = b.Contribution, j
+		}
 	}
 	for j, b := range c.Bands {
 		if b.Contribution < c.best && (b.Text == nil || strings.TrimSpace(*b.Text) == "") {
@@ -355,14 +360,7 @@ func (ch *Characteristic) BandOfValue(v float64) int {
 }
 
 // BestBand returns the index of the band with the largest contribution.
-func (ch *Characteristic) BestBand() int {
-	for j, b := range ch.Bands {
-		if b.Contribution == ch.best {
-			return j
-		}
-	}
-	return 0
-}
+func (ch *Characteristic) BestBand() int { return ch.bestBand }
 
 // Characteristic returns the named characteristic.
 func (t *Table) Characteristic(name string) (*Characteristic, bool) {
@@ -379,8 +377,9 @@ type Ranked struct{ Characteristic, Band int }
 
 // Rank appends to dst the reasons for a declined application: for each
 // characteristic the loss of the applicant's contribution against its best
-// band; losses above MinLoss, largest first (ties in table order), at most
-// MaxReasons. contributions are the model's outputs in the order of the
+// band, for each applicant not in the best band (the band nearest the
+// output: a float32 output is not exactly its band's contribution), largest
+// first (ties in table order), at most MaxReasons. contributions are the model's outputs in the order of the
 // characteristics the table was loaded with (table order for a parsed one).
 // It appends nothing when no characteristic lost anything.
 func (t *Table) Rank(dst []Ranked, contributions []float32) []Ranked {
@@ -396,10 +395,11 @@ func (t *Table) Rank(dst []Ranked, contributions []float32) []Ranked {
 		}
 		ch := &t.Characteristics[i]
 		c := float64(contributions[col])
-		l := ch.best - c
-		if l <= MinLoss {
+		band := ch.BandOf(c)
+		if band == ch.bestBand {
 			continue
 		}
+		l := ch.best - c
 		// Insert in rank order; a tie goes after the earlier characteristic.
 		k := len(ranked)
 		for k > 0 && loss[k-1] < l {
@@ -413,7 +413,7 @@ func (t *Table) Rank(dst []Ranked, contributions []float32) []Ranked {
 		}
 		copy(ranked[k+1:], ranked[k:len(ranked)-1])
 		copy(loss[k+1:len(ranked)], loss[k:len(ranked)-1])
-		ranked[k], loss[k] = Ranked{i, ch.BandOf(c)}, l
+		ranked[k], loss[k] = Ranked{i, band}, l
 	}
 	return append(dst, ranked...)
 }

@@ -84,6 +84,8 @@ func TestParseRejects(t *testing.T) {
 		{"duplicate name", func(m map[string]any) { chs(m)[1]["name"] = "income" }, "appears twice"},
 		{"duplicate code", func(m map[string]any) { chs(m)[1]["code"] = "INC" }, `code "INC" is used`},
 		{"unknown field", func(m map[string]any) { chs(m)[0]["field"] = "salary" }, `field "salary"`},
+		{"field not the value's", func(m map[string]any) { chs(m)[0]["field"] = "points" }, "not the value's field"},
+		{"field not in the ratio", func(m map[string]any) { chs(m)[3]["field"] = "credit_score" }, "not the value's field"},
 		{"bad format", func(m map[string]any) { chs(m)[0]["value_format"] = "euro" }, "value_format"},
 		{"bad direction", func(m map[string]any) { chs(m)[0]["direction"] = "up" }, "direction"},
 		{"both value kinds", func(m map[string]any) {
@@ -421,5 +423,33 @@ func BenchmarkRankAndText(b *testing.B) {
 		for _, r := range ranked {
 			text = tb.AppendText(text, r, &app)
 		}
+	}
+}
+
+// A contribution of 16 or more is 2e-6 or more apart from its neighbours in
+// float32, so an applicant in the best band can come out of the model a few
+// ulps below it: that is the best band still, not a reason (with no text).
+func TestBestBandIsNoReasonWhateverTheFloatNoise(t *testing.T) {
+	raw, _ := os.ReadFile("testdata/scorecard.json")
+	var m map[string]any
+	_ = json.Unmarshal(raw, &m)
+	for _, ch := range chs(m) {
+		for _, b := range ch["bands"].([]any) {
+			band := b.(map[string]any)
+			band["contribution"] = band["contribution"].(float64) + 40.1234567 // not exact in float32
+		}
+	}
+	b, _ := json.Marshal(m)
+	tb, err := Parse(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := schemas.Application{Income: 90000, CreditScore: 800, LoanAmount: 5000, YearsEmployed: 10}
+	contrib, _ := scorecard{t: tb}.score(&app)
+	for i := range contrib {
+		contrib[i] = math.Nextafter32(contrib[i], float32(math.Inf(-1))) // an ulp lower still
+	}
+	if got := tb.Explain(&app, contrib); len(got) != 0 {
+		t.Fatalf("an applicant in every best band got reasons %+v", got)
 	}
 }
