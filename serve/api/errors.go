@@ -39,7 +39,8 @@ const (
 	CodeAdminDisabled        = "admin_disabled"
 	// CodeOverloaded: too many batches at once (503 with Retry-After).
 	CodeOverloaded = "overloaded"
-	// CodeUndecidable: the model gave no finite score for this application.
+	// CodeUndecidable: the model gave no finite score for this application,
+	// or declined it with no reason it can give.
 	CodeUndecidable = "undecidable"
 	// CodeRecordUnavailable: the decision could not be recorded, so none is given.
 	CodeRecordUnavailable = "record_unavailable"
@@ -82,6 +83,9 @@ func asAPIError(err error) *Error {
 	case errors.Is(err, decision.ErrBadScore):
 		return &Error{Status: http.StatusUnprocessableEntity, Code: CodeUndecidable,
 			Message: "the model gave no finite score for this application; it cannot be decided automatically"}
+	case errors.Is(err, decision.ErrNoReasons):
+		return &Error{Status: http.StatusUnprocessableEntity, Code: CodeUndecidable,
+			Message: "the model declined this application with no reason it can give; it cannot be decided automatically"}
 	case errors.Is(err, decision.ErrUnrecorded):
 		return &Error{Status: http.StatusServiceUnavailable, Code: CodeRecordUnavailable,
 			Message: "the decision could not be recorded, so none is given; retry later"}

@@ -20,7 +20,7 @@ const MaxServingCheckDelta = 1e-5
 // path — the same acquire, score and checks as a request, with nothing
 // recorded or observed — and compares with what the training run recorded:
 // probabilities within min(tolerance, MaxServingCheckDelta), the same
-// decisions, and each characteristic's contribution within the file's
+// decisions, labels that agree with the version's threshold, and each characteristic's contribution within the file's
 // tolerance. It is the models.CheckFunc of the server's Loader.
 func ServingCheck(v *models.Version, check models.ServingCheck) error {
 	tol := MaxServingCheckDelta
@@ -66,6 +66,11 @@ func ServingCheck(v *models.Version, check models.ServingCheck) error {
 		}
 		if d.Approve != c.Approve {
 			return fmt.Errorf("case %d: decision %v, training run recorded %v", i, d.Approve, c.Approve)
+		}
+		// The label is the graph's own output: it must be its probability
+		// against the threshold the reasons table (and the record) names.
+		if d.Approve != (d.Probability >= v.Threshold) {
+			return fmt.Errorf("case %d: the graph's label %v disagrees with its probability %.8f against the threshold %v", i, d.Approve, d.Probability, v.Threshold)
 		}
 		if err := sameContributions(d.ContributionsByName(), c.Contributions, contribTol); err != nil {
 			return fmt.Errorf("case %d: %w", i, err)

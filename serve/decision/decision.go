@@ -162,8 +162,8 @@ func (b *Buffers) Put() {
 	buffersPool.Put(b)
 }
 
-// The errors of the path. A per-item error (ErrBadScore) is one input's, in
-// errs; the others fail the whole call.
+// The errors of the path. A per-item error (ErrBadScore, ErrNoReasons) is
+// one input's, in errs; the others fail the whole call.
 var (
 	// ErrNotReady means no routing table is live yet.
 	ErrNotReady = errors.New("decision: no champion model is loaded")
@@ -173,6 +173,10 @@ var (
 	// probability or a contribution) is not a finite number: it is refused,
 	// never written as NaN.
 	ErrBadScore = errors.New("decision: the model gave no finite score for this application")
+	// ErrNoReasons means the model declined the application but its
+	// reasons table gives no reason (every characteristic in its best
+	// band): a decline must carry its reasons, so there is none.
+	ErrNoReasons = errors.New("decision: the model declined this application with no reason it can give")
 	// errRetired means a picked version was retired before it was acquired:
 	// read the routing table again.
 	errRetired = errors.New("decision: version retired")
@@ -295,7 +299,7 @@ func (p *Path) assignIDs(ins []Input, out []Decision) {
 // Decide decides ins with the live routing table: each application goes to
 // its variant (by application id), each variant's share is scored in one
 // model run. out[i] is the decision on ins[i], or errs[i] says why there is
-// none (ErrBadScore). The returned error fails the whole call: ErrNotReady,
+// none (ErrBadScore, ErrNoReasons). The returned error fails the whole call: ErrNotReady,
 // ErrUnrecorded, or a model run that failed. out and errs have len(ins).
 func (p *Path) Decide(ctx context.Context, requestID string, ins []Input, out []Decision, errs []error) error {
 	return p.DecideWith(ctx, requestID, Options{}, ins, out, errs)
@@ -673,8 +677,8 @@ func (p *Path) score(sc *scratch, r *routing.Route, c call, idx []int, now time.
 				continue
 			}
 		}
-		if !d.Approve && v.Reasons != nil {
-			sc.rank(v.Reasons, i, &c.ins[i].Application, d.Contributions)
+		if !d.Approve && v.Reasons != nil && !sc.rank(v.Reasons, i, &c.ins[i].Application, d.Contributions) {
+			c.errs[i] = ErrNoReasons
 		}
 	}
 	sc.attachReasons(c.out)
@@ -682,11 +686,11 @@ func (p *Path) score(sc *scratch, r *routing.Route, c call, idx []int, now time.
 }
 
 // rank ranks the reasons of decline i (of the call's outputs) and writes
-// their texts into the scratch.
-func (sc *scratch) rank(t *reasons.Table, i int, a *schemas.Application, contributions []float32) {
+// their texts into the scratch; false when there is none.
+func (sc *scratch) rank(t *reasons.Table, i int, a *schemas.Application, contributions []float32) bool {
 	sc.ranked = t.Rank(sc.ranked[:0], contributions)
 	if len(sc.ranked) == 0 {
-		return
+		return false
 	}
 	from := len(sc.reasons)
 	for _, r := range sc.ranked {
@@ -695,6 +699,7 @@ func (sc *scratch) rank(t *reasons.Table, i int, a *schemas.Application, contrib
 		sc.reasons = append(sc.reasons, Reason(t.Reason(r, "")))
 	}
 	sc.declines = append(sc.declines, decline{out: i, from: from, to: len(sc.reasons)})
+	return true
 }
 
 // attachReasons gives the ranked declines their reasons: one slice and one

@@ -18,6 +18,7 @@ import (
 	"mlservice/serve/decision"
 	"mlservice/serve/metrics"
 	"mlservice/serve/models"
+	"mlservice/serve/reasons"
 	"mlservice/serve/routing"
 )
 
@@ -479,5 +480,62 @@ func TestTogetherDecidesAllOrNone(t *testing.T) {
 	}
 	if len(rec.got) != 0 || obs.seen.Load() != 0 || len(m.offered) != 0 {
 		t.Fatalf("a refused call recorded %d, observed %d, mirrored %d", len(rec.got), obs.seen.Load(), len(m.offered))
+	}
+}
+
+// A decline must carry its reasons: one whose every characteristic is in
+// its best band (the table gives none) is not decided.
+func TestDeclineWithNoReasonIsNotDecided(t *testing.T) {
+	table, err := reasons.Parse([]byte(`{"format_version":1,"threshold":0.5,"characteristics":[
+	 {"name":"income","field":"income","value":{"field":"income"},"value_format":"currency","direction":"increasing","code":"INC",
+	  "bands":[{"lower":null,"upper":30000,"contribution":0,"text":"Income below $30,000"},{"lower":30000,"upper":null,"contribution":0.04,"text":null}]},
+	 {"name":"years","field":"years_employed","value":{"field":"years_employed"},"value_format":"years","direction":"increasing","code":"EMP",
+	  "bands":[{"lower":null,"upper":3,"contribution":0,"text":"Employed under 3 years"},{"lower":3,"upper":null,"contribution":0.5,"text":null}]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var router routing.Router
+	v := models.NewVersion("loan-approval", "1", "sha", "artifacts", features, &scorer{characteristics: []string{"income", "years"}})
+	v.Reasons = table
+	tab, err := routing.NewTable("loan-approval", &routing.Route{Variant: routing.Champion, Version: v}, nil, nil, routing.Weights{Champion: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	router.Publish(tab)
+	rec := &recorder{}
+	p := decision.New(decision.Config{Router: &router, Recorder: rec})
+	ins := []decision.Input{input("best", 40000), input("short", 10000)}
+	out, errs := make([]decision.Decision, 2), make([]error, 2)
+	if err := p.Decide(context.Background(), "r", ins, out, errs); err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(errs[0], decision.ErrNoReasons) {
+		t.Fatalf("a decline with no reason: %v, %+v", errs[0], out[0].Reasons)
+	}
+	if errs[1] != nil || out[1].Approve || len(out[1].Reasons) != 1 || out[1].Reasons[0].Code != "INC" {
+		t.Fatalf("a decline with a reason: %v, %+v", errs[1], out[1])
+	}
+	if len(rec.got) != 1 || rec.got[0].ApplicationID != "short" {
+		t.Fatalf("recorded %+v", rec.got)
+	}
+}
+
+// A graph whose label disagrees with its probability against the version's
+// threshold (a reasons table that names another threshold than the graph
+// was built with) fails the serving check, even when the training run's
+// recorded case agrees with the graph.
+func TestServingCheckComparesTheLabelWithTheThreshold(t *testing.T) {
+	v := models.NewVersion("m", "1", "", "", features, &scorer{}) // approves above 0.5
+	defer v.Release()
+	check := models.ServingCheck{Cases: []models.ServingCase{{
+		Input:       map[string]float64{"income": 60000, "credit_score": 700, "loan_amount": 1, "years_employed": 5, "points": 1},
+		Probability: 0.6, Approve: true,
+	}}}
+	if err := decision.ServingCheck(v, check); err != nil {
+		t.Fatal(err)
+	}
+	v.Threshold = 0.7
+	if err := decision.ServingCheck(v, check); err == nil || !strings.Contains(err.Error(), "threshold") {
+		t.Fatalf("label 1 at 0.6 with threshold 0.7: %v", err)
 	}
 }

@@ -411,9 +411,13 @@ func (p *Path) Decide(ctx context.Context, req *Request) (*Result, error) {
 		return nil, &Error{Status: http.StatusServiceUnavailable, Message: "the live model versions changed while the request was read; retry"}
 	case errors.Is(err, decision.ErrUnrecorded):
 		return nil, &Error{Status: http.StatusServiceUnavailable, Message: "the decision could not be recorded, so none is given; retry later"}
-	case errors.Is(err, decision.ErrBadScore):
+	case errors.Is(err, decision.ErrBadScore), errors.Is(err, decision.ErrNoReasons):
 		row := slices.IndexFunc(errs, func(e error) bool { return e != nil })
-		return nil, &Error{Status: http.StatusUnprocessableEntity, Message: fmt.Sprintf("row %d: the model gave no finite score; no row of the request is decided", row)}
+		why := "the model gave no finite score"
+		if errors.Is(errs[row], decision.ErrNoReasons) {
+			why = "the model declined it with no reason it can give"
+		}
+		return nil, &Error{Status: http.StatusUnprocessableEntity, Message: fmt.Sprintf("row %d: %s; no row of the request is decided", row, why)}
 	case err != nil:
 		return nil, err
 	}
