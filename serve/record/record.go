@@ -134,13 +134,23 @@ var DefaultRetention = Retention{Months: 25}
 // retention is refused.
 var MinRetention = Retention{Months: 6}
 
-// Cutoff is the time before which decisions are past retention.
+// Cutoff is the time before which decisions are past retention. Months are
+// calendar months in UTC, and a day the earlier month lacks is its last
+// (25 months before 31 March is 28 or 29 February): time.AddDate would roll
+// it into March and delete decisions days short of their 25 months.
 func (r Retention) Cutoff(now time.Time) time.Time {
-	if r.Months > 0 {
-		return now.AddDate(0, -r.Months, 0)
+	if r.Months <= 0 {
+		return now.Add(-r.Dur)
 	}
-	return now.Add(-r.Dur)
+	u := now.UTC()
+	first := time.Date(u.Year(), u.Month()-time.Month(r.Months), 1, u.Hour(), u.Minute(), u.Second(), u.Nanosecond(), time.UTC)
+	last := time.Date(first.Year(), first.Month()+1, 0, 0, 0, 0, 0, time.UTC).Day()
+	return first.AddDate(0, 0, min(u.Day(), last)-1)
 }
+
+// MaxRetention bounds a configured retention: a century, far past any
+// rule, and far from where the arithmetic overflows.
+const MaxRetention = 100 * 12
 
 func (r Retention) String() string {
 	if r.Months > 0 {
@@ -157,6 +167,9 @@ func ParseRetention(s string) (Retention, error) {
 	unit := strings.TrimSpace(s[len(num):])
 	var r Retention
 	n, err := strconv.Atoi(num)
+	if err == nil && n > MaxRetention*31 {
+		return r, fmt.Errorf("%d is more than a century", n)
+	}
 	switch {
 	case err == nil && n > 0 && (unit == "mo" || unit == "month" || unit == "months"):
 		r.Months = n
@@ -170,6 +183,9 @@ func ParseRetention(s string) (Retention, error) {
 			return r, errors.New("not a retention (write e.g. 25mo, 2y, 800d)")
 		}
 		r.Dur = d
+	}
+	if r.Months > MaxRetention || r.Dur > MaxRetention*31*24*time.Hour {
+		return r, errors.New("more than a century")
 	}
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	if r.Cutoff(now).After(MinRetention.Cutoff(now)) {

@@ -326,6 +326,37 @@ func TestRetentionAndLegalHold(t *testing.T) {
 	}
 }
 
+// A month's cutoff is the same day N months back in UTC, or that month's last
+// day when it has no such day: 25 months before 31 March 2028 is 28 February
+// 2026, where AddDate gives 3 March and purges decisions younger than 25
+// months.
+func TestRetentionCutoffIsWholeCalendarMonths(t *testing.T) {
+	at := func(s string) time.Time {
+		v, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	for _, c := range []struct {
+		months    int
+		now, want string
+	}{
+		{25, "2028-03-31T12:00:00Z", "2026-02-28T12:00:00Z"},
+		{25, "2028-03-15T12:00:00Z", "2026-02-15T12:00:00Z"},
+		{6, "2026-08-31T00:00:00Z", "2026-02-28T00:00:00Z"},
+		{24, "2028-02-29T08:00:00Z", "2026-02-28T08:00:00Z"},
+		{1, "2028-03-31T23:30:00Z", "2028-02-29T23:30:00Z"},
+		{12, "2027-01-31T00:00:00Z", "2026-01-31T00:00:00Z"},
+		{6, "2026-03-31T01:00:00+02:00", "2025-09-30T23:00:00Z"}, // 30 March 23:00 UTC
+	} {
+		got := Retention{Months: c.months}.Cutoff(at(c.now))
+		if !got.Equal(at(c.want)) {
+			t.Errorf("%d months before %s: %s, want %s", c.months, c.now, got, c.want)
+		}
+	}
+}
+
 func TestParseRetention(t *testing.T) {
 	for in, want := range map[string]Retention{
 		"25mo": {Months: 25}, "25 months": {Months: 25}, "2y": {Months: 24}, "800d": {Dur: 800 * 24 * time.Hour},
@@ -336,7 +367,7 @@ func TestParseRetention(t *testing.T) {
 			t.Errorf("ParseRetention(%q) = %+v, %v; want %+v", in, got, err, want)
 		}
 	}
-	for _, in := range []string{"", "soon", "5mo", "30d", "-3mo", "1h"} {
+	for _, in := range []string{"", "soon", "5mo", "30d", "-3mo", "1h", "213704d", "1201mo", "101y", "99999999999999999999d"} {
 		if _, err := ParseRetention(in); err == nil {
 			t.Errorf("ParseRetention(%q) accepted", in)
 		}
