@@ -8,8 +8,10 @@
 package decision
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -721,6 +723,8 @@ func (sc *scratch) attachReasons(out []Decision) {
 }
 
 // ownInputs copies every input's JSON into one buffer the decisions own.
+// Input with a line break (a pretty-printed body) is compacted: the record's
+// export is one decision per line.
 func ownInputs(ins []Input, out []Decision) {
 	total := 0
 	for i := range ins {
@@ -729,7 +733,16 @@ func ownInputs(ins []Input, out []Decision) {
 	buf := make([]byte, 0, total)
 	for i := range ins {
 		start := len(buf)
-		buf = append(buf, ins[i].JSON...)
+		if bytes.ContainsAny(ins[i].JSON, "\n\r") {
+			compact := bytes.NewBuffer(buf)
+			if json.Compact(compact, ins[i].JSON) == nil {
+				buf = compact.Bytes()
+			} else {
+				buf = append(buf[:start], ins[i].JSON...) // not JSON: kept as it came
+			}
+		} else {
+			buf = append(buf, ins[i].JSON...)
+		}
 		out[i].Inputs = nil
 		if len(ins[i].JSON) > 0 {
 			out[i].Inputs = buf[start:len(buf):len(buf)]

@@ -539,3 +539,25 @@ func TestServingCheckComparesTheLabelWithTheThreshold(t *testing.T) {
 		t.Fatalf("label 1 at 0.6 with threshold 0.7: %v", err)
 	}
 }
+
+// A pretty-printed application is recorded compact: the export is one
+// decision per line.
+func TestPrettyInputsAreRecordedOnOneLine(t *testing.T) {
+	f := newFixture(t, 0, false)
+	rec := &recorder{}
+	p := decision.New(decision.Config{Router: &f.router, Recorder: rec})
+	pretty := input("A", 60000)
+	pretty.JSON = []byte("{\r\n  \"application_id\": \"A\",\n  \"income\": 60000,\n  \"note\": \"a b\"\n}")
+	plain := input("B", 60000)
+	ins := []decision.Input{pretty, plain}
+	out, errs := make([]decision.Decision, 2), make([]error, 2)
+	if err := p.Decide(context.Background(), "r", ins, out, errs); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(rec.got[0].Inputs); got != `{"application_id":"A","income":60000,"note":"a b"}` {
+		t.Fatalf("recorded %q", got)
+	}
+	if got := string(rec.got[1].Inputs); got != string(plain.JSON) {
+		t.Fatalf("recorded %q, want %q", got, plain.JSON)
+	}
+}
