@@ -3,6 +3,7 @@ package record
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -102,9 +103,20 @@ type call struct {
 	decisions int
 	buf       []byte // scratch for the documents
 	done      chan error
+	timer     *time.Timer // bounds the wait (Record's), stopped between uses
 }
 
-var callPool = sync.Pool{New: func() any { return &call{done: make(chan error, 1)} }}
+var callPool = sync.Pool{New: func() any {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return &call{done: make(chan error, 1), timer: t}
+}}
+
+// ErrStalled means the store did not answer within twice WriteTimeout (a
+// commit in progress and this one): a disk or a connection that hangs
+// rather than fails. The request fails; the record reads unavailable until a
+// commit succeeds again.
+var ErrStalled = errors.New("record: the store did not answer in time")
 
 // New starts a Recorder over store: its writers, the purge and the probe.
 func New(store Store, cfg Config) *Recorder {
@@ -143,15 +155,29 @@ func (r *Recorder) Record(ctx context.Context, ds []decision.Decision) error {
 		return &UnavailableError{ErrClosed}
 	}
 	r.m.queued.Add(float64(len(ds)))
+	// A store that hangs (an fdatasync that does not return) holds the
+	// writer, whatever WriteTimeout says: the wait is bounded here too.
+	g.timer.Reset(2 * r.cfg.WriteTimeout)
+	defer g.timer.Stop()
 	select {
 	case r.pending <- g:
 	case <-ctx.Done():
 		r.mu.RUnlock()
 		r.m.queued.Sub(float64(len(ds)))
 		return &UnavailableError{ctx.Err()}
+	case <-g.timer.C:
+		r.mu.RUnlock()
+		r.m.queued.Sub(float64(len(ds)))
+		return r.stalled()
 	}
 	r.mu.RUnlock()
-	err := <-g.done // the writer always answers, within WriteTimeout
+	var err error
+	select {
+	case err = <-g.done:
+	case <-g.timer.C:
+		// The writer still holds g and answers it later: g is not pooled.
+		return r.stalled()
+	}
 	g.groups = nil
 	if cap(g.buf) > 1<<20 { // a large batch's scratch is not kept
 		g.buf = nil
@@ -306,6 +332,13 @@ func (r *Recorder) indexLoop() {
 	})
 }
 
+// stalled fails a Record whose commit did not answer in time.
+func (r *Recorder) stalled() error {
+	err := fmt.Errorf("%w within %s", ErrStalled, 2*r.cfg.WriteTimeout)
+	r.setUnhealthy(err)
+	return &UnavailableError{err}
+}
+
 func (r *Recorder) setUnhealthy(err error) {
 	if r.health.Swap(&err) == nil {
 		r.cfg.Log.Error("decision record unavailable: decisions are refused until it takes writes again",
@@ -337,18 +370,36 @@ func (r *Recorder) Health() error {
 // write while healthy (so an idle server notices a store that went away).
 func (r *Recorder) probeLoop() {
 	defer r.wg.Done()
+	var probing atomic.Bool
 	every(r.cfg.ProbeEvery, r.closing, func() {
 		idle := r.cfg.Now().Sub(time.Unix(0, r.lastGood.Load()))
 		if r.health.Load() == nil && idle < 5*r.cfg.ProbeEvery {
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), r.cfg.WriteTimeout)
-		err := r.store.Probe(ctx)
-		cancel()
-		if err != nil {
-			r.setUnhealthy(err)
-		} else {
-			r.setHealthy()
+		// A probe that hangs (a stalled disk holds the journal's lock, which
+		// no context reaches) still turns the record unavailable; the next
+		// starts once it has returned.
+		if !probing.CompareAndSwap(false, true) {
+			return
+		}
+		result := make(chan error, 1)
+		go func() {
+			defer probing.Store(false)
+			ctx, cancel := context.WithTimeout(context.Background(), r.cfg.WriteTimeout)
+			defer cancel()
+			result <- r.store.Probe(ctx)
+		}()
+		wait := time.NewTimer(2 * r.cfg.WriteTimeout)
+		defer wait.Stop()
+		select {
+		case err := <-result:
+			if err != nil {
+				r.setUnhealthy(err)
+			} else {
+				r.setHealthy()
+			}
+		case <-wait.C:
+			r.stalled()
 		}
 	})
 }
