@@ -28,6 +28,12 @@ var _ Store = (*Postgres)(nil)
 // advisoryLock serialises migrations across replicas starting together.
 const advisoryLock = 0x6d6c7265636f7264 // "mlrecord"
 
+// holdsLock serialises a purge chunk (which reads the holds, then deletes)
+// with setting a hold and with other replicas' purges: without it a hold
+// committed between the read and the delete was ignored, and two replicas
+// purging one group each kept their own copy of its held decisions.
+const holdsLock = 0x6d6c686f6c647321 // "mlholds!"
+
 // OpenPostgres connects to url (postgres://…), applies the migrations and
 // returns the store. The pool is sized for the writers plus the readers.
 func OpenPostgres(ctx context.Context, url string) (*Postgres, error) {
@@ -146,7 +152,7 @@ func (p *Postgres) Purge(ctx context.Context, cutoff time.Time) (int64, error) {
 	for {
 		var n, last int64
 		err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) (err error) {
-			n, last, err = purgeGroups(ctx, pgQuerier{tx}, cutoff, after, p.nextID)
+			n, last, err = p.purgeChunk(ctx, tx, pgQuerier{tx}, cutoff, after)
 			return err
 		})
 		if err != nil {
@@ -158,6 +164,15 @@ func (p *Postgres) Purge(ctx context.Context, cutoff time.Time) (int64, error) {
 		}
 		after = last
 	}
+}
+
+// purgeChunk is one chunk of Purge in tx (q runs its queries), under
+// holdsLock.
+func (p *Postgres) purgeChunk(ctx context.Context, tx pgx.Tx, q querier, cutoff time.Time, after int64) (n, last int64, err error) {
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(holdsLock)); err != nil {
+		return 0, 0, err
+	}
+	return purgeGroups(ctx, q, cutoff, after, p.nextID)
 }
 
 // pgQuerier adapts a pgx pool or transaction for the shared queries.
@@ -201,10 +216,15 @@ func (p *Postgres) SetHold(ctx context.Context, applicationID, by, reason string
 		_, err := p.pool.Exec(ctx, `DELETE FROM legal_holds WHERE application_id = $1`, applicationID)
 		return err
 	}
-	_, err := p.pool.Exec(ctx, `INSERT INTO legal_holds (application_id, set_at, set_by, reason) VALUES ($1, $2, $3, $4)
-		ON CONFLICT (application_id) DO UPDATE SET set_at = excluded.set_at, set_by = excluded.set_by, reason = excluded.reason`,
-		applicationID, at.UnixMicro(), by, reason)
-	return err
+	return pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(holdsLock)); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO legal_holds (application_id, set_at, set_by, reason) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (application_id) DO UPDATE SET set_at = excluded.set_at, set_by = excluded.set_by, reason = excluded.reason`,
+			applicationID, at.UnixMicro(), by, reason)
+		return err
+	})
 }
 
 // Holds implements Store.
