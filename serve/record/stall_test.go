@@ -19,6 +19,14 @@ type stallingStore struct {
 	release chan struct{}
 }
 
+func newStallingStore(t *testing.T) *stallingStore {
+	sqlite, err := OpenSQLite(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &stallingStore{Store: sqlite, stall: make(chan struct{}), release: make(chan struct{})}
+}
+
 func (s *stallingStore) hang() {
 	select {
 	case <-s.stall:
@@ -41,11 +49,7 @@ func (s *stallingStore) Probe(ctx context.Context) error {
 // the record unavailable, with traffic or without; it comes back once the
 // store answers.
 func TestStalledStoreFailsRequestsInTime(t *testing.T) {
-	sqlite, err := OpenSQLite(context.Background(), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	store := &stallingStore{Store: sqlite, stall: make(chan struct{}), release: make(chan struct{})}
+	store := newStallingStore(t)
 	rec := New(store, Config{WriteTimeout: 100 * time.Millisecond, ProbeEvery: 20 * time.Millisecond, Registerer: prometheus.NewRegistry()})
 	defer rec.Close()
 	record := func(id string) <-chan error {
@@ -87,11 +91,7 @@ func TestStalledStoreFailsRequestsInTime(t *testing.T) {
 
 // With no traffic the probe notices a store that hangs.
 func TestStalledStoreIsNoticedWhileIdle(t *testing.T) {
-	sqlite, err := OpenSQLite(context.Background(), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	store := &stallingStore{Store: sqlite, stall: make(chan struct{}), release: make(chan struct{})}
+	store := newStallingStore(t)
 	rec := New(store, Config{WriteTimeout: 50 * time.Millisecond, ProbeEvery: 10 * time.Millisecond, Registerer: prometheus.NewRegistry()})
 	defer rec.Close()
 	defer close(store.release)
