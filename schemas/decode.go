@@ -103,6 +103,12 @@ func (d *Decoder) Application(body []byte) (Application, error) {
 	if a, ok := plainApplication(body); ok {
 		return a, nil
 	}
+	// fastjson's validator, unlike its parser, refuses what is not JSON
+	// (050000, .5, NaN): such a body would be decided, and recorded as it
+	// came, a record no JSON reader can read.
+	if err := fastjson.ValidateBytes(body); err != nil {
+		return Application{}, &MalformedError{Reason: shortReason(err)}
+	}
 	p := d.parser(len(body))
 	defer d.put(p, len(body))
 	v, err := p.ParseBytes(body)
@@ -135,15 +141,16 @@ func (d *Decoder) Batch(body []byte) ([]Item, error) {
 	defer d.put(p, MaxItemBytes)
 	for i, span := range spans {
 		items[i].JSON = span
-		if len(span) > MaxItemBytes {
-			if err := fastjson.ValidateBytes(span); err != nil {
-				return nil, &MalformedError{Reason: shortReason(err)}
-			}
-			items[i].Err = FieldErrors{"": fmt.Sprintf("an application must be at most %d bytes", MaxItemBytes)}
+		if a, ok := plainApplication(span); ok && len(span) <= MaxItemBytes {
+			items[i].Application = a
 			continue
 		}
-		if a, ok := plainApplication(span); ok {
-			items[i].Application = a
+		// As for one application: the parser takes what is not JSON.
+		if err := fastjson.ValidateBytes(span); err != nil {
+			return nil, &MalformedError{Reason: shortReason(err)}
+		}
+		if len(span) > MaxItemBytes {
+			items[i].Err = FieldErrors{"": fmt.Sprintf("an application must be at most %d bytes", MaxItemBytes)}
 			continue
 		}
 		v, err := itemValue(p, span)
