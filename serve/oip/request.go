@@ -103,7 +103,13 @@ func parseInfer(p *fastjson.Parser, body, headerLen []byte, maxElements int64, i
 	if err != nil {
 		return values, err
 	}
-	v, perr := p.ParseBytes(header)
+	// The validator first: fastjson's parser takes what is not JSON
+	// (050000, .5, NaN) as numbers.
+	perr := fastjson.ValidateBytes(header)
+	var v *fastjson.Value
+	if perr == nil {
+		v, perr = p.ParseBytes(header)
+	}
 	if perr != nil {
 		msg := perr.Error()
 		if len(msg) > 160 {
