@@ -434,9 +434,31 @@ func (t *Table) AppendText(b []byte, r Ranked, a *schemas.Application) []byte {
 			return append(b, text...)
 		}
 		b = append(b, text[:i]...)
-		b = AppendValue(b, ch.ValueFormat, ch.Value.of(a))
+		b = AppendValue(b, ch.ValueFormat, ch.shown(ch.Value.of(a), r.Band))
 		text = text[i+len(placeholder):]
 	}
+}
+
+// shown is v as the text shows it, rounded to the format's precision but
+// never across an edge of the band v is in: an income of $49,999.70 in
+// "below $50,000" is shown as $49,999, not as $50,000.
+func (ch *Characteristic) shown(v float64, band int) float64 {
+	step := 1.0 // currency, integer
+	switch ch.ValueFormat {
+	case FormatPercent:
+		step = 0.001 // a tenth of a percent
+	case FormatYears:
+		step = 0.1
+	}
+	bd := ch.Bands[band]
+	r := math.Round(v/step) * step
+	switch {
+	case bd.Upper != nil && v < *bd.Upper && r >= *bd.Upper:
+		return math.Floor(v/step) * step
+	case bd.Lower != nil && v >= *bd.Lower && r < *bd.Lower:
+		return math.Ceil(v/step) * step
+	}
+	return v
 }
 
 // Reason is r as a Reason with the given text.

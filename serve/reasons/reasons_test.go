@@ -163,6 +163,15 @@ func TestExplain(t *testing.T) {
 				{"INC", "income", "Income is below $50,000 (yours $40,000)"},
 				{"EMP", "years_employed", "Employed for less than 5 years (yours 2 years)"},
 			}},
+		// A value just under an edge is shown rounded down, never as the
+		// edge it is below.
+		{"just under the edges", schemas.Application{Income: 49999.7, CreditScore: 669.5, LoanAmount: 12499.9, YearsEmployed: 4.96},
+			[]Reason{
+				{"CRS", "credit_score", "Credit score is below 670 (yours 669)"},
+				{"INC", "income", "Income is below $50,000 (yours $49,999)"},
+				{"LTI", "loan_amount", "Loan is 10% of income or more (yours 24.9%)"},
+				{"EMP", "years_employed", "Employed for less than 5 years (yours 4.9 years)"},
+			}},
 		{"all best", schemas.Application{Income: 90000, CreditScore: 800, LoanAmount: 5000, YearsEmployed: 10}, nil},
 	}
 	for _, tc := range cases {
