@@ -133,7 +133,9 @@ func (b bound) check(f float64) error {
 	switch {
 	case math.IsNaN(f) || math.IsInf(f, 0):
 		return errNotFinite
-	case f < b.min || (b.exclusiveMin && f == b.min):
+	// The model reads a float32: a positive value that rounds to the
+	// exclusive minimum (1e-50 to 0) reaches it as the value refused.
+	case f < b.min || (b.exclusiveMin && float32(f) == float32(b.min)):
 		return b.tooLow
 	case f > b.max:
 		return b.tooHigh
@@ -145,7 +147,8 @@ func (b bound) check(f float64) error {
 // schemas/application.schema.json states the same bounds; contract_test.go
 // proves the two agree.
 // Every bound is finite and realistic: a number that passes is exact enough
-// as a float32 and overflows nothing a model computes from it.
+// as a float32 (an exclusive minimum is checked as the float32 the model
+// reads) and overflows nothing a model computes from it.
 var featureBounds = [numFeatures]bound{
 	Income:        newBound(0, 1e8, true),
 	CreditScore:   newBound(250, 900, false),

@@ -33,6 +33,8 @@ func TestDecodeApplication(t *testing.T) {
 		{name: "plus sign", body: `{"income":+5,"credit_score":700,"loan_amount":20000,"years_employed":5,"points":60}`, malformed: true},
 		{name: "overflow", body: `{"income":1e999,"credit_score":700,"loan_amount":20000,"years_employed":5,"points":60}`,
 			fields: map[string]string{"income": "must be a finite number"}},
+		{name: "positive but zero as a float32", body: `{"income":1e-50,"credit_score":700,"loan_amount":1e-46,"years_employed":5,"points":60}`,
+			fields: map[string]string{"income": "must be greater than 0", "loan_amount": "must be greater than 0"}},
 		{name: "bounds", body: `{"income":0,"credit_score":901,"loan_amount":-1,"years_employed":-0.5,"points":-1}`,
 			fields: map[string]string{"income": "must be greater than 0", "credit_score": "must be no greater than 900",
 				"loan_amount": "must be greater than 0", "years_employed": "must be no less than 0", "points": "must be no less than 0"}},
