@@ -6,14 +6,10 @@
 package admin
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"mime"
 	"net/http"
 	"strings"
 	"time"
@@ -313,28 +309,11 @@ func toAPIError(err error) error {
 	return err
 }
 
-// decodeStrict decodes a small JSON body: exactly one JSON value, no unknown
-// fields, sent as application/json (parameters such as charset allowed;
-// application/jsonp and the like are not JSON).
+// decodeStrict decodes a small JSON body sent as application/json, as
+// strictly as the application API (api.DecodeStrict).
 func decodeStrict(c *fiber.Ctx, v any) error {
-	if mt, _, err := mime.ParseMediaType(c.Get(fiber.HeaderContentType)); err != nil || mt != fiber.MIMEApplicationJSON {
-		return &api.Error{Status: http.StatusUnsupportedMediaType, Code: api.CodeUnsupportedMediaType,
-			Message: "send the body as Content-Type: application/json"}
+	if err := api.RequireJSON(c); err != nil {
+		return err
 	}
-	dec := json.NewDecoder(bytes.NewReader(c.Body()))
-	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
-	if err == nil {
-		if _, extra := dec.Token(); extra != io.EOF {
-			return &api.Error{Status: http.StatusBadRequest, Code: api.CodeMalformedJSON, Message: "malformed JSON: data after the JSON value"}
-		}
-	}
-	if err != nil {
-		var syntax *json.SyntaxError
-		if errors.As(err, &syntax) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return &api.Error{Status: http.StatusBadRequest, Code: api.CodeMalformedJSON, Message: "malformed JSON: " + err.Error()}
-		}
-		return &api.Error{Status: http.StatusUnprocessableEntity, Code: api.CodeValidationFailed, Message: fmt.Sprintf("invalid body: %v", err)}
-	}
-	return nil
+	return api.DecodeStrict(c.Body(), v)
 }

@@ -1,12 +1,10 @@
 package outcomes
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -126,7 +124,7 @@ func (h *Handler) post(c *fiber.Ctx) error {
 			Message: fmt.Sprintf("at most %d bytes (%d outcomes)", maxBody, MaxBatch)}
 	}
 	var top map[string]json.RawMessage
-	if err := strictDecode(body, &top); err != nil {
+	if err := api.DecodeStrict(body, &top); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), h.timeout())
@@ -140,7 +138,7 @@ func (h *Handler) post(c *fiber.Ctx) error {
 			return fieldError("outcomes", "a batch has only the field outcomes")
 		}
 		var items []json.RawMessage
-		if err := strictDecode(raw, &items); err != nil {
+		if err := api.DecodeStrict(raw, &items); err != nil {
 			return fieldError("outcomes", "must be an array of outcomes")
 		}
 		if len(items) == 0 || len(items) > MaxBatch {
@@ -166,7 +164,7 @@ func (h *Handler) post(c *fiber.Ctx) error {
 // one records a single outcome; every failure becomes the item's error.
 func (h *Handler) one(ctx context.Context, i int, raw json.RawMessage, by string) result {
 	var b outcomeBody
-	if err := strictDecode(raw, &b); err != nil {
+	if err := api.DecodeStrict(raw, &b); err != nil {
 		return rejected(i, "", api.CodeValidationFailed, "an outcome is an object with application_id and approved", nil)
 	}
 	fields := map[string]string{}
@@ -219,23 +217,6 @@ func rejected(i int, id, code, msg string, fields map[string]string) result {
 func fieldError(field, problem string) error {
 	return &api.Error{Status: http.StatusUnprocessableEntity, Code: api.CodeValidationFailed,
 		Message: "the request has invalid fields", Fields: map[string]string{field: problem}}
-}
-
-// strictDecode decodes one JSON value with no unknown fields and nothing after it.
-func strictDecode(data []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var syntax *json.SyntaxError
-		if errors.As(err, &syntax) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return &api.Error{Status: http.StatusBadRequest, Code: api.CodeMalformedJSON, Message: "malformed JSON: " + err.Error()}
-		}
-		return &api.Error{Status: http.StatusUnprocessableEntity, Code: api.CodeValidationFailed, Message: err.Error()}
-	}
-	if err := dec.Decode(&json.RawMessage{}); !errors.Is(err, io.EOF) {
-		return &api.Error{Status: http.StatusBadRequest, Code: api.CodeMalformedJSON, Message: "malformed JSON: data after the value"}
-	}
-	return nil
 }
 
 func (h *Handler) now() time.Time {

@@ -204,7 +204,13 @@ func (h *routes) hold(on bool) fiber.Handler {
 			Reason string `json:"reason"`
 		}
 		if on {
-			if err := json.Unmarshal(c.Body(), &body); err != nil || body.Reason == "" || len(body.Reason) > 1000 {
+			if err := api.RequireJSON(c); err != nil {
+				return err
+			}
+			if err := api.DecodeStrict(c.Body(), &body); err != nil {
+				return err
+			}
+			if body.Reason == "" || len(body.Reason) > 1000 {
 				return &api.Error{Status: http.StatusUnprocessableEntity, Code: api.CodeValidationFailed,
 					Message: `send {"reason": "..."}: why the records are held (a case or matter reference)`,
 					Fields:  map[string]string{"reason": "required, at most 1000 characters"}}

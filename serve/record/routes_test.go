@@ -180,6 +180,11 @@ func TestRoutes(t *testing.T) {
 	if status, body, _ := get(t, app, "PUT", "/v1/decisions/A-1/legal-hold", "boss", `{}`); status != 422 {
 		t.Errorf("hold without a reason = %d: %s", status, body)
 	}
+	for body, want := range map[string]int{`{"reason":`: 400, `{"reason":"x","reason":"y"}`: 422, `{"reason":"x","extra":1}`: 422, `{"reason":7}`: 422} {
+		if status, got, _ := get(t, app, "PUT", "/v1/decisions/A-1/legal-hold", "boss", body); status != want {
+			t.Fatalf("legal hold with %s: %d %s, want %d", body, status, got, want)
+		}
+	}
 	if status, body, _ := get(t, app, "PUT", "/v1/decisions/A-1/legal-hold", "boss", `{"reason":"case 17"}`); status != 200 {
 		t.Fatalf("hold = %d: %s", status, body)
 	}

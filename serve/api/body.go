@@ -1,0 +1,132 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"reflect"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fastjson"
+)
+
+// RequireJSON is 415 unless the request says its body is application/json
+// (parameters such as charset allowed).
+func RequireJSON(c *fiber.Ctx) error {
+	if !isJSON(c) {
+		return errNotJSON
+	}
+	return nil
+}
+
+// DecodeStrict decodes a small JSON body into v, as strictly as the
+// application API decodes an application: exactly one JSON value (RFC 8259,
+// which fastjson's validator checks), no key twice in any object (an
+// ambiguous body must not change production state), no field v does not
+// have, nothing after it. The error is an *Error: 400 malformed_json, or 422
+// validation_failed naming the field in the contract's words.
+func DecodeStrict(data []byte, v any) error {
+	if err := fastjson.ValidateBytes(data); err != nil {
+		return &Error{Status: http.StatusBadRequest, Code: CodeMalformedJSON, Message: "malformed JSON: " + shortReason(err)}
+	}
+	parsed, err := fastjson.ParseBytes(data)
+	if err != nil {
+		return &Error{Status: http.StatusBadRequest, Code: CodeMalformedJSON, Message: "malformed JSON: " + shortReason(err)}
+	}
+	if key := duplicateKey(parsed); key != "" {
+		return invalidField(key, "duplicate field")
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	err = dec.Decode(v)
+	var typeErr *json.UnmarshalTypeError
+	switch {
+	case err == nil:
+		if _, extra := dec.Token(); extra != io.EOF {
+			return &Error{Status: http.StatusBadRequest, Code: CodeMalformedJSON, Message: "malformed JSON: data after the JSON value"}
+		}
+		return nil
+	case errors.As(err, &typeErr) && typeErr.Field == "":
+		return invalidField("", "must be "+kindOf(typeErr.Type))
+	case errors.As(err, &typeErr):
+		return invalidField(typeErr.Field, "must be "+kindOf(typeErr.Type))
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return invalidField(strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`), "unknown field")
+	}
+	return &Error{Status: http.StatusUnprocessableEntity, Code: CodeValidationFailed, Message: "the body does not have the fields this route takes"}
+}
+
+func invalidField(field, problem string) *Error {
+	if field == "" {
+		return &Error{Status: http.StatusUnprocessableEntity, Code: CodeValidationFailed, Message: "the body " + problem}
+	}
+	return &Error{Status: http.StatusUnprocessableEntity, Code: CodeValidationFailed,
+		Message: fmt.Sprintf("invalid body: %q: %s", field, problem), Fields: map[string]string{field: problem}}
+}
+
+// duplicateKey returns the first key found twice in one object of v, at any
+// depth ("" if none).
+func duplicateKey(v *fastjson.Value) string {
+	switch v.Type() {
+	case fastjson.TypeObject:
+		o, _ := v.Object()
+		seen := make(map[string]struct{}, o.Len())
+		dup := ""
+		o.Visit(func(k []byte, child *fastjson.Value) {
+			if dup != "" {
+				return
+			}
+			if _, ok := seen[string(k)]; ok {
+				dup = string(k)
+				return
+			}
+			seen[string(k)] = struct{}{}
+			dup = duplicateKey(child)
+		})
+		return dup
+	case fastjson.TypeArray:
+		items, _ := v.Array()
+		for _, item := range items {
+			if dup := duplicateKey(item); dup != "" {
+				return dup
+			}
+		}
+	}
+	return ""
+}
+
+// kindOf names a Go type as JSON would: what a field must be.
+func kindOf(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Map, reflect.Struct:
+		return "an object"
+	}
+	return "of another type"
+}
+
+// shortReason keeps a parser error to one bounded line.
+func shortReason(err error) string {
+	s := err.Error()
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
+}

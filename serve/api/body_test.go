@@ -1,0 +1,50 @@
+package api
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestDecodeStrict(t *testing.T) {
+	type body struct {
+		Version string `json:"version"`
+		Weight  int    `json:"weight"`
+		Nested  struct {
+			A bool `json:"a"`
+		} `json:"nested"`
+	}
+	for _, c := range []struct {
+		in      string
+		status  int
+		field   string
+		message string
+	}{
+		{`{"version":"4","weight":10,"nested":{"a":true}}`, 0, "", ""},
+		{`{"version":"4","version":"3"}`, 422, "version", "duplicate"},
+		{`{"nested":{"a":true,"a":false}}`, 422, "a", "duplicate"},
+		{`{"version":"4","colour":"red"}`, 422, "colour", "unknown field"},
+		{`{"version":4}`, 422, "version", "must be a string"},
+		{`{"weight":1.5}`, 422, "weight", "must be a whole number"},
+		{`[1]`, 422, "", "must be an object"},
+		{`{"weight":010}`, 400, "", "malformed JSON"},
+		{`{"weight":NaN}`, 400, "", "malformed JSON"},
+		{`{"version":"4"} {}`, 400, "", "malformed JSON"},
+		{`{"version":"4"`, 400, "", "malformed JSON"},
+		{``, 400, "", "malformed JSON"},
+	} {
+		var b body
+		err := DecodeStrict([]byte(c.in), &b)
+		if c.status == 0 {
+			if err != nil {
+				t.Errorf("%s: %v", c.in, err)
+			}
+			continue
+		}
+		var e *Error
+		if !errors.As(err, &e) || e.Status != c.status || !strings.Contains(e.Message, c.message) ||
+			(c.field != "" && e.Fields[c.field] == "") || strings.Contains(e.Message, "Go struct") {
+			t.Errorf("%s: %+v, want %d naming %q with %q", c.in, e, c.status, c.field, c.message)
+		}
+	}
+}
