@@ -194,6 +194,11 @@ func (s *Server) requestID(c *fiber.Ctx) error {
 	if s.draining.Load() {
 		c.Context().SetConnectionClose()
 	}
+	s.setRequestID(c)
+	return c.Next()
+}
+
+func (s *Server) setRequestID(c *fiber.Ctx) {
 	id := ""
 	if in := c.Request().Header.Peek(fiber.HeaderXRequestID); usableRequestID(in) {
 		id = string(in)
@@ -202,7 +207,6 @@ func (s *Server) requestID(c *fiber.Ctx) error {
 	}
 	c.Locals(requestIDKey, id)
 	c.Set(fiber.HeaderXRequestID, id)
-	return c.Next()
 }
 
 func usableRequestID(b []byte) bool {

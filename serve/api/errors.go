@@ -47,6 +47,15 @@ const (
 	// CodeBadGateway is written by the load balancer in front of the
 	// replicas (stack/lb), never by the server itself.
 	CodeBadGateway = "bad_gateway"
+	// CodeHeadersTooLarge: the request's headers are over the server's
+	// buffer (431), refused before any route.
+	CodeHeadersTooLarge = "headers_too_large"
+	// CodeBadRequest: an HTTP request the server cannot read (400 before
+	// any route), not a body's JSON.
+	CodeBadRequest = "bad_request"
+	// CodeTooManyAttempts: too many failed tokens from one address (429
+	// with Retry-After).
+	CodeTooManyAttempts = "too_many_attempts"
 )
 
 // errorBody is the one error shape of every route.
@@ -104,15 +113,22 @@ func fromFiber(e *fiber.Error) *Error {
 		return &Error{Status: e.Code, Code: CodeBodyTooLarge, Message: "the request body is too large"}
 	case http.StatusUnsupportedMediaType:
 		return &Error{Status: e.Code, Code: CodeUnsupportedMediaType, Message: e.Message}
+	case http.StatusRequestHeaderFieldsTooLarge:
+		return &Error{Status: e.Code, Code: CodeHeadersTooLarge, Message: "the request's headers are too large"}
 	}
 	if e.Code >= 400 && e.Code < 500 {
-		return &Error{Status: e.Code, Code: CodeMalformedJSON, Message: "bad request"}
+		return &Error{Status: e.Code, Code: CodeBadRequest, Message: "bad request"}
 	}
 	return &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error"}
 }
 
 // writeError writes err in the one error shape and logs server faults.
+// An error fasthttp raises before any middleware (a body over the limit,
+// headers too large) gets its request id here.
 func (s *Server) writeError(c *fiber.Ctx, err error) error {
+	if requestID(c) == "" {
+		s.setRequestID(c)
+	}
 	return ErrorHandler(s.log)(c, err)
 }
 

@@ -285,7 +285,7 @@ func (a *Authenticator) Require(roles ...Role) fiber.Handler {
 		if wait := a.limit.blocked(remote, now); wait > 0 {
 			a.refuse(c, remote, "throttled", "")
 			c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(wait.Round(time.Second)/time.Second)+1))
-			return &api.Error{Status: http.StatusTooManyRequests, Code: api.CodeUnauthorized,
+			return &api.Error{Status: http.StatusTooManyRequests, Code: api.CodeTooManyAttempts,
 				Message: "too many failed authentications from this address; retry later"}
 		}
 		token, ok := BearerToken(c.Get(fiber.HeaderAuthorization))

@@ -130,7 +130,8 @@ type Config struct {
 	Models []Model
 	// Draining reports a graceful shutdown in progress: /v2/health/ready is 503.
 	Draining func() bool
-	// BodyLimit caps an infer body (default 8 MiB, as /v1's batches).
+	// BodyLimit caps an infer body (default schemas.MaxBatchBytes, the
+	// server's limit for any body, which refuses a larger one first).
 	BodyLimit int
 	Log       *slog.Logger
 }
@@ -149,7 +150,7 @@ func Mount(r fiber.Router, cfg Config) *Handler {
 		cfg.Log = slog.Default()
 	}
 	if cfg.BodyLimit <= 0 {
-		cfg.BodyLimit = 8 << 20
+		cfg.BodyLimit = schemas.MaxBatchBytes
 	}
 	if cfg.ServerName == "" {
 		cfg.ServerName = "mlservice"
