@@ -104,6 +104,7 @@ type call struct {
 	buf       []byte // scratch for the documents
 	done      chan error
 	timer     *time.Timer // bounds the wait (Record's), stopped between uses
+	state     atomic.Int32
 }
 
 var callPool = sync.Pool{New: func() any {
@@ -112,11 +113,16 @@ var callPool = sync.Pool{New: func() any {
 	return &call{done: make(chan error, 1), timer: t}
 }}
 
-// ErrStalled means the store did not answer within twice WriteTimeout (a
-// commit in progress and this one): a disk or a connection that hangs
-// rather than fails. The request fails; the record reads unavailable until a
-// commit succeeds again.
-var ErrStalled = errors.New("record: the store did not answer in time")
+var (
+	// ErrStalled means a commit did not answer within twice WriteTimeout:
+	// a disk or a connection that hangs rather than fails. The request
+	// fails; the record reads unavailable until a commit succeeds again.
+	ErrStalled = errors.New("record: the store did not answer in time")
+	// ErrBacklogged means no writer reached the decisions within twice
+	// WriteTimeout (a queue of commits ahead of them): they are not written,
+	// and the request fails.
+	ErrBacklogged = errors.New("record: the decisions waited too long to be written")
+)
 
 // New starts a Recorder over store: its writers, the purge and the probe.
 func New(store Store, cfg Config) *Recorder {
@@ -149,6 +155,7 @@ func (r *Recorder) Record(ctx context.Context, ds []decision.Decision) error {
 	g := callPool.Get().(*call)
 	g.groups, g.buf = encodeGroups(ds, g.buf)
 	g.decisions = len(ds)
+	g.state.Store(callQueued)
 	r.mu.RLock()
 	if r.closed {
 		r.mu.RUnlock()
@@ -156,28 +163,45 @@ func (r *Recorder) Record(ctx context.Context, ds []decision.Decision) error {
 	}
 	r.m.queued.Add(float64(len(ds)))
 	// A store that hangs (an fdatasync that does not return) holds the
-	// writer, whatever WriteTimeout says: the wait is bounded here too.
-	g.timer.Reset(2 * r.cfg.WriteTimeout)
-	defer g.timer.Stop()
+	// writer whatever WriteTimeout says, so the wait is bounded here: at
+	// most bound in the queue, then at most bound for the commit.
+	bound := 2 * r.cfg.WriteTimeout
+	g.timer.Reset(bound)
 	select {
 	case r.pending <- g:
 	case <-ctx.Done():
 		r.mu.RUnlock()
 		r.m.queued.Sub(float64(len(ds)))
+		g.timer.Stop()
 		return &UnavailableError{ctx.Err()}
 	case <-g.timer.C:
 		r.mu.RUnlock()
 		r.m.queued.Sub(float64(len(ds)))
-		return r.stalled()
+		return &UnavailableError{fmt.Errorf("%w within %s", ErrBacklogged, bound)}
 	}
 	r.mu.RUnlock()
 	var err error
-	select {
-	case err = <-g.done:
-	case <-g.timer.C:
-		// The writer still holds g and answers it later: g is not pooled.
-		return r.stalled()
+	for waited := false; ; {
+		select {
+		case err = <-g.done:
+		case <-g.timer.C:
+			if g.state.CompareAndSwap(callQueued, callAbandoned) {
+				// No writer has taken it: it never will, and nothing of
+				// it is written. The writer drops it (g is not pooled).
+				return &UnavailableError{fmt.Errorf("%w within %s", ErrBacklogged, bound)}
+			}
+			if waited {
+				// Its commit did not answer: the writer answers g
+				// later, so g is not pooled.
+				return r.stalled()
+			}
+			waited = true
+			g.timer.Reset(bound)
+			continue
+		}
+		break
 	}
+	g.timer.Stop()
 	g.groups = nil
 	if cap(g.buf) > 1<<20 { // a large batch's scratch is not kept
 		g.buf = nil
@@ -185,6 +209,14 @@ func (r *Recorder) Record(ctx context.Context, ds []decision.Decision) error {
 	callPool.Put(g)
 	return err
 }
+
+// A call's states: queued until a writer takes it, or abandoned by a Record
+// that stopped waiting first (the writer then drops it, unwritten).
+const (
+	callQueued int32 = iota
+	callTaken
+	callAbandoned
+)
 
 // write is one writer goroutine: it takes every call that has queued up
 // (up to MaxGroup decisions), commits them in one transaction and answers
@@ -195,13 +227,23 @@ func (r *Recorder) write() {
 		calls  []*call
 		groups []Group
 	)
+	// take claims a queued call for this commit; an abandoned one is only
+	// taken off the gauge.
+	take := func(c *call) int {
+		if !c.state.CompareAndSwap(callQueued, callTaken) {
+			r.m.queued.Sub(float64(c.decisions))
+			return 0
+		}
+		calls = append(calls, c)
+		return c.decisions
+	}
 	for {
 		first, ok := <-r.pending
 		if !ok {
 			return
 		}
-		calls = append(calls[:0], first)
-		n := first.decisions
+		calls = calls[:0]
+		n := take(first)
 	gather:
 		for n < r.cfg.MaxGroup {
 			select {
@@ -209,11 +251,13 @@ func (r *Recorder) write() {
 				if !ok {
 					break gather
 				}
-				calls = append(calls, g)
-				n += g.decisions
+				n += take(g)
 			default:
 				break gather
 			}
+		}
+		if len(calls) == 0 {
+			continue
 		}
 		groups = groups[:0]
 		for _, c := range calls {

@@ -62,11 +62,17 @@ func TestStalledStoreFailsRequestsInTime(t *testing.T) {
 	}
 
 	close(store.stall)
-	for _, id := range []string{"S-2", "S-3"} {
+	hung := record("S-2") // the writer takes it, and hangs
+	time.Sleep(20 * time.Millisecond)
+	queued := record("S-3") // behind it, never taken
+	for _, c := range []struct {
+		done <-chan error
+		want error
+	}{{queued, ErrBacklogged}, {hung, ErrStalled}} {
 		select {
-		case err := <-record(id):
-			if !errors.Is(err, ErrUnavailable) || !errors.Is(err, ErrStalled) {
-				t.Fatalf("Record on a hung store: %v, want ErrStalled", err)
+		case err := <-c.done:
+			if !errors.Is(err, ErrUnavailable) || !errors.Is(err, c.want) {
+				t.Fatalf("Record on a hung store: %v, want %v", err, c.want)
 			}
 		case <-time.After(10 * time.Second):
 			t.Fatal("Record on a hung store did not return")
@@ -102,5 +108,68 @@ func TestStalledStoreIsNoticedWhileIdle(t *testing.T) {
 			t.Fatalf("an idle record on a hung store reads %v", rec.Health())
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// slowStore commits, slowly but surely.
+type slowStore struct {
+	Store
+	delay time.Duration
+}
+
+func (s *slowStore) Append(ctx context.Context, groups []Group) error {
+	time.Sleep(s.delay)
+	return s.Store.Append(ctx, groups)
+}
+
+// A queue of healthy commits longer than the bound refuses the decisions no
+// writer reached, and writes none of them: a refused decision is never in
+// the record, an answered one always is.
+func TestBackloggedDecisionsAreRefusedUnwritten(t *testing.T) {
+	dir := t.TempDir()
+	sqlite, err := OpenSQLite(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := New(&slowStore{Store: sqlite, delay: 60 * time.Millisecond},
+		Config{WriteTimeout: 100 * time.Millisecond, MaxGroup: 1, Registerer: prometheus.NewRegistry()})
+	ids := []string{"Q-0", "Q-1", "Q-2", "Q-3", "Q-4", "Q-5"}
+	errs := make([]chan error, len(ids))
+	for i, id := range ids {
+		errs[i] = make(chan error, 1)
+		go func() { errs[i] <- rec.Record(context.Background(), []decision.Decision{sample(id, time.Now(), true)}) }()
+		time.Sleep(2 * time.Millisecond) // in this order in the queue
+	}
+	refused := 0
+	results := make([]error, len(ids))
+	for i := range ids {
+		results[i] = <-errs[i]
+		if results[i] != nil {
+			refused++
+			if !errors.Is(results[i], ErrBacklogged) {
+				t.Fatalf("%s: %v, want ErrBacklogged", ids[i], results[i])
+			}
+		}
+	}
+	if rec.Health() != nil {
+		t.Fatalf("a slow store read as unavailable: %v", rec.Health())
+	}
+	rec.Close() // every commit done
+	if refused == 0 {
+		t.Fatal("six 60 ms commits in a queue bounded at 200 ms: none refused")
+	}
+	store, err := OpenSQLite(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	for i, id := range ids {
+		n := 0
+		if err := store.ByApplication(context.Background(), id, func([]byte) error { n++; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if (results[i] == nil) != (n == 1) {
+			t.Errorf("%s: answered %v, in the record %d times", id, results[i], n)
+		}
 	}
 }
