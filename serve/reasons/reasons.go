@@ -443,22 +443,28 @@ func (t *Table) AppendText(b []byte, r Ranked, a *schemas.Application) []byte {
 // never across an edge of the band v is in: an income of $49,999.70 in
 // "below $50,000" is shown as $49,999, not as $50,000.
 func (ch *Characteristic) shown(v float64, band int) float64 {
-	step := 1.0 // currency, integer
-	switch ch.ValueFormat {
-	case FormatPercent:
-		step = 0.001 // a tenth of a percent
-	case FormatYears:
-		step = 0.1
-	}
 	bd := ch.Bands[band]
-	r := math.Round(v/step) * step
+	r := displayed(ch.ValueFormat, v, math.Round)
 	switch {
 	case bd.Upper != nil && v < *bd.Upper && r >= *bd.Upper:
-		return math.Floor(v/step) * step
+		return displayed(ch.ValueFormat, v, math.Floor)
 	case bd.Lower != nil && v >= *bd.Lower && r < *bd.Lower:
-		return math.Ceil(v/step) * step
+		return displayed(ch.ValueFormat, v, math.Ceil)
 	}
 	return v
+}
+
+// displayed is v at the precision AppendValue writes it, rounded by round,
+// with AppendValue's own arithmetic (0.95 years is 9.5 tenths there, where
+// 0.95/0.1 is 9.4999…).
+func displayed(format string, v float64, round func(float64) float64) float64 {
+	switch format {
+	case FormatPercent:
+		return round(v*100*10) / 1000
+	case FormatYears:
+		return round(v*10) / 10
+	}
+	return round(v)
 }
 
 // Reason is r as a Reason with the given text.

@@ -462,3 +462,61 @@ func TestBestBandIsNoReasonWhateverTheFloatNoise(t *testing.T) {
 		t.Fatalf("an applicant in every best band got reasons %+v", got)
 	}
 }
+
+// shownNumber parses what AppendValue wrote back into the value's units.
+func shownNumber(t *testing.T, format string, v float64) float64 {
+	s := string(AppendValue(nil, format, v))
+	for _, suffix := range []string{" years", " year", "%"} {
+		s = strings.TrimSuffix(s, suffix)
+	}
+	f, err := strconv.ParseFloat(strings.ReplaceAll(strings.TrimPrefix(s, "$"), ",", ""), 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if format == FormatPercent {
+		f /= 100
+	}
+	return f
+}
+
+// Whatever the value near a band's edges, the text shows a number inside
+// the band, in the tables the champions ship with and in a years and a
+// percent band whose half steps float arithmetic gets wrong (0.95 years,
+// a ratio of 0.1195).
+func TestShownValueStaysInItsBand(t *testing.T) {
+	one, pct := 1.0, 0.12
+	tables := []*Table{{Characteristics: []Characteristic{
+		{Name: "years", ValueFormat: FormatYears, Bands: []Band{{Upper: &one}, {Lower: &one}}},
+		{Name: "ratio", ValueFormat: FormatPercent, Bands: []Band{{Upper: &pct}, {Lower: &pct}}},
+	}}}
+	for _, v := range []string{"3", "4"} {
+		tb, err := ReadFile("../../artifacts/loan-approval/versions/" + v + "/reasons.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		tables = append(tables, tb)
+	}
+	steps := map[string]float64{FormatPercent: 0.001, FormatYears: 0.1, FormatCurrency: 1, FormatInteger: 1}
+	for _, tb := range tables {
+		for _, ch := range tb.Characteristics {
+			step := steps[ch.ValueFormat]
+			for j, b := range ch.Bands {
+				var near []float64
+				for _, f := range []float64{0.5, 0.4999999, 0.05, 1e-9} {
+					if b.Upper != nil {
+						near = append(near, *b.Upper-f*step)
+					}
+					if b.Lower != nil {
+						near = append(near, *b.Lower+f*step, *b.Lower)
+					}
+				}
+				for _, v := range near {
+					got := shownNumber(t, ch.ValueFormat, ch.shown(v, j))
+					if (b.Upper != nil && got >= *b.Upper) || (b.Lower != nil && got < *b.Lower) {
+						t.Errorf("%s: %v in band %d [%v, %v) shown as %v", ch.Name, v, j, b.Lower, b.Upper, got)
+					}
+				}
+			}
+		}
+	}
+}
