@@ -29,7 +29,15 @@ func RequireJSON(c *fiber.Ctx) error {
 // ambiguous body must not change production state), no field v does not
 // have, nothing after it. The error is an *Error: 400 malformed_json, or 422
 // validation_failed naming the field in the contract's words.
-func DecodeStrict(data []byte, v any) error {
+func DecodeStrict(data []byte, v any) error { return decodeStrict(data, v, -1) }
+
+// DecodeEnvelope is DecodeStrict for a body whose inner values are each
+// decoded strictly on their own (json.RawMessage): a key twice is looked
+// for only among the top level's, so that one bad item is that item's
+// error, not the whole body's.
+func DecodeEnvelope(data []byte, v any) error { return decodeStrict(data, v, 1) }
+
+func decodeStrict(data []byte, v any, depth int) error {
 	if err := fastjson.ValidateBytes(data); err != nil {
 		return &Error{Status: http.StatusBadRequest, Code: CodeMalformedJSON, Message: "malformed JSON: " + shortReason(err)}
 	}
@@ -37,7 +45,7 @@ func DecodeStrict(data []byte, v any) error {
 	if err != nil {
 		return &Error{Status: http.StatusBadRequest, Code: CodeMalformedJSON, Message: "malformed JSON: " + shortReason(err)}
 	}
-	if key := duplicateKey(parsed); key != "" {
+	if key := duplicateKey(parsed, depth); key != "" {
 		return invalidField(key, "duplicate field")
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
@@ -68,30 +76,37 @@ func invalidField(field, problem string) *Error {
 		Message: fmt.Sprintf("invalid body: %q: %s", field, problem), Fields: map[string]string{field: problem}}
 }
 
-// duplicateKey returns the first key found twice in one object of v, at any
-// depth ("" if none).
-func duplicateKey(v *fastjson.Value) string {
+// duplicateKey returns the first key found twice in one object of v, down
+// to depth levels (-1: all), "" if none. Keys are compared as encoding/json
+// matches them to fields, ignoring case: {"approved":true,"Approved":false}
+// is a key twice.
+func duplicateKey(v *fastjson.Value, depth int) string {
+	if depth == 0 {
+		return ""
+	}
 	switch v.Type() {
 	case fastjson.TypeObject:
 		o, _ := v.Object()
-		seen := make(map[string]struct{}, o.Len())
+		keys := make([]string, 0, o.Len())
 		dup := ""
 		o.Visit(func(k []byte, child *fastjson.Value) {
 			if dup != "" {
 				return
 			}
-			if _, ok := seen[string(k)]; ok {
-				dup = string(k)
-				return
+			for _, seen := range keys {
+				if strings.EqualFold(seen, string(k)) {
+					dup = string(k)
+					return
+				}
 			}
-			seen[string(k)] = struct{}{}
-			dup = duplicateKey(child)
+			keys = append(keys, string(k))
+			dup = duplicateKey(child, depth-1)
 		})
 		return dup
 	case fastjson.TypeArray:
 		items, _ := v.Array()
 		for _, item := range items {
-			if dup := duplicateKey(item); dup != "" {
+			if dup := duplicateKey(item, depth-1); dup != "" {
 				return dup
 			}
 		}

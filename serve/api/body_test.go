@@ -23,6 +23,7 @@ func TestDecodeStrict(t *testing.T) {
 		{`{"version":"4","weight":10,"nested":{"a":true}}`, 0, "", ""},
 		{`{"version":"4","version":"3"}`, 422, "version", "duplicate"},
 		{`{"nested":{"a":true,"a":false}}`, 422, "a", "duplicate"},
+		{`{"version":"4","Version":"3"}`, 422, "Version", "duplicate"},
 		{`{"version":"4","colour":"red"}`, 422, "colour", "unknown field"},
 		{`{"version":4}`, 422, "version", "must be a string"},
 		{`{"weight":1.5}`, 422, "weight", "must be a whole number"},
@@ -46,5 +47,18 @@ func TestDecodeStrict(t *testing.T) {
 			(c.field != "" && e.Fields[c.field] == "") || strings.Contains(e.Message, "Go struct") {
 			t.Errorf("%s: %+v, want %d naming %q with %q", c.in, e, c.status, c.field, c.message)
 		}
+	}
+}
+
+// An envelope's inner values are left to their own strict decode.
+func TestDecodeEnvelopeChecksOnlyTheTopLevel(t *testing.T) {
+	var items []map[string]any
+	if err := DecodeEnvelope([]byte(`[{"a":1,"a":2}]`), &items); err != nil {
+		t.Fatalf("an item's own duplicate refused the envelope: %v", err)
+	}
+	var top map[string]any
+	var e *Error
+	if err := DecodeEnvelope([]byte(`{"outcomes":[],"Outcomes":[]}`), &top); !errors.As(err, &e) || e.Fields["Outcomes"] == "" {
+		t.Fatalf("a key twice at the top: %v", err)
 	}
 }

@@ -124,7 +124,7 @@ func (h *Handler) post(c *fiber.Ctx) error {
 			Message: fmt.Sprintf("at most %d bytes (%d outcomes)", maxBody, MaxBatch)}
 	}
 	var top map[string]json.RawMessage
-	if err := api.DecodeStrict(body, &top); err != nil {
+	if err := api.DecodeEnvelope(body, &top); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), h.timeout())
@@ -138,7 +138,7 @@ func (h *Handler) post(c *fiber.Ctx) error {
 			return fieldError("outcomes", "a batch has only the field outcomes")
 		}
 		var items []json.RawMessage
-		if err := api.DecodeStrict(raw, &items); err != nil {
+		if err := api.DecodeEnvelope(raw, &items); err != nil {
 			return fieldError("outcomes", "must be an array of outcomes")
 		}
 		if len(items) == 0 || len(items) > MaxBatch {

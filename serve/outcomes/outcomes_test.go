@@ -135,9 +135,12 @@ func TestOutcomesRefuseBadInput(t *testing.T) {
 		"unknown field":       {`{"application_id":"A-1","approved":true,"note":"x"}`, 422, `"validation_failed"`},
 		"missing approved":    {`{"application_id":"A-1"}`, 422, `"approved":"is required`},
 		"bad id":              {`{"application_id":"A-1\u0000; DROP","approved":true}`, 422, `"application_id"`},
-		"empty batch":         {`{"outcomes":[]}`, 422, `"outcomes"`},
-		"batch not array":     {`{"outcomes":{}}`, 422, `"outcomes"`},
-		"too large":           {`{"outcomes":[` + strings.Repeat(`{"application_id":"A-1","approved":true},`, 60000) + `{}]}`, 413, `"body_too_large"`},
+		"a key twice":         {`{"application_id":"A-1","approved":true,"Approved":false}`, 422, `"duplicate field"`},
+		"one item a key twice": {`{"outcomes":[{"application_id":"A-1","approved":true},{"application_id":"A-1","approved":true,"approved":false}]}`,
+			200, `"rejected":1`},
+		"empty batch":     {`{"outcomes":[]}`, 422, `"outcomes"`},
+		"batch not array": {`{"outcomes":{}}`, 422, `"outcomes"`},
+		"too large":       {`{"outcomes":[` + strings.Repeat(`{"application_id":"A-1","approved":true},`, 60000) + `{}]}`, 413, `"body_too_large"`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			code, body := post(t, app, tc.body)

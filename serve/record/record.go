@@ -167,15 +167,23 @@ func ParseRetention(s string) (Retention, error) {
 	unit := strings.TrimSpace(s[len(num):])
 	var r Retention
 	n, err := strconv.Atoi(num)
-	if err == nil && n > MaxRetention*31 {
-		return r, fmt.Errorf("%d is more than a century", n)
-	}
+	// Each count is bounded before it is multiplied.
+	errCentury := errors.New("more than a century")
 	switch {
 	case err == nil && n > 0 && (unit == "mo" || unit == "month" || unit == "months"):
+		if n > MaxRetention {
+			return r, errCentury
+		}
 		r.Months = n
 	case err == nil && n > 0 && (unit == "y" || unit == "year" || unit == "years"):
+		if n > MaxRetention/12 {
+			return r, errCentury
+		}
 		r.Months = 12 * n
 	case err == nil && n > 0 && (unit == "d" || unit == "day" || unit == "days"):
+		if n > MaxRetention*31 {
+			return r, errCentury
+		}
 		r.Dur = time.Duration(n) * 24 * time.Hour
 	default:
 		d, derr := time.ParseDuration(s)

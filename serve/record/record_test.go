@@ -360,7 +360,7 @@ func TestRetentionCutoffIsWholeCalendarMonths(t *testing.T) {
 func TestParseRetention(t *testing.T) {
 	for in, want := range map[string]Retention{
 		"25mo": {Months: 25}, "25 months": {Months: 25}, "2y": {Months: 24}, "800d": {Dur: 800 * 24 * time.Hour},
-		"6mo": {Months: 6}, "5000h": {Dur: 5000 * time.Hour},
+		"6mo": {Months: 6}, "5000h": {Dur: 5000 * time.Hour}, "61320h": {Dur: 61320 * time.Hour},
 	} {
 		got, err := ParseRetention(in)
 		if err != nil || got != want {
