@@ -103,15 +103,11 @@ func (d *Decoder) Application(body []byte) (Application, error) {
 	if a, ok := plainApplication(body); ok {
 		return a, nil
 	}
-	// fastjson's validator, unlike its parser, refuses what is not JSON
-	// (050000, .5, NaN): such a body would be decided, and recorded as it
-	// came, a record no JSON reader can read.
-	if err := fastjson.ValidateBytes(body); err != nil {
-		return Application{}, &MalformedError{Reason: shortReason(err)}
-	}
+	// Strictly: a body that is not JSON (050000, NaN) would be decided, and
+	// recorded as it came, a record no JSON reader can read.
 	p := d.parser(len(body))
 	defer d.put(p, len(body))
-	v, err := p.ParseBytes(body)
+	v, err := ParseJSON(p, body)
 	if err != nil {
 		return Application{}, &MalformedError{Reason: shortReason(err)}
 	}
@@ -145,11 +141,10 @@ func (d *Decoder) Batch(body []byte) ([]Item, error) {
 			items[i].Application = a
 			continue
 		}
-		// As for one application: the parser takes what is not JSON.
-		if err := fastjson.ValidateBytes(span); err != nil {
-			return nil, &MalformedError{Reason: shortReason(err)}
-		}
 		if len(span) > MaxItemBytes {
+			if err := fastjson.ValidateBytes(span); err != nil { // the scanner bounded its nesting
+				return nil, &MalformedError{Reason: shortReason(err)}
+			}
 			items[i].Err = FieldErrors{"": fmt.Sprintf("an application must be at most %d bytes", MaxItemBytes)}
 			continue
 		}
@@ -170,7 +165,7 @@ func itemValue(p *fastjson.Parser, span []byte) (*fastjson.Value, error) {
 	if len(span) == 1 && (span[0] == '+' || span[0] == '-') {
 		return nil, fmt.Errorf("cannot parse number: unexpected char: %q", span)
 	}
-	return p.ParseBytes(span)
+	return ParseJSON(p, span)
 }
 
 const allFeatures = 1<<numFeatures - 1

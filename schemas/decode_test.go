@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestDecodeApplication(t *testing.T) {
@@ -134,6 +135,30 @@ func TestDecodeBatch(t *testing.T) {
 		}
 		if _, ok := fields[field]; !ok {
 			t.Fatalf("%.40s: error does not name %q: %v", body, field, fields)
+		}
+	}
+}
+
+// Deep nesting costs what its length allows: fastjson's validator, whose
+// error grows with the depth at every level, took minutes on 64 KiB of '['
+// (what /v1/predict takes), so it only ever sees what the parser, which
+// stops at fastjson.MaxDepth, has bounded.
+func TestDeepNestingIsRefusedInBoundedWork(t *testing.T) {
+	var d Decoder
+	for _, body := range []string{strings.Repeat("[", 64<<10), strings.Repeat(`{"a":`, 12<<10)} {
+		done := make(chan error, 1)
+		go func() {
+			_, err := d.Application([]byte(body))
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			var malformed *MalformedError
+			if !errors.As(err, &malformed) {
+				t.Fatalf("%.10s…: %v, want MalformedError", body, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%.10s… (%d bytes) still decoding after 10 s", body, len(body))
 		}
 	}
 }

@@ -12,6 +12,8 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/valyala/fastjson"
+
+	"mlservice/schemas"
 )
 
 // RequireJSON is 415 unless the request says its body is application/json
@@ -24,8 +26,8 @@ func RequireJSON(c *fiber.Ctx) error {
 }
 
 // DecodeStrict decodes a small JSON body into v, as strictly as the
-// application API decodes an application: exactly one JSON value (RFC 8259,
-// which fastjson's validator checks), no key twice in any object (an
+// application API decodes an application: exactly one JSON value (RFC 8259:
+// schemas.ParseJSON), no key twice in any object (an
 // ambiguous body must not change production state), no field v does not
 // have, nothing after it. The error is an *Error: 400 malformed_json, or 422
 // validation_failed naming the field in the contract's words.
@@ -38,10 +40,8 @@ func DecodeStrict(data []byte, v any) error { return decodeStrict(data, v, -1) }
 func DecodeEnvelope(data []byte, v any) error { return decodeStrict(data, v, 1) }
 
 func decodeStrict(data []byte, v any, depth int) error {
-	if err := fastjson.ValidateBytes(data); err != nil {
-		return &Error{Status: http.StatusBadRequest, Code: CodeMalformedJSON, Message: "malformed JSON: " + shortReason(err)}
-	}
-	parsed, err := fastjson.ParseBytes(data)
+	var p fastjson.Parser
+	parsed, err := schemas.ParseJSON(&p, data)
 	if err != nil {
 		return &Error{Status: http.StatusBadRequest, Code: CodeMalformedJSON, Message: "malformed JSON: " + shortReason(err)}
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestDecodeStrict(t *testing.T) {
@@ -60,5 +61,23 @@ func TestDecodeEnvelopeChecksOnlyTheTopLevel(t *testing.T) {
 	var e *Error
 	if err := DecodeEnvelope([]byte(`{"outcomes":[],"Outcomes":[]}`), &top); !errors.As(err, &e) || e.Fields["Outcomes"] == "" {
 		t.Fatalf("a key twice at the top: %v", err)
+	}
+}
+
+// As in schemas: nesting is bounded by the parser before the validator sees it.
+func TestDecodeStrictRefusesDeepNestingInBoundedWork(t *testing.T) {
+	done := make(chan error, 1)
+	go func() {
+		var v map[string]any
+		done <- DecodeStrict([]byte(strings.Repeat("[", 256<<10)), &v)
+	}()
+	select {
+	case err := <-done:
+		var e *Error
+		if !errors.As(err, &e) || e.Status != 400 {
+			t.Fatalf("%v, want 400", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("256 KiB of '[' still decoding after 10 s")
 	}
 }

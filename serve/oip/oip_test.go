@@ -471,6 +471,7 @@ func TestInferRefused(t *testing.T) {
 		{"not an object", `[1]`, "", 400, "JSON object"},
 		{"not a JSON number", `{"inputs":[{"name":"features","shape":[1,4],"datatype":"FP32","data":[050000,700,20000,5]}]}`, "", 400, "not valid JSON"},
 		{"NaN", `{"inputs":[{"name":"features","shape":[1,4],"datatype":"FP32","data":[NaN,700,20000,5]}]}`, "", 400, "not valid JSON"},
+		{"deep nesting", strings.Repeat("[", 512<<10), "", 400, "not valid JSON"}, // bounded by the parser's depth, not the validator's
 		{"no inputs", `{}`, "", 400, `no "inputs"`},
 		{"empty inputs", `{"inputs":[]}`, "", 400, "empty"},
 		{"unknown input", `{"inputs":[{"name":"x","shape":[1,4],"datatype":"FP32","data":` + row1 + `}]}`, "", 400, `unknown input "x"`},

@@ -103,13 +103,7 @@ func parseInfer(p *fastjson.Parser, body, headerLen []byte, maxElements int64, i
 	if err != nil {
 		return values, err
 	}
-	// The validator first: fastjson's parser takes what is not JSON
-	// (050000, .5, NaN) as numbers.
-	perr := fastjson.ValidateBytes(header)
-	var v *fastjson.Value
-	if perr == nil {
-		v, perr = p.ParseBytes(header)
-	}
+	v, perr := schemas.ParseJSON(p, header)
 	if perr != nil {
 		msg := perr.Error()
 		if len(msg) > 160 {
