@@ -75,10 +75,16 @@ func FuzzBatchEnvelope(f *testing.F) {
 		// the two agree, so must the scanner; nesting the parser refuses is
 		// malformed.
 		_, perr := fastjson.ParseBytes(body)
-		verr := fastjson.ValidateBytes(body)
+		tooDeep := perr != nil && strings.Contains(perr.Error(), "depth")
+		var verr error
+		if !tooDeep {
+			// Only what the parser bounded: the validator's error grows
+			// with the depth at every level (schemas.ParseJSON).
+			verr = fastjson.ValidateBytes(body)
+		}
 		isMalformed := errors.As(err, &malformed)
 		switch {
-		case perr != nil && strings.Contains(perr.Error(), "depth"), perr != nil && verr != nil:
+		case tooDeep, perr != nil && verr != nil:
 			if !isMalformed {
 				t.Fatalf("invalid JSON not called malformed (%v): %.300q", err, body)
 			}
