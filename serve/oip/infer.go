@@ -106,7 +106,7 @@ func (h *Handler) infer(c *fiber.Ctx) error {
 		outputs = make([]string, 0, len(b.outputs))
 		for _, o := range b.outputs {
 			name := string(o.name)
-			if !slices.ContainsFunc(outs, func(ti models.TensorInfo) bool { return ti.Name == name }) {
+			if !hasTensor(outs, name) {
 				names := make([]string, len(outs))
 				for i, ti := range outs {
 					names[i] = ti.Name
@@ -137,7 +137,7 @@ func (h *Handler) infer(c *fiber.Ctx) error {
 	case errors.Is(err, ErrShadowOnly):
 		return shadowOnly(m, version)
 	case errors.Is(err, ErrNotReady):
-		return &Error{Status: http.StatusServiceUnavailable, Message: "model " + quote(m.Name) + " is not ready: no champion loaded"}
+		return notReady(m, "no champion loaded")
 	case err != nil:
 		var e *Error
 		if errors.As(err, &e) {

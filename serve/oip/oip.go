@@ -72,7 +72,7 @@ func (r *Request) fits(v *models.Version) bool {
 	}
 	_, outs := Describe(v)
 	for _, name := range r.Outputs {
-		if !slices.ContainsFunc(outs, func(ti models.TensorInfo) bool { return ti.Name == name }) {
+		if !hasTensor(outs, name) {
 			return false
 		}
 	}
@@ -261,10 +261,7 @@ func (h *Handler) serverReady(c *fiber.Ctx) error {
 	}
 	for i := range h.cfg.Models {
 		m := &h.cfg.Models[i]
-		if ok, why := m.Ready(); !ok {
-			if why == "" {
-				why = "no champion loaded"
-			}
+		if ok, why := ready(m); !ok {
 			return &Error{Status: http.StatusServiceUnavailable, Message: "model " + m.Name + " is not ready: " + why}
 		}
 	}
@@ -307,7 +304,7 @@ func (h *Handler) liveVersion(c *fiber.Ctx, m *Model) (*routing.Table, *routing.
 		if version != "" {
 			return nil, nil, &Error{Status: http.StatusNotFound, Message: "model " + quote(m.Name) + " has no live version " + quote(version)}
 		}
-		return nil, nil, &Error{Status: http.StatusServiceUnavailable, Message: "model " + quote(m.Name) + " is not ready: no champion loaded"}
+		return nil, nil, notReady(m, "no champion loaded")
 	}
 	if version == "" {
 		return t, t.Champion, nil
@@ -318,6 +315,26 @@ func (h *Handler) liveVersion(c *fiber.Ctx, m *Model) (*routing.Table, *routing.
 		}
 	}
 	return nil, nil, &Error{Status: http.StatusNotFound, Message: "model " + quote(m.Name) + " has no live version " + quote(version)}
+}
+
+// ready is m.Ready, with the reason a model that is not ready gives when
+// its Ready names none.
+func ready(m *Model) (bool, string) {
+	ok, why := m.Ready()
+	if !ok && why == "" {
+		why = "no champion loaded"
+	}
+	return ok, why
+}
+
+// notReady is the 503 of a model that cannot decide, and why.
+func notReady(m *Model, why string) *Error {
+	return &Error{Status: http.StatusServiceUnavailable, Message: "model " + quote(m.Name) + " is not ready: " + why}
+}
+
+// hasTensor reports whether ts has one named name.
+func hasTensor(ts []models.TensorInfo, name string) bool {
+	return slices.ContainsFunc(ts, func(ti models.TensorInfo) bool { return ti.Name == name })
 }
 
 // shadowOnly is the answer to a request pinned to the shadow version: it is
@@ -341,11 +358,8 @@ func (h *Handler) modelReady(c *fiber.Ctx) error {
 	if route.Variant == routing.Shadow {
 		return shadowOnly(m, route.Version.Number)
 	}
-	if ok, why := m.Ready(); !ok {
-		if why == "" {
-			why = "no champion loaded"
-		}
-		return &Error{Status: http.StatusServiceUnavailable, Message: "model " + quote(m.Name) + " is not ready: " + why}
+	if ok, why := ready(m); !ok {
+		return notReady(m, why)
 	}
 	b := append([]byte(nil), `{"name":`...)
 	b = appendString(b, m.Name)
