@@ -181,7 +181,7 @@ func (h *handlers) promote(c *fiber.Ctx) error {
 	m, err := h.model(c)
 	var req promoteRequest
 	if err == nil {
-		err = decodeStrict(c, &req)
+		err = api.DecodeBody(c, &req)
 	}
 	if err != nil {
 		return h.audit(c, m.Name, "promote", nil, nil, err)
@@ -198,7 +198,7 @@ func (h *handlers) traffic(c *fiber.Ctx) error {
 	m, err := h.model(c)
 	var w routing.Weights
 	if err == nil {
-		err = decodeStrict(c, &w)
+		err = api.DecodeBody(c, &w)
 	}
 	if err != nil {
 		return h.audit(c, m.Name, "traffic", nil, nil, err)
@@ -216,7 +216,7 @@ func (h *handlers) retire(c *fiber.Ctx) error {
 	m, err := h.model(c)
 	var req retireRequest
 	if err == nil {
-		err = decodeStrict(c, &req)
+		err = api.DecodeBody(c, &req)
 	}
 	if err != nil {
 		return h.audit(c, m.Name, "retire", nil, nil, err)
@@ -230,7 +230,7 @@ func (h *handlers) rollback(c *fiber.Ctx) error {
 	m, err := h.model(c)
 	if err == nil && len(c.Body()) > 0 {
 		var empty struct{}
-		err = decodeStrict(c, &empty)
+		err = api.DecodeBody(c, &empty)
 	}
 	if err != nil {
 		return h.audit(c, m.Name, "rollback", nil, nil, err)
@@ -307,13 +307,4 @@ func toAPIError(err error) error {
 		return &api.Error{Status: http.StatusServiceUnavailable, Code: api.CodeNotReady, Message: "the action timed out; nothing was changed"}
 	}
 	return err
-}
-
-// decodeStrict decodes a small JSON body sent as application/json, as
-// strictly as the application API (api.DecodeStrict).
-func decodeStrict(c *fiber.Ctx, v any) error {
-	if err := api.RequireJSON(c); err != nil {
-		return err
-	}
-	return api.DecodeStrict(c.Body(), v)
 }

@@ -25,6 +25,16 @@ func RequireJSON(c *fiber.Ctx) error {
 	return nil
 }
 
+// DecodeBody is DecodeStrict of the request's body, which must be sent as
+// application/json (RequireJSON): the routes that change state (/admin, a
+// legal hold) take nothing else.
+func DecodeBody(c *fiber.Ctx, v any) error {
+	if err := RequireJSON(c); err != nil {
+		return err
+	}
+	return DecodeStrict(c.Body(), v)
+}
+
 // DecodeStrict decodes a small JSON body into v, as strictly as the
 // application API decodes an application: exactly one JSON value (RFC 8259:
 // schemas.ParseJSON), no key twice in any object (an

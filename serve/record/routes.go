@@ -204,10 +204,7 @@ func (h *routes) hold(on bool) fiber.Handler {
 			Reason string `json:"reason"`
 		}
 		if on {
-			if err := api.RequireJSON(c); err != nil {
-				return err
-			}
-			if err := api.DecodeStrict(c.Body(), &body); err != nil {
+			if err := api.DecodeBody(c, &body); err != nil {
 				return err
 			}
 			if body.Reason == "" || len(body.Reason) > 1000 {
