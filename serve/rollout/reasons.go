@@ -24,13 +24,8 @@ func (c *Controller) mayDecide(variant registry.Variant, v *models.Version) erro
 // is, so what was serving keeps serving, and it is not loaded again until
 // the registry moves on.
 func (c *Controller) mayServe(src registry.Source, variant registry.Variant, v *models.Version) error {
-	err := c.mayDecide(variant, v)
-	if err == nil {
-		return nil
+	if err := c.mayDecide(variant, v); err != nil {
+		return c.reject(liveKey(src, v.Number), variant, v.Number, models.ReasonReasons, err)
 	}
-	c.cfg.Metrics.LoadFailure(c.cfg.Model, models.ReasonReasons)
-	c.cfg.Log.Error("model version rejected", "model", c.cfg.Model, "variant", variant, "version", v.Number,
-		"reason", models.ReasonReasons, "error", err)
-	c.failed[liveKey(src, v.Number)] = err
-	return err
+	return nil
 }

@@ -640,15 +640,23 @@ func (c *Controller) version(ctx context.Context, src registry.Source, variant r
 			reason = "timeout"
 			err = fmt.Errorf("%w: loading took longer than %s: %w", registry.ErrUnavailable, c.cfg.LoadTimeout, err)
 		}
-		c.cfg.Metrics.LoadFailure(c.cfg.Model, reason)
-		c.cfg.Log.Error("model version rejected", "model", c.cfg.Model, "variant", variant, "version", version, "reason", reason, "error", err)
-		if !errors.Is(err, registry.ErrUnavailable) {
-			c.failed[key] = err
-		}
-		return nil, err
+		return nil, c.reject(key, variant, version, reason, err)
 	}
 	c.live[key] = v
 	return v, nil
+}
+
+// reject counts and logs a version that failed to load or may not serve
+// where the registry names it, and remembers it for the current registry
+// state (keyed by liveKey), so it is not tried again until the state
+// changes; a registry that was unavailable is tried at the next sync.
+func (c *Controller) reject(key string, variant registry.Variant, version, reason string, err error) error {
+	c.cfg.Metrics.LoadFailure(c.cfg.Model, reason)
+	c.cfg.Log.Error("model version rejected", "model", c.cfg.Model, "variant", variant, "version", version, "reason", reason, "error", err)
+	if !errors.Is(err, registry.ErrUnavailable) {
+		c.failed[key] = err
+	}
+	return err
 }
 
 // liveKey names a loaded version by where it came from: the same version from
