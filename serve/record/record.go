@@ -148,9 +148,11 @@ func (r Retention) Cutoff(now time.Time) time.Time {
 	return first.AddDate(0, 0, min(u.Day(), last)-1)
 }
 
-// MaxRetention bounds a configured retention: a century, far past any
-// rule, and far from where the arithmetic overflows.
+// MaxRetention bounds a configured retention, in months: a century, far
+// past any rule, and far from where the arithmetic overflows.
 const MaxRetention = 100 * 12
+
+var errCentury = errors.New("more than a century")
 
 func (r Retention) String() string {
 	if r.Months > 0 {
@@ -168,7 +170,6 @@ func ParseRetention(s string) (Retention, error) {
 	var r Retention
 	n, err := strconv.Atoi(num)
 	// Each count is bounded before it is multiplied.
-	errCentury := errors.New("more than a century")
 	switch {
 	case err == nil && n > 0 && (unit == "mo" || unit == "month" || unit == "months"):
 		if n > MaxRetention {
@@ -193,7 +194,7 @@ func ParseRetention(s string) (Retention, error) {
 		r.Dur = d
 	}
 	if r.Months > MaxRetention || r.Dur > MaxRetention*31*24*time.Hour {
-		return r, errors.New("more than a century")
+		return r, errCentury
 	}
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	if r.Cutoff(now).After(MinRetention.Cutoff(now)) {

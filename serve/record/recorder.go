@@ -164,9 +164,8 @@ func (r *Recorder) Record(ctx context.Context, ds []decision.Decision) error {
 	r.m.queued.Add(float64(len(ds)))
 	// A store that hangs (an fdatasync that does not return) holds the
 	// writer whatever WriteTimeout says, so the wait is bounded here: at
-	// most bound in the queue, then at most bound for the commit.
-	bound := 2 * r.cfg.WriteTimeout
-	g.timer.Reset(bound)
+	// most waitBound in the queue, then at most waitBound for the commit.
+	g.timer.Reset(r.waitBound())
 	select {
 	case r.pending <- g:
 	case <-ctx.Done():
@@ -177,7 +176,7 @@ func (r *Recorder) Record(ctx context.Context, ds []decision.Decision) error {
 	case <-g.timer.C:
 		r.mu.RUnlock()
 		r.m.queued.Sub(float64(len(ds)))
-		return &UnavailableError{fmt.Errorf("%w within %s", ErrBacklogged, bound)}
+		return r.backlogged()
 	}
 	r.mu.RUnlock()
 	var err error
@@ -188,7 +187,7 @@ func (r *Recorder) Record(ctx context.Context, ds []decision.Decision) error {
 			if g.state.CompareAndSwap(callQueued, callAbandoned) {
 				// No writer has taken it: it never will, and nothing of
 				// it is written. The writer drops it (g is not pooled).
-				return &UnavailableError{fmt.Errorf("%w within %s", ErrBacklogged, bound)}
+				return r.backlogged()
 			}
 			if waited {
 				// Its commit did not answer: the writer answers g
@@ -196,7 +195,7 @@ func (r *Recorder) Record(ctx context.Context, ds []decision.Decision) error {
 				return r.stalled()
 			}
 			waited = true
-			g.timer.Reset(bound)
+			g.timer.Reset(r.waitBound())
 			continue
 		}
 		break
@@ -376,11 +375,21 @@ func (r *Recorder) indexLoop() {
 	})
 }
 
-// stalled fails a Record whose commit did not answer in time.
+// waitBound is how long a Record waits for a writer to take its call, and
+// then for the commit, and how long the probe waits for the store: twice
+// WriteTimeout, a commit in progress and the next.
+func (r *Recorder) waitBound() time.Duration { return 2 * r.cfg.WriteTimeout }
+
+// stalled fails a Record (or a probe) whose commit did not answer in time.
 func (r *Recorder) stalled() error {
-	err := fmt.Errorf("%w within %s", ErrStalled, 2*r.cfg.WriteTimeout)
+	err := fmt.Errorf("%w within %s", ErrStalled, r.waitBound())
 	r.setUnhealthy(err)
 	return &UnavailableError{err}
+}
+
+// backlogged fails a Record no writer took in time.
+func (r *Recorder) backlogged() error {
+	return &UnavailableError{fmt.Errorf("%w within %s", ErrBacklogged, r.waitBound())}
 }
 
 func (r *Recorder) setUnhealthy(err error) {
@@ -433,7 +442,7 @@ func (r *Recorder) probeLoop() {
 			defer cancel()
 			result <- r.store.Probe(ctx)
 		}()
-		wait := time.NewTimer(2 * r.cfg.WriteTimeout)
+		wait := time.NewTimer(r.waitBound())
 		defer wait.Stop()
 		select {
 		case err := <-result:
