@@ -20,8 +20,9 @@ const MaxServingCheckDelta = 1e-5
 // path — the same acquire, score and checks as a request, with nothing
 // recorded or observed — and compares with what the training run recorded:
 // probabilities within min(tolerance, MaxServingCheckDelta), the same
-// decisions, labels that agree with the version's threshold, and each characteristic's contribution within the file's
-// tolerance. It is the models.CheckFunc of the server's Loader.
+// decisions, labels that agree with the version's threshold, and each
+// characteristic's contribution within the file's tolerance. It is the
+// models.CheckFunc of the server's Loader.
 func ServingCheck(v *models.Version, check models.ServingCheck) error {
 	tol := MaxServingCheckDelta
 	if check.Tolerance > 0 && check.Tolerance < tol {

@@ -301,8 +301,9 @@ func (p *Path) assignIDs(ins []Input, out []Decision) {
 // Decide decides ins with the live routing table: each application goes to
 // its variant (by application id), each variant's share is scored in one
 // model run. out[i] is the decision on ins[i], or errs[i] says why there is
-// none (ErrBadScore, ErrNoReasons). The returned error fails the whole call: ErrNotReady,
-// ErrUnrecorded, or a model run that failed. out and errs have len(ins).
+// none (ErrBadScore, ErrNoReasons). The returned error fails the whole call:
+// ErrNotReady, ErrUnrecorded, or a model run that failed. out and errs have
+// len(ins).
 func (p *Path) Decide(ctx context.Context, requestID string, ins []Input, out []Decision, errs []error) error {
 	return p.DecideWith(ctx, requestID, Options{}, ins, out, errs)
 }

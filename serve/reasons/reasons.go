@@ -376,11 +376,12 @@ func (t *Table) Characteristic(name string) (*Characteristic, bool) {
 type Ranked struct{ Characteristic, Band int }
 
 // Rank appends to dst the reasons for a declined application: for each
-// characteristic the loss of the applicant's contribution against its best
-// band, for each applicant not in the best band (the band nearest the
-// output: a float32 output is not exactly its band's contribution), largest
-// first (ties in table order), at most MaxReasons. contributions are the model's outputs in the order of the
-// characteristics the table was loaded with (table order for a parsed one).
+// characteristic the applicant is not in the best band of (the band nearest
+// the output: a float32 output is not exactly its band's contribution), the
+// loss of its contribution against the best band's, largest first (ties in
+// table order), at most MaxReasons. contributions are the model's outputs in
+// the order of the characteristics the table was loaded with (table order
+// for a parsed one).
 // It appends nothing when no characteristic lost anything.
 func (t *Table) Rank(dst []Ranked, contributions []float32) []Ranked {
 	var (
