@@ -109,7 +109,7 @@ func (d *Decoder) Application(body []byte) (Application, error) {
 	defer d.put(p, len(body))
 	v, err := ParseJSON(p, body)
 	if err != nil {
-		return Application{}, &MalformedError{Reason: shortReason(err)}
+		return Application{}, err
 	}
 	return applicationFrom(v)
 }
@@ -143,14 +143,14 @@ func (d *Decoder) Batch(body []byte) ([]Item, error) {
 		}
 		if len(span) > MaxItemBytes {
 			if err := fastjson.ValidateBytes(span); err != nil { // the scanner bounded its nesting
-				return nil, &MalformedError{Reason: shortReason(err)}
+				return nil, Malformed(err)
 			}
 			items[i].Err = FieldErrors{"": fmt.Sprintf("an application must be at most %d bytes", MaxItemBytes)}
 			continue
 		}
 		v, err := itemValue(p, span)
 		if err != nil {
-			return nil, &MalformedError{Reason: shortReason(err)}
+			return nil, err
 		}
 		items[i].Application, items[i].Err = applicationFrom(v)
 	}
@@ -163,7 +163,7 @@ func (d *Decoder) Batch(body []byte) ([]Item, error) {
 // is no object), so a bare sign is refused here as it would be there.
 func itemValue(p *fastjson.Parser, span []byte) (*fastjson.Value, error) {
 	if len(span) == 1 && (span[0] == '+' || span[0] == '-') {
-		return nil, fmt.Errorf("cannot parse number: unexpected char: %q", span)
+		return nil, Malformed(fmt.Errorf("cannot parse number: unexpected char: %q", span))
 	}
 	return ParseJSON(p, span)
 }
@@ -247,13 +247,4 @@ func featureByKey(key []byte) (Feature, bool) {
 		}
 	}
 	return 0, false
-}
-
-// shortReason keeps a parser error to one bounded line for the client.
-func shortReason(err error) string {
-	s := err.Error()
-	if len(s) > 200 {
-		s = s[:200] + "…"
-	}
-	return s
 }

@@ -2,7 +2,6 @@ package schemas
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 
 	"github.com/valyala/fastjson"
@@ -93,7 +92,7 @@ func splitBatch(body []byte) ([][]byte, error) {
 		// body is called malformed whatever else is wrong with it.
 		for _, item := range items {
 			if err := fastjson.ValidateBytes(item); err != nil {
-				return nil, &MalformedError{Reason: shortReason(err)}
+				return nil, Malformed(err)
 			}
 		}
 		return nil, errs
@@ -176,7 +175,7 @@ func (s *scanner) value() error {
 		return err
 	}
 	if err := fastjson.ValidateBytes(s.b[start:s.i]); err != nil {
-		return &MalformedError{Reason: shortReason(err)}
+		return Malformed(err)
 	}
 	return nil
 }
@@ -274,7 +273,7 @@ func (s *scanner) key() (string, error) {
 		if c == '\\' { // rare: let encoding/json unescape it
 			var k string
 			if err := json.Unmarshal(raw, &k); err != nil {
-				return "", &MalformedError{Reason: shortReason(errors.New("bad escape in an object key"))}
+				return "", &MalformedError{Reason: "bad escape in an object key"}
 			}
 			return k, nil
 		}

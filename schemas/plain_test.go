@@ -13,7 +13,7 @@ import (
 func slowApplication(body []byte) (Application, error) {
 	v, err := fastjson.ParseBytes(body)
 	if err != nil {
-		return Application{}, &MalformedError{Reason: shortReason(err)}
+		return Application{}, Malformed(err)
 	}
 	return applicationFrom(v)
 }

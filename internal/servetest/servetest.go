@@ -6,6 +6,7 @@ package servetest
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"net/http"
 	"os"
@@ -50,26 +51,52 @@ func ORTLibrary(t testing.TB) string {
 	return p
 }
 
-// Binary builds ./serve once per test process and returns its path.
+// Binary builds ./serve once per test process and returns its path: under
+// the checkout's .cache, named by its content, so that the test processes of
+// one run share one file and nothing is left in /tmp (a binary is 36 MB).
 func Binary(t testing.TB) string {
 	t.Helper()
-	build.once.Do(func() {
-		dir, err := os.MkdirTemp("", "mlservice-serve-")
-		if err != nil {
-			build.err = err
-			return
-		}
-		build.path = filepath.Join(dir, "serve")
-		cmd := exec.Command("go", "build", "-o", build.path, "./serve")
-		cmd.Dir = ModuleRoot()
-		if out, err := cmd.CombinedOutput(); err != nil {
-			build.err = fmt.Errorf("go build ./serve: %v\n%s", err, out)
-		}
-	})
+	build.once.Do(func() { build.path, build.err = buildServe() })
 	if build.err != nil {
 		t.Fatal(build.err)
 	}
 	return build.path
+}
+
+// buildServe builds into a temporary name and renames it to serve-<sha256>,
+// which is atomic, so concurrent test processes never run a half-written
+// file. Builds of other contents a day old are removed.
+func buildServe() (string, error) {
+	dir := filepath.Join(ModuleRoot(), ".cache", "servetest")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	tmp, err := os.CreateTemp(dir, "build-*")
+	if err != nil {
+		return "", err
+	}
+	tmp.Close()
+	defer os.Remove(tmp.Name())
+	cmd := exec.Command("go", "build", "-o", tmp.Name(), "./serve")
+	cmd.Dir = ModuleRoot()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./serve: %v\n%s", err, out)
+	}
+	data, err := os.ReadFile(tmp.Name())
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, fmt.Sprintf("serve-%x", sha256.Sum256(data))[:len("serve-")+16])
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return "", err
+	}
+	old, _ := filepath.Glob(filepath.Join(dir, "*"))
+	for _, o := range old {
+		if info, err := os.Stat(o); o != path && err == nil && time.Since(info.ModTime()) > 24*time.Hour {
+			os.Remove(o)
+		}
+	}
+	return path, nil
 }
 
 // FreeAddr returns a free 127.0.0.1 port as host:port (freeport.Addr).

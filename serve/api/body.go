@@ -53,7 +53,7 @@ func decodeStrict(data []byte, v any, depth int) error {
 	var p fastjson.Parser
 	parsed, err := schemas.ParseJSON(&p, data)
 	if err != nil {
-		return &Error{Status: http.StatusBadRequest, Code: CodeMalformedJSON, Message: "malformed JSON: " + shortReason(err)}
+		return &Error{Status: http.StatusBadRequest, Code: CodeMalformedJSON, Message: err.Error()}
 	}
 	if key := duplicateKey(parsed, depth); key != "" {
 		return invalidField(key, "duplicate field")
@@ -145,13 +145,4 @@ func kindOf(t reflect.Type) string {
 		return "an object"
 	}
 	return "of another type"
-}
-
-// shortReason keeps a parser error to one bounded line.
-func shortReason(err error) string {
-	s := err.Error()
-	if len(s) > 200 {
-		s = s[:200] + "…"
-	}
-	return s
 }

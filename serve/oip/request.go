@@ -105,11 +105,7 @@ func parseInfer(p *fastjson.Parser, body, headerLen []byte, maxElements int64, i
 	}
 	v, perr := schemas.ParseJSON(p, header)
 	if perr != nil {
-		msg := perr.Error()
-		if len(msg) > 160 {
-			msg = msg[:160] + "…"
-		}
-		return values, badRequest("the request is not valid JSON: " + msg)
+		return values, badRequest("the request is not valid JSON: " + perr.(*schemas.MalformedError).Reason)
 	}
 	obj, oerr := v.Object()
 	if oerr != nil {
