@@ -258,6 +258,18 @@ func NewIDs(ids []string) {
 // idLen is the length of a UUID's text form.
 const idLen = 36
 
+// IDTime reads a decision id as NewIDs makes it: a UUID version 7 in its
+// 36-character text form, any case. It returns the id as the record holds
+// it (lower case) and the millisecond it carries, at which the decision was
+// made, so a decision can be found by its id without an index of ids.
+func IDTime(id string) (canonical string, at time.Time, ok bool) {
+	u, err := uuid.Parse(id)
+	if err != nil || len(id) != idLen || u.Version() != 7 || u.Variant() != uuid.RFC4122 {
+		return "", time.Time{}, false
+	}
+	return u.String(), time.UnixMilli(int64(binary.BigEndian.Uint64(u[:8]) >> 16)).UTC(), true
+}
+
 // appendUUID writes a UUID's canonical text form, xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx.
 func appendUUID(sb *strings.Builder, hi, lo uint64) {
 	const hex = "0123456789abcdef"

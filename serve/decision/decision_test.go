@@ -561,3 +561,21 @@ func TestPrettyInputsAreRecordedOnOneLine(t *testing.T) {
 		t.Fatalf("recorded %q, want %q", got, plain.JSON)
 	}
 }
+
+func TestIDTimeIsWhenTheIDWasMade(t *testing.T) {
+	ids := make([]string, 3)
+	before := time.Now().Truncate(time.Millisecond)
+	decision.NewIDs(ids)
+	after := time.Now()
+	for _, id := range ids {
+		canonical, at, ok := decision.IDTime(strings.ToUpper(id))
+		if !ok || canonical != id || at.Before(before) || at.After(after) {
+			t.Fatalf("IDTime(%s) = %q %v %v, want %s within [%v, %v]", id, canonical, at, ok, id, before, after)
+		}
+	}
+	for _, id := range []string{"", "x", uuid.NewString(), strings.ReplaceAll(ids[0], "-", ""), "{" + ids[0] + "}"} {
+		if _, _, ok := decision.IDTime(id); ok {
+			t.Errorf("IDTime(%q) took it", id)
+		}
+	}
+}

@@ -54,7 +54,7 @@ func TestResponsesMatchPublishedContract(t *testing.T) {
 		"/v2/models/{model_name}/ready", "/v2/models/{model_name}/infer", "/v2/models/{model_name}/versions/{model_version}",
 		"/v2/models/{model_name}/versions/{model_version}/ready", "/v2/models/{model_name}/versions/{model_version}/infer",
 		"/admin/models", "/admin/promote", "/admin/traffic", "/admin/rollback", "/admin/retire",
-		"/v1/decisions", "/v1/decisions/{application_id}", "/v1/decisions/{application_id}/legal-hold", "/v1/outcomes", "/v1/predict", "/v1/predict/batch"} {
+		"/v1/decisions", "/v1/decisions/{application_id}", "/v1/decisions/by-decision-id/{decision_id}", "/v1/decisions/{application_id}/legal-hold", "/v1/outcomes", "/v1/predict", "/v1/predict/batch"} {
 		if _, ok := paths.Paths[p]; !ok {
 			t.Errorf("/openapi.json has no %s", p)
 		}

@@ -1,7 +1,7 @@
 // Package record is the decision record: every decision the server makes —
 // each /v1/predict answer, each batch item, each shadow decision — written
 // durably before its answer is sent, kept for the retention period and read
-// back by application id or exported by time range.
+// back by application id or decision id, or exported by time range.
 //
 // The Recorder is the decision path's decision.Recorder. It encodes a call's
 // decisions into groups (one row per version and variant, in the binary

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -33,6 +34,7 @@ type RoutesConfig struct {
 // Mount adds the record's routes:
 //
 //	GET    /v1/decisions/{application_id}             every decision about an application, newest first
+//	GET    /v1/decisions/by-decision-id/{decision_id} the one decision an answer's decision_id names
 //	GET    /v1/decisions?from=…&to=…                  export: NDJSON, one decision a line, oldest first
 //	PUT    /v1/decisions/{application_id}/legal-hold  put the application's decisions under legal hold (admin)
 //	DELETE /v1/decisions/{application_id}/legal-hold  lift the hold (admin)
@@ -53,6 +55,7 @@ func Mount(r fiber.Router, cfg RoutesConfig) {
 	h := &routes{cfg: cfg}
 	r.Get("/v1/decisions", cfg.Read, h.export)
 	r.Get("/v1/decisions/:application_id", cfg.Read, h.byApplication)
+	r.Get("/v1/decisions/by-decision-id/:decision_id", cfg.Read, h.byDecision)
 	r.Put("/v1/decisions/:application_id/legal-hold", cfg.Admin, h.hold(true))
 	r.Delete("/v1/decisions/:application_id/legal-hold", cfg.Admin, h.hold(false))
 	r.Get("/v1/legal-holds", cfg.Read, h.holds)
@@ -122,6 +125,29 @@ func (h *routes) byApplication(c *fiber.Ctx) error {
 	b = append(b, "]}"...)
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
 	return c.Send(b)
+}
+
+func (h *routes) byDecision(c *fiber.Ctx) error {
+	raw, err := url.PathUnescape(c.Params("decision_id"))
+	if err != nil {
+		raw = ""
+	}
+	doc, err := ByDecisionID(c.UserContext(), h.cfg.Store, raw)
+	switch {
+	case errors.Is(err, ErrNotDecisionID):
+		return &api.Error{Status: http.StatusUnprocessableEntity, Code: api.CodeValidationFailed,
+			Message: "the decision id is not one an answer gives",
+			Fields:  map[string]string{"decision_id": "must be a UUID version 7 such as 019ade6c-7b3a-7c2e-8f00-3a1b2c3d4e5f"}}
+	case err != nil:
+		return h.unavailable(c, err)
+	}
+	h.audit(c, "read", "decision_id", raw, "found", doc != nil)
+	if doc == nil {
+		return &api.Error{Status: http.StatusNotFound, Code: api.CodeNotFound,
+			Message: "no decision with this id is recorded (or retention has purged it)"}
+	}
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	return c.Send(doc)
 }
 
 // unavailable logs why the record could not be read or written and answers

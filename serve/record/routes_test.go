@@ -5,10 +5,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -197,5 +199,66 @@ func TestRoutes(t *testing.T) {
 	}
 	if !strings.Contains(audit.String(), "legal hold lifted") {
 		t.Fatalf("no audit line for the lifted hold: %s", audit.String())
+	}
+}
+
+func TestByDecisionID(t *testing.T) {
+	app, rec, audit := routesApp(t)
+	// Decisions as the path makes them: ids from NewIDs, the time taken
+	// after. Two calls (one with a shadow decision), and single predictions
+	// the loader merges into one group.
+	var ds []decision.Decision
+	for call := range 4 {
+		n := 3
+		if call > 1 {
+			n = 1
+		}
+		ids := make([]string, n)
+		decision.NewIDs(ids)
+		now := time.Now().UTC()
+		part := make([]decision.Decision, n)
+		for i := range part {
+			part[i] = sample(fmt.Sprintf("ID-%d-%d", call, i), now, call != 1 || i != 2)
+			part[i].ID = ids[i]
+		}
+		if call == 0 { // a /v2 row's application id is a decision id: the field decides
+			part[0].ApplicationID = ids[1]
+		}
+		if err := rec.Record(context.Background(), part); err != nil {
+			t.Fatal(err)
+		}
+		ds = append(ds, part...)
+		time.Sleep(3 * time.Millisecond)
+	}
+	one := schema(t, "decision-record.schema.json")
+	for _, d := range ds {
+		for _, id := range []string{d.ID, strings.ToUpper(d.ID)} {
+			status, body, _ := get(t, app, "GET", "/v1/decisions/by-decision-id/"+id, "reader", "")
+			if status != 200 {
+				t.Fatalf("GET by-decision-id/%s = %d: %s", id, status, body)
+			}
+			validate(t, one, body)
+			want := AppendDocument(nil, &d)
+			if !bytes.Equal(body, want) {
+				t.Fatalf("by decision id:\n%s\nwant\n%s", body, want)
+			}
+		}
+	}
+	if !strings.Contains(audit.String(), `"decision_id":"`+ds[0].ID+`"`) {
+		t.Fatalf("no audit line for the read by decision id: %s", audit.String())
+	}
+	unseen := make([]string, 1)
+	decision.NewIDs(unseen)
+	if status, body, _ := get(t, app, "GET", "/v1/decisions/by-decision-id/"+unseen[0], "reader", ""); status != 404 {
+		t.Errorf("an id never given = %d, want 404: %s", status, body)
+	}
+	for _, id := range []string{"nobody", "6ba7b810-9dad-41d1-80b4-00c04fd430c8", // version 4
+		strings.ReplaceAll(ds[0].ID, "-", ""), "{" + ds[0].ID + "}", "urn:uuid:" + ds[0].ID, ds[0].ID + "0"} {
+		if status, body, _ := get(t, app, "GET", "/v1/decisions/by-decision-id/"+url.PathEscape(id), "reader", ""); status != 422 {
+			t.Errorf("GET by-decision-id/%s = %d, want 422: %s", id, status, body)
+		}
+	}
+	if status, _, _ := get(t, app, "GET", "/v1/decisions/by-decision-id/"+ds[0].ID, "", ""); status != 401 {
+		t.Errorf("no token = %d, want 401", status)
 	}
 }

@@ -157,6 +157,12 @@ func TestAnswerAndRecordAgree(t *testing.T) {
 			t.Fatalf("%s: %d records, want 1", id, len(rs))
 		}
 		checkAgree(t, a, rs[0], body)
+		// The answer's decision id finds the same record.
+		status, byID := do(t, "GET", srv.URL+"/v1/decisions/by-decision-id/"+a.DecisionID, readToken, nil)
+		var d record.Document
+		if err := json.Unmarshal(byID, &d); status != 200 || err != nil || !reflect.DeepEqual(d, rs[0]) {
+			t.Fatalf("GET by-decision-id/%s = %d: %s\nby application id: %+v", a.DecisionID, status, byID, rs[0])
+		}
 		if !a.Approve {
 			declines++
 		}
@@ -188,6 +194,10 @@ func TestAnswerAndRecordAgree(t *testing.T) {
 			t.Fatalf("batch item %s: %d records", a.ApplicationID, len(rs))
 		}
 		checkAgree(t, a, rs[0], body)
+		if status, byID := do(t, "GET", srv.URL+"/v1/decisions/by-decision-id/"+a.DecisionID, readToken, nil); status != 200 ||
+			!bytes.Contains(byID, []byte(`"decision_id":"`+a.DecisionID+`"`)) {
+			t.Fatalf("batch item by decision id = %d: %s", status, byID)
+		}
 	}
 	// A single decision without an id.
 	status, body = do(t, "POST", srv.URL+"/v1/predict", "", applicant("", 5))
