@@ -103,7 +103,7 @@ func goldenServer(t *testing.T, state string) *fiber.App {
 	}
 	var n atomic.Int64
 	path := decision.New(decision.Config{Router: router,
-		NewIDs: func(ids []string) {
+		NewIDs: func(ids []string, _ time.Time) {
 			for i := range ids {
 				ids[i] = fmt.Sprintf("00000000-0000-7000-8000-%012d", n.Add(1))
 			}

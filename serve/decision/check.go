@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"time"
 
 	"mlservice/schemas"
 	"mlservice/serve/models"
@@ -45,14 +46,15 @@ func ServingCheck(v *models.Version, check models.ServingCheck) error {
 	}
 	table := &routing.Table{Model: v.Name, Weights: routing.Weights{Champion: 100},
 		Champion: &routing.Route{Variant: routing.Champion, Version: v}}
-	p := New(Config{NewIDs: func(ids []string) {
+	p := New(Config{NewIDs: func(ids []string, _ time.Time) {
 		for i := range ids {
 			ids[i] = "serving-check"
 		}
 	}})
 	out, errs := make([]Decision, len(ins)), make([]error, len(ins))
-	p.assignIDs(ins, out)
-	err := p.decide(context.Background(), table, call{requestID: "serving-check", ins: ins, out: out, errs: errs,
+	now := p.cfg.Now().UTC()
+	p.assignIDs(ins, out, now)
+	err := p.decide(context.Background(), table, call{requestID: "serving-check", now: now, ins: ins, out: out, errs: errs,
 		pick: func(t *routing.Table, _ *schemas.Application) *routing.Route { return t.Champion }})
 	if err != nil {
 		return err

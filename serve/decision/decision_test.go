@@ -158,14 +158,16 @@ func TestDecideFillsEveryField(t *testing.T) {
 	}
 }
 
-// TestNewIDsAreSortedUniqueVersion7: a call's ids count up from one
-// uuid v7, and the next call's all sort after them.
+// TestNewIDsAreSortedUniqueVersion7: a call's ids count up from a uuid v7
+// of its time, a later call's sort after them, and calls at one time share
+// none.
 func TestNewIDsAreSortedUniqueVersion7(t *testing.T) {
 	seen := map[string]bool{}
 	last := ""
-	for range 50 {
+	at := time.Now()
+	for call := range 50 {
 		ids := make([]string, 300)
-		decision.NewIDs(ids)
+		decision.NewIDs(ids, at.Add(time.Duration(call)*time.Microsecond))
 		for _, id := range ids {
 			u, err := uuid.Parse(id)
 			if err != nil || u.Version() != 7 || u.Variant() != uuid.RFC4122 || u.String() != id {
@@ -175,6 +177,16 @@ func TestNewIDsAreSortedUniqueVersion7(t *testing.T) {
 				t.Fatalf("id %s after %s", id, last)
 			}
 			seen[id], last = true, id
+		}
+	}
+	for range 50 {
+		ids := make([]string, 300)
+		decision.NewIDs(ids, at)
+		for _, id := range ids {
+			if seen[id] {
+				t.Fatalf("id %s given twice", id)
+			}
+			seen[id] = true
 		}
 	}
 }
@@ -562,17 +574,30 @@ func TestPrettyInputsAreRecordedOnOneLine(t *testing.T) {
 	}
 }
 
-func TestIDTimeIsWhenTheIDWasMade(t *testing.T) {
-	ids := make([]string, 3)
-	before := time.Now().Truncate(time.Millisecond)
-	decision.NewIDs(ids)
-	after := time.Now()
-	for _, id := range ids {
-		canonical, at, ok := decision.IDTime(strings.ToUpper(id))
-		if !ok || canonical != id || at.Before(before) || at.After(after) {
-			t.Fatalf("IDTime(%s) = %q %v %v, want %s within [%v, %v]", id, canonical, at, ok, id, before, after)
+// TestIDTimeIsTheDecisionsTime: an id carries the millisecond of its
+// decision's recorded time, also when the clock is stepped back between two
+// calls (uuid.NewV7's ids would stay ahead of the clock).
+func TestIDTimeIsTheDecisionsTime(t *testing.T) {
+	f := newFixture(t, 0, false)
+	t0 := time.Date(2026, 12, 3, 12, 0, 5, 987654321, time.UTC)
+	clock := []time.Time{t0, t0.Add(-5 * time.Second), t0.Add(-5*time.Second + 1500*time.Microsecond)}
+	var calls atomic.Int64
+	p := decision.New(decision.Config{Router: &f.router, Now: func() time.Time { return clock[calls.Add(1)-1] }})
+	for range clock {
+		ins := []decision.Input{input("", 60000), input("B", 1)}
+		out, errs := make([]decision.Decision, 2), make([]error, 2)
+		if err := p.Decide(context.Background(), "r", ins, out, errs); err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range out {
+			canonical, at, ok := decision.IDTime(strings.ToUpper(d.ID))
+			if !ok || canonical != d.ID || !at.Equal(d.Time.Truncate(time.Millisecond)) {
+				t.Fatalf("IDTime(%s) = %q %v %v; the decision's time is %v", d.ID, canonical, at, ok, d.Time)
+			}
 		}
 	}
+	ids := make([]string, 1)
+	decision.NewIDs(ids, t0)
 	for _, id := range []string{"", "x", uuid.NewString(), strings.ReplaceAll(ids[0], "-", ""), "{" + ids[0] + "}"} {
 		if _, _, ok := decision.IDTime(id); ok {
 			t.Errorf("IDTime(%q) took it", id)

@@ -11,10 +11,11 @@ import (
 	"mlservice/serve/decision"
 )
 
-// idWindow is how far from the millisecond its id carries a decision is
-// looked for. The id is drawn just before the decision's time is taken, so
-// a second either way covers a clock stepped between the two.
-const idWindow = time.Second
+// idWindow is how long after the millisecond its id carries a decision is
+// looked for. NewIDs makes the id of the decision's own time, so that
+// millisecond holds it; the rest is for records of servers before that,
+// which drew the id microseconds before taking the time.
+const idWindow = 10 * time.Millisecond
 
 // ErrNotDecisionID means a decision id is not one NewIDs makes (a UUID
 // version 7): no decision can have it.
@@ -23,10 +24,11 @@ var ErrNotDecisionID = errors.New("decision record: not a decision id (a UUID ve
 var errFound = errors.New("found")
 
 // ByDecisionID returns the document of the decision whose answer gave id, or
-// nil when the record holds none. Decision ids are time-ordered, so this is
-// an export of the two seconds around the id's time that stops at the
-// match: no index of ids, which every decision would pay for to serve a
-// lookup an examiner makes now and then.
+// nil when the record holds none. Decision ids carry their decision's time,
+// so this is an export of the milliseconds after the id's that stops at
+// the match: no index of ids, which every decision would pay for to serve
+// a lookup an examiner makes now and then, and a miss reads only the
+// decisions of those milliseconds.
 func ByDecisionID(ctx context.Context, s Store, id string) ([]byte, error) {
 	id, at, ok := decision.IDTime(id)
 	if !ok {
@@ -36,7 +38,7 @@ func ByDecisionID(ctx context.Context, s Store, id string) ([]byte, error) {
 	// its decision's id as its application id), so the field decides.
 	needle := []byte(`"` + id + `"`)
 	var found []byte
-	err := s.Export(ctx, at.Add(-idWindow), at.Add(idWindow), func(doc []byte) error {
+	err := s.Export(ctx, at, at.Add(idWindow), func(doc []byte) error {
 		if bytes.Contains(doc, needle) && fastjson.GetString(doc, "decision_id") == id {
 			found = append([]byte(nil), doc...) // doc is the reader's buffer
 			return errFound

@@ -13,6 +13,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"mlservice/serve/api"
+	"mlservice/serve/decision"
 )
 
 // RoutesConfig wires the read routes of the record.
@@ -132,6 +133,7 @@ func (h *routes) byDecision(c *fiber.Ctx) error {
 	if err != nil {
 		raw = ""
 	}
+	id, _, _ := decision.IDTime(raw) // the id as the record holds it, for the audit line
 	doc, err := ByDecisionID(c.UserContext(), h.cfg.Store, raw)
 	switch {
 	case errors.Is(err, ErrNotDecisionID):
@@ -141,7 +143,7 @@ func (h *routes) byDecision(c *fiber.Ctx) error {
 	case err != nil:
 		return h.unavailable(c, err)
 	}
-	h.audit(c, "read", "decision_id", raw, "found", doc != nil)
+	h.audit(c, "read", "decision_id", id, "found", doc != nil)
 	if doc == nil {
 		return &api.Error{Status: http.StatusNotFound, Code: api.CodeNotFound,
 			Message: "no decision with this id is recorded (or retention has purged it)"}

@@ -204,8 +204,8 @@ func TestRoutes(t *testing.T) {
 
 func TestByDecisionID(t *testing.T) {
 	app, rec, audit := routesApp(t)
-	// Decisions as the path makes them: ids from NewIDs, the time taken
-	// after. Two calls (one with a shadow decision), and single predictions
+	// Decisions as the path makes them: ids from NewIDs at the decisions'
+	// time. Two calls (one with a shadow decision), and single predictions
 	// the loader merges into one group.
 	var ds []decision.Decision
 	for call := range 4 {
@@ -214,8 +214,8 @@ func TestByDecisionID(t *testing.T) {
 			n = 1
 		}
 		ids := make([]string, n)
-		decision.NewIDs(ids)
 		now := time.Now().UTC()
+		decision.NewIDs(ids, now)
 		part := make([]decision.Decision, n)
 		for i := range part {
 			part[i] = sample(fmt.Sprintf("ID-%d-%d", call, i), now, call != 1 || i != 2)
@@ -244,11 +244,11 @@ func TestByDecisionID(t *testing.T) {
 			}
 		}
 	}
-	if !strings.Contains(audit.String(), `"decision_id":"`+ds[0].ID+`"`) {
-		t.Fatalf("no audit line for the read by decision id: %s", audit.String())
+	if !strings.Contains(audit.String(), `"decision_id":"`+ds[0].ID+`"`) || strings.Contains(audit.String(), strings.ToUpper(ds[0].ID)) {
+		t.Fatalf("no audit line naming the decision id as the record holds it: %s", audit.String())
 	}
 	unseen := make([]string, 1)
-	decision.NewIDs(unseen)
+	decision.NewIDs(unseen, time.Now())
 	if status, body, _ := get(t, app, "GET", "/v1/decisions/by-decision-id/"+unseen[0], "reader", ""); status != 404 {
 		t.Errorf("an id never given = %d, want 404: %s", status, body)
 	}
