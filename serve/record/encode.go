@@ -1,11 +1,13 @@
 package record
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/klauspost/compress/s2"
@@ -161,7 +163,11 @@ func encodeGroups(ds []decision.Decision, buf []byte) ([]Group, []byte) {
 // encodeGroup writes the decisions ds[idx] as one group: binary when they
 // share the header, else as JSON documents.
 func encodeGroup(ds []decision.Decision, idx []int, k groupKey, buf []byte) (Group, []byte) {
-	var keys []byte
+	size := 2 // the keys' brackets, and for each "[id,1],"
+	for _, i := range idx {
+		size += len(ds[i].ApplicationID) + 7
+	}
+	keys := make([]byte, 0, size) // grown by appends, a 1,000-row batch's keys were copied a dozen times
 	b, encoding := buf[:0], encodingS2Frames
 	if shareHeader(ds, idx) {
 		encoding = encodingBinary
@@ -176,7 +182,24 @@ func encodeGroup(ds []decision.Decision, idx []int, k groupKey, buf []byte) (Gro
 		}
 	}
 	return Group{Time: k.at.UTC(), Model: k.model, Version: k.version, Variant: k.variant, Served: k.served,
-		Decisions: len(idx), Keys: closeKeys(keys), Encoding: encoding, Payload: s2.Encode(nil, b)}, b
+		Decisions: len(idx), Keys: closeKeys(keys), Encoding: encoding, Payload: compress(b)}, b
+}
+
+// compressScratch holds s2's output buffers: s2.Encode(nil, …) allocates
+// (and so zeroes) its worst case, 1.2 times the input, for every group.
+var compressScratch = sync.Pool{New: func() any { return new([]byte) }}
+
+// compress is s2.Encode of raw into a buffer of its exact size.
+func compress(raw []byte) []byte {
+	dst := compressScratch.Get().(*[]byte)
+	if n := s2.MaxEncodedLen(len(raw)); cap(*dst) < n {
+		*dst = make([]byte, n)
+	}
+	out := bytes.Clone(s2.Encode((*dst)[:cap(*dst)], raw))
+	if cap(*dst) <= 1<<20 { // a large batch's buffer is not kept
+		compressScratch.Put(dst)
+	}
+	return out
 }
 
 // appendKey appends the i-th decision's entry to a group's keys: the JSON

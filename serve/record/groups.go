@@ -417,7 +417,7 @@ func keepHeld(ctx context.Context, q querier, k groupKey, encoding int, payload 
 	}
 	if _, err := q.exec(ctx, `INSERT INTO decision_groups (id, decided_at, model, version, variant, served, decisions, keys, encoding, payload)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, id, k.at.UnixMicro(), k.model, k.version, k.variant, k.served, n,
-		closeKeys(keys), kept, s2.Encode(nil, raw)); err != nil {
+		closeKeys(keys), kept, compress(raw)); err != nil {
 		return err
 	}
 	_, err = q.exec(ctx, insertEntries(q, `g.id = ?`), id)

@@ -53,7 +53,7 @@ func mergeGroups(gs []Group) []Group {
 			return
 		}
 		m.g.Time = time.UnixMicro(m.max).UTC()
-		m.g.Decisions, m.g.Keys, m.g.Encoding, m.g.Payload = m.p.n, closeKeys(m.p.keys), encodingMerged, s2.Encode(nil, m.p.raw)
+		m.g.Decisions, m.g.Keys, m.g.Encoding, m.g.Payload = m.p.n, closeKeys(m.p.keys), encodingMerged, compress(m.p.raw)
 		out[m.slot] = m.g
 	}
 	for _, g := range gs {
