@@ -97,7 +97,7 @@ func asAPIError(err error) *Error {
 			Message: "the model declined this application with no reason it can give; it cannot be decided automatically"}
 	case errors.Is(err, decision.ErrUnrecorded):
 		return &Error{Status: http.StatusServiceUnavailable, Code: CodeRecordUnavailable,
-			Message: "the decision could not be recorded, so none is given; retry later"}
+			Message: decision.UnrecordedAnswer}
 	}
 	return &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error"}
 }

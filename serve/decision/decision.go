@@ -184,6 +184,10 @@ var (
 	errRetired = errors.New("decision: version retired")
 )
 
+// UnrecordedAnswer is what a client is told of ErrUnrecorded, on /v1 and
+// /v2 alike.
+const UnrecordedAnswer = "the decision could not be recorded, so none is given; retry later"
+
 // Config wires a Path.
 type Config struct {
 	Router *routing.Router

@@ -410,7 +410,7 @@ func (p *Path) Decide(ctx context.Context, req *Request) (*Result, error) {
 	case errors.Is(err, decision.ErrNoVersionFits):
 		return nil, &Error{Status: http.StatusServiceUnavailable, Message: "the live model versions changed while the request was read; retry"}
 	case errors.Is(err, decision.ErrUnrecorded):
-		return nil, &Error{Status: http.StatusServiceUnavailable, Message: "the decision could not be recorded, so none is given; retry later"}
+		return nil, &Error{Status: http.StatusServiceUnavailable, Message: decision.UnrecordedAnswer}
 	case errors.Is(err, decision.ErrBadScore), errors.Is(err, decision.ErrNoReasons):
 		row := slices.IndexFunc(errs, func(e error) bool { return e != nil })
 		why := "the model gave no finite score"
