@@ -1,6 +1,7 @@
 package record
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -805,4 +806,30 @@ func FuzzBinaryPayload(f *testing.F) {
 			_, _, _, _ = splitBinary(raw, timed, nil)
 		}
 	})
+}
+
+// TestByDecisionIDOnEachBackend: every decision is found by its id on
+// either store, and an id never given is not.
+func TestByDecisionIDOnEachBackend(t *testing.T) {
+	for _, b := range backends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			store := b.open(t)
+			rec := New(store, Config{})
+			defer rec.Close()
+			for _, d := range recordWithIDs(t, rec) {
+				doc, err := ByDecisionID(context.Background(), store, d.ID)
+				if want := AppendDocument(nil, &d); err != nil || !bytes.Equal(doc, want) {
+					t.Fatalf("ByDecisionID(%s) = %s, %v; want %s", d.ID, doc, err, want)
+				}
+			}
+			unseen := make([]string, 1)
+			decision.NewIDs(unseen, time.Now())
+			if doc, err := ByDecisionID(context.Background(), store, unseen[0]); doc != nil || err != nil {
+				t.Fatalf("an id never given: %s, %v", doc, err)
+			}
+			if _, err := ByDecisionID(context.Background(), store, "A-1"); !errors.Is(err, ErrNotDecisionID) {
+				t.Fatalf("not a decision id: %v", err)
+			}
+		})
+	}
 }

@@ -204,32 +204,7 @@ func TestRoutes(t *testing.T) {
 
 func TestByDecisionID(t *testing.T) {
 	app, rec, audit := routesApp(t)
-	// Decisions as the path makes them: ids from NewIDs at the decisions'
-	// time. Two calls (one with a shadow decision), and single predictions
-	// the loader merges into one group.
-	var ds []decision.Decision
-	for call := range 4 {
-		n := 3
-		if call > 1 {
-			n = 1
-		}
-		ids := make([]string, n)
-		now := time.Now().UTC()
-		decision.NewIDs(ids, now)
-		part := make([]decision.Decision, n)
-		for i := range part {
-			part[i] = sample(fmt.Sprintf("ID-%d-%d", call, i), now, call != 1 || i != 2)
-			part[i].ID = ids[i]
-		}
-		if call == 0 { // a /v2 row's application id is a decision id: the field decides
-			part[0].ApplicationID = ids[1]
-		}
-		if err := rec.Record(context.Background(), part); err != nil {
-			t.Fatal(err)
-		}
-		ds = append(ds, part...)
-		time.Sleep(3 * time.Millisecond)
-	}
+	ds := recordWithIDs(t, rec)
 	one := schema(t, "decision-record.schema.json")
 	for _, d := range ds {
 		for _, id := range []string{d.ID, strings.ToUpper(d.ID)} {
@@ -261,4 +236,35 @@ func TestByDecisionID(t *testing.T) {
 	if status, _, _ := get(t, app, "GET", "/v1/decisions/by-decision-id/"+ds[0].ID, "", ""); status != 401 {
 		t.Errorf("no token = %d, want 401", status)
 	}
+}
+
+// recordWithIDs records decisions as the path makes them, ids from NewIDs
+// at the decisions' time: two calls (one with a shadow decision), and
+// single predictions the SQLite loader merges into one group.
+func recordWithIDs(t *testing.T, rec *Recorder) []decision.Decision {
+	t.Helper()
+	var ds []decision.Decision
+	for call := range 4 {
+		n := 3
+		if call > 1 {
+			n = 1
+		}
+		ids := make([]string, n)
+		now := time.Now().UTC()
+		decision.NewIDs(ids, now)
+		part := make([]decision.Decision, n)
+		for i := range part {
+			part[i] = sample(fmt.Sprintf("ID-%d-%d", call, i), now, call != 1 || i != 2)
+			part[i].ID = ids[i]
+		}
+		if call == 0 { // a /v2 row's application id is a decision id: the field decides
+			part[0].ApplicationID = ids[1]
+		}
+		if err := rec.Record(context.Background(), part); err != nil {
+			t.Fatal(err)
+		}
+		ds = append(ds, part...)
+		time.Sleep(3 * time.Millisecond)
+	}
+	return ds
 }
