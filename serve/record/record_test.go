@@ -494,53 +494,48 @@ func TestUnavailablePostgres(t *testing.T) {
 }
 
 func TestOutcomesJoinTheRecord(t *testing.T) {
-	for _, b := range backends(t) {
-		t.Run(b.name, func(t *testing.T) {
-			store := b.open(t)
-			rec := New(store, Config{})
-			defer rec.Close()
-			os, ok := store.(outcomes.Store)
-			if !ok {
-				t.Fatal("the store does not implement outcomes.Store")
-			}
-			ctx := context.Background()
-			t0 := time.Now().UTC()
-			first := sample("O-1", t0, true) // champion v3 declined, then retried:
-			retry := sample("O-1", t0.Add(time.Second), true)
-			retry.Approve = true // the latest decision is an approval
-			shadow := sample("O-1", t0.Add(time.Second), false)
-			other := sample("O-2", t0, true)
-			other.Variant, other.Version = "challenger", "4"
-			if err := rec.Record(ctx, []decision.Decision{first, retry, shadow, other}); err != nil {
-				t.Fatal(err)
-			}
-			joined, isFirst, err := os.PutOutcome(ctx, outcomes.Outcome{ApplicationID: "O-1", Approved: true, ReceivedAt: t0, By: "bank"})
-			if err != nil || !isFirst || len(joined) != 2 {
-				t.Fatalf("PutOutcome = %+v, %v, %v; want the champion's latest and the shadow's, first", joined, isFirst, err)
-			}
-			if _, again, err := os.PutOutcome(ctx, outcomes.Outcome{ApplicationID: "O-1", Approved: true, ReceivedAt: t0, By: "bank"}); err != nil || again {
-				t.Fatalf("second outcome: first=%v, %v", again, err)
-			}
-			if _, _, err := os.PutOutcome(ctx, outcomes.Outcome{ApplicationID: "nobody", Approved: true, ReceivedAt: t0}); !errors.Is(err, outcomes.ErrUnknownApplication) {
-				t.Fatalf("outcome of an unknown application: %v", err)
-			}
-			if _, _, err := os.PutOutcome(ctx, outcomes.Outcome{ApplicationID: "O-2", Approved: true, ReceivedAt: t0}); err != nil {
-				t.Fatal(err)
-			}
-			arms, err := os.Arms(ctx, "loan-approval")
-			if err != nil {
-				t.Fatal(err)
-			}
-			want := []outcomes.Arm{
-				{Model: "loan-approval", Version: "3", Variant: "champion", Outcomes: 1, Agreeing: 1},
-				{Model: "loan-approval", Version: "3", Variant: "shadow", Outcomes: 1, Agreeing: 0},
-				{Model: "loan-approval", Version: "4", Variant: "challenger", Outcomes: 1, Agreeing: 0},
-			}
-			if !reflect.DeepEqual(arms, want) {
-				t.Fatalf("arms\n got %+v\nwant %+v", arms, want)
-			}
-		})
-	}
+	onEachBackend(t, func(t *testing.T, store Store, rec *Recorder) {
+		os, ok := store.(outcomes.Store)
+		if !ok {
+			t.Fatal("the store does not implement outcomes.Store")
+		}
+		ctx := context.Background()
+		t0 := time.Now().UTC()
+		first := sample("O-1", t0, true) // champion v3 declined, then retried:
+		retry := sample("O-1", t0.Add(time.Second), true)
+		retry.Approve = true // the latest decision is an approval
+		shadow := sample("O-1", t0.Add(time.Second), false)
+		other := sample("O-2", t0, true)
+		other.Variant, other.Version = "challenger", "4"
+		if err := rec.Record(ctx, []decision.Decision{first, retry, shadow, other}); err != nil {
+			t.Fatal(err)
+		}
+		joined, isFirst, err := os.PutOutcome(ctx, outcomes.Outcome{ApplicationID: "O-1", Approved: true, ReceivedAt: t0, By: "bank"})
+		if err != nil || !isFirst || len(joined) != 2 {
+			t.Fatalf("PutOutcome = %+v, %v, %v; want the champion's latest and the shadow's, first", joined, isFirst, err)
+		}
+		if _, again, err := os.PutOutcome(ctx, outcomes.Outcome{ApplicationID: "O-1", Approved: true, ReceivedAt: t0, By: "bank"}); err != nil || again {
+			t.Fatalf("second outcome: first=%v, %v", again, err)
+		}
+		if _, _, err := os.PutOutcome(ctx, outcomes.Outcome{ApplicationID: "nobody", Approved: true, ReceivedAt: t0}); !errors.Is(err, outcomes.ErrUnknownApplication) {
+			t.Fatalf("outcome of an unknown application: %v", err)
+		}
+		if _, _, err := os.PutOutcome(ctx, outcomes.Outcome{ApplicationID: "O-2", Approved: true, ReceivedAt: t0}); err != nil {
+			t.Fatal(err)
+		}
+		arms, err := os.Arms(ctx, "loan-approval")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []outcomes.Arm{
+			{Model: "loan-approval", Version: "3", Variant: "champion", Outcomes: 1, Agreeing: 1},
+			{Model: "loan-approval", Version: "3", Variant: "shadow", Outcomes: 1, Agreeing: 0},
+			{Model: "loan-approval", Version: "4", Variant: "challenger", Outcomes: 1, Agreeing: 0},
+		}
+		if !reflect.DeepEqual(arms, want) {
+			t.Fatalf("arms\n got %+v\nwant %+v", arms, want)
+		}
+	})
 }
 
 // TestPurgeRunsByItself: with no call to Purge, decisions past retention
@@ -811,25 +806,33 @@ func FuzzBinaryPayload(f *testing.F) {
 // TestByDecisionIDOnEachBackend: every decision is found by its id on
 // either store, and an id never given is not.
 func TestByDecisionIDOnEachBackend(t *testing.T) {
+	onEachBackend(t, func(t *testing.T, store Store, rec *Recorder) {
+		for _, d := range recordWithIDs(t, rec) {
+			doc, err := ByDecisionID(context.Background(), store, d.ID)
+			if want := AppendDocument(nil, &d); err != nil || !bytes.Equal(doc, want) {
+				t.Fatalf("ByDecisionID(%s) = %s, %v; want %s", d.ID, doc, err, want)
+			}
+		}
+		unseen := make([]string, 1)
+		decision.NewIDs(unseen, time.Now())
+		if doc, err := ByDecisionID(context.Background(), store, unseen[0]); doc != nil || err != nil {
+			t.Fatalf("an id never given: %s, %v", doc, err)
+		}
+		if _, err := ByDecisionID(context.Background(), store, "A-1"); !errors.Is(err, ErrNotDecisionID) {
+			t.Fatalf("not a decision id: %v", err)
+		}
+	})
+}
+
+// onEachBackend runs fn as a subtest on a fresh store of each backend, with
+// a Recorder on it.
+func onEachBackend(t *testing.T, fn func(t *testing.T, store Store, rec *Recorder)) {
 	for _, b := range backends(t) {
 		t.Run(b.name, func(t *testing.T) {
 			store := b.open(t)
 			rec := New(store, Config{})
 			defer rec.Close()
-			for _, d := range recordWithIDs(t, rec) {
-				doc, err := ByDecisionID(context.Background(), store, d.ID)
-				if want := AppendDocument(nil, &d); err != nil || !bytes.Equal(doc, want) {
-					t.Fatalf("ByDecisionID(%s) = %s, %v; want %s", d.ID, doc, err, want)
-				}
-			}
-			unseen := make([]string, 1)
-			decision.NewIDs(unseen, time.Now())
-			if doc, err := ByDecisionID(context.Background(), store, unseen[0]); doc != nil || err != nil {
-				t.Fatalf("an id never given: %s, %v", doc, err)
-			}
-			if _, err := ByDecisionID(context.Background(), store, "A-1"); !errors.Is(err, ErrNotDecisionID) {
-				t.Fatalf("not a decision id: %v", err)
-			}
+			fn(t, store, rec)
 		})
 	}
 }
