@@ -52,8 +52,7 @@ func ServingCheck(v *models.Version, check models.ServingCheck) error {
 		}
 	}})
 	out, errs := make([]Decision, len(ins)), make([]error, len(ins))
-	now := p.cfg.Now().UTC()
-	p.assignIDs(ins, out, now)
+	now := p.assignIDs(ins, out)
 	err := p.decide(context.Background(), table, call{requestID: "serving-check", now: now, ins: ins, out: out, errs: errs,
 		pick: func(t *routing.Table, _ *schemas.Application) *routing.Route { return t.Champion }})
 	if err != nil {

@@ -305,20 +305,23 @@ func appendUUID(sb *strings.Builder, hi, lo uint64) {
 
 // assignIDs gives every decision its id, and an application the client sent
 // without an id its decision's id: one id per row, and the record can still
-// be read by application id.
-func (p *Path) assignIDs(ins []Input, out []Decision, at time.Time) {
+// be read by application id. It reads the clock once and returns that time:
+// the decisions' (call.now) as well as their ids'.
+func (p *Path) assignIDs(ins []Input, out []Decision) time.Time {
+	now := p.cfg.Now().UTC()
 	sc := scratchPool.Get().(*scratch)
 	defer scratchPool.Put(sc)
 	ids := grow(sc.ids, len(out))
 	sc.ids = ids
 	defer clear(ids)
-	p.cfg.NewIDs(ids, at)
+	p.cfg.NewIDs(ids, now)
 	for i := range out {
 		out[i].ID = ids[i]
 		if ins[i].Application.ApplicationID == "" {
 			ins[i].Application.ApplicationID = ids[i]
 		}
 	}
+	return now
 }
 
 // Decide decides ins with the live routing table: each application goes to
@@ -365,8 +368,7 @@ func (p *Path) DecideWith(ctx context.Context, requestID string, opt Options, in
 	if len(out) != len(ins) || len(errs) != len(ins) {
 		return fmt.Errorf("decision: %d inputs, %d decisions, %d errors", len(ins), len(out), len(errs))
 	}
-	now := p.cfg.Now().UTC() // the decisions' time, and their ids'
-	p.assignIDs(ins, out, now)
+	now := p.assignIDs(ins, out)
 	fits := func(r *routing.Route) bool { return opt.Fits == nil || opt.Fits(r.Version) }
 	for {
 		t := p.cfg.Router.Current()
@@ -439,8 +441,7 @@ func (p *Path) Shadow(ctx context.Context, t *routing.Table, apps []schemas.Appl
 		ins[i] = Input{Application: apps[i], JSON: served[i].Inputs}
 	}
 	out, errs := make([]Decision, len(ins)), make([]error, len(ins))
-	now := p.cfg.Now().UTC()
-	p.assignIDs(ins, out, now)
+	now := p.assignIDs(ins, out)
 	err := p.decide(ctx, t, call{now: now, ins: ins, out: out, errs: errs, served: served,
 		pick: func(*routing.Table, *schemas.Application) *routing.Route { return r }})
 	failed := 0
@@ -467,7 +468,7 @@ func (p *Path) Shadow(ctx context.Context, t *routing.Table, apps []schemas.Appl
 // each input's route is picked.
 type call struct {
 	requestID string
-	// now is the decisions' time (and their ids' since assignIDs).
+	// now is the decisions' time, and their ids' (assignIDs).
 	now  time.Time
 	ins  []Input
 	out  []Decision
@@ -576,7 +577,6 @@ func (p *Path) decide(ctx context.Context, t *routing.Table, c call) error {
 		sc.order[next[k]] = i
 		next[k]++
 	}
-	now := c.now
 	ownInputs(c.ins, c.out)
 	var runs [3]time.Duration
 	for k, r := range routes {
@@ -584,7 +584,7 @@ func (p *Path) decide(ctx context.Context, t *routing.Table, c call) error {
 			continue
 		}
 		idx := sc.order[start[k]:start[k+1]]
-		elapsed, err := p.score(sc, r, c, idx, now)
+		elapsed, err := p.score(sc, r, c, idx)
 		if err != nil {
 			return err
 		}
@@ -647,7 +647,7 @@ func (p *Path) decide(ctx context.Context, t *routing.Table, c call) error {
 
 // score runs route r's share idx of the call in one model run and fills
 // their decisions (or per-item errors). The decisions' ids are set.
-func (p *Path) score(sc *scratch, r *routing.Route, c call, idx []int, now time.Time) (time.Duration, error) {
+func (p *Path) score(sc *scratch, r *routing.Route, c call, idx []int) (time.Duration, error) {
 	v := r.Version
 	rows, width, k := len(idx), len(v.Features), len(v.Characteristics)
 	sc.x = grow(sc.x, rows*width)
@@ -673,7 +673,7 @@ func (p *Path) score(sc *scratch, r *routing.Route, c call, idx []int, now time.
 			ID:            d.ID,
 			RequestID:     c.requestID,
 			ApplicationID: c.ins[i].Application.ApplicationID,
-			Time:          now,
+			Time:          c.now,
 			Variant:       string(r.Variant),
 			Served:        served,
 			Model:         v.Name,
