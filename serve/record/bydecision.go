@@ -23,24 +23,24 @@ var ErrNotDecisionID = errors.New("decision record: not a decision id (a UUID ve
 
 var errFound = errors.New("found")
 
-// ByDecisionID returns the document of the decision whose answer gave id, or
-// nil when the record holds none. Decision ids carry their decision's time,
-// so this is an export of the milliseconds after the id's that stops at
-// the match: no index of ids, which every decision would pay for to serve
-// a lookup an examiner makes now and then, and a miss reads only the
-// decisions of those milliseconds.
-func ByDecisionID(ctx context.Context, s Store, id string) ([]byte, error) {
-	id, at, ok := decision.IDTime(id)
+// ByDecisionID returns the id as the record holds it (lower case) and the
+// document of the decision whose answer gave it, or nil when the record
+// holds none. Decision ids carry their decision's time, so this is an
+// export of the milliseconds after the id's that stops at the match: no
+// index of ids, which every decision would pay for to serve a lookup an
+// examiner makes now and then, and a miss reads only the decisions of
+// those milliseconds.
+func ByDecisionID(ctx context.Context, s Store, id string) (canonical string, doc []byte, err error) {
+	canonical, at, ok := decision.IDTime(id)
 	if !ok {
-		return nil, ErrNotDecisionID
+		return "", nil, ErrNotDecisionID
 	}
 	// The id in quotes can stand elsewhere in a document (a row of /v2 has
 	// its decision's id as its application id), so the field decides.
-	needle := []byte(`"` + id + `"`)
-	var found []byte
-	err := s.Export(ctx, at, at.Add(idWindow), func(doc []byte) error {
-		if bytes.Contains(doc, needle) && fastjson.GetString(doc, "decision_id") == id {
-			found = append([]byte(nil), doc...) // doc is the reader's buffer
+	needle := []byte(`"` + canonical + `"`)
+	err = s.Export(ctx, at, at.Add(idWindow), func(d []byte) error {
+		if bytes.Contains(d, needle) && fastjson.GetString(d, "decision_id") == canonical {
+			doc = append([]byte(nil), d...) // d is the reader's buffer
 			return errFound
 		}
 		return nil
@@ -48,5 +48,5 @@ func ByDecisionID(ctx context.Context, s Store, id string) ([]byte, error) {
 	if errors.Is(err, errFound) {
 		err = nil
 	}
-	return found, err
+	return canonical, doc, err
 }

@@ -808,17 +808,17 @@ func FuzzBinaryPayload(f *testing.F) {
 func TestByDecisionIDOnEachBackend(t *testing.T) {
 	onEachBackend(t, func(t *testing.T, store Store, rec *Recorder) {
 		for _, d := range recordWithIDs(t, rec) {
-			doc, err := ByDecisionID(context.Background(), store, d.ID)
+			_, doc, err := ByDecisionID(context.Background(), store, d.ID)
 			if want := AppendDocument(nil, &d); err != nil || !bytes.Equal(doc, want) {
 				t.Fatalf("ByDecisionID(%s) = %s, %v; want %s", d.ID, doc, err, want)
 			}
 		}
 		unseen := make([]string, 1)
 		decision.NewIDs(unseen, time.Now())
-		if doc, err := ByDecisionID(context.Background(), store, unseen[0]); doc != nil || err != nil {
+		if _, doc, err := ByDecisionID(context.Background(), store, unseen[0]); doc != nil || err != nil {
 			t.Fatalf("an id never given: %s, %v", doc, err)
 		}
-		if _, err := ByDecisionID(context.Background(), store, "A-1"); !errors.Is(err, ErrNotDecisionID) {
+		if _, _, err := ByDecisionID(context.Background(), store, "A-1"); !errors.Is(err, ErrNotDecisionID) {
 			t.Fatalf("not a decision id: %v", err)
 		}
 	})

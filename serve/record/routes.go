@@ -13,7 +13,6 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"mlservice/serve/api"
-	"mlservice/serve/decision"
 )
 
 // RoutesConfig wires the read routes of the record.
@@ -133,8 +132,7 @@ func (h *routes) byDecision(c *fiber.Ctx) error {
 	if err != nil {
 		raw = ""
 	}
-	id, _, _ := decision.IDTime(raw) // the id as the record holds it, for the audit line
-	doc, err := ByDecisionID(c.UserContext(), h.cfg.Store, raw)
+	id, doc, err := ByDecisionID(c.UserContext(), h.cfg.Store, raw)
 	switch {
 	case errors.Is(err, ErrNotDecisionID):
 		return &api.Error{Status: http.StatusUnprocessableEntity, Code: api.CodeValidationFailed,
