@@ -124,6 +124,16 @@ def main():
         status, _, body = http("POST", base + f"/v2/models/{model}/infer", row)
         assert status == 200, body
         validate(json.loads(body), "inference_response")
+        # Several rows: each row's decision id, comma-separated in one string
+        # parameter (the spec's parameters are scalars).
+        x = features()
+        rows = json.dumps({"inputs": [{"name": "features", "shape": list(x.shape), "datatype": "FP32", "data": x.tolist()}]}).encode()
+        status, _, body = http("POST", base + f"/v2/models/{model}/infer", rows)
+        assert status == 200, body
+        d = json.loads(body)
+        validate(d, "inference_response")
+        ids = d["parameters"]["decision_ids"].split(",")
+        assert len(ids) == len(x) and len(set(ids)) == len(ids), d["parameters"]
         for bad in [b"{", b'{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}]}']:
             status, headers, body = http("POST", base + f"/v2/models/{model}/infer", bad)
             assert status == 400, (bad, status, body)

@@ -278,9 +278,21 @@ func encode(s *inferScratch, b *inferBody, res *Result) (out []byte, jsonLen int
 	}
 	out = append(out, `,"parameters":{"variant":`...)
 	out = appendString(out, string(res.Variant))
-	if n == 1 && res.DecisionID != "" {
+	switch {
+	case n == 1 && len(res.DecisionIDs) == 1:
 		out = append(out, `,"decision_id":`...)
-		out = appendString(out, res.DecisionID)
+		out = appendString(out, res.DecisionIDs[0])
+	case n > 1 && len(res.DecisionIDs) == n:
+		// One string, comma-separated: the protocol's parameters are scalars
+		// (clients that check the response refuse an array).
+		out = append(out, `,"decision_ids":"`...)
+		for i, id := range res.DecisionIDs {
+			if i > 0 {
+				out = append(out, ',')
+			}
+			out = append(out, id...) // made by decision.NewIDs: hex digits and hyphens
+		}
+		out = append(out, '"')
 	}
 	if n == 1 && res.ApplicationID != "" {
 		out = append(out, `,"application_id":`...)
@@ -422,12 +434,12 @@ func (p *Path) Decide(ctx context.Context, req *Request) (*Result, error) {
 		return nil, err
 	}
 	res := &Result{Model: out[0].Model, Version: out[0].Version, Variant: routing.Variant(out[0].Variant),
-		Probability: make([]float32, n), Approve: make([]bool, n)}
+		Probability: make([]float32, n), Approve: make([]bool, n), DecisionIDs: make([]string, n)}
 	if n == 1 {
-		res.DecisionID, res.ApplicationID = out[0].ID, out[0].ApplicationID
+		res.ApplicationID = out[0].ApplicationID
 	}
 	for i := range out {
-		res.Probability[i], res.Approve[i] = out[i].Probability, out[i].Approve
+		res.Probability[i], res.Approve[i], res.DecisionIDs[i] = out[i].Probability, out[i].Approve, out[i].ID
 	}
 	// One version answered every row: its characteristics are all rows'.
 	if chars := out[0].Characteristics; len(chars) > 0 {

@@ -89,10 +89,15 @@ type Result struct {
 	// Contributions maps a contrib_<characteristic> output name to one value
 	// per row; nil when the version has none.
 	Contributions map[string][]float32
-	// DecisionID and ApplicationID name a one-row request's decision in the
-	// record (the application id generated when the client sent none); the
-	// response carries them as parameters. Empty for several rows.
-	DecisionID, ApplicationID string
+	// DecisionIDs name each row's decision in the record, in row order; the
+	// response carries them as parameters (decision_id for one row;
+	// decision_ids, comma-separated, for several), so every answered row
+	// can be read back.
+	DecisionIDs []string
+	// ApplicationID is a one-row request's application id (the decision id
+	// when the client sent none); empty for several rows, which are each
+	// recorded under their own decision id.
+	ApplicationID string
 }
 
 // Decider decides a Request: it picks the version (routing, or the pinned

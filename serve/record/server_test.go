@@ -199,6 +199,47 @@ func TestAnswerAndRecordAgree(t *testing.T) {
 			t.Fatalf("batch item by decision id = %d: %s", status, byID)
 		}
 	}
+	// An OIP request of several rows: its decision_ids name each row's record
+	// in row order, with the probability the answer gave.
+	tensors := []any{}
+	rows := []map[string]any{applicant("", 1), applicant("", 2), applicant("", 3), applicant("", 4)}
+	for _, f := range []string{"income", "credit_score", "loan_amount", "years_employed"} {
+		col := []any{}
+		for _, r := range rows {
+			col = append(col, r[f])
+		}
+		tensors = append(tensors, map[string]any{"name": f, "shape": []int{len(rows)}, "datatype": "FP32", "data": col})
+	}
+	status, body = do(t, "POST", srv.URL+"/v2/models/loan-approval/infer", "", map[string]any{"inputs": tensors})
+	var infer struct {
+		Parameters struct {
+			DecisionIDs string `json:"decision_ids"`
+		}
+		Outputs []struct {
+			Name string
+			Data []float32
+		}
+	}
+	err := json.Unmarshal(body, &infer)
+	ids := strings.Split(infer.Parameters.DecisionIDs, ",")
+	if status != 200 || err != nil || len(ids) != len(rows) {
+		t.Fatalf("/v2 infer of %d rows = %d: %s", len(rows), status, body)
+	}
+	var probability []float32
+	for _, o := range infer.Outputs {
+		if o.Name == "probability" {
+			probability = o.Data
+		}
+	}
+	for i, id := range ids {
+		status, byID := do(t, "GET", srv.URL+"/v1/decisions/by-decision-id/"+id, readToken, nil)
+		var d record.Document
+		if err := json.Unmarshal(byID, &d); status != 200 || err != nil || d.DecisionID != id || d.ApplicationID != id ||
+			len(probability) != len(rows) || d.Probability != probability[i] {
+			t.Fatalf("/v2 row %d, decision %s = %d: %s\nanswer %s", i, id, status, byID, body)
+		}
+	}
+
 	// A single decision without an id.
 	status, body = do(t, "POST", srv.URL+"/v1/predict", "", applicant("", 5))
 	var a answer
