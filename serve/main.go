@@ -229,6 +229,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return fmt.Errorf("start-up failed: %w", err)
 	}
+	// What this build serves, for ops at debug level and for the test that
+	// holds the routes to /openapi.json.
+	for _, r := range app.GetRoutes(true) {
+		log.Debug("route", "method", r.Method, "path", r.Path)
+	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("start-up failed: SERVE_ADDR=%q: %w", cfg.Addr, err)

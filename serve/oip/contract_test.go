@@ -45,20 +45,6 @@ func TestResponsesMatchPublishedContract(t *testing.T) {
 			}
 		})
 	}
-	// Every route the server has is in the contract.
-	var paths struct {
-		Paths map[string]any `json:"paths"`
-	}
-	unmarshal(t, contract.Raw(), &paths)
-	for _, p := range []string{"/v2", "/v2/health/live", "/v2/health/ready", "/v2/models/{model_name}",
-		"/v2/models/{model_name}/ready", "/v2/models/{model_name}/infer", "/v2/models/{model_name}/versions/{model_version}",
-		"/v2/models/{model_name}/versions/{model_version}/ready", "/v2/models/{model_name}/versions/{model_version}/infer",
-		"/admin/models", "/admin/promote", "/admin/traffic", "/admin/rollback", "/admin/retire",
-		"/v1/decisions", "/v1/decisions/{application_id}", "/v1/decisions/by-decision-id/{decision_id}", "/v1/decisions/{application_id}/legal-hold", "/v1/outcomes", "/v1/predict", "/v1/predict/batch"} {
-		if _, ok := paths.Paths[p]; !ok {
-			t.Errorf("/openapi.json has no %s", p)
-		}
-	}
 }
 
 func mustJSON(t *testing.T, v any) []byte {
@@ -68,11 +54,4 @@ func mustJSON(t *testing.T, v any) []byte {
 		t.Fatal(err)
 	}
 	return b
-}
-
-func unmarshal(t *testing.T, raw []byte, v any) {
-	t.Helper()
-	if err := json.Unmarshal(raw, v); err != nil {
-		t.Fatal(err)
-	}
 }
