@@ -70,6 +70,11 @@ const (
 	MaxBatchBytes = MaxBatch*avgItemBytes + 1<<10
 )
 
+// maxApplicationValues bounds the JSON values of one application or batch
+// item before it is parsed: an application has a dozen, so this leaves room
+// for every mistake the errors name (at most maxFieldErrors fields).
+const maxApplicationValues = 1 << 12
+
 // pooledParseLimit is the largest body parsed with a pooled parser: a pooled
 // parser keeps the memory of the largest document it ever parsed.
 const pooledParseLimit = 16 << 10
@@ -107,7 +112,7 @@ func (d *Decoder) Application(body []byte) (Application, error) {
 	// recorded as it came, a record no JSON reader can read.
 	p := d.parser(len(body))
 	defer d.put(p, len(body))
-	v, err := ParseJSON(p, body)
+	v, err := ParseJSON(p, body, maxApplicationValues)
 	if err != nil {
 		return Application{}, err
 	}
@@ -165,7 +170,7 @@ func itemValue(p *fastjson.Parser, span []byte) (*fastjson.Value, error) {
 	if len(span) == 1 && (span[0] == '+' || span[0] == '-') {
 		return nil, Malformed(fmt.Errorf("cannot parse number: unexpected char: %q", span))
 	}
-	return ParseJSON(p, span)
+	return ParseJSON(p, span, maxApplicationValues)
 }
 
 const allFeatures = 1<<numFeatures - 1

@@ -1,15 +1,27 @@
 package schemas
 
-import "github.com/valyala/fastjson"
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"unicode/utf8"
 
-// ParseJSON parses b as one JSON value, strictly. fastjson's parser goes
-// first: it refuses nesting deeper than fastjson.MaxDepth, so what follows
-// is bounded by the body's length. Then its validator, which, unlike the
-// parser, refuses what is not JSON (050000, .5, NaN as numbers). The
-// validator must never see unbounded nesting: its error grows with the
-// depth at every level, so 64 KiB of '[' cost it minutes. The error is a
-// *MalformedError.
-func ParseJSON(p *fastjson.Parser, b []byte) (*fastjson.Value, error) {
+	"github.com/valyala/fastjson"
+)
+
+// ParseJSON parses b as one JSON value, strictly, refusing a document of
+// more than maxValues values before any is built: fastjson's document costs
+// about a hundred bytes a value, so a body of bare numbers would cost 20 times
+// its size in memory. Then fastjson's parser, which refuses nesting deeper than
+// fastjson.MaxDepth, so what follows is bounded by the body's length. Then its
+// validator, which, unlike the parser, refuses what is not JSON (050000, .5,
+// NaN as numbers). The validator must never see unbounded nesting: its error
+// grows with the depth at every level, so 64 KiB of '[' cost it minutes. The
+// error is a *MalformedError.
+func ParseJSON(p *fastjson.Parser, b []byte, maxValues int) (*fastjson.Value, error) {
+	if n := countValues(b, maxValues); n > maxValues {
+		return nil, &MalformedError{Reason: fmt.Sprintf("the body holds more than %d JSON values, more than this route takes", maxValues)}
+	}
 	v, err := p.ParseBytes(b)
 	if err != nil {
 		return nil, Malformed(err)
@@ -20,12 +32,104 @@ func ParseJSON(p *fastjson.Parser, b []byte) (*fastjson.Value, error) {
 	return v, nil
 }
 
+// countValues bounds from above how many values b holds: one, and one more
+// after each '[', ',' and ':' outside strings. It stops counting past max.
+func countValues(b []byte, max int) int {
+	n := 1
+	for i := 0; i < len(b) && n <= max; i++ {
+		switch b[i] {
+		case '[', ',', ':':
+			n++
+		case '"':
+			// Skip the string: to the next quote no backslash escapes.
+			for i++; i < len(b); i++ {
+				j := bytes.IndexByte(b[i:], '"')
+				if j < 0 {
+					return n // unterminated: the parser says so
+				}
+				i += j
+				k := i
+				for k > 0 && b[k-1] == '\\' {
+					k--
+				}
+				if (i-k)%2 == 0 {
+					break
+				}
+			}
+		}
+	}
+	return n
+}
+
 // Malformed is the parser's error as a client reads it: one line of at most
-// 200 bytes.
+// 200 bytes, from the innermost of fastjson's "cannot parse …: " levels (the
+// outer ones only repeat the nesting, and would push the reason and the
+// place past the cut).
 func Malformed(err error) *MalformedError {
 	s := err.Error()
+	for {
+		_, rest, ok := strings.Cut(s, ": ")
+		if !ok || !strings.HasPrefix(s, "cannot parse ") || !strings.HasPrefix(rest, "cannot parse ") {
+			break
+		}
+		s = rest
+	}
 	if len(s) > 200 {
-		s = s[:200] + "…"
+		cut := 200
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "…"
 	}
 	return &MalformedError{Reason: s}
+}
+
+// DuplicateKey returns the first key found twice in one object of v, down
+// to depth levels (-1: all), "" if none. Keys compare byte for byte, as the
+// routes match them to fields. A body with a key twice is ambiguous (readers
+// of the same bytes may take either value), so the routes refuse it.
+func DuplicateKey(v *fastjson.Value, depth int) string {
+	if depth == 0 {
+		return ""
+	}
+	switch v.Type() {
+	case fastjson.TypeObject:
+		o, _ := v.Object()
+		var seen map[string]bool
+		if o.Len() > 8 { // a scan of the keys seen is quadratic
+			seen = make(map[string]bool, o.Len())
+		}
+		var keys [8][]byte
+		n, dup := 0, ""
+		o.Visit(func(k []byte, child *fastjson.Value) {
+			if dup != "" {
+				return
+			}
+			if seen != nil {
+				if seen[string(k)] {
+					dup = string(k)
+					return
+				}
+				seen[string(k)] = true
+			} else {
+				for _, prev := range keys[:n] {
+					if bytes.Equal(prev, k) {
+						dup = string(k)
+						return
+					}
+				}
+				keys[n], n = k, n+1
+			}
+			dup = DuplicateKey(child, depth-1)
+		})
+		return dup
+	case fastjson.TypeArray:
+		items, _ := v.Array()
+		for _, item := range items {
+			if dup := DuplicateKey(item, depth-1); dup != "" {
+				return dup
+			}
+		}
+	}
+	return ""
 }

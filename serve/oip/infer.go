@@ -12,6 +12,7 @@ import (
 	"strconv"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fastjson"
 
 	"mlservice/schemas"
 	"mlservice/serve/decision"
@@ -42,6 +43,15 @@ type selected struct {
 // maxElements bounds one input tensor: MaxBatch rows of every field.
 const maxElements = int64(schemas.MaxBatch) * int64(len(schemas.Features))
 
+// maxHeaderValues bounds the JSON values of a request's JSON before it is
+// parsed: the elements of its tensors and room for names, shapes,
+// parameters and outputs.
+const maxHeaderValues = int(maxElements) + 1<<12
+
+// pooledParseLimit is the largest body parsed with a pooled parser: a pooled
+// parser keeps the memory of the largest document it ever parsed.
+const pooledParseLimit = 1 << 20
+
 func (h *Handler) infer(c *fiber.Ctx) error {
 	m, err := h.model(c)
 	if err != nil {
@@ -57,8 +67,13 @@ func (h *Handler) infer(c *fiber.Ctx) error {
 		s = &inferScratch{}
 	}
 	defer h.scratch.Put(s)
-	p := h.parsers.Get()
-	defer h.parsers.Put(p)
+	var p *fastjson.Parser
+	if len(body) <= pooledParseLimit {
+		p = h.parsers.Get()
+		defer h.parsers.Put(p)
+	} else {
+		p = new(fastjson.Parser)
+	}
 
 	headerLen := c.Request().Header.Peek(headerInferenceHeaderContentLength)
 	if headerLen != nil && len(headerLen) == 0 {

@@ -499,6 +499,12 @@ func TestInferRefused(t *testing.T) {
 		{"id not a string", `{"id":42,"inputs":[` + good + `]}`, "", 400, `"id"`},
 		{"header length not a number", `{"inputs":[` + good + `]}`, "x", 400, "whole number"},
 		{"header length past the body", `{"inputs":[` + good + `]}`, "100000", 400, "only"},
+		{"more values than any tensor holds", `{"inputs":[{"name":"features","shape":[1,4],"datatype":"FP32","data":[` + strings.Repeat("1,", 60000) + `1]}]}`, "", 400, "more than 54096 JSON values"},
+		{"values in an ignored member count too", `{"x":[` + strings.Repeat("1,", 60000) + `1],"inputs":[` + good + `]}`, "", 400, "JSON values"},
+		{"key twice at the top", `{"inputs":[` + good + `],"inputs":[` + good + `]}`, "", 400, `"inputs" twice`},
+		{"key twice in an input", `{"inputs":[{"name":"features","shape":[1,4],"datatype":"FP32","data":` + row1 + `,"data":` + row1 + `}]}`, "", 400, `"data" twice`},
+		{"parameter twice", `{"parameters":{"application_id":"A","application_id":"B"},"inputs":[` + good + `]}`, "", 400, `"application_id" twice`},
+		{"key twice in an output", `{"inputs":[` + good + `],"outputs":[{"name":"label","name":"probability"}]}`, "", 400, `"name" twice`},
 		{"binary size without binary", `{"inputs":[{"name":"features","shape":[1,4],"datatype":"FP32","parameters":{"binary_data_size":16}}]}`, "", 400, "binary_data_size is 16"},
 	}
 	for _, c := range cases {
@@ -534,4 +540,17 @@ func TestInferRefused(t *testing.T) {
 			t.Fatalf("%d %s", r.status, r.raw)
 		}
 	})
+}
+
+// An empty "outputs" asks for every output, as no "outputs" does: an answer
+// with none would decide and record an application its client never sees.
+func TestInferEmptyOutputsIsEveryOutput(t *testing.T) {
+	ts := newTestServer(t)
+	ts.publish(t, 0)
+	all := ts.do(t, "POST", "/v2/models/loan-approval/infer", []byte(`{"inputs":[{"name":"features","shape":[1,4],"datatype":"FP32","data":`+row1+`}]}`))
+	empty := ts.do(t, "POST", "/v2/models/loan-approval/infer", []byte(`{"outputs":[],"inputs":[{"name":"features","shape":[1,4],"datatype":"FP32","data":`+row1+`}]}`))
+	if all.status != 200 || empty.status != 200 || len(empty.json["outputs"].([]any)) == 0 ||
+		len(empty.json["outputs"].([]any)) != len(all.json["outputs"].([]any)) {
+		t.Fatalf("outputs [] = %d %s\nno outputs = %d %s", empty.status, empty.raw, all.status, all.raw)
+	}
 }

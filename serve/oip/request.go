@@ -103,13 +103,18 @@ func parseInfer(p *fastjson.Parser, body, headerLen []byte, maxElements int64, i
 	if err != nil {
 		return values, err
 	}
-	v, perr := schemas.ParseJSON(p, header)
+	v, perr := schemas.ParseJSON(p, header, maxHeaderValues)
 	if perr != nil {
 		return values, badRequest("the request is not valid JSON: " + perr.(*schemas.MalformedError).Reason)
 	}
 	obj, oerr := v.Object()
 	if oerr != nil {
 		return values, badRequest("the request must be a JSON object")
+	}
+	// A key twice is ambiguous: this server and a proxy or log reading the
+	// same bytes could each take a different value.
+	if key := schemas.DuplicateKey(v, -1); key != "" {
+		return values, badRequest(fmt.Sprintf("the request has the key %s twice in one object", quote(key)))
 	}
 	*into = inferBody{inputs: into.inputs[:0], outputs: into.outputs[:0]}
 	var inputs, outputs *fastjson.Value
@@ -166,7 +171,9 @@ func parseInfer(p *fastjson.Parser, body, headerLen []byte, maxElements int64, i
 	for i := range into.inputs {
 		into.inputs[i].values = values[offsets[i]:offsets[i+1]:offsets[i+1]]
 	}
-	if outputs != nil {
+	// An empty list asks for nothing in particular, as no list does: every
+	// output (an answer without outputs would decide and record unseen).
+	if outputs != nil && !(outputs.Type() == fastjson.TypeArray && len(outputs.GetArray()) == 0) {
 		into.hasOutputs = true
 		outs, aerr := outputs.Array()
 		if aerr != nil {
