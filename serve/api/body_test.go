@@ -24,7 +24,10 @@ func TestDecodeStrict(t *testing.T) {
 		{`{"version":"4","weight":10,"nested":{"a":true}}`, 0, "", ""},
 		{`{"version":"4","version":"3"}`, 422, "version", "duplicate"},
 		{`{"nested":{"a":true,"a":false}}`, 422, "a", "duplicate"},
-		{`{"version":"4","Version":"3"}`, 422, "Version", "duplicate"},
+		{`{"version":"4","Version":"3"}`, 422, "Version", "unknown field"},
+		{`{"VERSION":"3"}`, 422, "VERSION", "unknown field"}, // encoding/json alone would set the version
+		{`{"verſion":"3"}`, 422, "verſion", "unknown field"}, // ſ folds to s in encoding/json
+		{`{"nested":{"A":true}}`, 422, "A", "unknown field"},
 		{`{"version":"4","colour":"red"}`, 422, "colour", "unknown field"},
 		{`{"version":4}`, 422, "version", "must be a string"},
 		{`{"weight":1.5}`, 422, "weight", "must be a whole number"},
@@ -59,7 +62,7 @@ func TestDecodeEnvelopeChecksOnlyTheTopLevel(t *testing.T) {
 	}
 	var top map[string]any
 	var e *Error
-	if err := DecodeEnvelope([]byte(`{"outcomes":[],"Outcomes":[]}`), &top); !errors.As(err, &e) || e.Fields["Outcomes"] == "" {
+	if err := DecodeEnvelope([]byte(`{"outcomes":[],"outcomes":[]}`), &top); !errors.As(err, &e) || e.Fields["outcomes"] == "" {
 		t.Fatalf("a key twice at the top: %v", err)
 	}
 }

@@ -118,6 +118,9 @@ type itemError struct {
 }
 
 func (h *Handler) post(c *fiber.Ctx) error {
+	if err := api.RequireJSON(c); err != nil {
+		return err
+	}
 	body := c.Body()
 	if len(body) > maxBody {
 		return &api.Error{Status: http.StatusRequestEntityTooLarge, Code: api.CodeBodyTooLarge,
@@ -165,6 +168,10 @@ func (h *Handler) post(c *fiber.Ctx) error {
 func (h *Handler) one(ctx context.Context, i int, raw json.RawMessage, by string) result {
 	var b outcomeBody
 	if err := api.DecodeStrict(raw, &b); err != nil {
+		var named *api.Error
+		if errors.As(err, &named) && len(named.Fields) > 0 {
+			return rejected(i, "", named.Code, "the outcome has invalid fields", named.Fields)
+		}
 		return rejected(i, "", api.CodeValidationFailed, "an outcome is an object with application_id and approved", nil)
 	}
 	fields := map[string]string{}

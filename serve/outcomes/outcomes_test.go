@@ -135,7 +135,10 @@ func TestOutcomesRefuseBadInput(t *testing.T) {
 		"unknown field":       {`{"application_id":"A-1","approved":true,"note":"x"}`, 422, `"validation_failed"`},
 		"missing approved":    {`{"application_id":"A-1"}`, 422, `"approved":"is required`},
 		"bad id":              {`{"application_id":"A-1\u0000; DROP","approved":true}`, 422, `"application_id"`},
-		"a key twice":         {`{"application_id":"A-1","approved":true,"Approved":false}`, 422, `"duplicate field"`},
+		"a key twice":         {`{"application_id":"A-1","approved":true,"approved":false}`, 422, `"approved":"duplicate field"`},
+		"a key in other case": {`{"application_id":"A-1","Approved":false}`, 422, `"Approved":"unknown field"`},
+		"unknown field named": {`{"application_id":"A-1","approved":true,"colour":1}`, 422, `"colour":"unknown field"`},
+		"wrong type named":    {`{"application_id":"A-1","approved":"no"}`, 422, `"approved":"must be true or false"`},
 		"one item a key twice": {`{"outcomes":[{"application_id":"A-1","approved":true},{"application_id":"A-1","approved":true,"approved":false}]}`,
 			200, `"rejected":1`},
 		"empty batch":     {`{"outcomes":[]}`, 422, `"outcomes"`},
@@ -152,5 +155,21 @@ func TestOutcomesRefuseBadInput(t *testing.T) {
 	store.down = true
 	if code, body := post(t, app, `{"application_id":"A-1","approved":true}`); code != 503 || !strings.Contains(body, "record_unavailable") {
 		t.Fatalf("store down: %d %s, want 503 record_unavailable", code, body)
+	}
+}
+
+// Outcomes change what the record reports: sent as anything but JSON they
+// are refused (415), as /admin's and the legal hold's bodies are.
+func TestOutcomesMustBeJSON(t *testing.T) {
+	store := &fakeStore{outcomes: map[string]bool{}, decisions: map[string][]Joined{"A-1": {{Model: "m", Version: "1", Variant: "champion", Served: true}}}}
+	app := newApp(t, store, prometheus.NewRegistry())
+	req := httptest.NewRequest(http.MethodPost, "/v1/outcomes", strings.NewReader(`{"application_id":"A-1","approved":false}`))
+	req.Header.Set("Content-Type", "text/plain")
+	resp, err := app.Test(req, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusUnsupportedMediaType || len(store.outcomes) != 0 {
+		t.Fatalf("text/plain = %d, %d outcomes recorded", resp.StatusCode, len(store.outcomes))
 	}
 }
