@@ -72,7 +72,7 @@ type setting struct {
 // -h, not in an error.
 func (s setting) secret() bool {
 	switch s.env {
-	case "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN", "SERVE_ADMIN_TOKEN", "SERVE_WEBHOOK_SECRET":
+	case "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN", "SERVE_MLFLOW_WRITE_PASSWORD", "SERVE_ADMIN_TOKEN", "SERVE_WEBHOOK_SECRET":
 		return true
 	}
 	return false

@@ -237,11 +237,12 @@ func TestSecretsAreNeverPrinted(t *testing.T) {
 		password = "mlflow-password-s3cr3t"
 		webhook  = "webhook-secret-s3cr3t"
 		bearer   = "mlflow-bearer-s3cr3t"
+		write    = "mlflow-write-password-s3cr3t"
 	)
 	env := map[string]string{"SERVE_ADMIN_TOKEN": token, "MLFLOW_TRACKING_PASSWORD": password,
-		"SERVE_WEBHOOK_SECRET": webhook, "MLFLOW_TRACKING_TOKEN": bearer}
+		"SERVE_WEBHOOK_SECRET": webhook, "MLFLOW_TRACKING_TOKEN": bearer, "SERVE_MLFLOW_WRITE_PASSWORD": write}
 	getenv := func(k string) string { return env[k] }
-	secrets := []string{token, password, webhook, bearer, "s3cr3t"}
+	secrets := []string{token, password, webhook, bearer, write, "s3cr3t"}
 	check := func(t *testing.T, what, out string) {
 		t.Helper()
 		for _, s := range secrets {
