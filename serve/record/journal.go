@@ -52,6 +52,11 @@ type journal struct {
 	seg  uint64     // its number
 	off  int64      // where the next frame goes
 	size int64      // its size
+	// acked is where the last acknowledged frame (written, and synced in
+	// SyncFull) ends: what a read must find loaded. It is not the write
+	// position: a failed write leaves that in a segment, possibly a new
+	// one, that no acknowledged frame reaches.
+	acked position
 
 	smu    sync.Mutex     // guards spares; taken after mu, never before
 	spares []string       // files of segments no longer needed, for reuse
@@ -171,15 +176,27 @@ func (j *journal) append(frame []byte, written func(end position)) error {
 		return fmt.Errorf("decision journal: %w", err)
 	}
 	j.off += int64(len(frame))
-	written(position{j.seg, j.off})
+	j.acked = position{j.seg, j.off}
+	written(j.acked)
 	return nil
 }
 
-// end is where the last frame written ends.
+// end is where the last acknowledged frame ends.
 func (j *journal) end() position {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	return position{j.seg, j.off}
+	return j.acked
+}
+
+// resume starts the journal after recovery at end, where the frames it
+// holds end: new frames go to a segment past both end's and the newest on
+// disk, so a later replay from the database's watermark never skips them
+// even if the watermark's segment is gone.
+func (j *journal) resume(end position) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.seg = max(j.seg, end.seg)
+	j.acked = end
 }
 
 // rotate starts the next segment, at least need bytes long: a spare

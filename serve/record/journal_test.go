@@ -222,3 +222,47 @@ func TestJournalBacklogMetric(t *testing.T) {
 		t.Fatalf("journal backlog %d bytes after a read, want 0", b)
 	}
 }
+
+// TestReadsDuringAJournalOutage: while the journal cannot be written, a
+// commit that fails in place and one that fails in the segment it rotated
+// to leave the journal's write position past every acknowledged frame;
+// reads still see what was acknowledged, at once, instead of waiting for
+// frames that were never written.
+func TestReadsDuringAJournalOutage(t *testing.T) {
+	s, err := OpenSQLite(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	if err := s.Append(ctx, mustGroups(sample("H-1", time.Now(), true))); err != nil {
+		t.Fatal(err)
+	}
+	docs(t, s, "H-1") // loaded
+	// A spare to rotate to: the failed commit after the rotation is what
+	// moves the write position to a new segment.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		s.j.smu.Lock()
+		ready := len(s.j.spares) > 0 && !s.j.making
+		s.j.smu.Unlock()
+		if ready {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no spare segment")
+		}
+	}
+	restore := FileSizeLimit(t, 0, 1)
+	defer restore()
+	for _, id := range []string{"H-2", "H-3"} {
+		if err := s.Append(ctx, mustGroups(sample(id, time.Now(), true))); err == nil {
+			t.Fatalf("%s: a commit to an unwritable journal succeeded", id)
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	n := 0
+	if err := s.ByApplication(ctx, "H-1", func([]byte) error { n++; return nil }); err != nil || n != 1 {
+		t.Fatalf("ByApplication during the outage: %d records, %v; want 1, nil", n, err)
+	}
+}

@@ -157,11 +157,10 @@ func (s *SQLite) recover(ctx context.Context) error {
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return err
 	}
-	// New segments are numbered past the watermark's even if its segment
-	// is gone, so a later replay from it never skips them.
-	s.j.seg = max(s.j.seg, from.seg)
-	err = s.j.replay(from, func(payload []byte, end position) error {
-		s.enqueue(payload, end)
+	end := from
+	err = s.j.replay(from, func(payload []byte, at position) error {
+		s.enqueue(payload, at)
+		end = at
 		if s.JournalBacklog() >= loadMax {
 			return s.drain()
 		}
@@ -170,8 +169,9 @@ func (s *SQLite) recover(ctx context.Context) error {
 	if err == nil {
 		err = s.drain()
 	}
-	if end := s.j.end(); s.loaded.before(end) {
-		s.loaded = end // all of it: new frames go to a new segment
+	s.j.resume(end)
+	if s.loaded.before(end) {
+		s.loaded = end // nothing past the watermark: the loader is there
 	}
 	return err
 }
@@ -362,8 +362,8 @@ func (s *SQLite) room(ctx context.Context) error {
 	return s.awaitLoader(ctx, func(_ position, queued int) bool { return queued < maxLoadBacklog })
 }
 
-// settled waits until the database holds every frame the journal had when
-// it was called: what a read must see.
+// settled waits until the database holds every frame the journal had
+// acknowledged when it was called: what a read must see.
 func (s *SQLite) settled(ctx context.Context) error {
 	target := s.j.end()
 	return s.awaitLoader(ctx, func(loaded position, _ int) bool { return !loaded.before(target) })
