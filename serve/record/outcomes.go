@@ -64,7 +64,7 @@ func joinedFor(ctx context.Context, s Store, applicationID string) ([]outcomes.J
 	return latestPerVersion(docs)
 }
 
-// PutOutcome implements outcomes.Store.
+// PutOutcome implements outcomes.Store, durably.
 func (s *SQLite) PutOutcome(ctx context.Context, o outcomes.Outcome) ([]outcomes.Joined, bool, error) {
 	joined, err := joinedFor(ctx, s, o.ApplicationID)
 	if err != nil {
@@ -78,7 +78,7 @@ func (s *SQLite) PutOutcome(ctx context.Context, o outcomes.Outcome) ([]outcomes
 	if o.Approved {
 		approved = 1
 	}
-	if _, err := s.exec(ctx, `INSERT INTO outcomes (application_id, approved, received_at, received_by) VALUES (?, ?, ?, ?)
+	if _, err := s.execDurably(ctx, `INSERT INTO outcomes (application_id, approved, received_at, received_by) VALUES (?, ?, ?, ?)
 		ON CONFLICT (application_id) DO UPDATE SET approved = excluded.approved, received_at = excluded.received_at, received_by = excluded.received_by`,
 		o.ApplicationID, approved, o.ReceivedAt.UnixMicro(), o.By); err != nil {
 		return nil, false, err

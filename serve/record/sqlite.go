@@ -644,9 +644,34 @@ func (s *SQLite) purgeChunk(ctx context.Context, cutoff time.Time, after int64) 
 	return n, last, nil
 }
 
+// exec runs one statement on the writer, committed as it returns but, at
+// synchronous=NORMAL, not yet synced: a power loss can take it back.
 func (s *SQLite) exec(ctx context.Context, q string, args ...any) (int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.execLocked(ctx, q, args...)
+}
+
+// execDurably is exec with its commit synced before it returns
+// (synchronous=FULL for the one statement), for what goes through no
+// journal and must outlast a power loss once answered: a legal hold (a
+// lost one lets the start-up purge delete what it held) and an outcome.
+func (s *SQLite) execDurably(ctx context.Context, q string, args ...any) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, err := s.execLocked(ctx, `PRAGMA synchronous = FULL`); err != nil {
+		return 0, err
+	}
+	n, err := s.execLocked(ctx, q, args...)
+	// Back to the loader's setting; failing, the writer is reopened with it.
+	if _, rerr := s.execLocked(context.WithoutCancel(ctx), `PRAGMA synchronous = NORMAL`); rerr != nil {
+		s.broken = true
+	}
+	return n, err
+}
+
+// execLocked is exec with s.mu held.
+func (s *SQLite) execLocked(ctx context.Context, q string, args ...any) (int64, error) {
 	if s.broken {
 		if err := s.reopen(ctx); err != nil {
 			return 0, err
@@ -660,13 +685,13 @@ func (s *SQLite) exec(ctx context.Context, q string, args ...any) (int64, error)
 	return res.RowsAffected()
 }
 
-// SetHold implements Store.
+// SetHold implements Store, durably.
 func (s *SQLite) SetHold(ctx context.Context, applicationID, by, reason string, on bool, at time.Time) error {
 	if !on {
-		_, err := s.exec(ctx, `DELETE FROM legal_holds WHERE application_id = ?`, applicationID)
+		_, err := s.execDurably(ctx, `DELETE FROM legal_holds WHERE application_id = ?`, applicationID)
 		return err
 	}
-	_, err := s.exec(ctx, `INSERT INTO legal_holds (application_id, set_at, set_by, reason) VALUES (?, ?, ?, ?)
+	_, err := s.execDurably(ctx, `INSERT INTO legal_holds (application_id, set_at, set_by, reason) VALUES (?, ?, ?, ?)
 		ON CONFLICT (application_id) DO UPDATE SET set_at = excluded.set_at, set_by = excluded.set_by, reason = excluded.reason`,
 		applicationID, at.UnixMicro(), by, reason)
 	return err
