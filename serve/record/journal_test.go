@@ -3,6 +3,7 @@ package record
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -264,5 +265,45 @@ func TestReadsDuringAJournalOutage(t *testing.T) {
 	n := 0
 	if err := s.ByApplication(ctx, "H-1", func([]byte) error { n++; return nil }); err != nil || n != 1 {
 		t.Fatalf("ByApplication during the outage: %d records, %v; want 1, nil", n, err)
+	}
+}
+
+// TestCheckpointWithEveryReaderBusy: the checkpoint's first step, on a
+// reader, does not wait for one while reads hold them all; the writer's
+// step checkpoints, so the journal's older segments still go.
+func TestCheckpointWithEveryReaderBusy(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	s, err := OpenSQLite(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Append(ctx, mustGroups(sample("C-1", time.Now(), true))); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err = OpenSQLite(ctx, dir) // its frames go to segment 2
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for range readers {
+		c, err := s.r.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	if err := s.Append(ctx, mustGroups(sample("C-2", time.Now(), true))); err != nil {
+		t.Fatal(err)
+	}
+	first := s.j.path(1)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if _, err := os.Stat(first); errors.Is(err, os.ErrNotExist) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("segment 1 is still there with every reader busy: the checkpoint waits for a reader")
+		}
 	}
 }

@@ -68,6 +68,10 @@ type journaled struct {
 	end     position
 }
 
+// readers is the size of the pool that reads: lookups, exports and the
+// checkpoint's first step.
+const readers = 4
+
 // loadMax bounds one loader transaction; maxLoadBacklog is how far the
 // database may trail the journal before commits wait for the loader.
 const (
@@ -139,7 +143,7 @@ func OpenSQLiteSync(ctx context.Context, dir, sync string) (*SQLite, error) {
 	if err != nil {
 		return fail(err)
 	}
-	s.r.SetMaxOpenConns(4)
+	s.r.SetMaxOpenConns(readers)
 	if err := s.recover(ctx); err != nil {
 		return fail(fmt.Errorf("decision record %s: replaying the journal: %w", s.path, err))
 	}
@@ -570,7 +574,7 @@ func (s *SQLite) checkpoint() {
 	defer s.done.Done()
 	var removed uint64
 	every(time.Second, s.stop, func() {
-		_, _ = s.r.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
+		s.checkpointOnReader()
 		s.mu.Lock()
 		var (
 			durable              position
@@ -591,6 +595,23 @@ func (s *SQLite) checkpoint() {
 			}
 		}
 	})
+}
+
+// checkpointOnReader is the checkpoint's first step. It waits at most a
+// second for a reader (lookups and exports may hold them all; the writer's
+// step then copies everything) and bounds the copy at 30 s (what an
+// interrupted copy leaves, the writer's step redoes).
+func (s *SQLite) checkpointOnReader() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	c, err := s.r.Conn(ctx)
+	if err != nil {
+		return
+	}
+	defer c.Close()
+	ctx, cancel = context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, _ = c.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`)
 }
 
 // ByApplication implements Store. One read transaction sees the index and
