@@ -113,7 +113,7 @@ func (p *Postgres) PutOutcome(ctx context.Context, o outcomes.Outcome) ([]outcom
 
 // Arms implements outcomes.Store.
 func (p *Postgres) Arms(ctx context.Context, model string) ([]outcomes.Arm, error) {
-	return armsOf(ctx, pgQuerier{p.pool}, model)
+	return armsOf(ctx, pgQuerier{p.reads}, model)
 }
 
 // armsOf joins the outcomes with the application index. A batch's

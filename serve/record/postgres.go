@@ -16,8 +16,11 @@ import (
 // commit's groups, so it is atomic and costs one round trip and one WAL
 // flush (synchronous_commit stays on).
 type Postgres struct {
-	pool *pgxpool.Pool
-	desc string
+	// pool commits: appends, group ids, the probe, the indexer, the purge,
+	// holds and outcomes. reads (readers connections) serves lookups and
+	// exports, so however many stream to slow clients, commits keep theirs.
+	pool, reads *pgxpool.Pool
+	desc        string
 
 	idMu          sync.Mutex // guards the block of group ids
 	idNext, idEnd int64
@@ -35,7 +38,9 @@ const advisoryLock = 0x6d6c7265636f7264 // "mlrecord"
 const holdsLock = 0x6d6c686f6c647321 // "mlholds!"
 
 // OpenPostgres connects to url (postgres://…), applies the migrations and
-// returns the store. The pool is sized for the writers plus the readers.
+// returns the store. The committing pool has the URL's pool_max_conns, at
+// least 8 (the writers, the indexer, the purge, the probe); the reading
+// pool readers more.
 func OpenPostgres(ctx context.Context, url string) (*Postgres, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
@@ -60,6 +65,13 @@ func OpenPostgres(ctx context.Context, url string) (*Postgres, error) {
 	if err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("decision record %s: %w", p.desc, err)
+	}
+	rcfg := cfg.Copy()
+	rcfg.MaxConns = readers
+	rcfg.MinConns, rcfg.MinIdleConns = min(rcfg.MinConns, readers), min(rcfg.MinIdleConns, readers)
+	if p.reads, err = pgxpool.NewWithConfig(ctx, rcfg); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("SERVE_DECISIONS_URL: %w", err)
 	}
 	return p, nil
 }
@@ -133,7 +145,7 @@ func (p *Postgres) Index(ctx context.Context, max int) (indexed, backlog int, er
 
 // ByApplication implements Store, in one repeatable-read snapshot.
 func (p *Postgres) ByApplication(ctx context.Context, applicationID string, fn func([]byte) error) error {
-	tx, err := p.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	tx, err := p.reads.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return err
 	}
@@ -143,7 +155,7 @@ func (p *Postgres) ByApplication(ctx context.Context, applicationID string, fn f
 
 // Export implements Store.
 func (p *Postgres) Export(ctx context.Context, from, to time.Time, fn func([]byte) error) error {
-	return export(ctx, pgQuerier{p.pool}, from, to, fn)
+	return export(ctx, pgQuerier{p.reads}, from, to, fn)
 }
 
 // Purge implements Store.
@@ -229,7 +241,7 @@ func (p *Postgres) SetHold(ctx context.Context, applicationID, by, reason string
 
 // Holds implements Store.
 func (p *Postgres) Holds(ctx context.Context) ([]Hold, error) {
-	return holdsOf(ctx, pgQuerier{p.pool})
+	return holdsOf(ctx, pgQuerier{p.reads})
 }
 
 // Probe implements Store.
@@ -244,6 +256,7 @@ func (p *Postgres) Backend() string { return "postgres" }
 
 // Close implements Store.
 func (p *Postgres) Close() error {
+	p.reads.Close()
 	p.pool.Close()
 	return nil
 }

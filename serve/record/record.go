@@ -60,6 +60,12 @@ const inlineIndex = 64
 // decompresses at most that many documents and one indexing step is short.
 const groupMax = 1024
 
+// readers is the size of each backend's pool of reading connections
+// (lookups, exports; on SQLite also the checkpoint's first step), apart
+// from the connections that commit: an export streams as slowly as its
+// client reads, and reads must never stop decisions being recorded.
+const readers = 4
+
 // Store is a backend of the decision record. Implementations are safe for
 // concurrent use.
 type Store interface {

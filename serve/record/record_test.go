@@ -493,6 +493,59 @@ func TestUnavailablePostgres(t *testing.T) {
 	}
 }
 
+// TestPostgresExportsLeaveCommitsTheirConnections: exports to clients that
+// read slowly hold their connections for as long as they stream; however
+// many there are, decisions are still recorded.
+func TestPostgresExportsLeaveCommitsTheirConnections(t *testing.T) {
+	pg := pgtest.Start(t)
+	store, err := OpenPostgres(context.Background(), pg.CreateDatabase(t, "slow_exports"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := New(store, Config{WriteTimeout: time.Second})
+	defer rec.Close()
+	ctx := context.Background()
+	// Two decisions far enough apart that the first is sent while the
+	// export still reads: it holds its connection while the client is slow.
+	now := time.Now()
+	for i, at := range []time.Time{now, now.Add(time.Second)} {
+		if err := rec.Record(ctx, []decision.Decision{sample(fmt.Sprintf("X-%d", i), at, true)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const exports = 8 // as many as the pool had connections
+	var (
+		streaming sync.WaitGroup
+		entered   atomic.Int64
+	)
+	slowClient := make(chan struct{})
+	defer streaming.Wait()
+	defer close(slowClient)
+	for range exports {
+		streaming.Add(1)
+		go func() {
+			defer streaming.Done()
+			_ = store.Export(ctx, now.Add(-time.Second), now.Add(2*time.Second), func([]byte) error {
+				entered.Add(1)
+				<-slowClient
+				return nil
+			})
+		}()
+	}
+	for deadline := time.Now().Add(5 * time.Second); entered.Load() < readers; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d exports streaming, want at least %d", entered.Load(), readers)
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // the rest take what they can
+	if err := rec.Record(ctx, []decision.Decision{sample("X-3", time.Now(), true)}); err != nil {
+		t.Fatalf("Record with %d exports streaming (%d of them holding a connection): %v", exports, entered.Load(), err)
+	}
+	if err := store.Probe(ctx); err != nil {
+		t.Fatalf("Probe with %d exports streaming: %v", exports, err)
+	}
+}
+
 func TestOutcomesJoinTheRecord(t *testing.T) {
 	onEachBackend(t, func(t *testing.T, store Store, rec *Recorder) {
 		os, ok := store.(outcomes.Store)

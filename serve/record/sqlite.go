@@ -68,10 +68,6 @@ type journaled struct {
 	end     position
 }
 
-// readers is the size of the pool that reads: lookups, exports and the
-// checkpoint's first step.
-const readers = 4
-
 // loadMax bounds one loader transaction; maxLoadBacklog is how far the
 // database may trail the journal before commits wait for the loader.
 const (
