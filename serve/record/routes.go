@@ -52,7 +52,7 @@ func Mount(r fiber.Router, cfg RoutesConfig) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	h := &routes{cfg: cfg}
+	h := &routes{cfg: cfg, exports: make(chan struct{}, maxExports)}
 	r.Get("/v1/decisions", cfg.Read, h.export)
 	r.Get("/v1/decisions/:application_id", cfg.Read, h.byApplication)
 	r.Get("/v1/decisions/by-decision-id/:decision_id", cfg.Read, h.byDecision)
@@ -61,7 +61,20 @@ func Mount(r fiber.Router, cfg RoutesConfig) {
 	r.Get("/v1/legal-holds", cfg.Read, h.holds)
 }
 
-type routes struct{ cfg RoutesConfig }
+type routes struct {
+	cfg     RoutesConfig
+	exports chan struct{} // a token per export streaming
+}
+
+// maxExports bounds the exports streaming at once, on either backend: each
+// holds a reader for as long as its client takes, and half the readers stay
+// for lookups. One more is refused at once (503 overloaded, Retry-After)
+// rather than queued: a read has no deadline, and an export job retries
+// where a queued one would hang.
+const maxExports = readers / 2
+
+// exportRetry is the Retry-After of a refused export, in seconds.
+const exportRetry = "10"
 
 // applicationID reads and checks the path's application id: the contract's
 // 1-64 printable ASCII characters, else 422 (never a query).
@@ -190,11 +203,19 @@ func (h *routes) export(c *fiber.Ctx) error {
 		return &api.Error{Status: http.StatusUnprocessableEntity, Code: api.CodeValidationFailed,
 			Message: "the export needs a time range", Fields: map[string]string{"to": "must be after from"}}
 	}
+	select {
+	case h.exports <- struct{}{}:
+	default:
+		c.Set(fiber.HeaderRetryAfter, exportRetry)
+		return &api.Error{Status: http.StatusServiceUnavailable, Code: api.CodeOverloaded,
+			Message: "too many exports at once; retry after the Retry-After seconds"}
+	}
 	h.audit(c, "export", "from", from.UTC().Format(time.RFC3339Nano), "to", to.UTC().Format(time.RFC3339Nano))
 	store, timeout, log := h.cfg.Store, h.cfg.ExportTimeout, h.cfg.Audit
 	reqID := c.GetRespHeader(fiber.HeaderXRequestID)
 	c.Set(fiber.HeaderContentType, "application/x-ndjson")
 	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
+		defer func() { <-h.exports }()
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
 		n := 0

@@ -14,6 +14,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -76,6 +78,11 @@ func fakeAuth(roles ...string) fiber.Handler {
 }
 
 func routesApp(t *testing.T) (*fiber.App, *Recorder, *bytes.Buffer) {
+	return routesAppOn(t, func(s Store) Store { return s })
+}
+
+// routesAppOn is routesApp with the routes on what wrap makes of the store.
+func routesAppOn(t *testing.T, wrap func(Store) Store) (*fiber.App, *Recorder, *bytes.Buffer) {
 	store, err := OpenSQLite(context.Background(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -84,7 +91,7 @@ func routesApp(t *testing.T) (*fiber.App, *Recorder, *bytes.Buffer) {
 	t.Cleanup(func() { rec.Close() })
 	var audit bytes.Buffer
 	app := fiber.New(fiber.Config{ErrorHandler: api.ErrorHandler(slog.Default())})
-	Mount(app, RoutesConfig{Store: store, Read: fakeAuth("admin", "audit"), Admin: fakeAuth("admin"),
+	Mount(app, RoutesConfig{Store: wrap(store), Read: fakeAuth("admin", "audit"), Admin: fakeAuth("admin"),
 		Principal: func(c *fiber.Ctx) string { s, _ := c.Locals("who").(string); return s },
 		Audit:     slog.New(slog.NewJSONHandler(&audit, nil))})
 	return app, rec, &audit
@@ -267,4 +274,93 @@ func recordWithIDs(t *testing.T, rec *Recorder) []decision.Decision {
 		time.Sleep(3 * time.Millisecond)
 	}
 	return ds
+}
+
+// slowClients is a store whose exports stream to clients that read
+// nothing until read is closed: each holds its reader meanwhile.
+type slowClients struct {
+	Store
+	read      chan struct{}
+	streaming atomic.Int64
+}
+
+func (s *slowClients) Export(ctx context.Context, from, to time.Time, fn func([]byte) error) error {
+	return s.Store.Export(ctx, from, to, func(doc []byte) error {
+		if err := fn(doc); err != nil {
+			return err
+		}
+		s.streaming.Add(1)
+		<-s.read
+		return nil
+	})
+}
+
+// TestExportsLeaveLookupsAReader: exports streaming to slow clients are
+// bounded below the readers, so lookups still get one; an export past the
+// bound is refused at once, to be retried.
+func TestExportsLeaveLookupsAReader(t *testing.T) {
+	slow := &slowClients{read: make(chan struct{})}
+	app, rec, _ := routesAppOn(t, func(s Store) Store { slow.Store = s; return slow })
+	// Decisions far enough apart that the first is sent while the export
+	// still reads, holding its reader.
+	t0 := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
+	for i := range 2 {
+		if err := rec.Record(context.Background(), []decision.Decision{sample("E-1", t0.Add(time.Duration(i)*time.Second), true)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const exports = readers
+	statuses := make(chan int, exports)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer close(slow.read)
+	for range exports {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req := httptest.NewRequest("GET", "/v1/decisions?from=2026-11-30T00:00:00Z&to=2026-12-01T00:00:00Z", nil)
+			req.Header.Set("Authorization", "Bearer reader")
+			resp, err := app.Test(req, -1)
+			if err != nil {
+				statuses <- 0
+				return
+			}
+			if resp.StatusCode == 503 && (resp.Header.Get("Retry-After") == "" || !strings.Contains(readAll(resp.Body), api.CodeOverloaded)) {
+				t.Errorf("an export past the bound: 503 without Retry-After or code %s", api.CodeOverloaded)
+			}
+			resp.Body.Close()
+			statuses <- resp.StatusCode
+		}()
+	}
+	for deadline := time.Now().Add(5 * time.Second); slow.streaming.Load() < min(exports, maxExports); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d exports streaming, want %d", slow.streaming.Load(), maxExports)
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // the rest take what they can
+	req := httptest.NewRequest("GET", "/v1/decisions/E-1", nil)
+	req.Header.Set("Authorization", "Bearer reader")
+	resp, err := app.Test(req, 3000)
+	if err != nil {
+		t.Fatalf("a lookup with %d exports streaming: %v", slow.streaming.Load(), err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("a lookup with %d exports streaming: %d", slow.streaming.Load(), resp.StatusCode)
+	}
+	for range exports - maxExports {
+		select {
+		case status := <-statuses:
+			if status != 503 {
+				t.Fatalf("an export past the bound: %d, want 503", status)
+			}
+		case <-time.After(time.Second):
+			t.Fatal("an export past the bound was not refused at once")
+		}
+	}
+}
+
+func readAll(r io.Reader) string {
+	b, _ := io.ReadAll(r)
+	return string(b)
 }
