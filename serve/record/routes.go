@@ -210,16 +210,22 @@ func (h *routes) export(c *fiber.Ctx) error {
 		return &api.Error{Status: http.StatusServiceUnavailable, Code: api.CodeOverloaded,
 			Message: "too many exports at once; retry after the Retry-After seconds"}
 	}
-	h.audit(c, "export", "from", from.UTC().Format(time.RFC3339Nano), "to", to.UTC().Format(time.RFC3339Nano))
 	store, timeout, log := h.cfg.Store, h.cfg.ExportTimeout, h.cfg.Audit
 	reqID := c.GetRespHeader(fiber.HeaderXRequestID)
-	c.Set(fiber.HeaderContentType, "application/x-ndjson")
+	// The stream writer runs at once, in its own goroutine, and its output
+	// is sent once the handler returns: the handler waits for the store's
+	// first answer (a row, or the end) and only then commits to a 200, so
+	// a store that cannot be read is a 503 like any other read's.
+	answered := make(chan error, 1)
 	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
 		defer func() { <-h.exports }()
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
 		n := 0
 		err := store.Export(ctx, from, to, func(doc []byte) error {
+			if n == 0 {
+				answered <- nil
+			}
 			w.Write(doc)
 			w.WriteByte('\n')
 			n++
@@ -228,6 +234,12 @@ func (h *routes) export(c *fiber.Ctx) error {
 			}
 			return nil
 		})
+		if n == 0 {
+			answered <- err
+			if err != nil {
+				return // the handler answers 503
+			}
+		}
 		if err != nil {
 			// The status is sent; the last line says the export is incomplete.
 			line, _ := json.Marshal(map[string]any{"error": map[string]string{"code": api.CodeRecordUnavailable,
@@ -238,6 +250,11 @@ func (h *routes) export(c *fiber.Ctx) error {
 		}
 		_ = w.Flush()
 	})
+	if err := <-answered; err != nil {
+		return h.unavailable(c, err)
+	}
+	h.audit(c, "export", "from", from.UTC().Format(time.RFC3339Nano), "to", to.UTC().Format(time.RFC3339Nano))
+	c.Set(fiber.HeaderContentType, "application/x-ndjson")
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -363,4 +364,49 @@ func TestExportsLeaveLookupsAReader(t *testing.T) {
 func readAll(r io.Reader) string {
 	b, _ := io.ReadAll(r)
 	return string(b)
+}
+
+// brokenExports is a store whose exports fail after sending `after`
+// documents, as a store that goes down does.
+type brokenExports struct {
+	Store
+	after int
+}
+
+func (s brokenExports) Export(ctx context.Context, from, to time.Time, fn func([]byte) error) error {
+	n := 0
+	err := s.Store.Export(ctx, from, to, func(doc []byte) error {
+		if n == s.after {
+			return errStoreDown
+		}
+		n++
+		return fn(doc)
+	})
+	if err == nil && n == s.after {
+		err = errStoreDown
+	}
+	return err
+}
+
+var errStoreDown = errors.New("the store is down")
+
+// TestExportWithTheStoreDown: an export the store fails before any row is
+// a 503 record_unavailable like any read, not a 200 with an error line;
+// one that fails later ends with the error line.
+func TestExportWithTheStoreDown(t *testing.T) {
+	for _, after := range []int{0, 1} {
+		app, rec, _ := routesAppOn(t, func(s Store) Store { return brokenExports{s, after} })
+		t0 := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
+		if err := rec.Record(context.Background(), []decision.Decision{sample("B-1", t0, true), sample("B-2", t0, true)}); err != nil {
+			t.Fatal(err)
+		}
+		status, body, hdr := get(t, app, "GET", "/v1/decisions?from=2026-11-30T00:00:00Z&to=2026-12-01T00:00:00Z", "reader", "")
+		lines := bytes.Split(bytes.TrimSpace(body), []byte("\n"))
+		switch {
+		case after == 0 && (status != 503 || !bytes.Contains(body, []byte(`"code":"record_unavailable"`)) || hdr.Get("Content-Type") != "application/json"):
+			t.Errorf("export with the store down: %d %s: %s, want 503 record_unavailable", status, hdr.Get("Content-Type"), body)
+		case after == 1 && (status != 200 || len(lines) != 2 || !bytes.Contains(lines[1], []byte(`"error"`))):
+			t.Errorf("export with the store down after a row: %d: %s, want 200 and an error line", status, body)
+		}
+	}
 }
