@@ -103,10 +103,15 @@ func ValidApplicationID(id string) bool {
 	return true
 }
 
+// caller is who asked, for every line logged about a request: the
+// principal, their address and the request id.
+func (h *routes) caller(c *fiber.Ctx, attrs ...any) []any {
+	return append([]any{"principal", h.cfg.Principal(c), "remote", c.IP(),
+		"request_id", c.GetRespHeader(fiber.HeaderXRequestID)}, attrs...)
+}
+
 func (h *routes) audit(c *fiber.Ctx, action string, attrs ...any) {
-	attrs = append([]any{"audit", true, "action", action, "principal", h.cfg.Principal(c),
-		"remote", c.IP(), "request_id", c.GetRespHeader(fiber.HeaderXRequestID)}, attrs...)
-	h.cfg.Audit.Info("decision record "+action, attrs...)
+	h.cfg.Audit.Info("decision record "+action, append([]any{"audit", true, "action", action}, h.caller(c, attrs...)...)...)
 }
 
 func (h *routes) byApplication(c *fiber.Ctx) error {
@@ -166,8 +171,7 @@ func (h *routes) byDecision(c *fiber.Ctx) error {
 // unavailable logs why the record could not be read or written and answers
 // 503 without the detail.
 func (h *routes) unavailable(c *fiber.Ctx, err error) error {
-	h.cfg.Audit.Warn("decision record unavailable", "method", c.Method(), "path", c.Path(),
-		"request_id", c.GetRespHeader(fiber.HeaderXRequestID), "error", err)
+	h.cfg.Audit.Warn("decision record unavailable", h.caller(c, "method", c.Method(), "path", c.Path(), "error", err)...)
 	return unavailable(err)
 }
 
@@ -206,12 +210,13 @@ func (h *routes) export(c *fiber.Ctx) error {
 	select {
 	case h.exports <- struct{}{}:
 	default:
+		h.cfg.Audit.Warn("decision record export refused: too many at once", h.caller(c, "exports", maxExports)...)
 		c.Set(fiber.HeaderRetryAfter, exportRetry)
 		return &api.Error{Status: http.StatusServiceUnavailable, Code: api.CodeOverloaded,
 			Message: "too many exports at once; retry after the Retry-After seconds"}
 	}
 	store, timeout, log := h.cfg.Store, h.cfg.ExportTimeout, h.cfg.Audit
-	reqID := c.GetRespHeader(fiber.HeaderXRequestID)
+	reqID, who := c.GetRespHeader(fiber.HeaderXRequestID), h.cfg.Principal(c)
 	// The stream writer runs at once, in its own goroutine, and its output
 	// is sent once the handler returns: the handler waits for the store's
 	// first answer (a row, or the end) and only then commits to a 200, so
@@ -246,7 +251,7 @@ func (h *routes) export(c *fiber.Ctx) error {
 				"message": "the export stopped before its end; retry it"}, "request_id": reqID})
 			w.Write(line)
 			w.WriteByte('\n')
-			log.Warn("decision record export stopped", "request_id", reqID, "exported", n, "error", err)
+			log.Warn("decision record export stopped", "principal", who, "request_id", reqID, "exported", n, "error", err)
 		}
 		_ = w.Flush()
 	})
@@ -295,6 +300,7 @@ func (h *routes) holds(c *fiber.Ctx) error {
 	if err != nil {
 		return h.unavailable(c, err)
 	}
+	h.audit(c, "legal holds read", "holds", len(hs))
 	if hs == nil {
 		hs = []Hold{}
 	}

@@ -301,7 +301,7 @@ func (s *slowClients) Export(ctx context.Context, from, to time.Time, fn func([]
 // bound is refused at once, to be retried.
 func TestExportsLeaveLookupsAReader(t *testing.T) {
 	slow := &slowClients{read: make(chan struct{})}
-	app, rec, _ := routesAppOn(t, func(s Store) Store { slow.Store = s; return slow })
+	app, rec, audit := routesAppOn(t, func(s Store) Store { slow.Store = s; return slow })
 	// Decisions far enough apart that the first is sent while the export
 	// still reads, holding its reader.
 	t0 := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
@@ -313,8 +313,8 @@ func TestExportsLeaveLookupsAReader(t *testing.T) {
 	const exports = readers
 	statuses := make(chan int, exports)
 	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer close(slow.read)
+	finish := sync.OnceFunc(func() { close(slow.read); wg.Wait() })
+	defer finish()
 	for range exports {
 		wg.Add(1)
 		go func() {
@@ -358,6 +358,10 @@ func TestExportsLeaveLookupsAReader(t *testing.T) {
 		case <-time.After(time.Second):
 			t.Fatal("an export past the bound was not refused at once")
 		}
+	}
+	finish()
+	if lines := auditLines(t, audit, "decision record export refused: too many at once"); len(lines) != exports-maxExports || lines[0]["principal"] != "reader" {
+		t.Errorf("refused exports: log lines %v, want %d naming the principal", lines, exports-maxExports)
 	}
 }
 
@@ -407,6 +411,46 @@ func TestExportWithTheStoreDown(t *testing.T) {
 			t.Errorf("export with the store down: %d %s: %s, want 503 record_unavailable", status, hdr.Get("Content-Type"), body)
 		case after == 1 && (status != 200 || len(lines) != 2 || !bytes.Contains(lines[1], []byte(`"error"`))):
 			t.Errorf("export with the store down after a row: %d: %s, want 200 and an error line", status, body)
+		}
+	}
+}
+
+// auditLines are the audit log's lines with message msg.
+func auditLines(t *testing.T, audit *bytes.Buffer, msg string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	sc := bufio.NewScanner(bytes.NewReader(audit.Bytes()))
+	for sc.Scan() {
+		var line map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
+			t.Fatalf("audit line %q: %v", sc.Text(), err)
+		}
+		if line["msg"] == msg {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
+// TestEveryReadNamesThePrincipal: listing the legal holds is an audit line,
+// and a read the record fails (503) or refuses is logged naming who asked.
+func TestEveryReadNamesThePrincipal(t *testing.T) {
+	app, _, audit := routesAppOn(t, func(s Store) Store { return brokenExports{s, 0} })
+	if status, body, _ := get(t, app, "GET", "/v1/legal-holds", "reader", ""); status != 200 {
+		t.Fatalf("GET /v1/legal-holds = %d: %s", status, body)
+	}
+	if lines := auditLines(t, audit, "decision record legal holds read"); len(lines) != 1 || lines[0]["principal"] != "reader" || lines[0]["audit"] != true {
+		t.Errorf("listing the legal holds: audit lines %v, want one naming the reader", lines)
+	}
+	ids := make([]string, 1)
+	decision.NewIDs(ids, time.Now())
+	for _, path := range []string{"/v1/decisions?from=2026-11-30T00:00:00Z&to=2026-12-01T00:00:00Z", "/v1/decisions/by-decision-id/" + ids[0]} {
+		audit.Reset()
+		if status, body, _ := get(t, app, "GET", path, "boss", ""); status != 503 {
+			t.Fatalf("GET %s with the store down = %d: %s", path, status, body)
+		}
+		if lines := auditLines(t, audit, "decision record unavailable"); len(lines) != 1 || lines[0]["principal"] != "boss" {
+			t.Errorf("GET %s with the store down: log lines %v, want one naming the principal", path, lines)
 		}
 	}
 }
