@@ -201,7 +201,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 				if recorder != nil {
 					record.Mount(r, record.RoutesConfig{Store: recorder.Store(),
 						Read: authn.Require(auth.Admin, auth.Audit), Admin: authn.Require(auth.Admin),
-						Principal: auth.Name, Audit: log.With("component", "record")})
+						Principal: auth.Name, Remote: authn.Remote, Audit: log.With("component", "record")})
 					if outcomeStore != nil {
 						(&outcomes.Handler{Store: outcomeStore, Metrics: outcomes.NewMetrics(reg), Principal: auth.Name}).
 							Mount(r, authn.Require(auth.Admin, auth.Audit))

@@ -23,6 +23,10 @@ type RoutesConfig struct {
 	Read, Admin fiber.Handler
 	// Principal names the authenticated caller for audit lines (auth.Name).
 	Principal func(c *fiber.Ctx) string
+	// Remote is the caller's address for audit lines, as auth sees it
+	// (Authenticator.Remote: the client a trusted proxy forwards for, not
+	// the proxy); default the peer.
+	Remote func(c *fiber.Ctx) string
 	// Audit receives one line per read, export and legal-hold change.
 	Audit *slog.Logger
 	// ExportTimeout bounds one export (default 30 minutes).
@@ -45,6 +49,9 @@ func Mount(r fiber.Router, cfg RoutesConfig) {
 	}
 	if cfg.Principal == nil {
 		cfg.Principal = func(*fiber.Ctx) string { return "" }
+	}
+	if cfg.Remote == nil {
+		cfg.Remote = func(c *fiber.Ctx) string { return c.IP() }
 	}
 	if cfg.ExportTimeout <= 0 {
 		cfg.ExportTimeout = 30 * time.Minute
@@ -106,7 +113,7 @@ func ValidApplicationID(id string) bool {
 // caller is who asked, for every line logged about a request: the
 // principal, their address and the request id.
 func (h *routes) caller(c *fiber.Ctx, attrs ...any) []any {
-	return append([]any{"principal", h.cfg.Principal(c), "remote", c.IP(),
+	return append([]any{"principal", h.cfg.Principal(c), "remote", h.cfg.Remote(c),
 		"request_id", c.GetRespHeader(fiber.HeaderXRequestID)}, attrs...)
 }
 
