@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -283,7 +284,8 @@ func (h *routes) hold(on bool) fiber.Handler {
 			if err := api.DecodeBody(c, &body); err != nil {
 				return err
 			}
-			if body.Reason == "" || len(body.Reason) > 1000 {
+			// The contract's maxLength: characters (code points), not bytes.
+			if body.Reason == "" || utf8.RuneCountInString(body.Reason) > 1000 {
 				return &api.Error{Status: http.StatusUnprocessableEntity, Code: api.CodeValidationFailed,
 					Message: `send {"reason": "..."}: why the records are held (a case or matter reference)`,
 					Fields:  map[string]string{"reason": "required, at most 1000 characters"}}

@@ -454,3 +454,18 @@ func TestEveryReadNamesThePrincipal(t *testing.T) {
 		}
 	}
 }
+
+// TestLegalHoldReasonIsCountedInCharacters: the contract's maxLength 1000
+// is characters, not bytes.
+func TestLegalHoldReasonIsCountedInCharacters(t *testing.T) {
+	app, rec, _ := routesApp(t)
+	if err := rec.Record(context.Background(), []decision.Decision{sample("R-1", time.Now(), true)}); err != nil {
+		t.Fatal(err)
+	}
+	for reason, want := range map[string]int{strings.Repeat("é", 600): 200, strings.Repeat("é", 1000): 200, strings.Repeat("é", 1001): 422} {
+		body, _ := json.Marshal(map[string]string{"reason": reason})
+		if status, got, _ := get(t, app, "PUT", "/v1/decisions/R-1/legal-hold", "boss", string(body)); status != want {
+			t.Errorf("a reason of %d characters (%d bytes): %d %s, want %d", len([]rune(reason)), len(reason), status, got, want)
+		}
+	}
+}
