@@ -877,6 +877,26 @@ func TestByDecisionIDOnEachBackend(t *testing.T) {
 	})
 }
 
+// TestByDecisionIDAheadOfItsTime: a server before NewIDs took ids from
+// uuid.NewV7, whose ids run ahead of the clock after it steps back; such a
+// decision is still found by its id.
+func TestByDecisionIDAheadOfItsTime(t *testing.T) {
+	onEachBackend(t, func(t *testing.T, store Store, rec *Recorder) {
+		at := time.Now().UTC()
+		ids := make([]string, 1)
+		decision.NewIDs(ids, at.Add(300*time.Millisecond)) // the clock stepped back 300 ms
+		d := sample("V-1", at, true)
+		d.ID = ids[0]
+		if err := rec.Record(context.Background(), []decision.Decision{d}); err != nil {
+			t.Fatal(err)
+		}
+		_, doc, err := ByDecisionID(context.Background(), store, d.ID)
+		if want := AppendDocument(nil, &d); err != nil || !bytes.Equal(doc, want) {
+			t.Fatalf("ByDecisionID(%s) of a decision recorded 300 ms before its id's time = %s, %v; want %s", d.ID, doc, err, want)
+		}
+	})
+}
+
 // onEachBackend runs fn as a subtest on a fresh store of each backend, with
 // a Recorder on it.
 func onEachBackend(t *testing.T, fn func(t *testing.T, store Store, rec *Recorder)) {
