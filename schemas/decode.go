@@ -75,31 +75,11 @@ const (
 // for every mistake the errors name (at most maxFieldErrors fields).
 const maxApplicationValues = 1 << 12
 
-// pooledParseLimit is the largest body parsed with a pooled parser: a pooled
-// parser keeps the memory of the largest document it ever parsed.
-const pooledParseLimit = 16 << 10
-
 // Decoder turns request bodies into validated Applications. It is strict:
 // unknown, duplicate, missing and wrongly typed fields are each named. A Decoder
 // is safe for concurrent use; the zero value is ready.
 type Decoder struct {
-	parsers fastjson.ParserPool
-}
-
-// parser returns a parser for a document of n bytes; put gives it back. A
-// large document gets a parser of its own that the garbage collector takes
-// back, as a pooled parser keeps the memory of the largest document it parsed.
-func (d *Decoder) parser(n int) *fastjson.Parser {
-	if n > pooledParseLimit {
-		return new(fastjson.Parser)
-	}
-	return d.parsers.Get()
-}
-
-func (d *Decoder) put(p *fastjson.Parser, n int) {
-	if n <= pooledParseLimit {
-		d.parsers.Put(p)
-	}
+	parsers ParserPool // an application's or a batch item's (pooledMax)
 }
 
 // Application decodes and validates one application. The error is a
@@ -110,8 +90,8 @@ func (d *Decoder) Application(body []byte) (Application, error) {
 	}
 	// Strictly: a body that is not JSON (050000, NaN) would be decided, and
 	// recorded as it came, a record no JSON reader can read.
-	p := d.parser(len(body))
-	defer d.put(p, len(body))
+	p := d.parsers.Get(len(body))
+	defer d.parsers.Put(p, len(body))
 	v, err := ParseJSON(p, body, maxApplicationValues)
 	if err != nil {
 		return Application{}, err
@@ -138,8 +118,8 @@ func (d *Decoder) Batch(body []byte) ([]Item, error) {
 		return nil, err
 	}
 	items := make([]Item, len(spans))
-	p := d.parser(MaxItemBytes)
-	defer d.put(p, MaxItemBytes)
+	p := d.parsers.Get(MaxItemBytes)
+	defer d.parsers.Put(p, MaxItemBytes)
 	for i, span := range spans {
 		items[i].JSON = span
 		if a, ok := plainApplication(span); ok && len(span) <= MaxItemBytes {

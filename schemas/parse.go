@@ -32,6 +32,41 @@ func ParseJSON(p *fastjson.Parser, b []byte, maxValues int) (*fastjson.Value, er
 	return v, nil
 }
 
+// ParserPool lends fastjson parsers for documents of up to Max bytes (0:
+// pooledMax). A larger document gets a parser of its own, which the garbage
+// collector takes back: a pooled parser keeps the memory of the largest
+// document it ever parsed. The zero value is ready.
+type ParserPool struct {
+	Max  int
+	pool fastjson.ParserPool
+}
+
+// pooledMax is a ParserPool's default Max: an application or a batch item.
+const pooledMax = 16 << 10
+
+func (pp *ParserPool) pooled(n int) bool {
+	if pp.Max == 0 {
+		return n <= pooledMax
+	}
+	return n <= pp.Max
+}
+
+// Get returns a parser for a document of n bytes; Put, with the same n,
+// gives it back.
+func (pp *ParserPool) Get(n int) *fastjson.Parser {
+	if !pp.pooled(n) {
+		return new(fastjson.Parser)
+	}
+	return pp.pool.Get()
+}
+
+// Put gives back a parser Get returned for a document of n bytes.
+func (pp *ParserPool) Put(p *fastjson.Parser, n int) {
+	if pp.pooled(n) {
+		pp.pool.Put(p)
+	}
+}
+
 // countValues bounds from above how many values b holds: one, and one more
 // after each '[', ',' and ':' outside strings. It stops counting past max.
 func countValues(b []byte, max int) int {

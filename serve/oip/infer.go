@@ -12,7 +12,6 @@ import (
 	"strconv"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/valyala/fastjson"
 
 	"mlservice/schemas"
 	"mlservice/serve/decision"
@@ -48,10 +47,6 @@ const maxElements = int64(schemas.MaxBatch) * int64(len(schemas.Features))
 // parameters and outputs.
 const maxHeaderValues = int(maxElements) + 1<<12
 
-// pooledParseLimit is the largest body parsed with a pooled parser: a pooled
-// parser keeps the memory of the largest document it ever parsed.
-const pooledParseLimit = 1 << 20
-
 func (h *Handler) infer(c *fiber.Ctx) error {
 	m, err := h.model(c)
 	if err != nil {
@@ -67,13 +62,8 @@ func (h *Handler) infer(c *fiber.Ctx) error {
 		s = &inferScratch{}
 	}
 	defer h.scratch.Put(s)
-	var p *fastjson.Parser
-	if len(body) <= pooledParseLimit {
-		p = h.parsers.Get()
-		defer h.parsers.Put(p)
-	} else {
-		p = new(fastjson.Parser)
-	}
+	p := h.parsers.Get(len(body))
+	defer h.parsers.Put(p, len(body))
 
 	headerLen := c.Request().Header.Peek(headerInferenceHeaderContentLength)
 	if headerLen != nil && len(headerLen) == 0 {

@@ -21,7 +21,6 @@ import (
 	"sync"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/valyala/fastjson"
 
 	"mlservice/schemas"
 	"mlservice/serve/models"
@@ -145,8 +144,8 @@ type Config struct {
 type Handler struct {
 	cfg     Config
 	models  map[string]*Model
-	parsers fastjson.ParserPool
-	scratch sync.Pool // *inferScratch
+	parsers schemas.ParserPool // request bodies up to 1 MiB: a pooled parser keeps the largest it parsed
+	scratch sync.Pool          // *inferScratch
 }
 
 // Mount adds the /v2 routes to r.
@@ -166,7 +165,7 @@ func Mount(r fiber.Router, cfg Config) *Handler {
 	if cfg.Draining == nil {
 		cfg.Draining = func() bool { return false }
 	}
-	h := &Handler{cfg: cfg, models: map[string]*Model{}}
+	h := &Handler{cfg: cfg, models: map[string]*Model{}, parsers: schemas.ParserPool{Max: 1 << 20}}
 	for i := range cfg.Models {
 		h.models[cfg.Models[i].Name] = &cfg.Models[i]
 	}
