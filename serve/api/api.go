@@ -109,6 +109,8 @@ type Server struct {
 	// sending, and every response closes its connection so clients stop
 	// reusing connections that are about to close.
 	draining atomic.Bool
+	// protocolReads keeps /v2's error shape for bodies fasthttp fails to read.
+	protocolReads *protocolReads
 }
 
 // Drain starts the graceful shutdown's first phase (see draining).
@@ -129,7 +131,8 @@ func New(cfg Config, deps Deps) (*fiber.App, *Server, error) {
 	}
 	var prefix [4]byte
 	_, _ = rand.Read(prefix[:])
-	s := &Server{cfg: cfg, deps: deps, log: deps.Log, openapi: openapi, idPrefix: hex.EncodeToString(prefix[:])}
+	s := &Server{cfg: cfg, deps: deps, log: deps.Log, openapi: openapi, idPrefix: hex.EncodeToString(prefix[:]),
+		protocolReads: newProtocolReads()}
 	admissions := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "batch_admissions_total",
 		Help: "POST /v1/predict/batch requests by admission: admitted, or refused with 503 because too many batches were in progress.",
@@ -157,6 +160,7 @@ func New(cfg Config, deps Deps) (*fiber.App, *Server, error) {
 		DisableStartupMessage: true,
 		ErrorHandler:          s.writeError,
 	})
+	app.Server().HeaderReceived = s.protocolReads.headerReceived
 	app.Use(s.requestID)
 	prom := fiberprometheus.NewWithRegistry(deps.Registry, "mlservice", "http", "", nil)
 	prom.RegisterAt(app, "/metrics")
@@ -194,6 +198,7 @@ func (s *Server) requestID(c *fiber.Ctx) error {
 	if s.draining.Load() {
 		c.Context().SetConnectionClose()
 	}
+	s.protocolReads.done(c.Context())
 	s.setRequestID(c)
 	return c.Next()
 }

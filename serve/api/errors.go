@@ -115,6 +115,8 @@ func fromFiber(e *fiber.Error) *Error {
 		return &Error{Status: e.Code, Code: CodeUnsupportedMediaType, Message: e.Message}
 	case http.StatusRequestHeaderFieldsTooLarge:
 		return &Error{Status: e.Code, Code: CodeHeadersTooLarge, Message: "the request's headers are too large"}
+	case http.StatusRequestTimeout:
+		return &Error{Status: e.Code, Code: CodeBadRequest, Message: "the request did not arrive within the server's read timeout"}
 	}
 	if e.Code >= 400 && e.Code < 500 {
 		return &Error{Status: e.Code, Code: CodeBadRequest, Message: "bad request"}
@@ -124,36 +126,42 @@ func fromFiber(e *fiber.Error) *Error {
 
 // writeError writes err in the one error shape and logs server faults.
 // An error fasthttp raises before any middleware (a body over the limit,
-// headers too large) gets its request id here.
+// headers too large) gets its request id here, and the protocol's shape
+// when the request's headers were on /v2 though fasthttp has reset them.
 func (s *Server) writeError(c *fiber.Ctx, err error) error {
 	if requestID(c) == "" {
 		s.setRequestID(c)
 	}
-	return ErrorHandler(s.log)(c, err)
+	wasProtocol := s.protocolReads.done(c.Context())
+	return writeErrorAs(c, err, s.log, wasProtocol || oip.IsPath(c.Request().URI().Path()))
 }
 
 // ErrorHandler turns any error into the one error shape; unknown errors
 // become a 500 with no internals, logged to log.
 func ErrorHandler(log *slog.Logger) fiber.ErrorHandler {
 	return func(c *fiber.Ctx, err error) error {
-		e := asAPIError(err)
-		if e.Status >= 500 && e.Code == CodeInternal {
-			log.Error("request failed", "method", c.Method(), "path", c.Path(),
-				"request_id", requestID(c), "error", err)
-		}
-		if oip.IsPath(c.Request().URI().Path()) {
-			// The Open Inference Protocol's clients read only {"error": "..."}
-			// (a body over the limit is refused here, before /v2's handlers).
-			return oip.WriteError(c, e.Status, e.Message)
-		}
-		var body errorBody
-		body.Error.Code = e.Code
-		body.Error.Message = e.Message
-		body.Error.Fields = e.Fields
-		body.RequestID = requestID(c)
-		if e.Status == http.StatusUnauthorized {
-			c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="mlservice-admin"`)
-		}
-		return c.Status(e.Status).JSON(body)
+		return writeErrorAs(c, err, log, oip.IsPath(c.Request().URI().Path()))
 	}
+}
+
+// writeErrorAs writes err in /v1's error shape, or in the protocol's
+// ({"error": "..."}, all its clients read) for a request on /v2.
+func writeErrorAs(c *fiber.Ctx, err error, log *slog.Logger, protocol bool) error {
+	e := asAPIError(err)
+	if e.Status >= 500 && e.Code == CodeInternal && log != nil {
+		log.Error("request failed", "method", c.Method(), "path", c.Path(),
+			"request_id", requestID(c), "error", err)
+	}
+	if protocol {
+		return oip.WriteError(c, e.Status, e.Message)
+	}
+	var body errorBody
+	body.Error.Code = e.Code
+	body.Error.Message = e.Message
+	body.Error.Fields = e.Fields
+	body.RequestID = requestID(c)
+	if e.Status == http.StatusUnauthorized {
+		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="mlservice-admin"`)
+	}
+	return c.Status(e.Status).JSON(body)
 }
