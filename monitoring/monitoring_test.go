@@ -599,10 +599,17 @@ func putChallengerLive(t *testing.T, c *http.Client, base, token string) {
 // putShadowLive mirrors requests to version 1 as the shadow.
 func putShadowLive(t *testing.T, c *http.Client, base, token string) {
 	t.Helper()
+	promote(t, c, base, token, "shadow", "1")
+}
+
+// promote puts version live as alias (champion, challenger, shadow) and
+// fails the test unless the server accepts it.
+func promote(t *testing.T, c *http.Client, base, token, alias, version string) {
+	t.Helper()
 	status, body := call(t, c, http.MethodPost, base+"/admin/promote", "application/json", token,
-		map[string]any{"alias": "shadow", "version": "1"})
+		map[string]any{"alias": alias, "version": version})
 	if status/100 != 2 {
-		t.Fatalf("POST /admin/promote shadow=1 = %d: %s", status, body)
+		t.Fatalf("POST /admin/promote %s=%s = %d: %s", alias, version, status, body)
 	}
 }
 
