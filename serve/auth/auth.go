@@ -352,9 +352,16 @@ func ClientRequestID(c *fiber.Ctx) string {
 
 // Remote returns the client's address: the peer, or, when the peer is a
 // trusted proxy, the right-most X-Forwarded-For entry that is not itself a
-// trusted proxy.
+// trusted proxy. Every X-Forwarded-For line counts, in order: HAProxy's
+// option forwardfor adds a line of its own after the client's, so the first
+// line alone is whatever the client chose.
 func (a *Authenticator) Remote(c *fiber.Ctx) string {
-	return remoteAddr(c.Context().RemoteIP().String(), c.Get(fiber.HeaderXForwardedFor), a.cfg.TrustedProxies)
+	lines := c.Request().Header.PeekAll(fiber.HeaderXForwardedFor)
+	forwarded := make([]string, len(lines))
+	for i, l := range lines {
+		forwarded[i] = string(l)
+	}
+	return remoteAddr(c.Context().RemoteIP().String(), strings.Join(forwarded, ","), a.cfg.TrustedProxies)
 }
 
 func remoteAddr(peer, forwarded string, trusted []netip.Prefix) string {

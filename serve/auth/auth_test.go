@@ -188,6 +188,28 @@ func TestRequestIDAndRemote(t *testing.T) {
 	}
 }
 
+// HAProxy's option forwardfor adds its own X-Forwarded-For line after any
+// the client sent; the client's line must not be the one believed, or a
+// client names any address it likes and escapes the wrong-token throttle.
+func TestRemoteReadsEveryForwardedForLine(t *testing.T) {
+	f := newFixture(t, testTokens(t), "0.0.0.0") // app.Test's peer is the trusted proxy
+	req := httptest.NewRequest("GET", "/admin", nil)
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	req.Header.Add("X-Forwarded-For", "198.51.100.77") // the client's own
+	req.Header.Add("X-Forwarded-For", "203.0.113.5")   // the proxy's: the client it saw
+	resp, err := f.app.Test(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatal(err)
+	}
+	if out["remote"] != "203.0.113.5" {
+		t.Errorf("remote = %v, want 203.0.113.5 (the proxy's line, not the client's)", out["remote"])
+	}
+}
+
 func TestTokensFileErrors(t *testing.T) {
 	good := sum("x")
 	for name, tc := range map[string]struct {
