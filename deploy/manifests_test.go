@@ -504,8 +504,9 @@ func checkNetworkPolicy(t *testing.T, o *objects) {
 	if !slices.Contains(np.Spec.PolicyTypes, networkingv1.PolicyTypeIngress) || !slices.Contains(np.Spec.PolicyTypes, networkingv1.PolicyTypeEgress) {
 		t.Errorf("policyTypes %v, want Ingress and Egress", np.Spec.PolicyTypes)
 	}
-	// Ingress: exactly the gateway and Prometheus, each a namespace AND a
-	// pod selector, on the HTTP port only.
+	// Ingress: exactly the gateway, Prometheus and, when the Deployment sets
+	// SERVE_WEBHOOK_SECRET, MLflow (its webhook deliveries to /hooks/mlflow),
+	// each a namespace AND a pod selector, on the HTTP port only.
 	peers := map[string]bool{}
 	for _, rule := range np.Spec.Ingress {
 		if len(rule.Ports) == 0 {
@@ -527,8 +528,12 @@ func checkNetworkPolicy(t *testing.T, o *objects) {
 			peers[from.PodSelector.MatchLabels["app.kubernetes.io/name"]] = true
 		}
 	}
-	if len(peers) != 2 || !peers["gateway"] || !peers["prometheus"] {
-		t.Errorf("ingress from %v, want the gateway and Prometheus only", peers)
+	want := map[string]bool{"gateway": true, "prometheus": true}
+	if envVar(o.deployments[0].Spec.Template.Spec.Containers[0], "SERVE_WEBHOOK_SECRET") != nil {
+		want["mlflow"] = true
+	}
+	if fmt.Sprint(peers) != fmt.Sprint(want) {
+		t.Errorf("ingress from %v, want %v", peers, want)
 	}
 	// Egress: MLflow, PostgreSQL and DNS, nothing else.
 	ports := map[string]bool{}
@@ -545,9 +550,9 @@ func checkNetworkPolicy(t *testing.T, o *objects) {
 			ports[fmt.Sprintf("%s/%s", *port.Protocol, port.Port.String())] = true
 		}
 	}
-	want := map[string]bool{"TCP/5000": true, "TCP/5432": true, "UDP/53": true, "TCP/53": true}
-	if fmt.Sprint(ports) != fmt.Sprint(want) {
-		t.Errorf("egress ports %v, want %v (MLflow, PostgreSQL, DNS)", ports, want)
+	wantPorts := map[string]bool{"TCP/5000": true, "TCP/5432": true, "UDP/53": true, "TCP/53": true}
+	if fmt.Sprint(ports) != fmt.Sprint(wantPorts) {
+		t.Errorf("egress ports %v, want %v (MLflow, PostgreSQL, DNS)", ports, wantPorts)
 	}
 	if u := o.configMaps[0].Data["MLFLOW_TRACKING_URI"]; !strings.HasSuffix(u, ":5000") {
 		t.Errorf("MLFLOW_TRACKING_URI %q is not on the port the NetworkPolicy opens (5000)", u)
