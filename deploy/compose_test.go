@@ -573,3 +573,31 @@ func TestHadolint(t *testing.T) {
 		}
 	}
 }
+
+// TestComposeRecordConnections: HAProxy follows up to as many replicas as
+// its server-template has slots, each opening up to recordConnections
+// connections to the one PostgreSQL; its max_connections must hold them
+// (the official image's default, 100, holds 8 replicas, not 10).
+func TestComposeRecordConnections(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(root(t), "stack", "haproxy.cfg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^\s*server-template \S+ (\d+) `).FindSubmatch(raw)
+	if m == nil {
+		t.Fatal("stack/haproxy.cfg has no server-template")
+	}
+	var slots int
+	fmt.Sscan(string(m[1]), &slots)
+	need := slots * recordConnections(t)
+	cmd := strings.Join(loadCompose(t, nil).Services["postgres"].Command, " ")
+	c := regexp.MustCompile(`max_connections=(\d+)`).FindStringSubmatch(cmd)
+	if c == nil {
+		t.Fatalf("postgres runs with the default max_connections (100); %d replicas need %d (command %q)", slots, need, cmd)
+	}
+	var have int
+	fmt.Sscan(c[1], &have)
+	if have < need {
+		t.Errorf("postgres max_connections=%d; %d replicas need %d", have, slots, need)
+	}
+}

@@ -579,3 +579,57 @@ func duration(t *testing.T, cfg map[string]string, key string) time.Duration {
 	}
 	return d
 }
+
+// TestRecordConnectionBudget: every replica opens up to
+// recordConnections(t) connections to the one PostgreSQL, and a rolling
+// update runs maxSurge more than the HPA's maximum; deploy/README must ask
+// the bank for a max_connections that holds them all (PostgreSQL's default,
+// 100, does not hold production's), or commits fail with "too many clients"
+// and every replica's /ready turns 503 exactly when the HPA has scaled up.
+func TestRecordConnectionBudget(t *testing.T) {
+	perReplica := recordConnections(t)
+	raw, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(raw)
+	if m := regexp.MustCompile(`max_connections.*?(\d+) connections a replica`).FindStringSubmatch(strings.ReplaceAll(readme, "\n", " ")); m == nil || m[1] != fmt.Sprint(perReplica) {
+		t.Errorf("deploy/README does not say each replica needs %d PostgreSQL connections (max_connections): %v", perReplica, m)
+	}
+	for _, dir := range overlays[1:] {
+		o := render(t, dir)
+		name := filepath.Base(dir)
+		need := (int(o.hpas[0].Spec.MaxReplicas) + o.deployments[0].Spec.Strategy.RollingUpdate.MaxSurge.IntValue()) * perReplica
+		m := regexp.MustCompile(`(\d+) for ` + name).FindStringSubmatch(strings.ReplaceAll(readme, "\n", " "))
+		if m == nil {
+			t.Errorf("deploy/README names no max_connections for %s (need %d)", name, need)
+			continue
+		}
+		var stated int
+		fmt.Sscan(m[1], &stated)
+		if stated < need {
+			t.Errorf("deploy/README asks max_connections %d for %s; %d replicas × %d need %d", stated, name, need/perReplica, perReplica, need)
+		}
+	}
+}
+
+// recordConnections is how many PostgreSQL connections one replica may
+// open: serve/record's committing pool (its floor in OpenPostgres) and its
+// readers.
+func recordConnections(t *testing.T) int {
+	t.Helper()
+	read := func(path, pattern string) int {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := regexp.MustCompile(pattern).FindSubmatch(raw)
+		if m == nil {
+			t.Fatalf("%s: no %s", path, pattern)
+		}
+		var n int
+		fmt.Sscan(string(m[1]), &n)
+		return n
+	}
+	return read("../serve/record/postgres.go", `cfg\.MaxConns < (\d+)`) + read("../serve/record/record.go", `const readers = (\d+)`)
+}
