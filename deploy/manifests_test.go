@@ -366,13 +366,18 @@ func checkDeployment(t *testing.T, o *objects) {
 			t.Errorf("%s is optional", name)
 		}
 	}
-	// The tokens file is a read-only mount of a Secret.
+	// The tokens file is a read-only mount of a Secret, and not an optional
+	// one: the server refuses to start when SERVE_TOKENS_FILE names no file,
+	// so a missing Secret must stop the pod where kubelet says which Secret.
 	tokens := cfg["SERVE_TOKENS_FILE"]
 	mountedSecret := false
 	for _, m := range c.VolumeMounts {
 		for _, v := range spec.Volumes {
 			if v.Name == m.Name && v.Secret != nil && m.ReadOnly && strings.HasPrefix(tokens, m.MountPath+"/") {
 				mountedSecret = true
+				if v.Secret.Optional != nil && *v.Secret.Optional {
+					t.Errorf("SERVE_TOKENS_FILE=%q is in the optional Secret %s: without it the server does not start (must be a readable file)", tokens, v.Secret.SecretName)
+				}
 			}
 		}
 	}
