@@ -251,3 +251,30 @@ func count(t *testing.T, text, key string) int {
 	}
 	return n
 }
+
+// TestStackStopGrace: `make stack-down` and a rolling restart give a
+// replica as long as the server itself takes on SIGTERM (the drain, then
+// in-flight requests) before they SIGKILL it, as compose's
+// stop_grace_period and Kubernetes' terminationGracePeriodSeconds do.
+func TestStackStopGrace(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(servetest.ModuleRoot(), "stack", "stack.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`STACK_SERVE_STOP_GRACE="\$\{STACK_SERVE_STOP_GRACE:-(\d+)\}"`).FindSubmatch(raw)
+	if m == nil {
+		t.Fatal("stack.sh has no STACK_SERVE_STOP_GRACE: it SIGKILLs a replica after stop's 15 s, before its drain and in-flight requests are done")
+	}
+	grace, _ := time.ParseDuration(string(m[1]) + "s")
+	m = regexp.MustCompile(`SERVE_SHUTDOWN_TIMEOUT="\$\{SERVE_SHUTDOWN_TIMEOUT:-(\w+)\}"`).FindSubmatch(raw)
+	if m == nil {
+		t.Fatal("stack.sh sets no default SERVE_SHUTDOWN_TIMEOUT")
+	}
+	timeout, err := time.ParseDuration(string(m[1]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if drain := stackDrain(t); grace < drain+timeout {
+		t.Errorf("stack.sh SIGKILLs a replica after %s, before its drain %s and in-flight %s are over", grace, drain, timeout)
+	}
+}

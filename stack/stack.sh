@@ -35,6 +35,8 @@
 #   LOAN_DATA [../shared/data/loan_approval.csv]
 #   SERVE_ADMIN_TOKEN                 unset: one is generated into $STACK_DIR/admin-token
 #   SERVE_SHUTDOWN_DRAIN [3s]         longer than HAProxy's fall × inter + timeout check (1.5 s)
+#   SERVE_SHUTDOWN_TIMEOUT [20s]      in-flight requests' time on SIGTERM, after the drain
+#   STACK_SERVE_STOP_GRACE [30]       seconds a replica gets on SIGTERM before SIGKILL (≥ drain + timeout)
 #   SERVE_POLL_INTERVAL, SERVE_MODEL, SERVE_LOG_LEVEL, ...  passed to every replica
 set -euo pipefail
 
@@ -63,6 +65,10 @@ bin="$STACK_DIR/bin"
 # A draining replica must leave HAProxy's rotation before it stops
 # accepting: see the check settings in stack/haproxy.cfg.
 export SERVE_SHUTDOWN_DRAIN="${SERVE_SHUTDOWN_DRAIN:-3s}"
+export SERVE_SHUTDOWN_TIMEOUT="${SERVE_SHUTDOWN_TIMEOUT:-20s}"
+# Seconds a replica gets on SIGTERM before SIGKILL: at least the drain and
+# the in-flight timeout above, as compose's stop_grace_period (30s).
+STACK_SERVE_STOP_GRACE="${STACK_SERVE_STOP_GRACE:-30}"
 
 say() { printf 'stack: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
@@ -77,14 +83,16 @@ start() {
   echo $! >"$run/$name.pid"
 }
 
-# stop NAME: SIGTERM to the group, SIGKILL after 15 s.
+# stop NAME [SECONDS]: SIGTERM to the group, SIGKILL after SECONDS [15]
+# (a replica: STACK_SERVE_STOP_GRACE).
 stop() {
-  local name="$1" pid
+  local name="$1" grace="${2:-15}" pid
+  case "$name" in serve-*) grace="${2:-$STACK_SERVE_STOP_GRACE}" ;; esac
   [ -s "$run/$name.pid" ] || return 0
   pid="$(cat "$run/$name.pid")"
   if kill -0 "$pid" 2>/dev/null; then
     kill -TERM -- "-$pid" 2>/dev/null || true
-    for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    for _ in $(seq $((grace * 10))); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     if kill -0 "$pid" 2>/dev/null; then
       say "$name (pid $pid) ignored SIGTERM; killing it"
       kill -KILL -- "-$pid" 2>/dev/null || true
