@@ -434,9 +434,7 @@ func openRecord(ctx context.Context, cfg config, reg prometheus.Registerer, log 
 		log.Warn("the decision record is off (SERVE_DECISIONS_URL=off): decisions are answered without being recorded; for benchmarks only")
 		return nil, nil
 	}
-	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	store, writers, err := record.Open(openCtx, cfg.DataDir, cfg.DecisionsURL, cfg.DecisionsSync)
+	store, writers, err := openStore(ctx, cfg, log)
 	if err != nil {
 		if cfg.DecisionsURL != "" {
 			return nil, fmt.Errorf("SERVE_DECISIONS_URL=%s: %w", strconv.Quote(redactURL(cfg.DecisionsURL)), err)
@@ -446,4 +444,30 @@ func openRecord(ctx context.Context, cfg config, reg prometheus.Registerer, log 
 	log.Info("decision record", "backend", store.Backend(), "sync", cfg.DecisionsSync, "retention", cfg.Retention.String(), "schema", record.SchemaVersion())
 	return record.New(store, record.Config{Writers: writers, Retention: cfg.Retention, Registerer: reg,
 		Log: log.With("component", "record")}), nil
+}
+
+// openStore opens the record's store, waiting while PostgreSQL cannot be
+// reached (a network error: refused, unresolved, timed out) until it can or
+// a signal ends the start: a replica started during a database outage or
+// failover then serves as soon as the database does, instead of exiting into
+// its supervisor's crash-loop backoff. Any other error (credentials, schema)
+// stops the start at once.
+func openStore(ctx context.Context, cfg config, log *slog.Logger) (record.Store, int, error) {
+	wait := time.Second
+	for {
+		openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		store, writers, err := record.Open(openCtx, cfg.DataDir, cfg.DecisionsURL, cfg.DecisionsSync)
+		cancel()
+		var netErr net.Error
+		if err == nil || cfg.DecisionsURL == "" || !errors.As(err, &netErr) {
+			return store, writers, err
+		}
+		log.Warn("waiting for the decision record", "error", err.Error(), "retry_in", wait.String())
+		select {
+		case <-ctx.Done():
+			return nil, 0, err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 15*time.Second)
+	}
 }

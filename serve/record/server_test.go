@@ -462,6 +462,33 @@ func TestOutagePostgres(t *testing.T) {
 	}
 }
 
+// TestStartWhilePostgresDown: a replica that starts while the record's
+// PostgreSQL is unreachable (a rescheduled pod during a database failover, a
+// scale-up in an outage) waits for it instead of exiting, and serves once it
+// answers; exiting put it into the kubelet's crash-loop backoff, minutes
+// behind the database.
+func TestStartWhilePostgresDown(t *testing.T) {
+	pg := pgtest.Start(t)
+	url := pg.CreateDatabase(t, "startdown")
+	pg.Stop()
+	srv := servetest.Start(t, servetest.Options{NoWait: true, Env: []string{
+		"MLFLOW_TRACKING_URI=", "SERVE_ADMIN_TOKEN=" + readToken, "SERVE_DECISIONS_URL=" + url}})
+	time.Sleep(3 * time.Second)
+	if srv.Exited() {
+		t.Fatalf("the server exited while PostgreSQL was down:\n%s", srv.Log.String())
+	}
+	if !strings.Contains(srv.Log.String(), "waiting for the decision record") {
+		t.Errorf("no log line saying it waits for the record:\n%s", srv.Log.String())
+	}
+	pg.Start()
+	if err := srv.WaitReady(30 * time.Second); err != nil {
+		t.Fatalf("not ready after PostgreSQL came back: %v\n%s", err, srv.Log.String())
+	}
+	if status, body := do(t, "POST", srv.URL+"/v1/predict", "", applicant("STARTED-DOWN", 1)); status != 200 {
+		t.Fatalf("predict = %d: %s", status, body)
+	}
+}
+
 // TestShadowOnlyWithoutReasons: a version that cannot give reasons (the
 // shipped versions 1 and 2 have no reasons.json) may not be made champion or
 // challenger (409 naming why), may be shadow, and its shadow decisions are
