@@ -505,9 +505,11 @@ def reasons_for(table: dict, row: dict, contributions: dict) -> list[dict]:
     for c in table["characteristics"]:
         bands = c["bands"]
         contrib = np.array([b["contribution"] for b in bands])
+        # the band nearest the output, as the server has it: a float32 output is an ulp or two off
+        # its band's contribution, so "loss > 0" would make a best band a reason (with no text)
         b = int(np.argmin(np.abs(contrib - contributions[c["name"]])))
         loss = contrib.max() - contributions[c["name"]]
-        if loss > 1e-6:
+        if b != int(np.argmax(contrib)):
             v = c["value"]
             value = row[v["field"]] if "field" in v else row[v["ratio"][0]] / row[v["ratio"][1]]
             out.append((loss, {"code": c["code"], "feature": c["field"],

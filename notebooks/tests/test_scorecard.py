@@ -171,3 +171,26 @@ def test_fresh_applicants_follow_the_rule_and_are_reproducible():
     assert ((scorecard.rule_points(a) >= 60) == a["loan_approved"]).all()
     e = scorecard.edge_applicants(1000, 1)
     assert isinstance(e, pd.DataFrame) and ((scorecard.rule_points(e) >= 60) == e["loan_approved"]).all()
+
+
+def test_best_band_is_no_reason_whatever_the_float_noise():
+    """The graph's float32 Gemm sums the steps, so a best band's contrib_* output can sit an ulp
+    (about 2e-6 at 20 log-odds) from the table's contribution: that is no loss, and no reason."""
+    model = hand_made()
+    model.contributions = {n: c * 2.625 + np.arange(len(c)) * 0.0137 * scorecard.SIGN[n]
+                           for n, c in model.contributions.items()}
+    model.intercept = -21.0
+    table = scorecard.reasons_table(model)
+    app = {"income": 200_000, "credit_score": 850, "loan_amount": 1_000, "years_employed": 39}
+    X = np.asarray([[app[f] for f in FEATURES]], np.float32)
+    outs = session(model).run([f"contrib_{n}" for n in scorecard.NAMES], {"features": X})
+    contrib = {n: float(o[0]) for n, o in zip(scorecard.NAMES, outs)}
+    best = {c["name"]: max(b["contribution"] for b in c["bands"]) for c in table["characteristics"]}
+    assert max(best[n] - contrib[n] for n in scorecard.NAMES) > 1e-6  # the noise this test is about
+    assert scorecard.reasons_for(table, app, contrib) == []
+    # a row one band below its best still gets exactly that reason
+    app["credit_score"] = 799
+    X = np.asarray([[app[f] for f in FEATURES]], np.float32)
+    outs = session(model).run([f"contrib_{n}" for n in scorecard.NAMES], {"features": X})
+    contrib = {n: float(o[0]) for n, o in zip(scorecard.NAMES, outs)}
+    assert [r["code"] for r in scorecard.reasons_for(table, app, contrib)] == ["CRS"]
