@@ -774,3 +774,79 @@ func tail(s string, n int) string {
 	}
 	return "..." + s[len(s)-n:]
 }
+
+// TestReadmeNamesEveryAlertAndPanel keeps README's Alerts and dashboard
+// tables equal to the rules and the dashboards, both ways: an operator paged
+// by an alert, or looking at a panel, finds it explained.
+func TestReadmeNamesEveryAlertAndPanel(t *testing.T) {
+	raw, err := os.ReadFile(readmePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(raw)
+
+	alerts := map[string]bool{}
+	rules, _ := filepath.Glob(rulesGlob)
+	for _, f := range rules {
+		var rf ruleFile
+		readYAML(t, f, &rf)
+		for _, g := range rf.Groups {
+			for _, r := range g.Rules {
+				if r.Alert != "" {
+					alerts[r.Alert] = true
+				}
+			}
+		}
+	}
+	panels := map[string]bool{}
+	dashboards, _ := filepath.Glob(filepath.Join(dashboardsDir, "*.json"))
+	for _, f := range dashboards {
+		var doc struct {
+			Panels []struct{ Title, Type string } `json:"panels"`
+		}
+		readJSON(t, f, &doc)
+		for _, p := range doc.Panels {
+			if p.Type != "row" {
+				panels[p.Title] = true
+			}
+		}
+	}
+	if len(alerts) == 0 || len(panels) == 0 {
+		t.Fatalf("%d alerts in %s, %d panels in %s", len(alerts), rulesGlob, len(panels), dashboardsDir)
+	}
+	compareRows(t, "## Alerts", tableFirstCells(readme, "## Alerts"), alerts)
+	compareRows(t, "## The dashboard", tableFirstCells(readme, "## The dashboard"), panels)
+}
+
+// tableFirstCells returns the first cell of every table row in the README
+// section that starts with heading, headers and rules left out.
+func tableFirstCells(readme, heading string) map[string]bool {
+	cells := map[string]bool{}
+	_, section, _ := strings.Cut(readme, "\n"+heading+"\n")
+	section, _, _ = strings.Cut(section, "\n## ")
+	for _, line := range strings.Split(section, "\n") {
+		if !strings.HasPrefix(line, "| ") {
+			continue
+		}
+		first := strings.TrimSpace(strings.Split(line, "|")[1])
+		if first == "alert" || first == "panel" || strings.HasPrefix(first, "---") {
+			continue
+		}
+		cells[first] = true
+	}
+	return cells
+}
+
+func compareRows(t *testing.T, section string, documented, actual map[string]bool) {
+	t.Helper()
+	for name := range actual {
+		if !documented[name] {
+			t.Errorf("README %s: no row for %q", section, name)
+		}
+	}
+	for name := range documented {
+		if !actual[name] {
+			t.Errorf("README %s: row %q names nothing the monitoring files have", section, name)
+		}
+	}
+}
