@@ -516,7 +516,7 @@ func CheckCodes(got []Reason, want []string) error {
 
 // FormatValue writes an applicant's value the way the bank words it:
 // integer "612", currency "$45,000", percent "27%" (one decimal when it is
-// not whole: "27.5%"), years "1 year" / "3 years" / "2.5 years".
+// not whole: "27.5%"; "over 1000000%" past that), years "1 year" / "3 years" / "2.5 years".
 func FormatValue(format string, v float64) string {
 	var buf [32]byte
 	return string(AppendValue(buf[:0], format, v))
@@ -535,7 +535,18 @@ func AppendValue(b []byte, format string, v float64) []byte {
 		b = append(b, '$')
 		return appendGrouped(b, int64(math.Round(math.Abs(v))))
 	case FormatPercent:
-		b = appendOneDecimal(b, v*100)
+		// A ratio over a tiny denominator (an income of a cent is inside
+		// the contract) is true but unreadable as a figure of 50 digits.
+		switch pct := v * 100; {
+		case pct >= maxPercent:
+			b = append(b, "over "...)
+		case pct <= -maxPercent:
+			b = append(b, "under -"...)
+		default:
+			b = appendOneDecimal(b, pct)
+			return append(b, '%')
+		}
+		b = strconv.AppendInt(b, maxPercent, 10) // ungrouped, as every percentage
 		return append(b, '%')
 	case FormatYears:
 		start := len(b)
@@ -553,6 +564,10 @@ func AppendValue(b []byte, format string, v float64) []byte {
 		return appendGrouped(b, n)
 	}
 }
+
+// maxPercent is the largest percentage written as a figure; larger ones
+// are "over 1000000%".
+const maxPercent = 1_000_000
 
 // appendOneDecimal rounds to one decimal and drops a trailing ".0".
 func appendOneDecimal(b []byte, v float64) []byte {

@@ -241,6 +241,10 @@ func TestFormatValue(t *testing.T) {
 		{FormatPercent, 0.27, "27%"},
 		{FormatPercent, 0.275, "27.5%"},
 		{FormatPercent, 2, "200%"},
+		{FormatPercent, 9999.99, "999999%"},
+		{FormatPercent, 10000, "over 1000000%"},
+		{FormatPercent, 1e8 / 1e-45, "over 1000000%"}, // the contract's largest loan over its smallest income
+		{FormatPercent, -1e10, "under -1000000%"},
 		{FormatYears, 1, "1 year"},
 		{FormatYears, 0, "0 years"},
 		{FormatYears, 2.5, "2.5 years"},
