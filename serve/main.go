@@ -447,7 +447,7 @@ func openRecord(ctx context.Context, cfg config, reg prometheus.Registerer, log 
 }
 
 // openStore opens the record's store, waiting while PostgreSQL cannot be
-// reached (a network error: refused, unresolved, timed out) until it can or
+// reached (refused, unresolved, timed out, or still starting up) until it can or
 // a signal ends the start: a replica started during a database outage or
 // failover then serves as soon as the database does, instead of exiting into
 // its supervisor's crash-loop backoff. Any other error (credentials, schema)
@@ -458,8 +458,7 @@ func openStore(ctx context.Context, cfg config, log *slog.Logger) (record.Store,
 		openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		store, writers, err := record.Open(openCtx, cfg.DataDir, cfg.DecisionsURL, cfg.DecisionsSync)
 		cancel()
-		var netErr net.Error
-		if err == nil || cfg.DecisionsURL == "" || !errors.As(err, &netErr) {
+		if err == nil || cfg.DecisionsURL == "" || !record.Unreachable(err) {
 			return store, writers, err
 		}
 		log.Warn("waiting for the decision record", "error", err.Error(), "retry_in", wait.String())

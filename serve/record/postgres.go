@@ -2,7 +2,9 @@ package record
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"time"
 
@@ -278,4 +280,23 @@ func (t pgTx) maxVersion(ctx context.Context) (int64, error) {
 		return 0, nil
 	}
 	return *v, nil
+}
+
+// Unreachable says whether err, from Open, means PostgreSQL cannot be reached
+// or cannot take connections yet: a network error, or the server starting,
+// shutting down or out of connections. A server starting during a database
+// outage waits on these; any other error (credentials, schema) is final.
+func Unreachable(err error) bool {
+	var netErr net.Error
+	if errors.As(err, &netErr) {
+		return true
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "57P01", "57P02", "57P03", "53300": // admin_shutdown, crash_shutdown, cannot_connect_now, too_many_connections
+			return true
+		}
+	}
+	return false
 }
