@@ -440,6 +440,59 @@ def format_value(v: float, fmt: str) -> str:
     return f"{v:.2f}".rstrip("0").rstrip(".")
 
 
+def _round_half_away(x: float) -> float:
+    """Go's math.Round (Python's round() rounds half to even)."""
+    return math.copysign(math.floor(abs(x) + 0.5), x)
+
+
+def _grouped(n: int) -> str:
+    return f"{n:,}"
+
+
+def _one_decimal(v: float) -> str:
+    n = int(_round_half_away(v * 10))
+    sign, n = ("-", -n) if n < 0 else ("", n)
+    return sign + str(n // 10) + (f".{n % 10}" if n % 10 else "")
+
+
+MAX_PERCENT = 1_000_000  # past this a percentage is "over 1000000%", as the server writes it
+
+
+def applicant_value(v: float, fmt: str, band: dict) -> str:
+    """An applicant's value in a reason text, as the server writes it (serve/reasons AppendValue and
+    shown): rounded to the format's precision (whole dollars and units, one decimal of a percent
+    or a year) but never across an edge of the band the value is in, so an income of $49,999.70
+    in "below $50,000" is "$49,999"."""
+    def displayed(x, rnd):
+        if fmt == "percent":
+            return rnd(x * 100 * 10) / 1000
+        if fmt == "years":
+            return rnd(x * 10) / 10
+        return rnd(x)
+    if math.isfinite(v):
+        r = displayed(v, _round_half_away)
+        if band.get("upper") is not None and v < band["upper"] <= r:
+            v = displayed(v, math.floor)
+        elif band.get("lower") is not None and r < band["lower"] <= v:
+            v = displayed(v, math.ceil)
+    if not math.isfinite(v):
+        return "n/a"
+    if fmt == "currency":
+        return ("-" if v < 0 else "") + "$" + _grouped(int(_round_half_away(abs(v))))
+    if fmt == "percent":
+        pct = v * 100
+        if pct >= MAX_PERCENT:
+            return f"over {MAX_PERCENT}%"
+        if pct <= -MAX_PERCENT:
+            return f"under -{MAX_PERCENT}%"
+        return _one_decimal(pct) + "%"
+    if fmt == "years":
+        s = _one_decimal(v)
+        return s + (" year" if s == "1" else " years")
+    n = int(_round_half_away(v))
+    return ("-" if n < 0 else "") + _grouped(abs(n))
+
+
 def band_text(name: str, direction: str, lower: float | None, upper: float | None) -> str:
     """The reason text of a band [lower, upper) of a characteristic that is not its best band:
     the edge the applicant is short of, in the bank's words (LABELS), with {value} for theirs."""
@@ -500,7 +553,8 @@ def check_reasons_table(table: dict, intercept: float) -> None:
 
 
 def reasons_for(table: dict, row: dict, contributions: dict) -> list[dict]:
-    """The playbook's rule, in Python (the server does the same in Go): loss against the best band."""
+    """The playbook's rule, in Python (the server does the same in Go): loss against the best band,
+    the applicant's value worded as the server words it."""
     out = []
     for c in table["characteristics"]:
         bands = c["bands"]
@@ -513,7 +567,7 @@ def reasons_for(table: dict, row: dict, contributions: dict) -> list[dict]:
             v = c["value"]
             value = row[v["field"]] if "field" in v else row[v["ratio"][0]] / row[v["ratio"][1]]
             out.append((loss, {"code": c["code"], "feature": c["field"],
-                               "text": bands[b]["text"].replace("{value}", format_value(value, c["value_format"]))}))
+                               "text": bands[b]["text"].replace("{value}", applicant_value(value, c["value_format"], bands[b]))}))
     out.sort(key=lambda t: -t[0])
     return [r for _, r in out[:4]]
 

@@ -116,6 +116,24 @@ def test_reason_texts_are_true_exactly_at_an_edge():
 
 
 
+def test_applicant_values_are_worded_as_the_server_words_them():
+    """The figures serve/reasons' TestFormatValue and its band-edge tests expect, so the notebook's
+    reason review reads what an applicant is sent."""
+    anywhere = {"lower": None, "upper": None}
+    for v, fmt, want in [(612.6, "integer", "613"), (1234567, "integer", "1,234,567"),
+                         (999.5, "currency", "$1,000"), (12, "currency", "$12"),
+                         (0.27, "percent", "27%"), (0.275, "percent", "27.5%"), (2, "percent", "200%"),
+                         (9999.99, "percent", "999999%"), (10000, "percent", "over 1000000%"),
+                         (1, "years", "1 year"), (0, "years", "0 years"), (2.5, "years", "2.5 years"),
+                         (float("inf"), "percent", "n/a")]:
+        assert scorecard.applicant_value(v, fmt, anywhere) == want, (v, fmt)
+    # Never rounded across the band's edge: "below $50,000 (yours $50,000)" would be false.
+    assert scorecard.applicant_value(49_999.7, "currency", {"lower": None, "upper": 50_000.0}) == "$49,999"
+    assert scorecard.applicant_value(0.2549, "percent", {"lower": 0.1, "upper": 0.255}) == "25.4%"
+    assert scorecard.applicant_value(0.40001, "percent", {"lower": 0.4, "upper": None}) == "40%"
+    assert scorecard.applicant_value(1.96, "years", {"lower": None, "upper": 2.0}) == "1.9 years"
+
+
 def test_export_gate_rejects_bad_tables():
     model = hand_made()
     table = scorecard.reasons_table(model)
