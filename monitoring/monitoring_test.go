@@ -105,44 +105,52 @@ func walkJSON(v any, path string, fn func(path, key string, v any)) {
 	}
 }
 
-type ruleFile struct {
-	Groups []struct {
-		Name  string `yaml:"name"`
-		Rules []struct {
-			Alert  string `yaml:"alert"`
-			Record string `yaml:"record"`
-			Expr   string `yaml:"expr"`
-		} `yaml:"rules"`
-	} `yaml:"groups"`
+// rule is one recording or alerting rule of the rule files.
+type rule struct {
+	Alert  string `yaml:"alert"`
+	Record string `yaml:"record"`
+	Expr   string `yaml:"expr"`
+}
+
+// allRules returns every rule of the files rulesGlob matches, in order.
+func allRules(t *testing.T) []rule {
+	t.Helper()
+	files, _ := filepath.Glob(rulesGlob)
+	if len(files) == 0 {
+		t.Fatalf("no rule files match %s", rulesGlob)
+	}
+	var out []rule
+	for _, f := range files {
+		var rf struct {
+			Groups []struct {
+				Rules []rule `yaml:"rules"`
+			} `yaml:"groups"`
+		}
+		readYAML(t, f, &rf)
+		for _, g := range rf.Groups {
+			out = append(out, g.Rules...)
+		}
+	}
+	return out
 }
 
 // ruleQueries returns each rule's expression: recording rules as plain
 // queries, alerts as conditions followed by each quantity they compare.
 func ruleQueries(t *testing.T) []query {
 	t.Helper()
-	files, _ := filepath.Glob(rulesGlob)
-	if len(files) == 0 {
-		t.Fatalf("no rule files match %s", rulesGlob)
-	}
 	var out []query
-	for _, f := range files {
-		var rf ruleFile
-		readYAML(t, f, &rf)
-		for _, g := range rf.Groups {
-			for _, r := range g.Rules {
-				if r.Record != "" {
-					out = append(out, query{source: "record " + r.Record, expr: r.Expr})
-					continue
-				}
-				out = append(out, query{source: "alert " + r.Alert, expr: r.Expr, condition: true})
-				ops := operands(r.Expr)
-				if len(ops) == 0 {
-					t.Errorf("alert %s: no quantity found in %q", r.Alert, r.Expr)
-				}
-				for i, op := range ops {
-					out = append(out, query{source: fmt.Sprintf("alert %s quantity %d", r.Alert, i+1), expr: op})
-				}
-			}
+	for _, r := range allRules(t) {
+		if r.Record != "" {
+			out = append(out, query{source: "record " + r.Record, expr: r.Expr})
+			continue
+		}
+		out = append(out, query{source: "alert " + r.Alert, expr: r.Expr, condition: true})
+		ops := operands(r.Expr)
+		if len(ops) == 0 {
+			t.Errorf("alert %s: no quantity found in %q", r.Alert, r.Expr)
+		}
+		for i, op := range ops {
+			out = append(out, query{source: fmt.Sprintf("alert %s quantity %d", r.Alert, i+1), expr: op})
 		}
 	}
 	return out
@@ -302,24 +310,17 @@ func TestEveryAlertHasRuleTests(t *testing.T) {
 			}
 		}
 	}
-	rules, _ := filepath.Glob(rulesGlob)
 	alerts := 0
-	for _, f := range rules {
-		var rf ruleFile
-		readYAML(t, f, &rf)
-		for _, g := range rf.Groups {
-			for _, r := range g.Rules {
-				if r.Alert == "" {
-					continue
-				}
-				alerts++
-				if !firing[r.Alert] {
-					t.Errorf("alert %s: no promtool case in %s where it fires", r.Alert, ruleTestsGlob)
-				}
-				if !quiet[r.Alert] {
-					t.Errorf("alert %s: no promtool case in %s where it stays quiet", r.Alert, ruleTestsGlob)
-				}
-			}
+	for _, r := range allRules(t) {
+		if r.Alert == "" {
+			continue
+		}
+		alerts++
+		if !firing[r.Alert] {
+			t.Errorf("alert %s: no promtool case in %s where it fires", r.Alert, ruleTestsGlob)
+		}
+		if !quiet[r.Alert] {
+			t.Errorf("alert %s: no promtool case in %s where it stays quiet", r.Alert, ruleTestsGlob)
 		}
 	}
 	if alerts == 0 {
@@ -786,16 +787,9 @@ func TestReadmeNamesEveryAlertAndPanel(t *testing.T) {
 	readme := string(raw)
 
 	alerts := map[string]bool{}
-	rules, _ := filepath.Glob(rulesGlob)
-	for _, f := range rules {
-		var rf ruleFile
-		readYAML(t, f, &rf)
-		for _, g := range rf.Groups {
-			for _, r := range g.Rules {
-				if r.Alert != "" {
-					alerts[r.Alert] = true
-				}
-			}
+	for _, r := range allRules(t) {
+		if r.Alert != "" {
+			alerts[r.Alert] = true
 		}
 	}
 	panels := map[string]bool{}
