@@ -10,6 +10,7 @@
 package auth
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -356,12 +357,8 @@ func ClientRequestID(c *fiber.Ctx) string {
 // option forwardfor adds a line of its own after the client's, so the first
 // line alone is whatever the client chose.
 func (a *Authenticator) Remote(c *fiber.Ctx) string {
-	lines := c.Request().Header.PeekAll(fiber.HeaderXForwardedFor)
-	forwarded := make([]string, len(lines))
-	for i, l := range lines {
-		forwarded[i] = string(l)
-	}
-	return remoteAddr(c.Context().RemoteIP().String(), strings.Join(forwarded, ","), a.cfg.TrustedProxies)
+	forwarded := bytes.Join(c.Request().Header.PeekAll(fiber.HeaderXForwardedFor), []byte(","))
+	return remoteAddr(c.Context().RemoteIP().String(), string(forwarded), a.cfg.TrustedProxies)
 }
 
 func remoteAddr(peer, forwarded string, trusted []netip.Prefix) string {
