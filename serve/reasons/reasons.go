@@ -537,16 +537,17 @@ func AppendValue(b []byte, format string, v float64) []byte {
 	case FormatPercent:
 		// A ratio over a tiny denominator (an income of a cent is inside
 		// the contract) is true but unreadable as a figure of 50 digits.
-		switch pct := v * 100; {
+		pct := v * 100
+		switch {
 		case pct >= maxPercent:
 			b = append(b, "over "...)
+			b = strconv.AppendInt(b, maxPercent, 10) // ungrouped, as every percentage
 		case pct <= -maxPercent:
 			b = append(b, "under -"...)
+			b = strconv.AppendInt(b, maxPercent, 10)
 		default:
 			b = appendOneDecimal(b, pct)
-			return append(b, '%')
 		}
-		b = strconv.AppendInt(b, maxPercent, 10) // ungrouped, as every percentage
 		return append(b, '%')
 	case FormatYears:
 		start := len(b)
