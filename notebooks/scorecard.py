@@ -429,6 +429,8 @@ LABELS = {
 
 
 def format_value(v: float, fmt: str) -> str:
+    """A band's edge in the bank's words of its reason text (two decimals at most: "18.66%").
+    An applicant's value in that text is applicant_value's, as the server writes it."""
     if fmt == "currency":
         return f"${v:,.0f}"
     if fmt == "percent":
@@ -443,10 +445,6 @@ def format_value(v: float, fmt: str) -> str:
 def _round_half_away(x: float) -> float:
     """Go's math.Round (Python's round() rounds half to even)."""
     return math.copysign(math.floor(abs(x) + 0.5), x)
-
-
-def _grouped(n: int) -> str:
-    return f"{n:,}"
 
 
 def _one_decimal(v: float) -> str:
@@ -478,7 +476,7 @@ def applicant_value(v: float, fmt: str, band: dict) -> str:
     if not math.isfinite(v):
         return "n/a"
     if fmt == "currency":
-        return ("-" if v < 0 else "") + "$" + _grouped(int(_round_half_away(abs(v))))
+        return ("-" if v < 0 else "") + "$" + f"{int(_round_half_away(abs(v))):,}"
     if fmt == "percent":
         pct = v * 100
         if pct >= MAX_PERCENT:
@@ -490,7 +488,7 @@ def applicant_value(v: float, fmt: str, band: dict) -> str:
         s = _one_decimal(v)
         return s + (" year" if s == "1" else " years")
     n = int(_round_half_away(v))
-    return ("-" if n < 0 else "") + _grouped(abs(n))
+    return f"{n:,}"
 
 
 def band_text(name: str, direction: str, lower: float | None, upper: float | None) -> str:
