@@ -41,11 +41,10 @@ func readmeMetrics(t *testing.T) map[string]documentedMetric {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, section, ok := strings.Cut(string(b), "\n## Metrics\n")
+	section, ok := readmeSection(string(b), "## Metrics")
 	if !ok {
 		t.Fatalf("%s has no ## Metrics section", readmePath)
 	}
-	section, _, _ = strings.Cut(section, "\n## ")
 	rows := map[string]documentedMetric{}
 	for line := range strings.Lines(section) {
 		line = strings.TrimSpace(line)
@@ -83,6 +82,14 @@ func readmeMetrics(t *testing.T) map[string]documentedMetric {
 		t.Fatalf("%s: no rows in the ## Metrics tables", readmePath)
 	}
 	return rows
+}
+
+// readmeSection returns the text under heading ("## Metrics") up to the
+// next heading of its level.
+func readmeSection(readme, heading string) (string, bool) {
+	_, section, ok := strings.Cut(readme, "\n"+heading+"\n")
+	section, _, _ = strings.Cut(section, "\n## ")
+	return section, ok
 }
 
 // scrapeMetrics reads the server's /metrics into families by name.

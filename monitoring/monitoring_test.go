@@ -816,8 +816,7 @@ func TestReadmeNamesEveryAlertAndPanel(t *testing.T) {
 // section that starts with heading, headers and rules left out.
 func tableFirstCells(readme, heading string) map[string]bool {
 	cells := map[string]bool{}
-	_, section, _ := strings.Cut(readme, "\n"+heading+"\n")
-	section, _, _ = strings.Cut(section, "\n## ")
+	section, _ := readmeSection(readme, heading)
 	for _, line := range strings.Split(section, "\n") {
 		if !strings.HasPrefix(line, "| ") {
 			continue
