@@ -1,6 +1,7 @@
 package schematest
 
 import (
+	"net/http"
 	"strings"
 	"testing"
 )
@@ -33,5 +34,46 @@ func TestValidate(t *testing.T) {
 				t.Fatalf("want an error with %q, got %v", tc.fails, err)
 			}
 		})
+	}
+}
+
+// TestValidateAnswer pins what the answer test relies on: an answer is
+// held to its operation's entry for its status, and each way an answer can
+// drift from it is an error.
+func TestValidateAnswer(t *testing.T) {
+	c := OpenAPI(t)
+	jsonHeader := http.Header{"Content-Type": {"application/json"}}
+	errBody := `{"error":{"code":"unauthorized","message":"m"},"request_id":"r"}`
+	for _, tc := range []struct {
+		name, method, path string
+		status             int
+		header             http.Header
+		body, fails        string
+	}{
+		{"valid", "GET", "/health", 200, jsonHeader, `{"status":"ok"}`, ""},
+		{"path template", "DELETE", "/v1/decisions/A-1/legal-hold", 200, jsonHeader, `{"application_id":"A-1","legal_hold":false}`, ""},
+		{"status not listed", "GET", "/health", 418, jsonHeader, `{}`, "status 418 is not in the contract"},
+		{"wrong content type", "GET", "/health", 200, http.Header{"Content-Type": {"text/html"}}, `{"status":"ok"}`, "Content-Type"},
+		{"body off its schema", "GET", "/health", 200, jsonHeader, `{"status":"ok","x":1}`, "does not match"},
+		{"required header", "GET", "/admin/models", 401, jsonHeader, errBody, "WWW-Authenticate"},
+		{"header set", "GET", "/admin/models", 401, http.Header{"Content-Type": {"application/json"}, "Www-Authenticate": {"Bearer"}}, errBody, ""},
+		{"every NDJSON line", "GET", "/v1/decisions?from=a&to=b", 200, http.Header{"Content-Type": {"application/x-ndjson"}}, "{}\n", "line 1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			op, ok := c.Find(tc.method, tc.path)
+			if !ok {
+				t.Fatalf("no operation for %s %s", tc.method, tc.path)
+			}
+			err := c.ValidateAnswer(op, tc.status, tc.header, []byte(tc.body))
+			switch {
+			case tc.fails == "" && err != nil:
+				t.Fatal(err)
+			case tc.fails != "" && (err == nil || !strings.Contains(err.Error(), tc.fails)):
+				t.Fatalf("want an error with %q, got %v", tc.fails, err)
+			}
+		})
+	}
+	if op, ok := c.Find("GET", "/v1/decisions/by-decision-id/x"); !ok || op.Path != "/v1/decisions/by-decision-id/{decision_id}" {
+		t.Fatalf("the literal segment must win: %v", op)
 	}
 }
