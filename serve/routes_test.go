@@ -140,8 +140,9 @@ func TestEveryRouteIsInTheContract(t *testing.T) {
 // says that operation answers with that status: the status is listed, the
 // Content-Type is the listed one, required headers (Retry-After,
 // WWW-Authenticate) are set and the body satisfies the listed schema. Each
-// operation must answer 2xx at least once, so an operation added without
-// its proof fails here.
+// operation must answer 2xx at least once, and each request body example
+// the document shows (Swagger UI's "Try it out" sends it) must succeed as
+// sent, so an operation or an example added without its proof fails here.
 func TestEveryAnswerIsInTheContract(t *testing.T) {
 	addr, _ := contractServer(t)
 	contract := schematest.OpenAPI(t)
@@ -162,7 +163,11 @@ func TestEveryAnswerIsInTheContract(t *testing.T) {
 		contentType  string
 		body         string
 		headers      map[string]string
+		signed       bool // an MLflow webhook delivery: signed with the secret
 		status       int
+		// example: the path's parameters and the body are the document's
+		// examples for this operation (path is its template).
+		example bool
 	}
 	// In order: the record's reads find what the predictions recorded, the
 	// admin changes build on one another, and the failed tokens come last
@@ -173,7 +178,7 @@ func TestEveryAnswerIsInTheContract(t *testing.T) {
 		{method: "GET", path: "/", status: 200},
 		{method: "GET", path: "/metrics", status: 200},
 
-		{method: "POST", path: "/v1/predict", contentType: js, body: `{"application_id":"A-1001","income":50000,"credit_score":700,"loan_amount":20000,"years_employed":5,"points":60}`, status: 200},
+		{method: "POST", path: "/v1/predict", example: true, contentType: js, status: 200},
 		{method: "POST", path: "/v1/predict", contentType: js, body: app, status: 200},
 		{method: "POST", path: "/v1/predict", contentType: js, body: `{`, status: 400},
 		{method: "POST", path: "/v1/predict", contentType: js, body: `{"application_id":"` + strings.Repeat("x", 70000) + `"}`, status: 413},
@@ -181,6 +186,7 @@ func TestEveryAnswerIsInTheContract(t *testing.T) {
 		{method: "POST", path: "/v1/predict", contentType: "text/plain", body: app, status: 415},
 		{method: "POST", path: "/v1/predict", contentType: js, body: app, headers: map[string]string{"Content-Encoding": "br"}, status: 415},
 		{method: "POST", path: "/v1/predict", contentType: js, body: `{"income":-1,"colour":"red"}`, status: 422},
+		{method: "POST", path: "/v1/predict/batch", example: true, contentType: js, status: 200},
 		{method: "POST", path: "/v1/predict/batch", contentType: js, body: `{"applications":[` + app + `,{"income":-1}]}`, status: 200},
 		{method: "POST", path: "/v1/predict/batch", contentType: js, body: `{"applications":[NaN]}`, status: 400},
 		{method: "POST", path: "/v1/predict/batch", contentType: "text/plain", body: `{}`, status: 415},
@@ -189,41 +195,42 @@ func TestEveryAnswerIsInTheContract(t *testing.T) {
 		{method: "GET", path: "/v2", status: 200},
 		{method: "GET", path: "/v2/health/live", status: 200},
 		{method: "GET", path: "/v2/health/ready", status: 200},
-		{method: "GET", path: "/v2/models/loan-approval", status: 200},
+		{method: "GET", path: "/v2/models/{model_name}", example: true, status: 200},
 		{method: "GET", path: "/v2/models/nope", status: 404},
-		{method: "GET", path: "/v2/models/loan-approval/ready", status: 200},
-		{method: "GET", path: "/v2/models/loan-approval/versions/3", status: 200},
+		{method: "GET", path: "/v2/models/{model_name}/ready", example: true, status: 200},
+		{method: "GET", path: "/v2/models/{model_name}/versions/{model_version}", example: true, status: 200},
 		{method: "GET", path: "/v2/models/loan-approval/versions/99", status: 404},
-		{method: "GET", path: "/v2/models/loan-approval/versions/3/ready", status: 200},
+		{method: "GET", path: "/v2/models/{model_name}/versions/{model_version}/ready", example: true, status: 200},
+		{method: "POST", path: "/v2/models/{model_name}/infer", example: true, contentType: js, status: 200},
 		{method: "POST", path: "/v2/models/loan-approval/infer", body: infer, status: 200},
 		{method: "POST", path: "/v2/models/loan-approval/infer", body: `{`, status: 400},
 		{method: "POST", path: "/v2/models/nope/infer", body: infer, status: 404},
 		{method: "POST", path: "/v2/models/loan-approval/infer", body: tooLarge, status: 413},
 		{method: "POST", path: "/v2/models/loan-approval/infer", body: infer, headers: map[string]string{"Content-Encoding": "br"}, status: 415},
-		{method: "POST", path: "/v2/models/loan-approval/versions/3/infer", body: infer, status: 200},
+		{method: "POST", path: "/v2/models/{model_name}/versions/{model_version}/infer", example: true, contentType: js, status: 200},
 		{method: "POST", path: "/v2/models/loan-approval/versions/99/infer", body: infer, status: 404},
 
 		{method: "GET", path: "/admin/models", auth: admin, status: 200},
 		{method: "GET", path: "/admin/models?model=nope", auth: admin, status: 404},
 		{method: "GET", path: "/admin/models", auth: audit, status: 403},
-		{method: "POST", path: "/admin/promote", auth: admin, contentType: js, body: `{"alias":"challenger","version":"4"}`, status: 200},
+		{method: "POST", path: "/admin/promote", example: true, auth: admin, contentType: js, status: 200},
 		{method: "POST", path: "/admin/promote", auth: admin, contentType: js, body: `{"alias":"shadow","version":"1"}`, status: 200},
 		{method: "POST", path: "/admin/promote", auth: admin, contentType: js, body: `{"alias":"champion","version":"1"}`, status: 409},
 		{method: "POST", path: "/admin/promote", auth: admin, contentType: js, body: `{"version":"99"}`, status: 422},
 		{method: "POST", path: "/admin/promote", auth: admin, contentType: js, body: `{`, status: 400},
 		{method: "POST", path: "/admin/promote", auth: admin, contentType: "text/plain", body: `{}`, status: 415},
 		{method: "POST", path: "/admin/promote", auth: admin, contentType: js, body: tooLarge, status: 413},
-		{method: "PUT", path: "/admin/traffic", auth: admin, contentType: js, body: `{"champion":90,"challenger":10}`, status: 200},
+		{method: "PUT", path: "/admin/traffic", example: true, auth: admin, contentType: js, status: 200},
 		{method: "PUT", path: "/admin/traffic", auth: admin, contentType: js, body: `{"champion":90,"challenger":20}`, status: 422},
 		{method: "PUT", path: "/admin/traffic", auth: admin, contentType: js, body: `x`, status: 400},
 		{method: "POST", path: "/admin/rollback", auth: admin, status: 409},
-		{method: "POST", path: "/admin/retire", auth: admin, contentType: js, body: `{"alias":"shadow"}`, status: 200},
+		{method: "POST", path: "/admin/retire", example: true, auth: admin, contentType: js, status: 200},
 		{method: "POST", path: "/admin/retire", auth: admin, contentType: js, body: `{"alias":"shadow"}`, status: 422},
 		{method: "POST", path: "/admin/retire", auth: admin, contentType: js, body: `[`, status: 400},
 		{method: "POST", path: "/admin/promote", auth: admin, contentType: js, body: `{"version":"4"}`, status: 200},
 		{method: "POST", path: "/admin/rollback", auth: admin, status: 200},
 
-		{method: "GET", path: "/v1/decisions/A-1001", auth: audit, status: 200},
+		{method: "GET", path: "/v1/decisions/{application_id}", example: true, auth: audit, status: 200},
 		{method: "GET", path: "/v1/decisions/NOPE-1", auth: audit, status: 404},
 		{method: "GET", path: "/v1/decisions/" + strings.Repeat("x", 65), auth: audit, status: 422},
 		{method: "GET", path: "/v1/decisions/by-decision-id/{decision_id}", auth: audit, status: 200}, // the id is filled in below
@@ -231,15 +238,15 @@ func TestEveryAnswerIsInTheContract(t *testing.T) {
 		{method: "GET", path: "/v1/decisions/by-decision-id/not-a-uuid", auth: audit, status: 422},
 		{method: "GET", path: export, auth: audit, status: 200},
 		{method: "GET", path: "/v1/decisions", auth: audit, status: 422},
-		{method: "PUT", path: "/v1/decisions/A-1001/legal-hold", auth: admin, contentType: js, body: `{"reason":"case 2026-17"}`, status: 200},
+		{method: "PUT", path: "/v1/decisions/{application_id}/legal-hold", example: true, auth: admin, contentType: js, status: 200},
 		{method: "PUT", path: "/v1/decisions/C-1/legal-hold", auth: admin, contentType: js, body: `{`, status: 400},
 		{method: "PUT", path: "/v1/decisions/C-1/legal-hold", auth: audit, contentType: js, body: `{"reason":"x"}`, status: 403},
 		{method: "PUT", path: "/v1/decisions/C-1/legal-hold", auth: admin, contentType: js, body: tooLarge, status: 413},
 		{method: "PUT", path: "/v1/decisions/C-1/legal-hold", auth: admin, contentType: "text/plain", body: `{}`, status: 415},
 		{method: "PUT", path: "/v1/decisions/C-1/legal-hold", auth: admin, contentType: js, body: `{}`, status: 422},
 		{method: "GET", path: "/v1/legal-holds", auth: audit, status: 200},
-		{method: "DELETE", path: "/v1/decisions/A-1001/legal-hold", auth: admin, status: 200},
-		{method: "POST", path: "/v1/outcomes", auth: audit, contentType: js, body: `{"application_id":"A-1001","approved":true}`, status: 200},
+		{method: "DELETE", path: "/v1/decisions/{application_id}/legal-hold", example: true, auth: admin, status: 200},
+		{method: "POST", path: "/v1/outcomes", example: true, auth: audit, contentType: js, status: 200},
 		{method: "POST", path: "/v1/outcomes", auth: audit, contentType: js, body: `{"outcomes":[{"application_id":"C-1","approved":false},{"application_id":"NOPE-1","approved":true}]}`, status: 200},
 		{method: "POST", path: "/v1/outcomes", auth: audit, contentType: js, body: `{`, status: 400},
 		{method: "POST", path: "/v1/outcomes", auth: audit, contentType: js, body: `{"application_id":"NOPE-1","approved":true}`, status: 404},
@@ -247,7 +254,8 @@ func TestEveryAnswerIsInTheContract(t *testing.T) {
 		{method: "POST", path: "/v1/outcomes", auth: audit, contentType: "text/plain", body: `{}`, status: 415},
 		{method: "POST", path: "/v1/outcomes", auth: audit, contentType: js, body: `{"application_id":"C-1"}`, status: 422},
 
-		{method: "POST", path: "/hooks/mlflow", contentType: js, body: `{}`, headers: hookHeaders(`{}`), status: 202},
+		{method: "POST", path: "/hooks/mlflow", example: true, contentType: js, signed: true, status: 202},
+		{method: "POST", path: "/hooks/mlflow", example: true, contentType: js, signed: true, status: 200}, // the same delivery again
 		{method: "POST", path: "/hooks/mlflow", contentType: js, body: `{}`, status: 401},
 
 		{method: "GET", path: "/admin/models", status: 401},
@@ -265,9 +273,23 @@ func TestEveryAnswerIsInTheContract(t *testing.T) {
 	}
 
 	succeeded := map[schematest.Operation]bool{}
+	exampled := map[schematest.Operation]bool{}
 	decisionID := ""
 	for _, tc := range cases {
 		path, body := tc.path, []byte(tc.body)
+		if tc.example {
+			op := schematest.Operation{Method: tc.method, Path: tc.path}
+			var example []byte
+			var err error
+			if path, example, err = contract.Example(op); err != nil {
+				t.Error(err)
+				continue
+			}
+			if example != nil {
+				body = example
+				exampled[op] = true
+			}
+		}
 		path = strings.Replace(path, "{decision_id}", decisionID, 1)
 		req, err := http.NewRequest(tc.method, "http://"+addr+path, bytes.NewReader(body))
 		if err != nil {
@@ -280,6 +302,11 @@ func TestEveryAnswerIsInTheContract(t *testing.T) {
 		}
 		for k, v := range tc.headers {
 			req.Header.Set(k, v)
+		}
+		if tc.signed {
+			for k, v := range hookHeaders(body) {
+				req.Header.Set(k, v)
+			}
 		}
 		if len(body) > schemas.MaxBatchBytes {
 			// The server refuses it from Content-Length and closes: ask
@@ -332,14 +359,21 @@ func TestEveryAnswerIsInTheContract(t *testing.T) {
 		if !succeeded[op] {
 			t.Errorf("%s never answered 2xx here: give it a case", op)
 		}
+		switch _, body, err := contract.Example(op); {
+		case err != nil:
+			t.Error(err)
+		case body != nil && !exampled[op]:
+			t.Errorf("%s: its request body example was never sent: give it an example case", op)
+		}
 	}
 }
 
 // hookHeaders signs an MLflow webhook delivery of body as MLflow does.
-func hookHeaders(body string) map[string]string {
+func hookHeaders(body []byte) map[string]string {
 	id, ts := "routes-test-delivery", strconv.FormatInt(time.Now().Unix(), 10)
 	mac := hmac.New(sha256.New, []byte(routesHookSecret))
-	mac.Write([]byte(id + "." + ts + "." + body))
+	mac.Write([]byte(id + "." + ts + "."))
+	mac.Write(body)
 	return map[string]string{"X-MLflow-Delivery-Id": id, "X-MLflow-Timestamp": ts,
 		"X-MLflow-Signature": "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil))}
 }

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -193,6 +194,37 @@ func (c *Contract) Find(method, path string) (Operation, bool) {
 		}
 	}
 	return Operation{strings.ToUpper(method), best}, best != ""
+}
+
+// Example is what the document offers Swagger UI's "Try it out" for an
+// operation: its path with each path parameter's example, and its JSON
+// request body's example (nil when it takes none). A path parameter or a
+// request body without an example is an error.
+func (c *Contract) Example(op Operation) (path string, body []byte, err error) {
+	d, err := c.document()
+	if err != nil {
+		return "", nil, err
+	}
+	o, params, err := d.operation(op)
+	if err != nil {
+		return "", nil, err
+	}
+	path = op.Path
+	for _, p := range params {
+		if p.In != "path" {
+			continue
+		}
+		if p.Example == nil {
+			return "", nil, fmt.Errorf("%s: path parameter %s has no example", op, p.Name)
+		}
+		path = strings.ReplaceAll(path, "{"+p.Name+"}", url.PathEscape(fmt.Sprint(p.Example)))
+	}
+	if o.RequestBody != nil {
+		if body = o.RequestBody.Content["application/json"].Example; body == nil {
+			return "", nil, fmt.Errorf("%s: its JSON request body has no example for Swagger UI's \"Try it out\"", op)
+		}
+	}
+	return path, body, nil
 }
 
 // operation is op's entry in the document, with its parameters (the path's
