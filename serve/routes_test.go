@@ -239,6 +239,8 @@ func TestEveryAnswerIsInTheContract(t *testing.T) {
 		{method: "GET", path: export, auth: audit, status: 200},
 		{method: "GET", path: "/v1/decisions", auth: audit, status: 422},
 		{method: "PUT", path: "/v1/decisions/{application_id}/legal-hold", example: true, auth: admin, contentType: js, status: 200},
+		// A hold may come before the application's first decision.
+		{method: "PUT", path: "/v1/decisions/NOT-YET-DECIDED/legal-hold", auth: admin, contentType: js, body: `{"reason":"case 9"}`, status: 200},
 		{method: "PUT", path: "/v1/decisions/C-1/legal-hold", auth: admin, contentType: js, body: `{`, status: 400},
 		{method: "PUT", path: "/v1/decisions/C-1/legal-hold", auth: audit, contentType: js, body: `{"reason":"x"}`, status: 403},
 		{method: "PUT", path: "/v1/decisions/C-1/legal-hold", auth: admin, contentType: js, body: tooLarge, status: 413},
@@ -246,6 +248,7 @@ func TestEveryAnswerIsInTheContract(t *testing.T) {
 		{method: "PUT", path: "/v1/decisions/C-1/legal-hold", auth: admin, contentType: js, body: `{}`, status: 422},
 		{method: "GET", path: "/v1/legal-holds", auth: audit, status: 200},
 		{method: "DELETE", path: "/v1/decisions/{application_id}/legal-hold", example: true, auth: admin, status: 200},
+		{method: "DELETE", path: "/v1/decisions/NEVER-HELD/legal-hold", auth: admin, status: 200},
 		{method: "POST", path: "/v1/outcomes", example: true, auth: audit, contentType: js, status: 200},
 		{method: "POST", path: "/v1/outcomes", auth: audit, contentType: js, body: `{"outcomes":[{"application_id":"C-1","approved":false},{"application_id":"NOPE-1","approved":true}]}`, status: 200},
 		{method: "POST", path: "/v1/outcomes", auth: audit, contentType: js, body: `{`, status: 400},
