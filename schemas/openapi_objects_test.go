@@ -2,7 +2,9 @@ package schemas
 
 import (
 	"encoding/json"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -113,4 +115,42 @@ func TestOpenAPIObjectsHaveOnlyTheirFields(t *testing.T) {
 	for name, h := range doc.Components.Headers {
 		object("header", "components.headers."+name, h)
 	}
+}
+
+// TestOpenAPIStatesTheBodyLimit: a size the document gives a client is the
+// one the server refuses beyond (MaxBatchBytes, for any body), and /v2's
+// infer operations, whose clients size their tensors by it, state it.
+func TestOpenAPIStatesTheBodyLimit(t *testing.T) {
+	raw, err := OpenAPI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	limit := groupThousands(MaxBatchBytes) + " bytes"
+	known := map[string]bool{limit: true, strconv.FormatFloat(float64(MaxBatchBytes)/(1<<20), 'f', 1, 64) + " MiB": true}
+	for _, size := range regexp.MustCompile(`\d[\d,.]* (?:[KMG]i?B|bytes)`).FindAllString(string(raw), -1) {
+		if !known[size] {
+			t.Errorf("the contract states %q; the server's body limit is %s", size, limit)
+		}
+	}
+	var doc struct {
+		Paths map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"/v2/models/{model_name}/infer", "/v2/models/{model_name}/versions/{model_version}/infer"} {
+		var op struct{ Description string }
+		if err := json.Unmarshal(doc.Paths[p]["post"], &op); err != nil || !strings.Contains(op.Description, limit) {
+			t.Errorf("POST %s does not state the body limit (%s): %q %v", p, limit, op.Description, err)
+		}
+	}
+}
+
+// groupThousands writes n as the README does: 5,121,024.
+func groupThousands(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }
