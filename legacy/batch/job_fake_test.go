@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -199,4 +202,41 @@ func (s *downAfter) DecideBatch(ctx context.Context, apps []client.Application) 
 		return nil, &client.UnavailableError{Err: errors.New("connection refused")}
 	}
 	return s.poisoned.DecideBatch(ctx, apps)
+}
+
+// TestGatewayOutageIsWaitedFor: a gateway in front of the service that
+// answers 502 or 504 (its own page, not the service's error shape) means
+// the service is not answering: the rows are left for the rerun
+// (retry=yes), never rejected as if each were at fault.
+func TestGatewayOutageIsWaitedFor(t *testing.T) {
+	for _, status := range []int{http.StatusBadGateway, http.StatusGatewayTimeout} {
+		t.Run(strconv.Itoa(status), func(t *testing.T) {
+			gateway := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "text/html")
+				w.WriteHeader(status)
+				fmt.Fprintf(w, "<html><body><h1>%d %s</h1></body></html>", status, http.StatusText(status))
+			}))
+			defer gateway.Close()
+			dir := t.TempDir()
+			in := filepath.Join(dir, "in.csv")
+			os.WriteFile(in, []byte("application_id,income,credit_score,loan_amount,years_employed,points\n"+
+				"A-1,1,700,1,1,1\nA-2,1,700,1,1,1\nA-3,1,700,1,1,1\nA-4,1,700,1,1,1\n"), 0o644)
+			out := filepath.Join(dir, "out.csv")
+			fast := retry.Policy{Initial: time.Millisecond, Max: time.Millisecond, Attempts: 2}
+			down := &client.Client{BaseURL: gateway.URL, HTTP: &http.Client{Timeout: 5 * time.Second}}
+			sum, err := (&Job{In: in, Out: out, ChunkSize: 4, Decider: down, Retry: fast}).Run(context.Background())
+			if !errors.Is(err, ErrRowsUndecided) || errors.Is(err, ErrRowsRejected) || sum.Undecided != 4 {
+				t.Fatalf("behind a failing gateway: %v, %v", sum, err)
+			}
+			for _, r := range legacytest.Rows(t, filepath.Join(dir, "out.rejects.csv")) {
+				if r[4] != "yes" {
+					t.Fatalf("row %q is not left for the rerun", r)
+				}
+			}
+			sum, err = (&Job{In: in, Out: out, ChunkSize: 4, Decider: &flakyService{}, Retry: fast}).Run(context.Background())
+			if err != nil || sum.Decided != 4 {
+				t.Fatalf("the rerun once the service is back: %v, %v", sum, err)
+			}
+		})
+	}
 }

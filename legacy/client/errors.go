@@ -53,15 +53,19 @@ func (e *ProtocolError) Error() string { return "decision service answer not und
 
 // Outage reports whether err says that the service as a whole is not
 // deciding right now (unreachable, too slow, 503 while no model is loaded,
-// or 429), so every other application would fail the same way. Any other
-// error is about this call's applications: a refusal, a server fault, an
-// answer not understood.
+// 429, or a gateway in front of it answering 502 or 504: the service never
+// sends those itself), so every other application would fail the same way.
+// Any other error is about this call's applications: a refusal, a server
+// fault, an answer not understood.
 func Outage(err error) bool {
 	if _, ok := errors.AsType[*UnavailableError](err); ok {
 		return true
 	}
 	if e, ok := errors.AsType[*APIError](err); ok {
-		return e.Status == http.StatusServiceUnavailable || e.Status == http.StatusTooManyRequests
+		switch e.Status {
+		case http.StatusServiceUnavailable, http.StatusTooManyRequests, http.StatusBadGateway, http.StatusGatewayTimeout:
+			return true
+		}
 	}
 	return false
 }

@@ -46,7 +46,8 @@ const (
 
 // maxFaults is how many times the service may fail on one application
 // (answering 500, say, while it decides others) before the application is
-// set aside as Failed. Outages (service unreachable, 503, 429) never count.
+// set aside as Failed. Outages (service unreachable, 503, 429, a gateway's
+// 502 or 504) never count.
 const maxFaults = 5
 
 // Refusal is what the service said was wrong with an application.

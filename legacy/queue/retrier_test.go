@@ -3,9 +3,12 @@ package queue
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -110,17 +113,32 @@ func TestRetrierSkipsWhatKeepsFailing(t *testing.T) {
 }
 
 // TestRetrierWaitsOutAnOutage: while the service is down, nothing is set
-// aside, however long it lasts.
+// aside, however long it lasts: unreachable, not ready, or a gateway in
+// front of it answering 502 or 504 with its own page.
 func TestRetrierWaitsOutAnOutage(t *testing.T) {
 	q, _ := Open(t.TempDir(), nil)
 	rec, _ := q.Keep(client.Application{ApplicationID: "A-1"})
 	down := answer{err: &client.UnavailableError{Err: errors.New("connection refused")}}
 	notReady := answer{err: &client.APIError{Status: 503, Code: "not_ready"}}
+	outages := []Decider{down, notReady, gatewayAnswering(t, http.StatusBadGateway), gatewayAnswering(t, http.StatusGatewayTimeout)}
 	for range 3 * maxFaults {
-		rec, _ = Attempt(context.Background(), q, down, rec)
-		rec, _ = Attempt(context.Background(), q, notReady, rec)
+		for _, d := range outages {
+			rec, _ = Attempt(context.Background(), q, d, rec)
+		}
 	}
-	if rec.Status != Queued || rec.Faults != 0 || rec.Attempts != 6*maxFaults {
+	if rec.Status != Queued || rec.Faults != 0 || rec.Attempts != 3*maxFaults*len(outages) {
 		t.Fatalf("after a long outage: %+v", rec)
 	}
+}
+
+// gatewayAnswering is the service behind a gateway that answers every call
+// with status and its own HTML page.
+func gatewayAnswering(t *testing.T, status int) Decider {
+	gateway := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(status)
+		fmt.Fprintf(w, "<html><body><h1>%d %s</h1></body></html>", status, http.StatusText(status))
+	}))
+	t.Cleanup(gateway.Close)
+	return &client.Client{BaseURL: gateway.URL, HTTP: &http.Client{Timeout: 5 * time.Second}}
 }
