@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"slices"
 	"strconv"
@@ -332,6 +333,9 @@ func (j *Job) decide(ctx context.Context, chunk []Row, progress *Progress, polic
 	case err == nil:
 	case client.Outage(err) || ctx.Err() != nil:
 		return chunkResult{left: chunk, err: err}
+	case refusedCall(err):
+		return chunkResult{left: chunk, err: &fatalError{err: fmt.Errorf(
+			"the decision service refused the call itself, not one of its rows (is -api the service's address, and the service a version with /v1/predict/batch?): %w", err)}}
 	case len(chunk) == 1:
 		r := chunk[0]
 		return chunkResult{refused: [][]string{rejectRow(r, "the decision service cannot decide this row: "+oneLine(err.Error()))}}
@@ -351,6 +355,17 @@ func (j *Job) decide(ctx context.Context, chunk []Row, progress *Progress, polic
 		}
 	}
 	return res
+}
+
+// refusedCall reports whether err is a 4xx for the call as a whole that no
+// row can have caused and smaller calls cannot cure (404 from a wrong -api,
+// 401 or 403 from a gateway, 415): halving the chunk would only reject every
+// row for good. A body too large (413) or too slow to arrive (408) is cured
+// by halving, and a row's own refusal comes in its result, not as the
+// call's status.
+func refusedCall(err error) bool {
+	e, ok := errors.AsType[*client.APIError](err)
+	return ok && e.Status/100 == 4 && e.Status != http.StatusRequestEntityTooLarge && e.Status != http.StatusRequestTimeout
 }
 
 // split decides the two halves of a chunk that failed as a whole (cause).

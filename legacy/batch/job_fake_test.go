@@ -240,3 +240,41 @@ func TestGatewayOutageIsWaitedFor(t *testing.T) {
 		})
 	}
 }
+
+// TestCallRefusedAsAWholeStopsTheJob: a refusal of the call itself (404
+// from a wrong -api, 401 from a gateway that wants a token) is no row's
+// fault: the job stops as "could not run" with every row left for the
+// rerun, never rejecting each row for good.
+func TestCallRefusedAsAWholeStopsTheJob(t *testing.T) {
+	for _, status := range []int{http.StatusNotFound, http.StatusUnauthorized, http.StatusUnsupportedMediaType} {
+		t.Run(strconv.Itoa(status), func(t *testing.T) {
+			calls := 0
+			wrong := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				calls++
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(status)
+				fmt.Fprintf(w, `{"error":{"code":"refused","message":"%s"},"request_id":"r"}`, http.StatusText(status))
+			}))
+			defer wrong.Close()
+			dir := t.TempDir()
+			in := filepath.Join(dir, "in.csv")
+			os.WriteFile(in, []byte("application_id,income,credit_score,loan_amount,years_employed,points\n"+
+				"A-1,1,700,1,1,1\nA-2,1,700,1,1,1\nA-3,1,700,1,1,1\nA-4,1,700,1,1,1\n"), 0o644)
+			out := filepath.Join(dir, "out.csv")
+			fast := retry.Policy{Initial: time.Millisecond, Max: time.Millisecond, Attempts: 2}
+			sum, err := (&Job{In: in, Out: out, ChunkSize: 4, Decider: &client.Client{BaseURL: wrong.URL}, Retry: fast}).Run(context.Background())
+			if err == nil || errors.Is(err, ErrRowsRejected) || errors.Is(err, ErrRowsUndecided) || sum.Rejected != 0 || calls != 1 {
+				t.Fatalf("refused as a whole: %v, %v after %d calls; want the job to stop at once, no row rejected", sum, err, calls)
+			}
+			for _, r := range legacytest.Rows(t, filepath.Join(dir, "out.rejects.csv")) {
+				if r[4] != "yes" {
+					t.Fatalf("row %q is not left for the rerun", r)
+				}
+			}
+			sum, err = (&Job{In: in, Out: out, ChunkSize: 4, Decider: &flakyService{}, Retry: fast}).Run(context.Background())
+			if err != nil || sum.Decided != 4 {
+				t.Fatalf("the rerun against the service: %v, %v", sum, err)
+			}
+		})
+	}
+}
