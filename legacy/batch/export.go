@@ -9,6 +9,7 @@
 package batch
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/csv"
 	"encoding/hex"
@@ -73,7 +74,12 @@ func ReadExport(r io.Reader) ([]Row, error) {
 // columns (any order, any case), one Row per line by rowFrom; a line the
 // CSV reader cannot read becomes a Row with its Problem.
 func readRows(r io.Reader, required []string, rowFrom func(line int, rec, header []string, col map[string]int) Row) ([]Row, error) {
-	cr := csv.NewReader(r)
+	// The whole file is read first: where a row ends is counted in it.
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, err
+	}
+	cr := csv.NewReader(bytes.NewReader(data))
 	cr.FieldsPerRecord = -1
 	cr.LazyQuotes = true
 	header, err := cr.Read()
@@ -113,7 +119,31 @@ func readRows(r io.Reader, required []string, rowFrom func(line int, rec, header
 		}
 		line, _ := cr.FieldPos(0)
 		rows = append(rows, rowFrom(line, rec, header, col))
+		if last := lastLine(data, cr.InputOffset()); last > line && len(rec) != len(header) {
+			rows = append(rows, swallowed(&rows[len(rows)-1], last)...)
+		}
 	}
+}
+
+// lastLine is the line number of the last byte before offset, not counting
+// the line end there.
+func lastLine(data []byte, offset int64) int {
+	rec := bytes.TrimRight(data[:offset], "\r\n")
+	return 1 + bytes.Count(rec, []byte{'\n'})
+}
+
+// swallowed reports the lines after row's first, up to last, that the CSV
+// reader took into row: a quote left open in it runs on over the lines
+// below. Each of them gets its own rejected row, so that no line of the
+// export goes missing from both the decisions and the rejects.
+func swallowed(row *Row, last int) []Row {
+	row.Problem += fmt.Sprintf("; it runs on to line %d (a quote left open?), and lines %d to %d are rejected with it", last, row.Line+1, last)
+	var out []Row
+	for n := row.Line + 1; n <= last; n++ {
+		out = append(out, Row{Line: n, ID: derivedID(n, nil),
+			Problem: fmt.Sprintf("read as part of the row on line %d, which has a quote left open; fix that row", row.Line)})
+	}
+	return out
 }
 
 // field returns the trimmed value of the named column, or "".

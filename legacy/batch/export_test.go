@@ -1,6 +1,7 @@
 package batch
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -67,5 +68,52 @@ func TestReadExportUsesApplicationIDColumn(t *testing.T) {
 func TestReadExportNeedsTheColumns(t *testing.T) {
 	if _, err := ReadExport(strings.NewReader("name,income\nAnn,1\n")); err == nil {
 		t.Fatal("an export without credit_score etc. must be refused")
+	}
+}
+
+// TestReadExportAccountsForEveryLine: a quote left open in one row makes
+// the CSV reader take the lines after it as part of that row; each of those
+// lines is still returned, rejected with the row that swallowed it, so
+// none is silently missing from both the decisions and the rejects. A
+// quoted value with a line break in a row that is otherwise right stays
+// one row.
+func TestReadExportAccountsForEveryLine(t *testing.T) {
+	const header = "name,city,income,credit_score,loan_amount,years_employed,points\n"
+	tests := map[string]struct {
+		export  string
+		lines   []int // the rows' lines
+		refused []int // the lines with a problem
+	}{
+		"a quote closed further down": {header + "a,X,1,700,1,1,1\n\"Smith, John,NYC,1,700,1,1,1\nc,X,1,700,1,1,1\nd,X,1,700,1,1,1\ne,\"X\",1,700,1,1,1\nf,X,1,700,1,1,1\n",
+			[]int{2, 3, 4, 5, 6, 7}, []int{3, 4, 5, 6}},
+		"a quote never closed": {header + "a,X,1,700,1,1,1\n\"Smith, John,NYC,1,700,1,1,1\r\nc,X,1,700,1,1,1\r\nd,X,1,700,1,1,1",
+			[]int{2, 3, 4, 5}, []int{3, 4, 5}},
+		"a line break inside a quoted city": {header + "a,X,1,700,1,1,1\nb,\"New\nYork\",1,700,1,1,1\nc,X,1,700,1,1,1\n",
+			[]int{2, 3, 5}, nil},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			rows, err := ReadExport(strings.NewReader(tt.export))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var lines, refused []int
+			for _, r := range rows {
+				lines = append(lines, r.Line)
+				if r.Problem != "" {
+					refused = append(refused, r.Line)
+				}
+			}
+			if !slices.Equal(lines, tt.lines) || !slices.Equal(refused, tt.refused) {
+				t.Fatalf("rows on lines %v, refused %v; want %v and %v\n%+v", lines, refused, tt.lines, tt.refused, rows)
+			}
+			ids := map[string]bool{}
+			for _, r := range rows {
+				if ids[r.ID] {
+					t.Fatalf("id %s twice", r.ID)
+				}
+				ids[r.ID] = true
+			}
+		})
 	}
 }
