@@ -253,7 +253,11 @@ func (q *Queue) NoteFailure(id string, cause error, fault bool) (Record, error) 
 	return rec, err
 }
 
-// Waiting lists the queued applications, oldest first.
+// Waiting lists the queued applications, oldest first. One whose final
+// outcome is already kept is not waiting: a crash between writing the
+// outcome and removing the queued file left that file behind, and it is
+// removed now (sent again, the application would be decided again, one
+// more decision in the service's record on every pass).
 func (q *Queue) Waiting() ([]Record, error) {
 	entries, err := os.ReadDir(filepath.Join(q.dir, string(Queued)))
 	if err != nil {
@@ -271,10 +275,31 @@ func (q *Queue) Waiting() ([]Record, error) {
 		if err != nil {
 			return nil, err
 		}
-		recs = append(recs, rec)
+		settled, err := q.dropIfSettled(rec.Application.ApplicationID)
+		if err != nil {
+			return nil, err
+		}
+		if !settled {
+			recs = append(recs, rec)
+		}
 	}
 	sort.Slice(recs, func(i, j int) bool { return recs[i].ReceivedAt.Before(recs[j].ReceivedAt) })
 	return recs, nil
+}
+
+// dropIfSettled removes the queued file of an application whose final
+// outcome is kept, and reports whether it did.
+func (q *Queue) dropIfSettled(id string) (bool, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	final, err := read(q.path(Decided, id))
+	if errors.Is(err, os.ErrNotExist) || (err == nil && final.Application.ApplicationID != id) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return true, durable.Remove(q.path(Queued, id))
 }
 
 func (q *Queue) write(rec Record) error {

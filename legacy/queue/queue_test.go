@@ -3,7 +3,10 @@ package queue
 import (
 	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"testing"
+	"time"
 
 	"mlservice/legacy/client"
 )
@@ -65,5 +68,43 @@ func TestKeepIsIdempotent(t *testing.T) {
 	}
 	if _, err := q.Get("nope"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Get of an unknown reference: %v", err)
+	}
+}
+
+// counting decides everything and counts the calls.
+type counting struct{ calls int }
+
+func (c *counting) Decide(context.Context, client.Application) (client.Decision, error) {
+	c.calls++
+	return client.Decision{Approve: true, Probability: 0.8, Model: client.Model{Name: "m", Version: "2", Variant: "champion"}}, nil
+}
+
+// TestCrashAfterTheDecisionIsNotDecidedAgain: a crash between writing the
+// decision and removing the queued file leaves both; the application is
+// decided, so it is not waiting: it is never sent to the service again
+// (each call would be one more decision in the service's record).
+func TestCrashAfterTheDecisionIsNotDecidedAgain(t *testing.T) {
+	dir := t.TempDir()
+	q, _ := Open(dir, nil)
+	rec, _ := q.Keep(client.Application{ApplicationID: "A-1"})
+	decided := rec
+	decided.Status, decided.Decision = Decided, &client.Decision{Approve: true, Probability: 0.8, Model: client.Model{Version: "2"}}
+	if err := q.write(decided); err != nil { // the decided file written, then the crash
+		t.Fatal(err)
+	}
+	again, _ := Open(dir, nil)
+	svc := &counting{}
+	r := &Retrier{Queue: again, Decider: svc, Interval: time.Millisecond, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_ = r.Run(ctx)
+	if svc.calls != 0 {
+		t.Errorf("a decided application was sent to the service %d times more", svc.calls)
+	}
+	if waiting, _ := again.Waiting(); len(waiting) != 0 {
+		t.Errorf("%d waiting, want none", len(waiting))
+	}
+	if kept, _ := again.Get("A-1"); kept.Status != Decided {
+		t.Errorf("status %s, want decided", kept.Status)
 	}
 }
