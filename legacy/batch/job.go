@@ -135,13 +135,13 @@ func (f fileJob) run(ctx context.Context) (Summary, error) {
 		return sum, err
 	}
 	defer done.Close()
-	rejects, rejectedLines, err := openRejects(f.rejects)
+	rejects, rejected, err := openRejects(f.rejects)
 	if err != nil {
 		return sum, err
 	}
 	defer rejects.Close()
 
-	todo, refused := plan(rows, settled, rejectedLines, &sum)
+	todo, refused := plan(rows, settled, rejected, &sum)
 	if err := rejects.append(refused); err != nil {
 		return sum, err
 	}
@@ -249,38 +249,46 @@ func (j *Job) defaults() {
 	}
 }
 
+// rejectedRow names a row of the rejects file by its line and its
+// application_id: the line alone could be another row's once the legacy
+// system writes the export again in another order.
+type rejectedRow struct {
+	line int
+	id   string
+}
+
 // openRejects keeps the rejects that a rerun would only repeat (retry=no)
 // and drops those left by an outage, whose rows are tried again; it
-// returns the kept rows' line numbers.
-func openRejects(path string) (*ledger, map[int]bool, error) {
+// returns the kept rows.
+func openRejects(path string) (*ledger, map[rejectedRow]bool, error) {
 	l, rows, err := openLedger(path, rejectHeader)
 	if err != nil {
 		return nil, nil, err
 	}
 	var keep [][]string
-	lines := map[int]bool{}
+	kept := map[rejectedRow]bool{}
 	for _, r := range rows {
 		if r[4] == retryNo {
 			keep = append(keep, r)
 			n, _ := strconv.Atoi(r[0])
-			lines[n] = true
+			kept[rejectedRow{n, r[1]}] = true
 		}
 	}
 	if len(keep) == len(rows) {
-		return l, lines, nil
+		return l, kept, nil
 	}
 	l.Close()
 	if err := rewriteLedger(path, rejectHeader, keep); err != nil {
 		return nil, nil, err
 	}
 	l, _, err = openLedger(path, rejectHeader)
-	return l, lines, err
+	return l, kept, err
 }
 
 // plan sorts the rows into those to send and those refused before sending:
 // malformed, or reusing an earlier row's application_id (the id is what
 // makes a rerun skip a row, so it must name one row only).
-func plan(rows []Row, decided [][]string, rejectedLines map[int]bool, sum *Summary) ([]Row, [][]string) {
+func plan(rows []Row, decided [][]string, rejected map[rejectedRow]bool, sum *Summary) ([]Row, [][]string) {
 	done := make(map[string]bool, len(decided))
 	for _, d := range decided {
 		done[d[1]] = true
@@ -294,7 +302,7 @@ func plan(rows []Row, decided [][]string, rejectedLines map[int]bool, sum *Summa
 			firstLine[r.ID] = r.Line
 		}
 		switch {
-		case rejectedLines[r.Line]:
+		case rejected[rejectedRow{r.Line, r.ID}]:
 			sum.AlreadyRejected++
 		case dup:
 			refused = append(refused, rejectRow(r, fmt.Sprintf("application_id %s is already used on line %d", r.ID, first)))

@@ -278,3 +278,43 @@ func TestCallRefusedAsAWholeStopsTheJob(t *testing.T) {
 		})
 	}
 }
+
+// TestRegeneratedExportKeepsEachRowsOwnReject: a rerun over the export as
+// the legacy system wrote it again, in another order, skips only the rows
+// rejected before (each known by its application_id), never another row
+// that now sits on a rejected row's line.
+func TestRegeneratedExportKeepsEachRowsOwnReject(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.csv")
+	const header = "application_id,income,credit_score,loan_amount,years_employed,points\n"
+	os.WriteFile(in, []byte(header+"A-1,1,100,1,1,1\nA-2,1,700,1,1,1\n"), 0o644)
+	out := filepath.Join(dir, "out.csv")
+	fast := retry.Policy{Initial: time.Millisecond, Max: time.Millisecond, Attempts: 2}
+	// A-1 is refused (credit score 100); the service goes down before A-2.
+	svc := &flakyService{}
+	downForA2 := deciderFunc(func(ctx context.Context, apps []client.Application) ([]client.Result, error) {
+		if apps[0].ApplicationID == "A-2" {
+			return nil, &client.UnavailableError{Err: errors.New("connection refused")}
+		}
+		return svc.DecideBatch(ctx, apps)
+	})
+	job := &Job{In: in, Out: out, ChunkSize: 1, Decider: downForA2, Retry: fast}
+	if sum, err := job.Run(context.Background()); !errors.Is(err, ErrRowsUndecided) || sum.Rejected != 1 || sum.Undecided != 1 {
+		t.Fatalf("first run: %v, %v", sum, err)
+	}
+	os.WriteFile(in, []byte(header+"A-2,1,700,1,1,1\nA-1,1,100,1,1,1\n"), 0o644) // exported again, in another order
+	sum, err := (&Job{In: in, Out: out, ChunkSize: 1, Decider: svc, Retry: fast}).Run(context.Background())
+	if !errors.Is(err, ErrRowsRejected) || errors.Is(err, ErrRowsUndecided) || sum.Decided != 1 {
+		t.Fatalf("rerun: %v, %v", sum, err)
+	}
+	_, decided := legacytest.ReadCSV(t, out)
+	if len(decided) != 1 || decided[0][1] != "A-2" {
+		t.Fatalf("decisions %q, want A-2's", decided)
+	}
+}
+
+type deciderFunc func(ctx context.Context, apps []client.Application) ([]client.Result, error)
+
+func (f deciderFunc) DecideBatch(ctx context.Context, apps []client.Application) ([]client.Result, error) {
+	return f(ctx, apps)
+}
