@@ -96,6 +96,10 @@ func newKey() (string, error) {
 // ErrNotFound means no application with that reference is kept.
 var ErrNotFound = errors.New("no application with that reference")
 
+// ErrDamaged means a kept file cannot be read as a record (a disk fault, a
+// hand edit); it is left in place for IT support.
+var ErrDamaged = errors.New("queue: damaged file")
+
 // Queue is the on-disk store under one directory: queued/ holds applications
 // waiting for a decision, decided/ the final outcomes. It is safe for
 // concurrent use within one process; run one form process per directory.
@@ -257,34 +261,38 @@ func (q *Queue) NoteFailure(id string, cause error, fault bool) (Record, error) 
 // outcome is already kept is not waiting: a crash between writing the
 // outcome and removing the queued file left that file behind, and it is
 // removed now (sent again, the application would be decided again, one
-// more decision in the service's record on every pass).
+// more decision in the service's record on every pass). A file that cannot
+// be read holds up no one: the others are listed, and the error (wrapping
+// ErrDamaged) names it.
 func (q *Queue) Waiting() ([]Record, error) {
 	entries, err := os.ReadDir(filepath.Join(q.dir, string(Queued)))
 	if err != nil {
 		return nil, err
 	}
 	var recs []Record
+	var damaged []error
 	for _, e := range entries {
 		if e.IsDir() || !strings.HasSuffix(e.Name(), ".json") || strings.HasPrefix(e.Name(), ".") {
 			continue
 		}
 		rec, err := read(filepath.Join(q.dir, string(Queued), e.Name()))
-		if errors.Is(err, os.ErrNotExist) {
-			continue // decided meanwhile
+		settled := false
+		if err == nil {
+			settled, err = q.dropIfSettled(rec.Application.ApplicationID)
 		}
-		if err != nil {
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			// decided meanwhile
+		case errors.Is(err, ErrDamaged):
+			damaged = append(damaged, err)
+		case err != nil:
 			return nil, err
-		}
-		settled, err := q.dropIfSettled(rec.Application.ApplicationID)
-		if err != nil {
-			return nil, err
-		}
-		if !settled {
+		case !settled:
 			recs = append(recs, rec)
 		}
 	}
 	sort.Slice(recs, func(i, j int) bool { return recs[i].ReceivedAt.Before(recs[j].ReceivedAt) })
-	return recs, nil
+	return recs, errors.Join(damaged...)
 }
 
 // dropIfSettled removes the queued file of an application whose final
@@ -317,7 +325,7 @@ func read(path string) (Record, error) {
 	}
 	var rec Record
 	if err := json.Unmarshal(b, &rec); err != nil {
-		return Record{}, fmt.Errorf("queue: %s is damaged: %w", path, err)
+		return Record{}, fmt.Errorf("%w: %s: %v", ErrDamaged, path, err)
 	}
 	return rec, nil
 }

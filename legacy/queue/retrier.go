@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -61,7 +62,9 @@ func (r *Retrier) Run(ctx context.Context) error {
 // is noted on it and the pass goes on with the others.
 func (r *Retrier) pass(ctx context.Context, log *slog.Logger) error {
 	waiting, err := r.Queue.Waiting()
-	if err != nil {
+	if errors.Is(err, ErrDamaged) {
+		log.Error("queued files that cannot be read are left in place for IT support; the other applications go on", "error", err)
+	} else if err != nil {
 		return err
 	}
 	for _, rec := range waiting {

@@ -9,6 +9,8 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -141,4 +143,48 @@ func gatewayAnswering(t *testing.T, status int) Decider {
 	}))
 	t.Cleanup(gateway.Close)
 	return &client.Client{BaseURL: gateway.URL, HTTP: &http.Client{Timeout: 5 * time.Second}}
+}
+
+// TestDamagedFileHoldsUpNoOne: a queued file that cannot be read (a disk
+// fault, a hand edit), or the damaged outcome of a queued application, is
+// left in place and logged; the applications beside it are decided all
+// the same.
+func TestDamagedFileHoldsUpNoOne(t *testing.T) {
+	dir := t.TempDir()
+	q, _ := Open(dir, nil)
+	for _, id := range []string{"A-0", "A-1"} {
+		if _, err := q.Keep(client.Application{ApplicationID: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	damaged := filepath.Join(dir, string(Queued), "0000.json")
+	if err := os.WriteFile(damaged, nil, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(q.path(Decided, "A-0"), []byte("{"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	var log strings.Builder
+	r := &Retrier{Queue: q, Decider: &counting{}, Interval: time.Millisecond, Log: slog.New(slog.NewTextHandler(&log, nil))}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	stopped := make(chan struct{})
+	go func() { _ = r.Run(ctx); close(stopped) }()
+	for {
+		if rec, _ := q.Get("A-1"); rec.Status == Decided {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("the application beside a damaged file was never decided")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	cancel()
+	<-stopped
+	if _, err := os.Stat(damaged); err != nil {
+		t.Errorf("the damaged file must stay for IT support to look at: %v", err)
+	}
+	if !strings.Contains(log.String(), "0000.json") || strings.Contains(log.String(), "decision service unavailable") {
+		t.Errorf("the log must name the damaged file, and not blame the service:\n%s", log.String())
+	}
 }
