@@ -22,6 +22,10 @@ import (
 // written last, so a version without one was never completely downloaded.
 const manifestFile = ".manifest.json"
 
+// identityFile holds what the version number stood for when the copy was
+// made (registry.Identifier); the manifest covers it like any file.
+const identityFile = ".registry-identity"
+
 // Cache keeps verified copies of model versions on disk, so that a restart
 // with the registry down still serves the versions it had, and a truncated or
 // altered file is never opened. Cache is safe for concurrent use by one
@@ -35,6 +39,9 @@ type Entry struct {
 	Dir string
 	// Files maps each file's slash-separated path to its sha256.
 	Files map[string]string
+	// Identity is what the version number stood for at download, from a
+	// registry.Identifier ("" from any other source).
+	Identity string
 }
 
 // Lookup returns the cached copy of a version if it is complete and every file
@@ -56,13 +63,29 @@ func (c *Cache) Lookup(src Source, model, version string) (Entry, error) {
 	if err := verify(dir, files); err != nil {
 		return Entry{}, err
 	}
-	return Entry{Dir: dir, Files: files}, nil
+	var identity []byte
+	if _, ok := files[identityFile]; ok {
+		if identity, err = os.ReadFile(filepath.Join(dir, identityFile)); err != nil {
+			return Entry{}, fmt.Errorf("%w: %s: %v", ErrCorrupt, identityFile, err)
+		}
+	}
+	return Entry{Dir: dir, Files: files, Identity: string(identity)}, nil
 }
 
 // Get returns a verified copy of the version, downloading it from src when it
-// is not cached or the cached copy fails verification.
+// is not cached, the cached copy fails verification, or src (a
+// registry.Identifier) says the version number now stands for other files
+// than the copy's. A source that cannot say (the offline record of what was
+// served, which pins sha256 sums instead) takes the copy as it is.
 func (c *Cache) Get(ctx context.Context, src Source, model, version string) (Entry, error) {
-	if e, err := c.Lookup(src, model, version); err == nil {
+	var identity string
+	if id, ok := src.(Identifier); ok {
+		var err error
+		if identity, err = id.Identity(ctx, model, version); err != nil {
+			return Entry{}, err
+		}
+	}
+	if e, err := c.Lookup(src, model, version); err == nil && (identity == "" || e.Identity == identity) {
 		return e, nil
 	}
 	dir := c.path(src, model, version)
@@ -76,6 +99,11 @@ func (c *Cache) Get(ctx context.Context, src Source, model, version string) (Ent
 	defer os.RemoveAll(tmp)
 	if err := src.Download(ctx, model, version, tmp); err != nil {
 		return Entry{}, err
+	}
+	if identity != "" {
+		if err := os.WriteFile(filepath.Join(tmp, identityFile), []byte(identity), 0o644); err != nil {
+			return Entry{}, fmt.Errorf("registry: cache: %w", err)
+		}
 	}
 	// Every file and directory reaches the disk before the manifest says
 	// the version is complete, and the manifest before the rename.
@@ -98,7 +126,7 @@ func (c *Cache) Get(ctx context.Context, src Source, model, version string) (Ent
 	if err := durable.SyncDir(filepath.Dir(dir)); err != nil {
 		return Entry{}, fmt.Errorf("registry: cache: %w", err)
 	}
-	return Entry{Dir: dir, Files: files}, nil
+	return Entry{Dir: dir, Files: files, Identity: identity}, nil
 }
 
 func (c *Cache) path(src Source, model, version string) string {

@@ -104,6 +104,15 @@ type Source interface {
 	Download(ctx context.Context, model, version, dir string) error
 }
 
+// Identifier is a Source that can say what a version number stands for
+// now (MLflow: where the version's files are stored). The cache compares it
+// with its copy's: a registered model deleted and created again numbers its
+// versions from 1 again, and the copy of the old "version 1" must not serve
+// for the new one.
+type Identifier interface {
+	Identity(ctx context.Context, model, version string) (string, error)
+}
+
 // Writer is a registry the admin API can change: MLflow in MLflow mode, the
 // local state file otherwise.
 type Writer interface {

@@ -64,8 +64,9 @@ type Client struct {
 }
 
 var (
-	_ registry.Source = (*Client)(nil)
-	_ registry.Writer = (*Client)(nil)
+	_ registry.Source     = (*Client)(nil)
+	_ registry.Writer     = (*Client)(nil)
+	_ registry.Identifier = (*Client)(nil)
 )
 
 // New checks cfg and returns a client; it does not contact the server.

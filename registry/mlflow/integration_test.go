@@ -143,6 +143,12 @@ func TestAgainstMLflow(t *testing.T) {
 		if _, err := cache.Lookup(c, model, "2"); err != nil {
 			t.Errorf("Lookup after Get: %v", err)
 		}
+		// The copy knows which of MLflow's logged models it was made from.
+		uri, err := c.DownloadURI(ctx, model, "2")
+		must(t, err)
+		if again, err := cache.Get(ctx, c, model, "2"); err != nil || e.Identity != uri || again.Identity != uri {
+			t.Errorf("identity %q then %q (%v), want %q", e.Identity, again.Identity, err, uri)
+		}
 	})
 
 	t.Run("server down and back", func(t *testing.T) {

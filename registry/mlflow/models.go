@@ -220,6 +220,13 @@ func (c *Client) DownloadURI(ctx context.Context, model, version string) (string
 	return out.URI, err
 }
 
+// Identity implements registry.Identifier: the version's download URI,
+// which names its logged model (mlflow-artifacts:/1/models/m-<id>/artifacts),
+// so a version number registered again stands for other files.
+func (c *Client) Identity(ctx context.Context, model, version string) (string, error) {
+	return c.DownloadURI(ctx, model, version)
+}
+
 // HasVersion returns nil if the model has the version, an error wrapping
 // registry.ErrNotFound if it does not.
 func (c *Client) HasVersion(ctx context.Context, model, version string) error {
