@@ -103,7 +103,7 @@ func readRows(r io.Reader, required []string, rowFrom func(line int, rec, header
 		return nil, fmt.Errorf("%w: missing column(s) %s", ErrNoHeader, strings.Join(missing, ", "))
 	}
 	var rows []Row
-	for {
+	for start := cr.InputOffset(); ; start = cr.InputOffset() {
 		rec, err := cr.Read()
 		if err == io.EOF {
 			return rows, nil
@@ -119,8 +119,9 @@ func readRows(r io.Reader, required []string, rowFrom func(line int, rec, header
 		}
 		line, _ := cr.FieldPos(0)
 		rows = append(rows, rowFrom(line, rec, header, col))
-		if last := lastLine(data, cr.InputOffset()); last > line && len(rec) != len(header) {
-			rows = append(rows, swallowed(&rows[len(rows)-1], last)...)
+		end := cr.InputOffset()
+		if last := lastLine(data, end); last > line && (len(rec) != len(header) || !wellQuoted(data[start:end])) {
+			rows = append(rows, swallowed(&rows[len(rows)-1], data[start:end], last, col)...)
 		}
 	}
 }
@@ -132,16 +133,40 @@ func lastLine(data []byte, offset int64) int {
 	return 1 + bytes.Count(rec, []byte{'\n'})
 }
 
+// wellQuoted reports whether raw, a row that runs over several lines, is
+// one row by the strict rules of CSV: a quoted value with a line break in
+// it. The reader's lazy quotes (kept for names like O"Brien on one line)
+// would otherwise let a quote left open run on until a later row's quote
+// closes it, and read the figures of that later row as this one's.
+func wellQuoted(raw []byte) bool {
+	cr := csv.NewReader(bytes.NewReader(raw))
+	cr.FieldsPerRecord = -1
+	recs, err := cr.ReadAll()
+	return err == nil && len(recs) == 1
+}
+
 // swallowed reports the lines after row's first, up to last, that the CSV
-// reader took into row: a quote left open in it runs on over the lines
-// below. Each of them gets its own rejected row, so that no line of the
-// export goes missing from both the decisions and the rejects.
-func swallowed(row *Row, last int) []Row {
-	row.Problem += fmt.Sprintf("; it runs on to line %d (a quote left open?), and lines %d to %d are rejected with it", last, row.Line+1, last)
+// reader took into row (raw) because a quote in it was left open. Each of
+// them gets its own rejected row, named by its own application_id and name
+// where the line has them, so that no line of the export goes missing from
+// both the decisions and the rejects.
+func swallowed(row *Row, raw []byte, last int, col map[string]int) []Row {
+	runsOn := fmt.Sprintf("a quote in it is not closed where it should be, so lines %d to %d were read as this one row; lines %d to %d are rejected with it",
+		row.Line, last, row.Line+1, last)
+	row.Problem = strings.TrimPrefix(row.Problem+"; "+runsOn, "; ")
+	lines := bytes.Split(bytes.TrimRight(raw, "\r\n"), []byte{'\n'})
 	var out []Row
-	for n := row.Line + 1; n <= last; n++ {
-		out = append(out, Row{Line: n, ID: derivedID(n, nil),
-			Problem: fmt.Sprintf("read as part of the row on line %d, which has a quote left open; fix that row", row.Line)})
+	for i, text := range lines[len(lines)-(last-row.Line):] {
+		n := row.Line + 1 + i
+		cr := csv.NewReader(bytes.NewReader(text))
+		cr.FieldsPerRecord, cr.LazyQuotes = -1, true
+		rec, _ := cr.Read()
+		r := Row{Line: n, ID: field(rec, col, "application_id"), Name: field(rec, col, "name"),
+			Problem: fmt.Sprintf("read as part of the row on line %d, which has a quote left open; fix that row", row.Line)}
+		if r.ID == "" {
+			r.ID = derivedID(n, rec)
+		}
+		out = append(out, r)
 	}
 	return out
 }

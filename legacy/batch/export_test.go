@@ -88,6 +88,8 @@ func TestReadExportAccountsForEveryLine(t *testing.T) {
 			[]int{2, 3, 4, 5, 6, 7}, []int{3, 4, 5, 6}},
 		"a quote never closed": {header + "a,X,1,700,1,1,1\n\"Smith, John,NYC,1,700,1,1,1\r\nc,X,1,700,1,1,1\r\nd,X,1,700,1,1,1",
 			[]int{2, 3, 4, 5}, []int{3, 4, 5}},
+		"a quote closed by a later row's quote, with the right column count": {header + "a,X,1,700,1,1,1\n\"Smith, John,NYC,1,700,1,1,1\nc,X,1,700,1,1,1\n\"Bo\",X,1,700,1,1,1\ne,X,1,700,1,1,1\n",
+			[]int{2, 3, 4, 5, 6}, []int{3, 4, 5}},
 		"a line break inside a quoted city": {header + "a,X,1,700,1,1,1\nb,\"New\nYork\",1,700,1,1,1\nc,X,1,700,1,1,1\n",
 			[]int{2, 3, 5}, nil},
 	}
@@ -108,11 +110,15 @@ func TestReadExportAccountsForEveryLine(t *testing.T) {
 				t.Fatalf("rows on lines %v, refused %v; want %v and %v\n%+v", lines, refused, tt.lines, tt.refused, rows)
 			}
 			ids := map[string]bool{}
+			physical := strings.Split(tt.export, "\n")
 			for _, r := range rows {
 				if ids[r.ID] {
 					t.Fatalf("id %s twice", r.ID)
 				}
 				ids[r.ID] = true
+				if own, _, _ := strings.Cut(physical[r.Line-1], ","); strings.Contains(r.Problem, "read as part of") && r.Name != strings.Trim(own, `"`) {
+					t.Errorf("line %d is named %q, want its own name %q", r.Line, r.Name, own)
+				}
 			}
 		})
 	}
