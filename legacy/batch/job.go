@@ -100,7 +100,7 @@ func (j *Job) Run(ctx context.Context) (Summary, error) {
 	return fileJob{in: j.In, out: j.Out, rejects: j.Rejects, read: ReadExport, header: decisionHeader,
 		chunkSize: j.ChunkSize, progress: j.progress,
 		settle: func(ctx context.Context, chunk []Row, p *Progress) chunkResult {
-			return j.decide(ctx, chunk, p, j.Retry)
+			return failingService(chunk, j.decide(ctx, chunk, p, j.Retry))
 		},
 	}.run(ctx)
 }
@@ -174,6 +174,28 @@ type chunkResult struct {
 	done, refused [][]string
 	left          []Row
 	err           error
+	// faults counts the refused rows the service failed on (their own
+	// call failed, or its answer was no usable decision), as opposed to the
+	// rows whose fields it refused.
+	faults int
+}
+
+// minFailingChunk is the smallest chunk that, the service failing on every
+// one of its rows, says the service is failing rather than its rows.
+const minFailingChunk = 4
+
+// failingService turns a chunk the service failed on row by row into the
+// service failing: one bad row costs only itself, but a chunk with not one
+// row the service can decide is a service that fails everything (a broken
+// release answering 500 to every call), and its rows are left for the
+// rerun (retry=yes) and the job stops, instead of every row of the export
+// being rejected for good.
+func failingService(chunk []Row, res chunkResult) chunkResult {
+	if len(chunk) < minFailingChunk || len(res.done) > 0 || res.err != nil || res.faults < len(chunk) {
+		return res
+	}
+	return chunkResult{left: chunk, err: fmt.Errorf("the decision service failed on each of the %d rows from line %d: it is failing, not the rows (last: %s)",
+		len(chunk), chunk[0].Line, res.refused[len(res.refused)-1][3])}
 }
 
 // settleAll sends todo in chunks through settle, appending each chunk's
@@ -346,7 +368,7 @@ func (j *Job) decide(ctx context.Context, chunk []Row, progress *Progress, polic
 			"the decision service refused the call itself, not one of its rows (is -api the service's address, and the service a version with /v1/predict/batch?): %w", err)}}
 	case len(chunk) == 1:
 		r := chunk[0]
-		return chunkResult{refused: [][]string{rejectRow(r, "the decision service cannot decide this row: "+oneLine(err.Error()))}}
+		return chunkResult{refused: [][]string{rejectRow(r, "the decision service cannot decide this row: "+oneLine(err.Error()))}, faults: 1}
 	default:
 		return j.split(ctx, chunk, progress, policy, err)
 	}
@@ -358,6 +380,7 @@ func (j *Job) decide(ctx context.Context, chunk []Row, progress *Progress, polic
 			res.refused = append(res.refused, rejectRow(r, refusalReason(out.Refusal)))
 		case client.Unusable(*out.Decision) != "":
 			res.refused = append(res.refused, rejectRow(r, "the decision service gave no usable decision: "+client.Unusable(*out.Decision)))
+			res.faults++
 		default:
 			res.done = append(res.done, decisionRow(r, out.Decision))
 		}
@@ -396,6 +419,7 @@ func (j *Job) split(ctx context.Context, chunk []Row, progress *Progress, policy
 		}
 		res.done = append(res.done, r.done...)
 		res.refused = append(res.refused, r.refused...)
+		res.faults += r.faults
 		if r.err != nil {
 			res.left, res.err = r.left, r.err
 			if i == 0 {

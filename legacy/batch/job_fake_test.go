@@ -318,3 +318,33 @@ type deciderFunc func(ctx context.Context, apps []client.Application) ([]client.
 func (f deciderFunc) DecideBatch(ctx context.Context, apps []client.Application) ([]client.Result, error) {
 	return f(ctx, apps)
 }
+
+// TestServiceFailingOnEveryRowRejectsNone: a service that fails every call
+// (a broken release answering 500 to everything) is failing, not the rows:
+// once a whole chunk has failed row by row, the job stops with the rows
+// left for the rerun (retry=yes), rather than rejecting every row of the
+// export for good.
+func TestServiceFailingOnEveryRowRejectsNone(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.csv")
+	var b strings.Builder
+	b.WriteString("application_id,income,credit_score,loan_amount,years_employed,points\n")
+	for i := range 40 {
+		fmt.Fprintf(&b, "A-%d,1e39,700,1,1,1\n", i) // every row makes the service fail its call
+	}
+	os.WriteFile(in, []byte(b.String()), 0o644)
+	svc := &poisoned{fail: &client.APIError{Status: 500, Code: "internal", Message: "internal error"}}
+	sum, err := (&Job{In: in, Out: filepath.Join(dir, "out.csv"), ChunkSize: 20, Decider: svc,
+		Retry: retry.Policy{Initial: time.Millisecond, Max: time.Millisecond, Attempts: 2}}).Run(context.Background())
+	if !errors.Is(err, ErrRowsUndecided) || errors.Is(err, ErrRowsRejected) || sum.Undecided != 40 {
+		t.Fatalf("%v, %v", sum, err)
+	}
+	for _, r := range legacytest.Rows(t, filepath.Join(dir, "out.rejects.csv")) {
+		if r[4] != "yes" || !strings.Contains(r[3], "failing") {
+			t.Fatalf("row %q", r)
+		}
+	}
+	if svc.calls > 2*2*20 {
+		t.Errorf("%d calls: the job went on past the first chunk", svc.calls)
+	}
+}
