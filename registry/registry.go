@@ -83,6 +83,11 @@ type State struct {
 	// sum); a version whose file differs must not serve. Only lastserved
 	// sets it.
 	SHA256 map[string]string
+	// Generation tells one registered model from another of the same name
+	// (MLflow: when it was created; "" where a source cannot tell): a model
+	// deleted and created again numbers its versions from 1 again, and its
+	// "version 1" is not the version 1 loaded before.
+	Generation string
 }
 
 // Version returns the version the variant's alias points at ("" for none).

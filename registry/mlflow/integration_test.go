@@ -80,6 +80,10 @@ func TestAgainstMLflow(t *testing.T) {
 		if _, err := c.ModelVersion(ctx, model, "99"); !errors.Is(err, registry.ErrNotFound) {
 			t.Errorf("missing version: %v, want ErrNotFound", err)
 		}
+		// The registered model's creation time tells it from one deleted before.
+		if st, err := c.State(ctx, model); err != nil || !strings.HasPrefix(st.Generation, "created-") {
+			t.Errorf("generation %q, %v", st.Generation, err)
+		}
 		if _, err := c.State(ctx, "no-such-model"); !errors.Is(err, registry.ErrNotFound) {
 			t.Errorf("missing model: %v, want ErrNotFound", err)
 		}

@@ -38,6 +38,9 @@ type RegisteredModel struct {
 	Description string
 	Aliases     map[string]string // alias → version
 	Tags        map[string]string
+	// CreationTimestamp is in milliseconds since the epoch (0 if the server
+	// gave none).
+	CreationTimestamp int64
 }
 
 type tagJSON struct {
@@ -81,10 +84,11 @@ func (v *ModelVersion) fromJSON(j modelVersionJSON) {
 func (c *Client) RegisteredModel(ctx context.Context, model string) (RegisteredModel, error) {
 	var out struct {
 		Model struct {
-			Name        string    `json:"name"`
-			Description string    `json:"description"`
-			Tags        []tagJSON `json:"tags"`
-			Aliases     []struct {
+			Name              string    `json:"name"`
+			Description       string    `json:"description"`
+			Tags              []tagJSON `json:"tags"`
+			CreationTimestamp int64     `json:"creation_timestamp"`
+			Aliases           []struct {
 				Alias   string `json:"alias"`
 				Version string `json:"version"`
 			} `json:"aliases"`
@@ -94,7 +98,7 @@ func (c *Client) RegisteredModel(ctx context.Context, model string) (RegisteredM
 		return RegisteredModel{}, err
 	}
 	m := RegisteredModel{Name: out.Model.Name, Description: out.Model.Description,
-		Aliases: map[string]string{}, Tags: tagMap(out.Model.Tags)}
+		Aliases: map[string]string{}, Tags: tagMap(out.Model.Tags), CreationTimestamp: out.Model.CreationTimestamp}
 	for _, a := range out.Model.Aliases {
 		m.Aliases[a.Alias] = a.Version
 	}
@@ -102,13 +106,18 @@ func (c *Client) RegisteredModel(ctx context.Context, model string) (RegisteredM
 }
 
 // State implements registry.Source with one call: in MLflow 3 a registered
-// model carries its aliases and tags.
+// model carries its aliases and tags, and its creation time tells it from
+// a model of the same name deleted before.
 func (c *Client) State(ctx context.Context, model string) (registry.State, error) {
 	m, err := c.RegisteredModel(ctx, model)
 	if err != nil {
 		return registry.State{}, err
 	}
-	return registry.State{Aliases: m.Aliases, Tags: m.Tags}, nil
+	st := registry.State{Aliases: m.Aliases, Tags: m.Tags}
+	if m.CreationTimestamp != 0 {
+		st.Generation = "created-" + strconv.FormatInt(m.CreationTimestamp, 10)
+	}
+	return st, nil
 }
 
 // ModelVersion returns one version.

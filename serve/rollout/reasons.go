@@ -25,7 +25,7 @@ func (c *Controller) mayDecide(variant registry.Variant, v *models.Version) erro
 // the registry moves on.
 func (c *Controller) mayServe(src registry.Source, variant registry.Variant, v *models.Version) error {
 	if err := c.mayDecide(variant, v); err != nil {
-		return c.reject(liveKey(src, v.Number), variant, v.Number, models.ReasonReasons, err)
+		return c.reject(c.liveKey(src, v.Number), variant, v.Number, models.ReasonReasons, err)
 	}
 	return nil
 }

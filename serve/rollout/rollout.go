@@ -200,6 +200,7 @@ type Controller struct {
 	preempted  map[string]bool            // loads an admin action cancelled, until the next background sync
 	applied    Desired                    // what the live table was built from
 	champion   string                     // the champion the registry last named, "" before the first sync
+	generation string                     // the registered model Source last named (registry.State.Generation)
 	remembered *routing.Table             // the table last remembered
 }
 
@@ -423,6 +424,7 @@ func (c *Controller) reconcileFrom(ctx context.Context, src registry.Source, mod
 	}
 	primary := src == c.cfg.Source
 	if primary {
+		c.generation = state.Generation
 		c.noticeChampion(ctx, state)
 	}
 	t, err := c.apply(ctx, src, state, want, mode)
@@ -587,7 +589,7 @@ func (c *Controller) apply(ctx context.Context, src registry.Source, st registry
 // registry that comes back replaces what a fallback had loaded.
 func (c *Controller) liveFrom(src registry.Source) bool {
 	for key := range c.live {
-		if !strings.HasPrefix(key, liveKey(src, "")) {
+		if !strings.HasPrefix(key, c.liveKey(src, "")) {
 			return false
 		}
 	}
@@ -601,7 +603,7 @@ func (c *Controller) liveFrom(src registry.Source) bool {
 // was cancelled is retried at the next sync. pin, when set, is the sha256 the
 // version's model file must have.
 func (c *Controller) version(ctx context.Context, src registry.Source, variant registry.Variant, version, pin string, mode loadMode) (*models.Version, error) {
-	key := liveKey(src, version)
+	key := c.liveKey(src, version)
 	if v, ok := c.live[key]; ok {
 		return v, nil
 	}
@@ -661,9 +663,16 @@ func (c *Controller) reject(key string, variant registry.Variant, version, reaso
 
 // liveKey names a loaded version by where it came from: the same version from
 // the registry and from the offline cache are loaded separately, so /ready
-// says "mlflow" again once the registry is back.
-func liveKey(src registry.Source, version string) string {
-	return src.Kind() + ":" + src.Key() + "/" + version
+// says "mlflow" again once the registry is back; and, from the registry, by
+// the registered model it is a version of, so that a model deleted and
+// created again (its versions numbered from 1 again) is loaded anew, not
+// served from the old model's version of the same number.
+func (c *Controller) liveKey(src registry.Source, version string) string {
+	key := src.Kind() + ":" + src.Key() + "/"
+	if src == c.cfg.Source && c.generation != "" {
+		key += c.generation + "/"
+	}
+	return key + version
 }
 
 func currentRoute(t *routing.Table, v registry.Variant) *routing.Route {

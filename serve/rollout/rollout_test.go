@@ -348,3 +348,50 @@ func TestVersionWithoutReasonsNeverDecides(t *testing.T) {
 		t.Fatalf("a refused version was downloaded %d times", n)
 	}
 }
+
+// registeredAgain is a registry whose registered model can be deleted and
+// created again (gen): its version numbers then name other versions, as in
+// MLflow, which numbers a new registered model's versions from 1.
+type registeredAgain struct {
+	*fakeRegistry
+	gen string
+}
+
+func (r *registeredAgain) State(ctx context.Context, model string) (registry.State, error) {
+	s, err := r.fakeRegistry.State(ctx, model)
+	s.Generation = r.gen
+	return s, err
+}
+
+func (r *registeredAgain) Identity(_ context.Context, _, version string) (string, error) {
+	return r.gen + "/" + version, nil
+}
+
+// TestModelRegisteredAgainIsLoadedAgain: the registered model deleted and
+// created again under the same name, with the champion alias on its own
+// version 1, is another model: the server loads it, and stops serving the
+// old version 1 it had loaded, without a restart.
+func TestModelRegisteredAgainIsLoadedAgain(t *testing.T) {
+	reg := &registeredAgain{fakeRegistry: newFakeRegistry("mlflow", map[string]string{"champion": "1"}), gen: "created-1"}
+	h := start(t, reg, nil)
+	if err := h.sync(t); err != nil {
+		t.Fatal(err)
+	}
+	old := h.router.Current().Champion.Version
+	reg.gen = "created-2"
+	if err := h.sync(t); err != nil {
+		t.Fatal(err)
+	}
+	if now := h.router.Current().Champion.Version; now == old || reg.downloadsOf("1") != 2 || !old.Closed() {
+		t.Fatalf("after the model was registered again: the same version 1 serves (%v), %d downloads of 1, old closed %v",
+			now == old, reg.downloadsOf("1"), old.Closed())
+	}
+	for range 2 { // and an unchanged registry does no work again
+		if err := h.sync(t); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := reg.downloadsOf("1"); n != 2 {
+		t.Fatalf("version 1 downloaded %d times", n)
+	}
+}
