@@ -28,6 +28,13 @@ var _ Decider = (*client.Client)(nil)
 // is safe on disk in every case. The form's submit and the background
 // Retrier share this one path, so they cannot disagree.
 func Attempt(ctx context.Context, q *Queue, d Decider, rec Record) (Record, error) {
+	return attempt(ctx, q, d, rec, true)
+}
+
+// attempt is Attempt; countFault says whether a server fault on the
+// application counts towards setting it aside at once (the Retrier counts
+// it only after its pass, once it knows the service decided others).
+func attempt(ctx context.Context, q *Queue, d Decider, rec Record, countFault bool) (Record, error) {
 	if rec.Status != Queued {
 		return rec, nil
 	}
@@ -52,7 +59,7 @@ func Attempt(ctx context.Context, q *Queue, d Decider, rec Record) (Record, erro
 			rec = noted
 		}
 	case retry.Retryable(err):
-		if noted, noteErr := q.NoteFailure(id, err, true); noteErr == nil {
+		if noted, noteErr := q.NoteFailure(id, err, countFault); noteErr == nil {
 			rec = noted
 		}
 	default:

@@ -251,10 +251,32 @@ func (q *Queue) NoteFailure(id string, cause error, fault bool) (Record, error) 
 	}
 	err = q.write(rec)
 	q.mu.Unlock()
-	if err == nil && rec.Faults >= maxFaults {
-		return q.Fail(id, fmt.Sprintf("the decision service failed on it %d times while deciding others (last: %s)", rec.Faults, rec.LastError))
+	return q.setAsideIfFaulty(rec, err)
+}
+
+// CountFault counts a fault of the service on the application alone, for
+// an attempt already noted (NoteFailure with fault false); at maxFaults the
+// application is set aside as Failed.
+func (q *Queue) CountFault(id string) (Record, error) {
+	q.mu.Lock()
+	rec, err := q.get(id)
+	if err != nil || rec.Status != Queued {
+		q.mu.Unlock()
+		return rec, err
 	}
-	return rec, err
+	rec.Faults++
+	err = q.write(rec)
+	q.mu.Unlock()
+	return q.setAsideIfFaulty(rec, err)
+}
+
+// setAsideIfFaulty sets rec aside once the service has failed on it
+// maxFaults times; written is the error of writing rec.
+func (q *Queue) setAsideIfFaulty(rec Record, written error) (Record, error) {
+	if written == nil && rec.Faults >= maxFaults {
+		return q.Fail(rec.Application.ApplicationID, fmt.Sprintf("the decision service failed on it %d times while deciding others (last: %s)", rec.Faults, rec.LastError))
+	}
+	return rec, written
 }
 
 // Waiting lists the queued applications, oldest first. One whose final

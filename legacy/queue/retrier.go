@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -59,7 +60,11 @@ func (r *Retrier) Run(ctx context.Context) error {
 // pass tries every queued application, oldest first, and stops at the
 // first outage: the rest would fail the same way. A failure of one
 // application alone (a server fault on it, an answer that cannot be used)
-// is noted on it and the pass goes on with the others.
+// is noted on it and the pass goes on with the others. A server fault
+// counts towards setting the application aside only once the pass is over,
+// and only if the service decided others in it (or the application is the
+// only one tried): a service that fails on every application is failing,
+// not them, and is waited out like an outage.
 func (r *Retrier) pass(ctx context.Context, log *slog.Logger) error {
 	waiting, err := r.Queue.Waiting()
 	if errors.Is(err, ErrDamaged) {
@@ -67,20 +72,35 @@ func (r *Retrier) pass(ctx context.Context, log *slog.Logger) error {
 	} else if err != nil {
 		return err
 	}
+	var faulted []string
+	var lastFault error
+	decided := 0
 	for _, rec := range waiting {
 		if ctx.Err() != nil {
 			return nil
 		}
-		rec, err := Attempt(ctx, r.Queue, r.Decider, rec)
+		rec, err := attempt(ctx, r.Queue, r.Decider, rec, false)
 		if err != nil && (client.Outage(err) || ctx.Err() != nil) {
 			return err
 		}
 		if err != nil {
+			if rec.Status == Queued && retry.Retryable(err) {
+				faulted, lastFault = append(faulted, rec.Application.ApplicationID), err
+			}
 			log.Warn("the decision service failed on one application; going on with the others",
 				"application_id", rec.Application.ApplicationID, "status", rec.Status, "error", err)
 			continue
 		}
+		decided++
 		log.Info("queued application settled", "application_id", rec.Application.ApplicationID, "status", rec.Status)
+	}
+	if decided == 0 && len(faulted) > 1 {
+		return fmt.Errorf("the decision service failed on each of the %d applications it was sent, deciding none: it is failing, not them (last: %w)", len(faulted), lastFault)
+	}
+	for _, id := range faulted {
+		if rec, err := r.Queue.CountFault(id); err == nil && rec.Status == Failed {
+			log.Warn("application set aside: the decision service keeps failing on it", "application_id", id, "failure", rec.Failure)
+		}
 	}
 	return nil
 }

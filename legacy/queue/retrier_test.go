@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -187,4 +188,63 @@ func TestDamagedFileHoldsUpNoOne(t *testing.T) {
 	if !strings.Contains(log.String(), "0000.json") || strings.Contains(log.String(), "decision service unavailable") {
 		t.Errorf("the log must name the damaged file, and not blame the service:\n%s", log.String())
 	}
+}
+
+// TestServiceFailingOnEveryApplicationSetsNoneAside: a service that fails
+// every call (a broken release answering 500 to everything) is failing,
+// not the applications: a pass in which it decides none of several is
+// waited out like an outage, and once it is fixed every one is decided.
+func TestServiceFailingOnEveryApplicationSetsNoneAside(t *testing.T) {
+	var broken atomic.Bool
+	broken.Store(true)
+	svc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if broken.Load() {
+			w.WriteHeader(http.StatusInternalServerError)
+			fmt.Fprint(w, `{"error":{"code":"internal","message":"internal error"},"request_id":"r"}`)
+			return
+		}
+		fmt.Fprint(w, `{"approve":true,"probability":0.8,"model":{"name":"m","version":"2","variant":"champion"},"request_id":"r"}`)
+	}))
+	defer svc.Close()
+	q, _ := Open(t.TempDir(), nil)
+	for i := range 4 {
+		if _, err := q.Keep(client.Application{ApplicationID: fmt.Sprintf("A-%d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := &Retrier{Queue: q, Decider: &client.Client{BaseURL: svc.URL, HTTP: &http.Client{Timeout: 5 * time.Second}},
+		Interval: time.Millisecond, Retry: retry.Policy{Initial: time.Millisecond, Max: 2 * time.Millisecond},
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	stopped := make(chan struct{})
+	go func() { _ = r.Run(ctx); close(stopped) }()
+	for {
+		rec, _ := q.Get("A-0")
+		if rec.Attempts >= 3*maxFaults {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("A-0 after 10 s: %+v", rec)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	for i := range 4 {
+		if rec, _ := q.Get(fmt.Sprintf("A-%d", i)); rec.Status != Queued || rec.Faults != 0 {
+			t.Fatalf("while the service fails everything: %+v", rec)
+		}
+	}
+	broken.Store(false)
+	for {
+		if waiting, _ := q.Waiting(); len(waiting) == 0 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("not all decided once the service was fixed")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	<-stopped
 }
