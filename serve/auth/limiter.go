@@ -6,8 +6,9 @@ import (
 )
 
 // maxTracked bounds the addresses the limiter remembers; past it, addresses
-// whose budget has refilled are forgotten, and if none has, all share one
-// bucket (a flood from many addresses is throttled as one).
+// whose budget has refilled are forgotten (at most once a refill), and while
+// none has, every other address shares one bucket (a flood from many
+// addresses is throttled as one, and only while it lasts).
 const maxTracked = 10000
 
 // limiter is a token bucket of authentication failures per client address.
@@ -17,6 +18,7 @@ type limiter struct {
 
 	mu      sync.Mutex
 	buckets map[string]*bucket
+	swept   time.Time // when the refilled buckets were last forgotten
 }
 
 type bucket struct {
@@ -52,20 +54,17 @@ func (l *limiter) blocked(remote string, now time.Time) time.Duration {
 func (l *limiter) fail(remote string, now time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if _, ok := l.buckets[remote]; !ok && len(l.buckets) >= maxTracked && now.Sub(l.swept) >= l.refill {
+		// Checked on every newcomer, not only until the shared bucket
+		// exists: else one flood would make every later newcomer share a
+		// budget until the restart.
+		l.forgetRefilled(now)
+		l.swept = now
+	}
 	key := l.key(remote)
 	b, ok := l.buckets[key]
 	if !ok {
-		if len(l.buckets) >= maxTracked {
-			l.forgetRefilled(now)
-		}
-		if len(l.buckets) >= maxTracked {
-			key = "" // everyone else shares one bucket
-			if b, ok = l.buckets[key]; !ok {
-				b = &bucket{tokens: l.burst, at: now}
-			}
-		} else {
-			b = &bucket{tokens: l.burst, at: now}
-		}
+		b = &bucket{tokens: l.burst, at: now}
 		l.buckets[key] = b
 	}
 	b.tokens, b.at = l.level(b, now)-1, now
