@@ -249,13 +249,18 @@ func (h *handlers) run(c *fiber.Ctx, model, action string, params []any, do func
 	if err := h.audit(c, model, action, params, &ch, err); err != nil {
 		return err
 	}
-	return c.JSON(fiber.Map{"action": action, "model": model, "result": "success", "before": ch.Before, "after": ch.After})
+	out := fiber.Map{"action": action, "model": model, "result": "success", "before": ch.Before, "after": ch.After}
+	if ch.Warning != "" {
+		out["warning"] = ch.Warning // after is what the registry asks for; this is what does not serve it
+	}
+	return c.JSON(out)
 }
 
 // audit writes the audit line, counts the action and maps its error. The
 // line names the principal, the server's request id (and the client's, as
 // client_request_id), the client address, the model and the action's
-// parameters, on success and on failure alike.
+// parameters, on success and on failure alike, and what the sync after a
+// change that stands could not do (warning).
 func (h *handlers) audit(c *fiber.Ctx, model, action string, params []any, ch *rollout.Change, err error) error {
 	result := "success"
 	if err != nil {
@@ -273,6 +278,9 @@ func (h *handlers) audit(c *fiber.Ctx, model, action string, params []any, ch *r
 	}
 	if ch != nil && ch.Before != (rollout.Desired{}) {
 		attrs = append(attrs, "before", ch.Before, "after", ch.After)
+	}
+	if ch != nil && ch.Warning != "" {
+		attrs = append(attrs, "warning", ch.Warning)
 	}
 	if err != nil {
 		attrs = append(attrs, "error", err.Error())

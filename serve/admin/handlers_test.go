@@ -31,7 +31,8 @@ type stuckController struct {
 	release  chan struct{}
 	err      error
 	calls    chan string
-	champion string // Desired's champion; "2" when empty
+	champion string         // Desired's champion; "2" when empty
+	change   rollout.Change // what an action answers
 }
 
 func (s *stuckController) Status() rollout.Status {
@@ -51,7 +52,7 @@ func (s *stuckController) wait(ctx context.Context, call string) (rollout.Change
 	case <-ctx.Done():
 		return rollout.Change{}, ctx.Err()
 	}
-	return rollout.Change{}, s.err
+	return s.change, s.err
 }
 func (s *stuckController) Promote(ctx context.Context, alias, version string) (rollout.Change, error) {
 	return s.wait(ctx, "promote "+alias+" "+version)
@@ -205,6 +206,26 @@ func TestFailedActionAuditLine(t *testing.T) {
 	f.do(t, "POST", "/admin/promote", "application/json", `{"version":`)
 	if !strings.Contains(f.audit.String(), `"body":"{\"version\":"`) {
 		t.Fatalf("undecodable body not audited: %s", f.audit.String())
+	}
+}
+
+// An action whose change stands but whose sync after it could not load
+// every variant says so, in the answer and in the audit line: its after is
+// what the registry asks for, not what serves.
+func TestActionWarningIsAnsweredAndAudited(t *testing.T) {
+	f := newFixture(t, time.Second)
+	const warning = "challenger version 2: the version failed verification"
+	before := rollout.Desired{Champion: "3", Challenger: "2", Weights: routing.Weights{Champion: 50, Challenger: 50}}
+	after := before
+	after.Shadow = "4"
+	f.ctrl.change = rollout.Change{Before: before, After: after, Warning: warning}
+	close(f.ctrl.release)
+	status, out := f.do(t, "POST", "/admin/promote", "application/json", `{"alias":"shadow","version":"4"}`)
+	if status != 200 || out["warning"] != warning {
+		t.Fatalf("%d %v, want 200 with the warning %q", status, out, warning)
+	}
+	if !strings.Contains(f.audit.String(), `"warning":"`+warning+`"`) {
+		t.Fatalf("the audit line has no warning:\n%s", f.audit.String())
 	}
 }
 
