@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
@@ -285,10 +286,10 @@ func (h *routes) hold(on bool) fiber.Handler {
 				return err
 			}
 			// The contract's maxLength: characters (code points), not bytes.
-			if body.Reason == "" || utf8.RuneCountInString(body.Reason) > 1000 {
+			if body.Reason == "" || utf8.RuneCountInString(body.Reason) > 1000 || !isText(body.Reason) {
 				return &api.Error{Status: http.StatusUnprocessableEntity, Code: api.CodeValidationFailed,
 					Message: `send {"reason": "..."}: why the records are held (a case or matter reference)`,
-					Fields:  map[string]string{"reason": "required, at most 1000 characters"}}
+					Fields:  map[string]string{"reason": "required, at most 1000 characters, no control characters but tabs and line breaks"}}
 			}
 		}
 		who := h.cfg.Principal(c)
@@ -302,6 +303,19 @@ func (h *routes) hold(on bool) fiber.Handler {
 		h.audit(c, action, "application_id", id, "reason", body.Reason)
 		return c.JSON(fiber.Map{"application_id": id, "legal_hold": on})
 	}
+}
+
+// isText reports whether a reason is text: no control character but tabs
+// and line breaks. A NUL is one PostgreSQL cannot store (it answered 503,
+// as if the record were down), an escape sequence one a terminal would
+// act on when someone reads the holds or the audit trail.
+func isText(s string) bool {
+	for _, r := range s {
+		if unicode.IsControl(r) && r != '\t' && r != '\n' && r != '\r' {
+			return false
+		}
+	}
+	return true
 }
 
 func (h *routes) holds(c *fiber.Ctx) error {

@@ -469,3 +469,21 @@ func TestLegalHoldReasonIsCountedInCharacters(t *testing.T) {
 		}
 	}
 }
+
+// A reason is text for the audit trail: a control character (a NUL, which
+// PostgreSQL cannot store and answered 503 record_unavailable for, or a
+// terminal escape) is the request's fault, 422 on either backend; tabs and
+// line breaks are text.
+func TestLegalHoldReasonWithAControlCharacterIs422(t *testing.T) {
+	app, _, audit := routesApp(t)
+	for reason, want := range map[string]int{"case 2026-17\x00": 422, "case \x1b[2J2026-17": 422, "case \u009b2026-17": 422,
+		"case 2026-17\r\n\tsee the file": 200} {
+		body, _ := json.Marshal(map[string]string{"reason": reason})
+		if status, got, _ := get(t, app, "PUT", "/v1/decisions/R-1/legal-hold", "boss", string(body)); status != want {
+			t.Errorf("reason %q: %d %s, want %d", reason, status, got, want)
+		}
+	}
+	if n := strings.Count(audit.String(), `"legal hold set"`); n != 1 {
+		t.Errorf("%d holds audited as set, want 1:\n%s", n, audit.String())
+	}
+}
