@@ -301,7 +301,7 @@ func toAPIError(err error) error {
 		return apiErr
 	case errors.Is(err, rollout.ErrInvalid), errors.Is(err, rollout.ErrUnknownVersion):
 		return &api.Error{Status: http.StatusUnprocessableEntity, Code: api.CodeValidationFailed, Message: err.Error()}
-	case errors.As(err, &verify), errors.Is(err, rollout.ErrNoHistory):
+	case errors.As(err, &verify), errors.Is(err, rollout.ErrNoHistory), errors.Is(err, rollout.ErrBadTraffic):
 		return &api.Error{Status: http.StatusConflict, Code: api.CodeConflict, Message: err.Error()}
 	case errors.Is(err, registry.ErrDenied):
 		return &api.Error{Status: http.StatusForbidden, Code: api.CodeForbidden,

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http/httptest"
@@ -226,6 +227,17 @@ func TestActionWarningIsAnsweredAndAudited(t *testing.T) {
 	}
 	if !strings.Contains(f.audit.String(), `"warning":"`+warning+`"`) {
 		t.Fatalf("the audit line has no warning:\n%s", f.audit.String())
+	}
+}
+
+// A traffic split damaged outside /admin is a conflict with the registry
+// that PUT /admin/traffic repairs, not an internal error.
+func TestDamagedSplitIs409(t *testing.T) {
+	f := newFixture(t, time.Second)
+	f.ctrl.err = fmt.Errorf("%w: tag serve.traffic: routing: weights must be 0-100 and sum to 100; set the split first", rollout.ErrBadTraffic)
+	close(f.ctrl.release)
+	if status, out := f.do(t, "POST", "/admin/rollback", "", ""); status != 409 {
+		t.Fatalf("%d %v, want 409", status, out)
 	}
 }
 

@@ -61,7 +61,7 @@ func (c *Controller) Promote(ctx context.Context, alias, version string) (Change
 	if version == "" {
 		return Change{}, fmt.Errorf("%w: version is required", ErrInvalid)
 	}
-	return c.act(ctx, func(ctx context.Context, w registry.Writer, st registry.State, before Desired) error {
+	return c.act(ctx, needsSplit, func(ctx context.Context, w registry.Writer, st registry.State, before Desired) error {
 		if err := w.HasVersion(ctx, c.cfg.Model, version); err != nil {
 			if errors.Is(err, registry.ErrNotFound) {
 				return fmt.Errorf("%w: %s has no version %q", ErrUnknownVersion, c.cfg.Model, version)
@@ -134,7 +134,7 @@ func (c *Controller) Retire(ctx context.Context, alias string) (Change, error) {
 	if err != nil || variant == registry.Champion {
 		return Change{}, fmt.Errorf("%w: alias %q: only challenger or shadow can be retired", ErrInvalid, alias)
 	}
-	return c.act(ctx, func(ctx context.Context, w registry.Writer, st registry.State, before Desired) error {
+	return c.act(ctx, needsSplit, func(ctx context.Context, w registry.Writer, st registry.State, before Desired) error {
 		if st.Version(variant) == "" {
 			return fmt.Errorf("%w: no %s alias is set", ErrInvalid, alias)
 		}
@@ -150,7 +150,7 @@ func (c *Controller) Retire(ctx context.Context, alias string) (Change, error) {
 // Rollback points the champion back at the previous champion. It refuses
 // when there is none, or when the previous one is the current champion.
 func (c *Controller) Rollback(ctx context.Context) (Change, error) {
-	return c.act(ctx, func(ctx context.Context, w registry.Writer, st registry.State, before Desired) error {
+	return c.act(ctx, needsSplit, func(ctx context.Context, w registry.Writer, st registry.State, before Desired) error {
 		history := championHistory(st)
 		if len(history) < 2 {
 			return ErrNoHistory
@@ -171,7 +171,7 @@ func (c *Controller) SetWeights(ctx context.Context, weights routing.Weights) (C
 	if err := weights.Validate(); err != nil {
 		return Change{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	return c.act(ctx, func(ctx context.Context, w registry.Writer, _ registry.State, before Desired) error {
+	return c.act(ctx, setsSplit, func(ctx context.Context, w registry.Writer, _ registry.State, before Desired) error {
 		if weights.Challenger > 0 && before.Challenger == "" {
 			return fmt.Errorf("%w: no challenger alias is set; promote a challenger first", ErrInvalid)
 		}
@@ -179,11 +179,21 @@ func (c *Controller) SetWeights(ctx context.Context, weights routing.Weights) (C
 	})
 }
 
+// splitUse says whether an action needs the registry's traffic split to be
+// valid: every action does but the one that sets it, so that a split
+// damaged outside /admin can be repaired through it.
+type splitUse bool
+
+const (
+	needsSplit splitUse = false
+	setsSplit  splitUse = true
+)
+
 // act runs an admin action on the controller goroutine, cancelling a
 // background load that would make it wait: read the registry, apply the
 // change there, then reconcile so the routing table follows. A change that
 // fails leaves the registry as it was.
-func (c *Controller) act(ctx context.Context, change func(context.Context, registry.Writer, registry.State, Desired) error) (Change, error) {
+func (c *Controller) act(ctx context.Context, split splitUse, change func(context.Context, registry.Writer, registry.State, Desired) error) (Change, error) {
 	w := c.cfg.Writer
 	if w == nil {
 		return Change{}, ErrReadOnly
@@ -195,7 +205,10 @@ func (c *Controller) act(ctx context.Context, change func(context.Context, regis
 			return err
 		}
 		before, err := DesiredFrom(st)
-		if err != nil && !errors.Is(err, ErrNoChampion) {
+		switch {
+		case errors.Is(err, ErrBadTraffic) && split == needsSplit:
+			return fmt.Errorf("%w; set the split first", err)
+		case err != nil && !errors.Is(err, ErrNoChampion) && !errors.Is(err, ErrBadTraffic):
 			return err
 		}
 		ch.Before, ch.After = before, before

@@ -487,3 +487,40 @@ func TestCachePrunedToLiveAndRecentChampions(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A split written outside /admin that does not add up (or does not parse)
+// must not lock ops out: setting the split repairs it, and every other
+// action is refused with ErrBadTraffic, writing nothing, rather than
+// failing like an outage.
+func TestDamagedSplitIsRepairedBySettingTheSplit(t *testing.T) {
+	reg := newWritable(map[string]string{"champion": "1", "challenger": "2"})
+	reg.set(func(s *registry.State) {
+		s.Tags[registry.TrafficTag] = `{"champion":90,"challenger":10}`
+		s.Tags[HistoryTag] = `{"champions":["0","1"]}`
+	})
+	h := start(t, reg, nil, withWriter(reg))
+	if err := h.sync(t); err != nil {
+		t.Fatal(err)
+	}
+	for _, damaged := range []string{`{"champion":90,"challenger":20}`, `90/10`} {
+		reg.set(func(s *registry.State) { s.Tags[registry.TrafficTag] = damaged })
+		reg.writes = nil
+		ctx := ctxFor(t, 5*time.Second)
+		for name, act := range map[string]func() (Change, error){
+			"rollback": func() (Change, error) { return h.ctrl.Rollback(ctx) },
+			"promote":  func() (Change, error) { return h.ctrl.Promote(ctx, "champion", "3") },
+			"retire":   func() (Change, error) { return h.ctrl.Retire(ctx, "challenger") },
+		} {
+			if _, err := act(); !errors.Is(err, ErrBadTraffic) {
+				t.Errorf("split %s: %s answered %v, want ErrBadTraffic", damaged, name, err)
+			}
+		}
+		if len(reg.writes) != 0 {
+			t.Errorf("split %s: refused actions wrote %v", damaged, reg.writes)
+		}
+		ch, err := h.ctrl.SetWeights(ctx, routing.Weights{Champion: 80, Challenger: 20})
+		if err != nil || ch.Warning != "" || h.router.Current().ChallengerShare() != 20 {
+			t.Fatalf("split %s: setting the split: %+v %v, challenger share %d", damaged, ch, err, h.router.Current().ChallengerShare())
+		}
+	}
+}

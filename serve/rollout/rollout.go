@@ -64,6 +64,10 @@ var (
 	ErrUnknownVersion = errors.New("unknown version")
 	// ErrNoHistory means there is no previous champion to roll back to (409).
 	ErrNoHistory = errors.New("no previous champion to roll back to")
+	// ErrBadTraffic means the registry's traffic tag does not parse or
+	// does not add up (written outside /admin): only setting the split,
+	// which repairs it, may act until then (409).
+	ErrBadTraffic = errors.New("the registry's traffic split is damaged")
 	// ErrReadOnly means the registry cannot be written.
 	ErrReadOnly = errors.New("the registry is read-only")
 	// ErrPreempted means a background load was cancelled so that an admin
@@ -86,10 +90,10 @@ func DesiredFrom(s registry.State) (Desired, error) {
 	if raw := s.Tags[registry.TrafficTag]; raw != "" {
 		var w routing.Weights
 		if err := json.Unmarshal([]byte(raw), &w); err != nil {
-			return d, fmt.Errorf("tag %s=%q: %w", registry.TrafficTag, raw, err)
+			return d, fmt.Errorf("%w: tag %s=%q: %w", ErrBadTraffic, registry.TrafficTag, raw, err)
 		}
 		if err := w.Validate(); err != nil {
-			return d, fmt.Errorf("tag %s: %w", registry.TrafficTag, err)
+			return d, fmt.Errorf("%w: tag %s: %w", ErrBadTraffic, registry.TrafficTag, err)
 		}
 		d.Weights = w
 	}
