@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"mlservice/registry"
 	"mlservice/serve/routing"
@@ -116,7 +117,8 @@ func (c *Controller) writeChampion(ctx context.Context, w registry.Writer, st re
 
 // restoreTag puts a tag back to its value in st (deleting it if st had none).
 func restoreTag(ctx context.Context, w registry.Writer, model string, st registry.State, key string) error {
-	ctx = context.WithoutCancel(ctx) // undo even when the action timed out
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), confirmTimeout) // undo even when the action timed out
+	defer cancel()
 	if old, ok := st.Tags[key]; ok {
 		return w.SetModelTag(ctx, model, key, old)
 	}
@@ -194,10 +196,10 @@ const (
 // change there, then reconcile so the routing table follows. A change that
 // fails leaves the registry as it was.
 func (c *Controller) act(ctx context.Context, split splitUse, change func(context.Context, registry.Writer, registry.State, Desired) error) (Change, error) {
-	w := c.cfg.Writer
-	if w == nil {
+	if c.cfg.Writer == nil {
 		return Change{}, ErrReadOnly
 	}
+	w := confirmed{Writer: c.cfg.Writer, c: c}
 	var ch Change
 	err := c.do(ctx, true, func(ctx context.Context) error {
 		st, err := c.cfg.Source.State(ctx, c.cfg.Model)
@@ -214,6 +216,13 @@ func (c *Controller) act(ctx context.Context, split splitUse, change func(contex
 		ch.Before, ch.After = before, before
 		if err := change(ctx, w, st, before); err != nil {
 			return err // nothing was changed
+		}
+		if ctx.Err() != nil {
+			// The change stands though the deadline passed while it was
+			// confirmed: the table follows it now, not at the next poll.
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), confirmTimeout)
+			defer cancel()
 		}
 		if err := c.reconcile(ctx, loadAfterAction); err != nil {
 			ch.Warning = err.Error()
@@ -264,4 +273,53 @@ func mustJSON(v any) string {
 		panic(err) // only called with slices of strings and Weights
 	}
 	return string(raw)
+}
+
+// confirmTimeout bounds what an action still does past its deadline: the
+// read that confirms a write without an answer, the undo of a history tag,
+// the sync after a change that stands.
+const confirmTimeout = 10 * time.Second
+
+// confirmed is the writer of an admin action. A write that fails without an
+// answer (the action's deadline, a registry that went away mid-request) may
+// have been made all the same: MLflow commits it and only its reply is
+// lost. The registry is then read back, and a write it shows made is one
+// that succeeded, so the action's answer and audit line say what stands,
+// and the history tag is not put back under an alias that moved.
+type confirmed struct {
+	registry.Writer
+	c *Controller
+}
+
+func (w confirmed) made(ctx context.Context, err error, done func(registry.State) bool) error {
+	if !errors.Is(err, registry.ErrUnavailable) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), confirmTimeout)
+	defer cancel()
+	if st, rerr := w.c.cfg.Source.State(ctx, w.c.cfg.Model); rerr == nil && done(st) {
+		w.c.cfg.Log.Warn("a registry write reported no success but was made", "model", w.c.cfg.Model, "error", err)
+		return nil
+	}
+	return err
+}
+
+func (w confirmed) SetAlias(ctx context.Context, model, alias, version string) error {
+	return w.made(ctx, w.Writer.SetAlias(ctx, model, alias, version),
+		func(st registry.State) bool { return st.Aliases[alias] == version })
+}
+
+func (w confirmed) DeleteAlias(ctx context.Context, model, alias string) error {
+	return w.made(ctx, w.Writer.DeleteAlias(ctx, model, alias),
+		func(st registry.State) bool { _, set := st.Aliases[alias]; return !set })
+}
+
+func (w confirmed) SetModelTag(ctx context.Context, model, key, value string) error {
+	return w.made(ctx, w.Writer.SetModelTag(ctx, model, key, value),
+		func(st registry.State) bool { v, set := st.Tags[key]; return set && v == value })
+}
+
+func (w confirmed) DeleteModelTag(ctx context.Context, model, key string) error {
+	return w.made(ctx, w.Writer.DeleteModelTag(ctx, model, key),
+		func(st registry.State) bool { _, set := st.Tags[key]; return !set })
 }

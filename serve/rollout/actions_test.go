@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"mlservice/registry"
 	"mlservice/serve/decision"
 	"mlservice/serve/models"
@@ -522,5 +524,46 @@ func TestDamagedSplitIsRepairedBySettingTheSplit(t *testing.T) {
 		if err != nil || ch.Warning != "" || h.router.Current().ChallengerShare() != 20 {
 			t.Fatalf("split %s: setting the split: %+v %v, challenger share %d", damaged, ch, err, h.router.Current().ChallengerShare())
 		}
+	}
+}
+
+// lostReply is a registry that makes an alias write but whose reply never
+// arrives before the action's deadline (MLflow slow to answer after its
+// commit).
+type lostReply struct{ *writable }
+
+func (l lostReply) SetAlias(ctx context.Context, model, alias, version string) error {
+	if err := l.writable.SetAlias(ctx, model, alias, version); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return fmt.Errorf("%w: mlflow: set alias: %v (after 1 attempts)", registry.ErrUnavailable, ctx.Err())
+}
+
+// A write the registry made but did not confirm in time is a change that
+// stands: the action answers so (not "timed out, nothing was changed"),
+// and the rollback history names it as the admin's, not as a change from
+// outside /admin.
+func TestWriteWhoseReplyIsLostIsAnsweredAsMade(t *testing.T) {
+	reg := newWritable(map[string]string{"champion": "1"})
+	h := start(t, reg, nil, withWriter(lostReply{reg}))
+	if err := h.sync(t); err != nil {
+		t.Fatal(err)
+	}
+	ch, err := h.ctrl.Promote(ctxFor(t, 300*time.Millisecond), "champion", "2")
+	if err != nil {
+		t.Fatalf("promote answered %v; the registry has champion %s", err, reg.snapshot(t).Aliases["champion"])
+	}
+	if ch.Before.Champion != "1" || ch.After.Champion != "2" || h.champion() != "2" {
+		t.Errorf("change %+v, serving %s", ch, h.champion())
+	}
+	if got := championHistory(reg.snapshot(t)); !slices.Equal(got, []string{"1", "2"}) {
+		t.Errorf("history %v, want [1 2]", got)
+	}
+	if err := h.sync(t); err != nil || h.champion() != "2" {
+		t.Fatalf("after the next sync: champion %s, %v", h.champion(), err)
+	}
+	if n := testutil.ToFloat64(h.ctrl.cfg.Changes.total.WithLabelValues("loan-approval", "outside")); n != 0 {
+		t.Errorf("the admin's promote counted as %v changes from outside /admin", n)
 	}
 }

@@ -343,12 +343,10 @@ wait:
 			return ctx.Err()
 		}
 	}
-	select {
-	case err := <-r.done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	// Once taken, the answer is fn's, even past the deadline (fn stops at
+	// it): a write fn made just before it must not be answered as a
+	// timeout that changed nothing.
+	return <-r.done
 }
 
 // Trigger asks for a reconciliation soon without waiting (webhooks). Triggers
