@@ -61,6 +61,10 @@ func main() {
 	}
 }
 
+// tokensReload is how often the tokens file is read for changes: a person
+// taken out of it loses access within this long, without a restart.
+const tokensReload = 5 * time.Second
+
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
 	cfg, err := loadConfig(args, getenv, stderr)
 	if err != nil {
@@ -167,6 +171,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		})
 		group.Go(func() error {
 			return errors.Join(m.mirror.Run(background, m.decisions), actorStopped(background, "the shadow worker of "+m.name))
+		})
+	}
+	if cfg.TokensFile != "" {
+		group.Go(func() error {
+			authn.Watch(background, cfg.TokensFile, cfg.AdminToken, tokensReload, log.With("component", "auth"))
+			return actorStopped(background, "the tokens file watch")
 		})
 	}
 	// In local mode a model that cannot load is a start-up error. With MLflow

@@ -11,6 +11,7 @@ package auth
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -25,6 +26,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -160,6 +162,20 @@ func New(entries []Entry, adminToken string) (*Tokens, error) {
 	return t, nil
 }
 
+// same reports whether t and u hold the same principals with the same tokens.
+func (t *Tokens) same(u *Tokens) bool {
+	if len(t.sums) != len(u.sums) {
+		return false
+	}
+	for i := range t.sums {
+		if t.sums[i] != u.sums[i] || t.principals[i].Name != u.principals[i].Name ||
+			joinRoles(t.principals[i].Roles) != joinRoles(u.principals[i].Roles) {
+			return false
+		}
+	}
+	return true
+}
+
 // Any reports whether some principal has one of roles: a route nobody may
 // call is disabled rather than open.
 func (t *Tokens) Any(roles ...Role) bool {
@@ -221,6 +237,7 @@ type Config struct {
 // safe for concurrent use.
 type Authenticator struct {
 	cfg      Config
+	tokens   atomic.Pointer[Tokens] // cfg.Tokens, then what Watch reloads
 	failures *prometheus.CounterVec
 	limit    *limiter
 }
@@ -249,10 +266,42 @@ func NewAuthenticator(cfg Config) *Authenticator {
 		}, []string{"reason"}),
 		limit: newLimiter(cfg.FailureBurst, cfg.FailureRefill),
 	}
+	a.tokens.Store(cfg.Tokens)
 	if cfg.Registerer != nil {
 		cfg.Registerer.MustRegister(a.failures)
 	}
 	return a
+}
+
+// Watch reads the tokens file at path every interval until ctx ends and,
+// when it has changed, makes its principals (with adminToken, as Load) the
+// ones Require checks: a person taken out of the file (a Secret updated in
+// place) loses access without a restart. A file that does not load keeps
+// the set that did, and log says why.
+func (a *Authenticator) Watch(ctx context.Context, path, adminToken string, interval time.Duration, log *slog.Logger) {
+	var last []byte // the first read loads, whatever changed since the start
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		raw, err := os.ReadFile(path)
+		if err == nil && last != nil && bytes.Equal(raw, last) {
+			continue
+		}
+		last = raw
+		tokens, err := Load(path, adminToken)
+		if err != nil {
+			log.Error("tokens file not reloaded: the principals loaded before still apply", "error", err)
+			continue
+		}
+		if old := a.tokens.Swap(tokens); !old.same(tokens) {
+			log.Info("tokens file reloaded", "path", path, "principals", len(tokens.principals))
+		}
+	}
 }
 
 // Locals keys.
@@ -271,13 +320,13 @@ const (
 // it is never open. The response's X-Request-ID is the server's own id; a
 // client's X-Request-ID is kept for the audit line (ClientRequestID).
 func (a *Authenticator) Require(roles ...Role) fiber.Handler {
-	enabled := a.cfg.Tokens.Any(roles...)
 	return func(c *fiber.Ctx) error {
+		tokens := a.tokens.Load()
 		serverID := newRequestID()
 		c.Locals(clientIDKey, string(c.Request().Header.Peek(fiber.HeaderXRequestID)))
 		c.Locals(serverIDKey, serverID)
 		c.Set(fiber.HeaderXRequestID, serverID)
-		if !enabled {
+		if !tokens.Any(roles...) {
 			return &api.Error{Status: http.StatusForbidden, Code: api.CodeAdminDisabled,
 				Message: "this route is disabled: no token with the role " + joinRoles(roles) + " is configured (SERVE_ADMIN_TOKEN or SERVE_TOKENS_FILE)"}
 		}
@@ -295,7 +344,7 @@ func (a *Authenticator) Require(roles ...Role) fiber.Handler {
 			a.refuse(c, remote, "missing", "")
 			return &api.Error{Status: http.StatusUnauthorized, Code: api.CodeUnauthorized, Message: "a valid bearer token is required"}
 		}
-		p, ok := a.cfg.Tokens.Lookup(token)
+		p, ok := tokens.Lookup(token)
 		if !ok {
 			a.limit.fail(remote, now)
 			a.refuse(c, remote, "invalid", "")

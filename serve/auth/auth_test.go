@@ -2,6 +2,7 @@ package auth
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -243,5 +244,54 @@ func TestTokensFileErrors(t *testing.T) {
 	}
 	if entries, err := Parse(nil); err != nil || len(entries) != 0 {
 		t.Fatalf("empty file: %v %v", entries, err)
+	}
+}
+
+// A person taken out of the tokens file loses access without a restart
+// (offboarding: the Secret is updated in place, the pods keep running); a
+// file that no longer parses keeps the set that did, and says so.
+func TestTokensFileChangesApplyWithoutARestart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tokens.yaml")
+	write := func(yml string) {
+		if err := os.WriteFile(path, []byte(yml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	alice := "- name: alice\n  sha256: " + sum("alice-token-0123456789") + "\n  roles: [admin]\n"
+	bob := "- name: bob\n  sha256: " + sum("bob-token-0123456789") + "\n  roles: [audit]\n"
+	write(alice + bob)
+	tokens, err := Load(path, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, tokens, "")
+	var log bytes.Buffer
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f.auth.Watch(ctx, path, "", 10*time.Millisecond, slog.New(slog.NewJSONHandler(&log, nil)))
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	if status, _ := f.get(t, "/decisions", "Authorization", "Bearer bob-token-0123456789"); status != 200 {
+		t.Fatalf("bob before: %d", status)
+	}
+	until := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); !ok(); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within 5s; log:\n%s", what, log.String())
+			}
+		}
+	}
+	write(alice)
+	until("bob's token refused once he is out of the file", func() bool {
+		status, _ := f.get(t, "/decisions", "Authorization", "Bearer bob-token-0123456789")
+		return status == 401
+	})
+	write("- name: alice\n  sha256: not-a-sum\n  roles: [admin]\n")
+	until("the damaged file reported", func() bool { return strings.Contains(log.String(), "tokens file") })
+	if status, _ := f.get(t, "/admin", "Authorization", "Bearer alice-token-0123456789"); status != 200 {
+		t.Fatalf("a damaged file took alice's access: %d", status)
 	}
 }
