@@ -186,12 +186,42 @@ func (h *handlers) promote(c *fiber.Ctx) error {
 	if err != nil {
 		return h.audit(c, m.Name, "promote", nil, nil, err)
 	}
+	if req.Version != "" && !validVersion(req.Version) {
+		return h.audit(c, m.Name, "promote", []any{"version", req.Version}, nil, &api.Error{Status: http.StatusUnprocessableEntity,
+			Code: api.CodeValidationFailed, Message: `invalid body: "version": not a version`,
+			Fields: map[string]string{"version": "1 to 64 printable characters, no spaces"}})
+	}
 	if req.Alias == "" {
 		req.Alias = registry.Champion.String()
 	}
 	return h.run(c, m.Name, "promote", []any{"alias", req.Alias, "version", req.Version}, func(ctx context.Context) (rollout.Change, error) {
 		return m.Controller.Promote(ctx, req.Alias, req.Version)
 	})
+}
+
+// validVersion reports whether v can name a version: MLflow's are numbers,
+// the local registry's directory names. Anything else is refused before it
+// reaches the registry or is echoed back.
+func validVersion(v string) bool {
+	if len(v) == 0 || len(v) > 64 {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] < 0x21 || v[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// auditBytes bounds each value a request chooses in its audit line.
+const auditBytes = 512
+
+func bounded(s string) string {
+	if len(s) <= auditBytes {
+		return s
+	}
+	return s[:auditBytes] + "…"
 }
 
 func (h *handlers) traffic(c *fiber.Ctx) error {
@@ -271,10 +301,15 @@ func (h *handlers) audit(c *fiber.Ctx, model, action string, params []any, ch *r
 	if id := auth.ClientRequestID(c); id != "" {
 		attrs = append(attrs, "client_request_id", id)
 	}
-	attrs = append(attrs, params...)
+	for i, p := range params {
+		if s, ok := p.(string); ok && i%2 == 1 {
+			p = bounded(s)
+		}
+		attrs = append(attrs, p)
+	}
 	if params == nil && ch == nil && len(c.Body()) > 0 {
 		// The body did not decode: log what was sent, bounded.
-		attrs = append(attrs, "body", string(c.Body()[:min(len(c.Body()), 512)]))
+		attrs = append(attrs, "body", bounded(string(c.Body()[:min(len(c.Body()), auditBytes+1)])))
 	}
 	if ch != nil && ch.Before != (rollout.Desired{}) {
 		attrs = append(attrs, "before", ch.Before, "after", ch.After)
@@ -283,7 +318,7 @@ func (h *handlers) audit(c *fiber.Ctx, model, action string, params []any, ch *r
 		attrs = append(attrs, "warning", ch.Warning)
 	}
 	if err != nil {
-		attrs = append(attrs, "error", err.Error())
+		attrs = append(attrs, "error", bounded(err.Error()))
 	}
 	h.cfg.Audit.Info("admin action", attrs...)
 	h.cfg.Metrics.AdminAction(action, err == nil)

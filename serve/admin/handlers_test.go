@@ -241,6 +241,22 @@ func TestDamagedSplitIs409(t *testing.T) {
 	}
 }
 
+// What a request chooses is bounded in its answer and its audit line: a
+// version of megabytes is not a version, and it is not logged in full.
+func TestHugeVersionIsBoundedInTheAnswerAndTheAuditLine(t *testing.T) {
+	f := newFixture(t, time.Second)
+	close(f.ctrl.release)
+	f.ctrl.err = fmt.Errorf("%w: loan-approval has no version %q", rollout.ErrUnknownVersion, strings.Repeat("x", 100_000))
+	status, out := f.do(t, "POST", "/admin/promote", "application/json", `{"version":"`+strings.Repeat("x", 100_000)+`"}`)
+	answer, _ := json.Marshal(out)
+	if status != 422 || len(answer) > 2048 {
+		t.Errorf("%d, an answer of %d bytes", status, len(answer))
+	}
+	if n := f.audit.Len(); n > 4096 {
+		t.Errorf("an audit line of %d bytes", n)
+	}
+}
+
 // Each served model has its own /admin: ?model= names it, the first is the
 // default, and an unknown name is 404 (audited, nothing called).
 func TestActionsGoToTheNamedModel(t *testing.T) {
