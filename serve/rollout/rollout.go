@@ -421,6 +421,17 @@ func (c *Controller) reconcileFrom(ctx context.Context, src registry.Source, mod
 		return err
 	}
 	want, err := DesiredFrom(state)
+	var splitErr error
+	if errors.Is(err, ErrBadTraffic) {
+		// A damaged split must not take the champion with it: what serves
+		// keeps its split (on a new server the champion takes everything),
+		// the aliases are followed, and the sync reports the split.
+		splitErr, err = err, nil
+		want.Weights = routing.ChampionOnly()
+		if cur := c.cfg.Router.Current(); cur != nil {
+			want.Weights = cur.Weights
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -434,7 +445,7 @@ func (c *Controller) reconcileFrom(ctx context.Context, src registry.Source, mod
 		c.remember(state, t)
 		c.remembered = t
 	}
-	return err
+	return errors.Join(splitErr, err)
 }
 
 // noticeChampion audits and counts a champion change; one that did not come

@@ -395,3 +395,27 @@ func TestModelRegisteredAgainIsLoadedAgain(t *testing.T) {
 		t.Fatalf("version 1 downloaded %d times", n)
 	}
 }
+
+// A damaged split does not take the champion with it: a server that starts
+// (a new replica, a restart) serves the champion with all the traffic and
+// says it is degraded, rather than serving nothing; one that serves keeps
+// its split and still follows the aliases.
+func TestDamagedSplitStillServesTheChampion(t *testing.T) {
+	reg := newFakeRegistry("mlflow", map[string]string{"champion": "1", "challenger": "2"})
+	reg.set(func(s *registry.State) { s.Tags[registry.TrafficTag] = `{"champion":90,"challenger":20}` })
+	h := start(t, reg, nil)
+	if err := h.sync(t); !errors.Is(err, ErrBadTraffic) {
+		t.Fatalf("sync: %v, want ErrBadTraffic", err)
+	}
+	tab := h.router.Current()
+	if tab == nil || tab.Champion.Version.Number != "1" || tab.ChallengerShare() != 0 {
+		t.Fatalf("a new server with a damaged split serves %+v", tab)
+	}
+	if st := h.ctrl.Status(); !st.Ready || !strings.Contains(st.Reason, "degraded") {
+		t.Errorf("status %+v", st)
+	}
+	reg.set(func(s *registry.State) { s.Aliases["champion"] = "3" })
+	if err := h.sync(t); !errors.Is(err, ErrBadTraffic) || h.champion() != "3" {
+		t.Fatalf("the champion moved with the split still damaged: serving %s, %v", h.champion(), err)
+	}
+}
