@@ -234,16 +234,17 @@ func (p *Postgres) SetHold(ctx context.Context, applicationID, by, reason string
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(holdsLock)); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO legal_holds (application_id, set_at, set_by, reason) VALUES ($1, $2, $3, $4)
-			ON CONFLICT (application_id) DO UPDATE SET set_at = excluded.set_at, set_by = excluded.set_by, reason = excluded.reason`,
-			applicationID, at.UnixMicro(), by, reason)
-		return err
+		n, err := pgQuerier{tx}.exec(ctx, setHoldSQL, applicationID, at.UnixMicro(), by, reason)
+		if err != nil || n == 1 {
+			return err
+		}
+		return heldBy(ctx, pgQuerier{tx}, applicationID)
 	})
 }
 
 // Holds implements Store.
 func (p *Postgres) Holds(ctx context.Context) ([]Hold, error) {
-	return holdsOf(ctx, pgQuerier{p.reads})
+	return holdsOf(ctx, pgQuerier{p.reads}, "")
 }
 
 // Probe implements Store.

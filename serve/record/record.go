@@ -90,7 +90,9 @@ type Store interface {
 	// hold keeps the whole group (the request) its decisions are in.
 	Purge(ctx context.Context, cutoff time.Time) (int64, error)
 	// SetHold puts an application's decisions under legal hold (on) or lifts
-	// the hold; by names the person.
+	// the hold; by names the person. Setting a hold the application already
+	// has for the same reason changes nothing (a retry); for another reason
+	// it is a *HeldError and the hold stays as it was.
 	SetHold(ctx context.Context, applicationID, by, reason string, on bool, at time.Time) error
 	// Holds lists the applications under legal hold.
 	Holds(ctx context.Context) ([]Hold, error)
@@ -108,6 +110,41 @@ type Hold struct {
 	SetAt         time.Time `json:"set_at"`
 	SetBy         string    `json:"set_by"`
 	Reason        string    `json:"reason"`
+}
+
+// HeldError is SetHold's answer for an application already under legal
+// hold for another reason. A hold is one matter's: had a second matter's
+// hold replaced it, the first matter's lift would free the second's
+// records for the purge too, and the list would no longer name who held
+// them first.
+type HeldError struct{ Hold Hold }
+
+func (e *HeldError) Error() string {
+	if e.Hold.SetBy == "" { // lifted between the refusal and the read
+		return e.Hold.ApplicationID + " was under another legal hold a moment ago; retry"
+	}
+	return fmt.Sprintf("%s is already under legal hold, set by %s at %s: %q; lift it first to hold it for another reason",
+		e.Hold.ApplicationID, e.Hold.SetBy, e.Hold.SetAt.Format(time.RFC3339), e.Hold.Reason)
+}
+
+// setHoldSQL sets a hold unless one is there: for the same reason it is
+// left as it was (its rows count as one changed), for another untouched
+// (none changed).
+const setHoldSQL = `INSERT INTO legal_holds (application_id, set_at, set_by, reason) VALUES (?, ?, ?, ?)
+	ON CONFLICT (application_id) DO UPDATE SET reason = legal_holds.reason WHERE legal_holds.reason = excluded.reason`
+
+// heldBy is the *HeldError for an application whose hold setHoldSQL left
+// alone.
+func heldBy(ctx context.Context, q querier, applicationID string) error {
+	hs, err := holdsOf(ctx, q, applicationID)
+	if err != nil {
+		return err
+	}
+	e := &HeldError{Hold: Hold{ApplicationID: applicationID}}
+	if len(hs) == 1 {
+		e.Hold = hs[0]
+	}
+	return e
 }
 
 var (
@@ -228,9 +265,14 @@ func Open(ctx context.Context, dataDir, url, sync string) (Store, int, error) {
 	return s, 1, nil
 }
 
-// holdsOf lists the applications under legal hold (both backends).
-func holdsOf(ctx context.Context, q querier) ([]Hold, error) {
-	rs, err := q.query(ctx, `SELECT application_id, set_at, set_by, reason FROM legal_holds ORDER BY application_id`)
+// holdsOf lists the applications under legal hold (both backends), or
+// only applicationID's hold when it is set.
+func holdsOf(ctx context.Context, q querier, applicationID string) ([]Hold, error) {
+	where, args := "", []any{}
+	if applicationID != "" {
+		where, args = ` WHERE application_id = ?`, []any{applicationID}
+	}
+	rs, err := q.query(ctx, `SELECT application_id, set_at, set_by, reason FROM legal_holds`+where+` ORDER BY application_id`, args...)
 	if err != nil {
 		return nil, err
 	}

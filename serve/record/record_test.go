@@ -909,3 +909,35 @@ func onEachBackend(t *testing.T, fn func(t *testing.T, store Store, rec *Recorde
 		})
 	}
 }
+
+// TestHoldIsOneMatters: setting a hold again for its own reason (a retry)
+// changes nothing, and a hold for another reason is refused with the first
+// one named, on both backends: replaced, the first matter's lift would
+// have freed the second's records for the purge.
+func TestHoldIsOneMatters(t *testing.T) {
+	onEachBackend(t, func(t *testing.T, store Store, _ *Recorder) {
+		ctx := context.Background()
+		first := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
+		if err := store.SetHold(ctx, "H-1", "alice", "matter 2026-17", true, first); err != nil {
+			t.Fatal(err)
+		}
+		if err := store.SetHold(ctx, "H-1", "alice", "matter 2026-17", true, first.Add(time.Hour)); err != nil {
+			t.Fatalf("the same hold again: %v", err)
+		}
+		err := store.SetHold(ctx, "H-1", "bob", "CFPB exam", true, first.Add(2*time.Hour))
+		var held *HeldError
+		if !errors.As(err, &held) || held.Hold.SetBy != "alice" || held.Hold.Reason != "matter 2026-17" {
+			t.Fatalf("a hold for another reason: %v, want a HeldError naming alice's", err)
+		}
+		hs, err := store.Holds(ctx)
+		if err != nil || len(hs) != 1 || hs[0].SetBy != "alice" || hs[0].Reason != "matter 2026-17" || !hs[0].SetAt.Equal(first) {
+			t.Fatalf("holds: %+v, %v; want alice's, as first set", hs, err)
+		}
+		if err := store.SetHold(ctx, "H-1", "alice", "", false, first); err != nil {
+			t.Fatal(err)
+		}
+		if err := store.SetHold(ctx, "H-1", "bob", "CFPB exam", true, first); err != nil {
+			t.Fatalf("a hold for another reason once the first is lifted: %v", err)
+		}
+	})
+}

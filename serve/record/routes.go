@@ -294,6 +294,11 @@ func (h *routes) hold(on bool) fiber.Handler {
 		}
 		who := h.cfg.Principal(c)
 		if err := h.cfg.Store.SetHold(c.UserContext(), id, who, body.Reason, on, h.cfg.Now().UTC()); err != nil {
+			var held *HeldError
+			if errors.As(err, &held) {
+				h.audit(c, "legal hold refused", "application_id", id, "reason", body.Reason, "held_by", held.Hold.SetBy)
+				return &api.Error{Status: http.StatusConflict, Code: api.CodeConflict, Message: held.Error()}
+			}
 			return h.unavailable(c, err)
 		}
 		action := "legal hold set"

@@ -198,8 +198,17 @@ func TestRoutes(t *testing.T) {
 	if status, body, _ := get(t, app, "PUT", "/v1/decisions/A-1/legal-hold", "boss", `{"reason":"case 17"}`); status != 200 {
 		t.Fatalf("hold = %d: %s", status, body)
 	}
+	// A retry changes nothing; a second matter's hold does not replace the first's.
+	if status, body, _ := get(t, app, "PUT", "/v1/decisions/A-1/legal-hold", "boss", `{"reason":"case 17"}`); status != 200 {
+		t.Fatalf("the same hold again = %d: %s", status, body)
+	}
+	if status, body, _ := get(t, app, "PUT", "/v1/decisions/A-1/legal-hold", "boss", `{"reason":"exam 2027"}`); status != 409 ||
+		!bytes.Contains(body, []byte(`already under legal hold, set by boss`)) || !bytes.Contains(body, []byte(`case 17`)) {
+		t.Fatalf("a hold for another reason = %d: %s, want 409 naming the first", status, body)
+	}
 	status, body, _ = get(t, app, "GET", "/v1/legal-holds", "reader", "")
-	if status != 200 || !bytes.Contains(body, []byte(`"application_id":"A-1"`)) || !bytes.Contains(body, []byte(`"set_by":"boss"`)) {
+	if status != 200 || !bytes.Contains(body, []byte(`"application_id":"A-1"`)) || !bytes.Contains(body, []byte(`"set_by":"boss"`)) ||
+		!bytes.Contains(body, []byte(`"reason":"case 17"`)) {
 		t.Fatalf("holds = %d: %s", status, body)
 	}
 	if status, body, _ := get(t, app, "DELETE", "/v1/decisions/A-1/legal-hold", "boss", ""); status != 200 {
@@ -466,6 +475,10 @@ func TestLegalHoldReasonIsCountedInCharacters(t *testing.T) {
 		body, _ := json.Marshal(map[string]string{"reason": reason})
 		if status, got, _ := get(t, app, "PUT", "/v1/decisions/R-1/legal-hold", "boss", string(body)); status != want {
 			t.Errorf("a reason of %d characters (%d bytes): %d %s, want %d", len([]rune(reason)), len(reason), status, got, want)
+		}
+		// Lifted, so the next reason is a hold of its own, not a second matter's.
+		if status, got, _ := get(t, app, "DELETE", "/v1/decisions/R-1/legal-hold", "boss", ""); status != 200 {
+			t.Fatalf("lift: %d %s", status, got)
 		}
 	}
 }

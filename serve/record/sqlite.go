@@ -708,15 +708,16 @@ func (s *SQLite) SetHold(ctx context.Context, applicationID, by, reason string, 
 		_, err := s.execDurably(ctx, `DELETE FROM legal_holds WHERE application_id = ?`, applicationID)
 		return err
 	}
-	_, err := s.execDurably(ctx, `INSERT INTO legal_holds (application_id, set_at, set_by, reason) VALUES (?, ?, ?, ?)
-		ON CONFLICT (application_id) DO UPDATE SET set_at = excluded.set_at, set_by = excluded.set_by, reason = excluded.reason`,
-		applicationID, at.UnixMicro(), by, reason)
-	return err
+	n, err := s.execDurably(ctx, setHoldSQL, applicationID, at.UnixMicro(), by, reason)
+	if err != nil || n == 1 {
+		return err
+	}
+	return heldBy(ctx, sqlQuerier{s.r}, applicationID)
 }
 
 // Holds implements Store.
 func (s *SQLite) Holds(ctx context.Context) ([]Hold, error) {
-	return holdsOf(ctx, sqlQuerier{s.r})
+	return holdsOf(ctx, sqlQuerier{s.r}, "")
 }
 
 // Probe implements Store: a write to record_probe in the database, then an
