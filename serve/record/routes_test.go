@@ -23,6 +23,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
+	"mlservice/internal/schematest"
 	"mlservice/internal/servetest"
 	"mlservice/serve/api"
 	"mlservice/serve/decision"
@@ -420,6 +421,10 @@ func TestExportWithTheStoreDown(t *testing.T) {
 			t.Errorf("export with the store down: %d %s: %s, want 503 record_unavailable", status, hdr.Get("Content-Type"), body)
 		case after == 1 && (status != 200 || len(lines) != 2 || !bytes.Contains(lines[1], []byte(`"error"`))):
 			t.Errorf("export with the store down after a row: %d: %s, want 200 and an error line", status, body)
+		}
+		// The error line is in the contract, so a generated client reads it.
+		if err := schematest.OpenAPI(t).ValidateAnswer(schematest.Operation{Method: "GET", Path: "/v1/decisions"}, status, hdr, body); err != nil {
+			t.Errorf("export with the store down after %d rows: %v", after, err)
 		}
 	}
 }
